@@ -1,0 +1,132 @@
+"""The one configuration file: YAML validated by pydantic, secrets from the environment.
+
+Lookup order: `--config`, `$OUTDIAL_CONFIG`, `./outdial.yaml`, `/etc/outdial/outdial.yaml`, else
+built-in defaults. Unknown keys are errors; errors name the file, line and field path.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from agi.settings import AgiSettings, AudioSocketSettings
+from outdial.errors import UserError
+from outdial.yamlpos import YamlSyntaxError, load_located
+from store.settings import DatabaseSettings
+
+SEARCH_PATHS = (Path("outdial.yaml"), Path("/etc/outdial/outdial.yaml"))
+
+
+class LogSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    level: str = "INFO"
+    json_format: bool = Field(default=False, alias="json")
+
+
+class MetricsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9108, ge=0, le=65535)
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    state_dir: Path = Path(".outdial")
+    # Region used to read numbers written without a country code.
+    default_region: str = Field(default="US", min_length=2, max_length=2)
+    database: DatabaseSettings = DatabaseSettings()
+    log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    agi: AgiSettings = AgiSettings()
+    audiosocket: AudioSocketSettings = AudioSocketSettings()
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    config: Config
+    source: Path | None  # None: built-in defaults
+
+
+class ConfigError(UserError):
+    pass
+
+
+def find_config_file(explicit: Path | None) -> Path | None:
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("OUTDIAL_CONFIG")
+    if env:
+        return Path(env)
+    return next((p for p in SEARCH_PATHS if p.is_file()), None)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+
+
+def _apply_environment(data: dict[str, Any]) -> None:
+    """Secrets and the state directory come from the environment when set."""
+    if url := os.environ.get("OUTDIAL_DATABASE_URL"):
+        data.setdefault("database", {})["url"] = url
+    if state := os.environ.get("OUTDIAL_STATE_DIR"):
+        data["state_dir"] = state
+
+
+def parse_config(text: str, filename: str) -> Config:
+    try:
+        located = load_located(text)
+    except YamlSyntaxError as exc:
+        raise ConfigError(f"{filename}:{exc.line}:{exc.column}: {exc}") from exc
+    data = located.data if located.data is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{filename}:1:1: the config must be a mapping of sections")
+    _apply_environment(data)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            line, column = located.position(loc)
+            field_path = ".".join(str(p) for p in loc) or "(top)"
+            lines.append(f"{filename}:{line}:{column}: {field_path}: {error['msg']}")
+        raise ConfigError("\n".join(lines)) from exc
+
+
+def load_config(explicit: Path | None = None) -> LoadedConfig:
+    path = find_config_file(explicit)
+    if path is None:
+        return LoadedConfig(parse_config("{}", "(defaults)"), None)
+    return LoadedConfig(parse_config(_read(path), str(path)), path)
+
+
+def masked_dump(config: Config) -> dict[str, Any]:
+    """The effective config as plain data with every secret shown as ********."""
+
+    def mask(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return "********"
+        if isinstance(value, dict):
+            return {k: mask(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mask(v) for v in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    return mask(config.model_dump(by_alias=True))

@@ -1,0 +1,43 @@
+"""What every CLI command shares: the config file choice, loaded once on demand."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+
+from outdial.config import LoadedConfig, load_config
+
+T = TypeVar("T")
+
+
+@dataclass
+class CliState:
+    config_path: Path | None = None
+    _loaded: LoadedConfig | None = field(default=None, repr=False)
+
+    @property
+    def loaded(self) -> LoadedConfig:
+        if self._loaded is None:
+            self._loaded = load_config(self.config_path)
+        return self._loaded
+
+
+def cli_state(ctx: typer.Context) -> CliState:
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliState):
+        root.obj = CliState()
+    return root.obj
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine on uvloop when it is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)

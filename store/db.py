@@ -1,0 +1,64 @@
+"""The database handle: an asyncpg pool on a configured URL or on the embedded server."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+
+from store.embedded import EmbeddedPostgres, start_embedded_async
+from store.migrate import migrate
+from store.settings import DatabaseSettings
+
+log = logging.getLogger(__name__)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb columns in and out as Python objects everywhere.
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(url: str, settings: DatabaseSettings) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        url,
+        min_size=settings.pool_min,
+        max_size=settings.pool_max,
+        timeout=settings.connect_timeout_s,
+        init=_init_connection,
+    )
+
+
+@dataclass
+class Database:
+    """Owns the pool and, in embedded mode, the server process."""
+
+    url: str
+    pool: asyncpg.Pool
+    embedded: EmbeddedPostgres | None = None
+    applied: list[str] = field(default_factory=list)
+
+    @classmethod
+    async def open(
+        cls, settings: DatabaseSettings, state_dir: Path, *, run_migrations: bool = True
+    ) -> Database:
+        embedded = None
+        if settings.url is not None:
+            url = settings.url.get_secret_value()
+        else:
+            embedded = await start_embedded_async(state_dir)
+            url = embedded.url
+        pool = await create_pool(url, settings)
+        applied: list[str] = []
+        if run_migrations:
+            async with pool.acquire() as conn:
+                applied = [f"{m.version:03d}_{m.name}" for m in await migrate(conn)]
+        return cls(url=url, pool=pool, embedded=embedded, applied=applied)
+
+    async def close(self) -> None:
+        await self.pool.close()
+        if self.embedded is not None:
+            self.embedded.stop()

@@ -1,0 +1,93 @@
+"""Shared fixtures: one real PostgreSQL per test session, a fresh migrated database per test.
+
+With `OUTDIAL_DATABASE_URL` set the tests use that server (they create and drop their own
+databases on it); otherwise an embedded PostgreSQL runs in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from store.db import create_pool
+from store.embedded import EmbeddedPostgres, start_embedded
+from store.migrate import migrate
+from store.settings import DatabaseSettings
+
+TEMPLATE_DB = "outdial_test_template"
+_db_numbers = itertools.count(1)
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL pointing at database `name` (query string, e.g. host=, kept)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres | str]:
+    """The server: an EmbeddedPostgres we own, or the URL from the environment."""
+    external = os.environ.get("OUTDIAL_DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = start_embedded(tmp_path_factory.mktemp("pg"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(pg_server: EmbeddedPostgres | str) -> str:
+    return pg_server if isinstance(pg_server, str) else pg_server.url
+
+
+@pytest.fixture(scope="session")
+async def pg_template(pg_admin_url: str) -> str:
+    """A migrated template database; each test's database is a cheap copy of it."""
+    admin = await asyncpg.connect(pg_admin_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {TEMPLATE_DB}")
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(with_database(pg_admin_url, TEMPLATE_DB))
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return TEMPLATE_DB
+
+
+@pytest.fixture
+async def pg_url(pg_admin_url: str, pg_template: str) -> AsyncIterator[str]:
+    """URL of a fresh, migrated database for this test alone."""
+    name = f"outdial_t{os.getpid()}_{next(_db_numbers)}"
+    admin = await asyncpg.connect(pg_admin_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {pg_template}")
+    finally:
+        await admin.close()
+    yield with_database(pg_admin_url, name)
+    admin = await asyncpg.connect(pg_admin_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def db_pool(pg_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(pg_url, DatabaseSettings())
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
