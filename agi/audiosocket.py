@@ -1,0 +1,404 @@
+"""AudioSocket: the media half of a live call (Asterisk `app_audiosocket`).
+
+Frames are `kind (1 byte) | length (2 bytes, big-endian) | payload`: `0x01` the call's
+16-byte UUID (first), `0x10` 8 kHz signed 16-bit LE mono audio, `0x03` one DTMF digit, `0x00`
+hang-up, `0xff` an error code. Asterisk hangs up with a plain TCP close as often as with
+`0x00`, and sends nothing at all while the far end is silent (see asterisk-captures), so every
+timer in the call runs on the wall clock, never on frame counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+HEADER_BYTES = 3
+FRAME_BYTES = 320  # 20 ms of 8 kHz 16-bit mono
+FRAME_SECONDS = 0.020
+MAX_PAYLOAD = 65535
+
+
+class Kind(enum.IntEnum):
+    HANGUP = 0x00
+    UUID = 0x01
+    DTMF = 0x03
+    AUDIO = 0x10
+    ERROR = 0xFF
+
+
+class FrameError(Exception):
+    """A frame that breaks the protocol; the connection is closed and counted."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Frame:
+    kind: Kind
+    payload: bytes
+
+
+def encode_frame(kind: Kind, payload: bytes = b"") -> bytes:
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    return bytes((kind,)) + len(payload).to_bytes(2, "big") + payload
+
+
+def _check_payload(kind: Kind, payload: bytes) -> None:
+    size = len(payload)
+    if kind is Kind.UUID and size != 16:
+        raise FrameError("bad_uuid", f"UUID frame of {size} bytes, expected 16")
+    if kind is Kind.DTMF and (size != 1 or chr(payload[0]) not in "0123456789*#ABCD"):
+        raise FrameError("bad_dtmf", f"DTMF frame {payload[:4]!r}")
+    if kind is Kind.AUDIO and (size == 0 or size % 2):
+        raise FrameError("bad_audio", f"audio frame of {size} bytes is not whole 16-bit samples")
+
+
+async def read_frame(reader: asyncio.StreamReader) -> Frame | None:
+    """The next frame, or None on a clean close between frames."""
+    try:
+        header = await reader.readexactly(HEADER_BYTES)
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial:
+            raise FrameError("truncated", f"header cut after {len(exc.partial)} bytes") from exc
+        return None
+    try:
+        kind = Kind(header[0])
+    except ValueError as exc:
+        raise FrameError("unknown_kind", f"frame kind 0x{header[0]:02x}") from exc
+    length = int.from_bytes(header[1:3], "big")
+    try:
+        payload = await reader.readexactly(length)
+    except asyncio.IncompleteReadError as exc:
+        got = len(exc.partial)
+        raise FrameError("truncated", f"payload cut at {got} of {length} bytes") from exc
+    _check_payload(kind, payload)
+    return Frame(kind, payload)
+
+
+# --- inbound events -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AudioIn:
+    pcm: bytes
+    at: float  # time.monotonic() on arrival
+
+
+@dataclass(frozen=True)
+class DtmfIn:
+    digit: str
+    at: float
+
+
+@dataclass(frozen=True)
+class HangupIn:
+    at: float
+    reason: str  # "close", "hangup_frame", "error_frame", or a FrameError reason
+
+
+MediaEvent = AudioIn | DtmfIn | HangupIn
+
+
+# --- outbound playback ----------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Playback:
+    """One prompt being played; `done` resolves True when finished, False when cut off."""
+
+    interruptible: bool = True
+    buffer: bytearray = field(default_factory=bytearray)
+    complete: bool = False  # the producer has appended everything
+    first_frame_at: float | None = None
+    stopped_at: float | None = None
+    frames_sent: int = 0
+    done: asyncio.Future[bool] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    def feed(self, pcm: bytes) -> None:
+        self.buffer.extend(pcm)
+
+    def finish(self) -> None:
+        self.complete = True
+
+    def next_frame(self) -> bytes | None:
+        if len(self.buffer) >= FRAME_BYTES:
+            frame = bytes(self.buffer[:FRAME_BYTES])
+            del self.buffer[:FRAME_BYTES]
+            return frame
+        if self.complete and self.buffer:
+            frame = bytes(self.buffer).ljust(FRAME_BYTES, b"\x00")
+            self.buffer.clear()
+            return frame
+        return None  # starved (TTS still working) or finished
+
+    @property
+    def drained(self) -> bool:
+        return self.complete and not self.buffer
+
+
+class MediaConnection:
+    """One accepted AudioSocket connection: inbound events, paced outbound audio."""
+
+    def __init__(
+        self, call_uuid: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.uuid = call_uuid
+        self._reader = reader
+        self._writer = writer
+        self.events: asyncio.Queue[MediaEvent] = asyncio.Queue()
+        self.playback: Playback | None = None
+        self.closed = asyncio.Event()
+        self.frames_out = 0
+        self.frames_in = 0
+
+    # inbound
+    async def pump(self, on_error: Callable[[str], None]) -> None:
+        """Read frames until hang-up or close; every outcome ends with one HangupIn."""
+        reason = "close"
+        try:
+            while True:
+                frame = await read_frame(self._reader)
+                now = time.monotonic()
+                if frame is None:
+                    break
+                if frame.kind is Kind.AUDIO:
+                    self.frames_in += 1
+                    self.events.put_nowait(AudioIn(frame.payload, now))
+                elif frame.kind is Kind.DTMF:
+                    self.events.put_nowait(DtmfIn(chr(frame.payload[0]), now))
+                elif frame.kind is Kind.HANGUP:
+                    reason = "hangup_frame"
+                    break
+                elif frame.kind is Kind.ERROR:
+                    reason = "error_frame"
+                    break
+                # A repeated UUID frame carries nothing new: ignore it.
+        except FrameError as exc:
+            reason = exc.reason
+            on_error(exc.reason)
+            log.warning("AudioSocket %s: %s", self.uuid, exc)
+        except (ConnectionError, OSError) as exc:
+            reason = "reset"
+            log.info("AudioSocket %s reset: %s", self.uuid, exc)
+        self._end_playback(time.monotonic())
+        self.events.put_nowait(HangupIn(time.monotonic(), reason))
+        self.closed.set()
+
+    # outbound
+    def start_playback(self, playback: Playback) -> None:
+        """Replace whatever is playing; the media clock sends it frame by frame."""
+        self._end_playback(time.monotonic())
+        self.playback = playback
+
+    def stop_playback(self) -> Playback | None:
+        """Barge-in: stop sending now (the next clock tick sends nothing)."""
+        stopped = self.playback
+        self._end_playback(time.monotonic())
+        return stopped
+
+    def _end_playback(self, now: float) -> None:
+        playback, self.playback = self.playback, None
+        if playback is not None and not playback.done.done():
+            playback.stopped_at = now
+            playback.done.set_result(False)
+
+    def tick(self, now: float) -> bool:
+        """Send at most one frame; returns False once the connection is closed."""
+        if self.closed.is_set() or self._writer.is_closing():
+            return False
+        playback = self.playback
+        if playback is None:
+            return True
+        frame = playback.next_frame()
+        if frame is not None:
+            if playback.first_frame_at is None:
+                playback.first_frame_at = now
+            playback.frames_sent += 1
+            self.frames_out += 1
+            self._writer.write(encode_frame(Kind.AUDIO, frame))
+        elif playback.drained:
+            self.playback = None
+            playback.stopped_at = now
+            if not playback.done.done():
+                playback.done.set_result(True)
+        return True
+
+    async def close(self) -> None:
+        """End the media: Asterisk's `EXEC AudioSocket` returns and the dialplan goes on."""
+        self._end_playback(time.monotonic())
+        self.closed.set()
+        self._writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await self._writer.wait_closed()
+
+
+class MediaClock:
+    """One 20 ms ticker for every call: each tick sends the next frame of each live prompt.
+
+    Deadlines are `start + n * 20 ms` (no drift). When the loop stalls, the missed ticks are
+    skipped and counted as late rather than sent in a burst.
+    """
+
+    def __init__(self, on_late: Callable[[int], None] | None = None) -> None:
+        self._connections: set[MediaConnection] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._on_late = on_late or (lambda n: None)
+        self.late_ticks = 0
+
+    def add(self, connection: MediaConnection) -> None:
+        self._connections.add(connection)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def discard(self, connection: MediaConnection) -> None:
+        self._connections.discard(connection)
+
+    async def _run(self) -> None:
+        start = time.monotonic()
+        n = 0
+        while self._connections:
+            n += 1
+            deadline = start + n * FRAME_SECONDS
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now = time.monotonic()
+            behind = int((now - deadline) / FRAME_SECONDS)
+            if behind >= 2:
+                self.late_ticks += behind
+                self._on_late(behind)
+                n += behind
+            for connection in list(self._connections):
+                if not connection.tick(now):
+                    self._connections.discard(connection)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class UuidRegistry:
+    """One-time UUIDs handed out by live AGI sessions; anything else is refused."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, asyncio.Future[MediaConnection]] = {}
+
+    def register(self) -> tuple[str, asyncio.Future[MediaConnection]]:
+        call_uuid = str(uuid.uuid4())
+        future: asyncio.Future[MediaConnection] = asyncio.get_running_loop().create_future()
+        self._waiting[call_uuid] = future
+        return call_uuid, future
+
+    def forget(self, call_uuid: str) -> None:
+        future = self._waiting.pop(call_uuid, None)
+        if future is not None and not future.done():
+            future.cancel()
+
+    def claim(self, call_uuid: str) -> asyncio.Future[MediaConnection] | None:
+        """Take the UUID's waiting session (once); None for unknown or reused UUIDs."""
+        future = self._waiting.pop(call_uuid, None)
+        if future is None or future.done():
+            return None
+        return future
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+
+class AudioSocketServer:
+    """Accepts AudioSocket connections for registered UUIDs and hands them to their session."""
+
+    def __init__(
+        self,
+        registry: UuidRegistry,
+        clock: MediaClock,
+        *,
+        on_reject: Callable[[str], None] | None = None,
+        first_frame_timeout: float = 5.0,
+    ) -> None:
+        self.registry = registry
+        self.clock = clock
+        self._on_reject = on_reject or (lambda reason: None)
+        self._first_frame_timeout = first_frame_timeout
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.rejected: dict[str, int] = {}
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await asyncio.start_server(self._accept, host, port)
+        return self._server.sockets[0].getsockname()[1]
+
+    def _reject(self, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self._on_reject(reason)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            writer.close()  # server shutdown; the connection task ends here
+        finally:
+            self._tasks.discard(task)
+
+    async def _identify(self, reader: asyncio.StreamReader) -> str:
+        async with asyncio.timeout(self._first_frame_timeout):
+            frame = await read_frame(reader)
+        if frame is None:
+            raise FrameError("no_uuid", "closed before the UUID frame")
+        if frame.kind is not Kind.UUID:
+            raise FrameError("no_uuid", f"first frame is {frame.kind.name}, not UUID")
+        return str(uuid.UUID(bytes=frame.payload))
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            call_uuid = await self._identify(reader)
+        except FrameError as exc:
+            self._reject(exc.reason)
+            log.warning("AudioSocket connection refused: %s", exc)
+            writer.close()
+            return
+        except (TimeoutError, ConnectionError, OSError) as exc:
+            self._reject("no_uuid")
+            log.warning("AudioSocket connection refused: %s", type(exc).__name__)
+            writer.close()
+            return
+        waiting = self.registry.claim(call_uuid)
+        if waiting is None:
+            self._reject("unknown_uuid")
+            log.warning("AudioSocket connection with unregistered UUID %s refused", call_uuid)
+            writer.close()
+            return
+        connection = MediaConnection(call_uuid, reader, writer)
+        waiting.set_result(connection)
+        self.clock.add(connection)
+        try:
+            await connection.pump(self._reject)
+        finally:
+            self.clock.discard(connection)
+            writer.close()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await self.clock.stop()

@@ -1,0 +1,163 @@
+"""Per-call agitation score: prosody against the caller's own calm baseline, plus lexical cues.
+
+People differ far more from each other than one person does from calm to upset, so every
+acoustic feature is compared with the first few utterances of the same call (z-scores with a
+floor on the spread). The z-scores and the lexical cues from nlu are combined in a logistic of
+a weighted sum (weights in `AgitationWeights`), and a two-threshold hysteresis turns the score
+into a state that does not flap from turn to turn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from emotion.features import ProsodyFeatures
+from emotion.settings import EmotionSettings
+
+AgitationState = Literal["calm", "agitated"]
+
+# The acoustic features that get a z-score, as named in `StdFloors` and `AgitationWeights`.
+ACOUSTIC_FEATURES = (
+    "f0_median",
+    "f0_spread",
+    "energy_median",
+    "energy_spread",
+    "speaking_rate",
+    "pause_ratio",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LexicalCues:
+    """What nlu heard in the turn: complaint intent, a stop request, a repeat request
+    ("what?", "say again"), profanity."""
+
+    complaint: bool = False
+    stop: bool = False
+    repeat: bool = False
+    profanity: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AgitationReading:
+    """One turn's result, to be logged with the turn."""
+
+    score: float
+    state: AgitationState
+    z: dict[str, float]
+    features: ProsodyFeatures
+    cues: LexicalCues
+    baseline_utterances: int
+
+
+@dataclass(slots=True)
+class _Baseline:
+    values: dict[str, list[float]] = field(
+        default_factory=lambda: {name: [] for name in ACOUSTIC_FEATURES}
+    )
+    rate_source: str | None = None
+    utterances: int = 0
+
+
+class AgitationTracker:
+    """Tracks one call. Feed every customer utterance, in order, to `update`."""
+
+    def __init__(self, settings: EmotionSettings | None = None) -> None:
+        self._settings = settings or EmotionSettings()
+        self._baseline = _Baseline()
+        self._state: AgitationState = "calm"
+        self._recent_repeats: deque[bool] = deque(maxlen=self._settings.repeat_window_turns)
+
+    @property
+    def state(self) -> AgitationState:
+        return self._state
+
+    def update(
+        self, features: ProsodyFeatures, cues: LexicalCues | None = None
+    ) -> AgitationReading:
+        """Score one utterance, move the hysteresis state and return the reading.
+
+        Utterances join the baseline until it holds `baseline_utterances` voiced ones, but only
+        while the call reads calm, so a caller who is upset from the start cannot teach the
+        tracker that upset is normal. Until the first baseline utterance exists the acoustic
+        z-scores are 0 and only lexical cues count.
+        """
+        cues = cues or LexicalCues()
+        self._recent_repeats.append(cues.repeat)
+        if not self._settings.enabled:
+            return self._reading(0.0, {}, features, cues)
+        z = self._z_scores(features)
+        score = self._score(z, cues)
+        self._advance_state(score)
+        if (
+            self._state == "calm"
+            and features.has_voice
+            and self._baseline.utterances < self._settings.baseline_utterances
+        ):
+            self._add_to_baseline(features)
+        return self._reading(score, z, features, cues)
+
+    def _reading(
+        self, score: float, z: dict[str, float], features: ProsodyFeatures, cues: LexicalCues
+    ) -> AgitationReading:
+        return AgitationReading(score, self._state, z, features, cues, self._baseline.utterances)
+
+    def _z_scores(self, features: ProsodyFeatures) -> dict[str, float]:
+        current = _feature_values(features)
+        if features.rate_source != self._baseline.rate_source:
+            # Words/s and energy peaks/s are different scales: only compare like with like.
+            current.pop("speaking_rate", None)
+        floors = self._settings.std_floors.model_dump()
+        clip = self._settings.z_clip
+        z: dict[str, float] = {}
+        for name, value in current.items():
+            history = self._baseline.values[name]
+            if not history:
+                continue
+            spread = max(float(np.std(history, ddof=1)) if len(history) > 1 else 0.0, floors[name])
+            z[name] = float(np.clip((value - float(np.mean(history))) / spread, -clip, clip))
+        return z
+
+    def _score(self, z: dict[str, float], cues: LexicalCues) -> float:
+        weights = self._settings.weights
+        total = weights.bias + sum(getattr(weights, name) * value for name, value in z.items())
+        total += weights.complaint * cues.complaint + weights.stop * cues.stop
+        total += weights.profanity * cues.profanity
+        # One "what?" is ordinary; each further one in the recent turns adds up.
+        total += weights.repeat * max(0, sum(self._recent_repeats) - 1)
+        return 1.0 / (1.0 + math.exp(-total))
+
+    def _advance_state(self, score: float) -> None:
+        if self._state == "calm" and score >= self._settings.high:
+            self._state = "agitated"
+        elif self._state == "agitated" and score < self._settings.low:
+            self._state = "calm"
+
+    def _add_to_baseline(self, features: ProsodyFeatures) -> None:
+        baseline = self._baseline
+        if baseline.rate_source is None:
+            baseline.rate_source = features.rate_source
+        values = _feature_values(features)
+        if features.rate_source != baseline.rate_source:
+            values.pop("speaking_rate", None)
+        for name, value in values.items():
+            baseline.values[name].append(value)
+        baseline.utterances += 1
+
+
+def _feature_values(features: ProsodyFeatures) -> dict[str, float]:
+    """The features on the scale they are compared on; rate in log so changes are relative."""
+    raw = {
+        "f0_median": features.f0_median_st,
+        "f0_spread": features.f0_spread_st,
+        "energy_median": features.energy_median_dbfs,
+        "energy_spread": features.energy_spread_db,
+        "speaking_rate": (math.log(features.speaking_rate) if features.speaking_rate else None),
+        "pause_ratio": features.pause_ratio if features.has_voice else None,
+    }
+    return {name: value for name, value in raw.items() if value is not None}

@@ -1,0 +1,190 @@
+"""Per-utterance prosody features from telephone audio: pitch, loudness, pace and pauses.
+
+Frames are 32 ms long with a 20 ms hop (one AudioSocket frame), which at 8 kHz fits two
+periods of the lowest pitch searched (65 Hz) and keeps `librosa.yin` around 1 ms per 3 s.
+A frame is *active* (speech) when it is loud enough, and *voiced* when it is active and also
+periodic: the signal correlates with itself one yin period later. Pitch and loudness statistics
+use voiced frames only, so breath, fricatives and line noise do not bend them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import librosa
+import numpy as np
+import scipy.signal
+import soxr
+
+RATE = 8000
+FRAME_LENGTH = 256
+HOP_LENGTH = 160
+FMIN_HZ = 65.0
+FMAX_HZ = 500.0
+# Semitones are measured from A1 (55 Hz), below any speaking voice, so they are all positive.
+SEMITONE_REFERENCE_HZ = 55.0
+
+# A frame is active when it is within this much of the utterance's loudest frame and above an
+# absolute floor that sits over a normal telephone line's noise.
+_ACTIVE_RANGE_DB = 35.0
+_ACTIVE_FLOOR_DBFS = -50.0
+# Normalised self-correlation at the yin period above which a frame counts as voiced.
+_PERIODICITY_THRESHOLD = 0.6
+# Syllable nuclei: peaks in the smoothed voiced-energy envelope this prominent and this far apart
+# (60 ms caps the count at about 16 per second, above any speaker).
+_PEAK_PROMINENCE_DB = 2.0
+_PEAK_MIN_DISTANCE_FRAMES = 3
+_ENVELOPE_SMOOTHING_FRAMES = 2
+# Below this many voiced frames (100 ms) an utterance has no usable pitch or loudness.
+MIN_VOICED_FRAMES = 5
+
+_EPSILON = 1e-10
+
+
+@dataclass(frozen=True, slots=True)
+class WordTiming:
+    """One recognised word, times in seconds from the start of the utterance (Vosk `result`)."""
+
+    start: float
+    end: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.start <= self.end:
+            raise ValueError(f"word timing needs 0 <= start <= end, got {self.start}..{self.end}")
+
+
+@dataclass(frozen=True, slots=True)
+class ProsodyFeatures:
+    """Prosody of one utterance. Pitch/loudness/rate are None when too little was voiced.
+
+    Spreads are interquartile ranges: robust to the odd octave error of a frame-wise tracker.
+    `speaking_rate` is words per second of speech with ASR timings (`rate_source="asr_words"`),
+    otherwise syllable-like energy peaks per voiced second (`"energy_peaks"`); the two are on
+    different scales, so only compare rates from the same source.
+    """
+
+    duration_s: float
+    voiced_s: float
+    f0_median_st: float | None
+    f0_spread_st: float | None
+    energy_median_dbfs: float | None
+    energy_spread_db: float | None
+    speaking_rate: float | None
+    rate_source: Literal["asr_words", "energy_peaks"]
+    pause_ratio: float
+
+    @property
+    def has_voice(self) -> bool:
+        return self.f0_median_st is not None
+
+
+def extract_features(
+    pcm: np.ndarray, rate: int = RATE, words: list[WordTiming] | None = None
+) -> ProsodyFeatures:
+    """Prosody features of one utterance of mono int16 PCM (resampled to 8 kHz if needed)."""
+    audio = _to_float_8k(pcm, rate)
+    frames = librosa.util.frame(
+        np.pad(audio, (0, max(0, FRAME_LENGTH - audio.size))),
+        frame_length=FRAME_LENGTH,
+        hop_length=HOP_LENGTH,
+        axis=0,
+    )
+    energy_db = 10.0 * np.log10(np.mean(frames**2, axis=1) + _EPSILON)
+    active = (energy_db > energy_db.max() - _ACTIVE_RANGE_DB) & (energy_db > _ACTIVE_FLOOR_DBFS)
+    f0 = librosa.yin(
+        audio,
+        fmin=FMIN_HZ,
+        fmax=FMAX_HZ,
+        sr=RATE,
+        frame_length=FRAME_LENGTH,
+        hop_length=HOP_LENGTH,
+        center=False,
+    )[: frames.shape[0]]
+    voiced = active & (_periodicity(frames, f0) >= _PERIODICITY_THRESHOLD)
+    duration_s = audio.size / RATE
+    voiced_s = float(voiced.sum()) * HOP_LENGTH / RATE
+    pause_ratio = _pause_ratio(active)
+    if words:
+        rate_source: Literal["asr_words", "energy_peaks"] = "asr_words"
+        speaking_rate: float | None = _words_per_second(words)
+    else:
+        rate_source = "energy_peaks"
+        speaking_rate = None
+    if voiced.sum() < MIN_VOICED_FRAMES:
+        return ProsodyFeatures(
+            duration_s, voiced_s, None, None, None, None, speaking_rate, rate_source, pause_ratio
+        )
+    semitones = 12.0 * np.log2(f0[voiced] / SEMITONE_REFERENCE_HZ)
+    if speaking_rate is None:
+        speaking_rate = _energy_peaks(energy_db, voiced) / voiced_s
+    return ProsodyFeatures(
+        duration_s=duration_s,
+        voiced_s=voiced_s,
+        f0_median_st=float(np.median(semitones)),
+        f0_spread_st=_iqr(semitones),
+        energy_median_dbfs=float(np.median(energy_db[voiced])),
+        energy_spread_db=_iqr(energy_db[voiced]),
+        speaking_rate=speaking_rate,
+        rate_source=rate_source,
+        pause_ratio=pause_ratio,
+    )
+
+
+def _to_float_8k(pcm: np.ndarray, rate: int) -> np.ndarray:
+    if not isinstance(pcm, np.ndarray) or pcm.dtype != np.int16 or pcm.ndim != 1:
+        raise ValueError("pcm must be a one-dimensional int16 numpy array (mono PCM)")
+    if isinstance(rate, bool) or not isinstance(rate, int) or rate < RATE:
+        raise ValueError(f"rate must be an integer sample rate of at least {RATE} Hz, got {rate!r}")
+    if pcm.size == 0:
+        raise ValueError("pcm is empty: an utterance needs at least one sample")
+    audio = pcm.astype(np.float32) / 32768.0
+    return audio if rate == RATE else soxr.resample(audio, rate, RATE)
+
+
+def _periodicity(frames: np.ndarray, f0: np.ndarray) -> np.ndarray:
+    """Normalised correlation of each frame with itself one estimated period later."""
+    periods = np.clip(np.round(RATE / f0).astype(np.intp), 1, FRAME_LENGTH // 2)
+    window = FRAME_LENGTH // 2
+    offsets = np.arange(window)
+    rows = np.arange(frames.shape[0])[:, None]
+    head = frames[rows, offsets[None, :]]
+    lagged = frames[rows, offsets[None, :] + periods[:, None]]
+    numerator = np.sum(head * lagged, axis=1)
+    denominator = np.sqrt(np.sum(head**2, axis=1) * np.sum(lagged**2, axis=1)) + _EPSILON
+    return numerator / denominator
+
+
+def _pause_ratio(active: np.ndarray) -> float:
+    """Share of silent frames between the first and the last active frame.
+
+    Silence before and after speech is the endpointer's doing, not the speaker's, so it is left
+    out.
+    """
+    indices = np.flatnonzero(active)
+    if indices.size == 0:
+        return 0.0
+    span = active[indices[0] : indices[-1] + 1]
+    return float(1.0 - span.mean())
+
+
+def _energy_peaks(energy_db: np.ndarray, voiced: np.ndarray) -> int:
+    """Count syllable-like peaks of the smoothed loudness envelope inside voiced stretches."""
+    kernel = np.ones(_ENVELOPE_SMOOTHING_FRAMES) / _ENVELOPE_SMOOTHING_FRAMES
+    envelope = np.convolve(np.where(voiced, energy_db, energy_db.min()), kernel, mode="same")
+    peaks, _ = scipy.signal.find_peaks(
+        envelope, prominence=_PEAK_PROMINENCE_DB, distance=_PEAK_MIN_DISTANCE_FRAMES
+    )
+    return int(voiced[peaks].sum())
+
+
+def _words_per_second(words: list[WordTiming]) -> float:
+    span = max(word.end for word in words) - min(word.start for word in words)
+    if span <= 0:
+        raise ValueError("word timings must span a positive time (end after start)")
+    return len(words) / span
+
+
+def _iqr(values: np.ndarray) -> float:
+    q75, q25 = np.percentile(values, [75, 25])
+    return float(q75 - q25)

@@ -1,0 +1,171 @@
+"""AgitationTracker: baseline, z-scores with floors, lexical cues, hysteresis."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+
+from emotion.agitation import AgitationTracker, LexicalCues
+from emotion.features import ProsodyFeatures
+from emotion.settings import EmotionSettings
+
+CALM = ProsodyFeatures(
+    duration_s=2.0,
+    voiced_s=1.0,
+    f0_median_st=12.0,
+    f0_spread_st=2.0,
+    energy_median_dbfs=-25.0,
+    energy_spread_db=6.0,
+    speaking_rate=5.0,
+    rate_source="energy_peaks",
+    pause_ratio=0.1,
+)
+ANGRY = replace(CALM, f0_median_st=16.0, energy_median_dbfs=-17.0, speaking_rate=6.5)
+SILENT = replace(
+    CALM,
+    voiced_s=0.0,
+    f0_median_st=None,
+    f0_spread_st=None,
+    energy_median_dbfs=None,
+    energy_spread_db=None,
+    speaking_rate=None,
+)
+
+
+def _calm_baseline(settings: EmotionSettings | None = None) -> AgitationTracker:
+    settings = settings or EmotionSettings()
+    tracker = AgitationTracker(settings)
+    for _ in range(settings.baseline_utterances):
+        tracker.update(CALM)
+    return tracker
+
+
+def test_first_utterance_has_no_acoustic_evidence() -> None:
+    reading = AgitationTracker().update(ANGRY)
+    bias = EmotionSettings().weights.bias
+    assert reading.z == {}
+    assert reading.score == pytest.approx(1 / (1 + math.exp(-bias)))
+    assert reading.state == "calm"
+    assert reading.baseline_utterances == 1  # it now starts the baseline
+
+
+def test_calm_after_calm_baseline_stays_calm() -> None:
+    reading = _calm_baseline().update(CALM)
+    assert reading.state == "calm"
+    assert reading.score < 0.1
+    assert all(value == pytest.approx(0.0) for value in reading.z.values())
+    assert set(reading.z) == {
+        "f0_median",
+        "f0_spread",
+        "energy_median",
+        "energy_spread",
+        "speaking_rate",
+        "pause_ratio",
+    }
+
+
+def test_raised_pitch_loudness_and_pace_become_agitated() -> None:
+    reading = _calm_baseline().update(ANGRY)
+    assert reading.state == "agitated"
+    assert reading.score >= EmotionSettings().high
+    assert reading.features is ANGRY
+
+
+def test_constant_baseline_uses_the_std_floors() -> None:
+    floors = EmotionSettings().std_floors
+    reading = _calm_baseline().update(replace(CALM, f0_median_st=13.0, speaking_rate=5.5))
+    assert reading.z["f0_median"] == pytest.approx(1.0 / floors.f0_median)
+    assert reading.z["speaking_rate"] == pytest.approx(math.log(5.5 / 5.0) / floors.speaking_rate)
+
+
+def test_z_scores_are_clipped() -> None:
+    settings = EmotionSettings(z_clip=2.5)
+    reading = _calm_baseline(settings).update(replace(CALM, f0_median_st=40.0))
+    assert reading.z["f0_median"] == pytest.approx(2.5)
+
+
+def test_baseline_std_above_the_floor_is_used() -> None:
+    tracker = AgitationTracker()
+    for level in (-30.0, -25.0, -20.0):
+        tracker.update(replace(CALM, energy_median_dbfs=level))
+    reading = tracker.update(replace(CALM, energy_median_dbfs=-15.0))
+    assert reading.z["energy_median"] == pytest.approx(10.0 / 5.0)
+
+
+def test_hysteresis_holds_agitation_until_the_score_falls_below_low() -> None:
+    settings = EmotionSettings(high=0.7, low=0.3)
+    tracker = _calm_baseline(settings)
+    assert tracker.update(ANGRY).state == "agitated"
+    # Between low and high: a calm voice with a complaint stays agitated...
+    between = tracker.update(CALM, LexicalCues(complaint=True, stop=True))
+    assert settings.low <= between.score < settings.high
+    assert between.state == "agitated"
+    # ...and only a clearly calm turn releases it.
+    released = tracker.update(CALM)
+    assert released.score < settings.low
+    assert released.state == "calm"
+    assert tracker.state == "calm"
+
+
+def test_lexical_cues_raise_the_score() -> None:
+    plain = _calm_baseline().update(CALM).score
+    for cues in (LexicalCues(complaint=True), LexicalCues(stop=True), LexicalCues(profanity=True)):
+        assert _calm_baseline().update(CALM, cues).score > plain
+    all_cues = LexicalCues(complaint=True, stop=True, profanity=True)
+    assert _calm_baseline().update(CALM, all_cues).state == "agitated"
+
+
+def test_only_repeated_repeat_requests_count() -> None:
+    tracker = _calm_baseline()
+    plain = tracker.update(CALM).score
+    first = tracker.update(CALM, LexicalCues(repeat=True)).score
+    second = tracker.update(CALM, LexicalCues(repeat=True)).score
+    assert first == pytest.approx(plain)
+    assert second > first
+
+
+def test_repeat_requests_age_out_of_the_window() -> None:
+    tracker = _calm_baseline(EmotionSettings(repeat_window_turns=2))
+    plain = tracker.update(CALM).score
+    tracker.update(CALM, LexicalCues(repeat=True))
+    tracker.update(CALM)
+    tracker.update(CALM)
+    assert tracker.update(CALM, LexicalCues(repeat=True)).score == pytest.approx(plain)
+
+
+def test_unvoiced_and_agitated_utterances_do_not_join_the_baseline() -> None:
+    tracker = AgitationTracker(EmotionSettings(baseline_utterances=2))
+    tracker.update(CALM)
+    assert tracker.update(SILENT).baseline_utterances == 1
+    assert tracker.update(ANGRY).state == "agitated"
+    assert tracker.update(ANGRY).baseline_utterances == 1
+
+
+def test_baseline_stops_growing_at_its_size() -> None:
+    tracker = AgitationTracker(EmotionSettings(baseline_utterances=2))
+    readings = [tracker.update(CALM) for _ in range(4)]
+    assert [r.baseline_utterances for r in readings] == [1, 2, 2, 2]
+
+
+def test_silent_turn_scores_on_cues_alone() -> None:
+    reading = _calm_baseline().update(SILENT, LexicalCues(profanity=True))
+    assert "f0_median" not in reading.z
+    weights = EmotionSettings().weights
+    assert reading.score == pytest.approx(1 / (1 + math.exp(-(weights.bias + weights.profanity))))
+
+
+def test_rates_from_different_sources_are_not_compared() -> None:
+    asr = replace(CALM, speaking_rate=2.5, rate_source="asr_words")
+    reading = _calm_baseline().update(asr)
+    assert "speaking_rate" not in reading.z
+    assert "f0_median" in reading.z
+
+
+def test_disabled_tracker_reports_calm_zero() -> None:
+    tracker = _calm_baseline(EmotionSettings(enabled=False))
+    reading = tracker.update(ANGRY, LexicalCues(profanity=True))
+    assert reading.score == 0.0
+    assert reading.state == "calm"
+    assert reading.z == {}

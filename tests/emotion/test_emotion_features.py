@@ -1,0 +1,149 @@
+"""emotion.features on synthetic signals with known answers and on real fixture speech."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.signal
+import soxr
+
+from emotion.features import WordTiming, extract_features
+from emotion.warmup import warm
+from tests.emotion.labelled_set import FIXTURES, read_wav
+
+RATE = 8000
+
+
+def _vowel(f0: float, seconds: float = 1.0, level: float = 0.2, rate: int = RATE) -> np.ndarray:
+    """A harmonic vowel-like tone, normalised to `level` of full scale, as float."""
+    time = np.arange(int(rate * seconds)) / rate
+    wave = sum(np.sin(2 * np.pi * f0 * k * time) / k for k in range(1, 12) if f0 * k < rate / 2)
+    return wave / np.max(np.abs(wave)) * level
+
+
+def _pcm(signal: np.ndarray) -> np.ndarray:
+    return np.round(signal * 32767).astype(np.int16)
+
+
+def _semitones(f0: float) -> float:
+    return 12 * np.log2(f0 / 55.0)
+
+
+@pytest.mark.parametrize("f0", [110.0, 180.0, 260.0])
+def test_pitch_median_in_semitones(f0: float) -> None:
+    features = extract_features(_pcm(_vowel(f0)))
+    assert features.f0_median_st == pytest.approx(_semitones(f0), abs=0.3)
+    assert features.f0_spread_st == pytest.approx(0.0, abs=0.3)
+
+
+def test_pitch_survives_the_telephone_high_pass() -> None:
+    # Below 300 Hz a phone line removes the fundamental: pitch must come from the harmonics.
+    sos = scipy.signal.butter(8, 300, btype="highpass", fs=RATE, output="sos")
+    features = extract_features(_pcm(scipy.signal.sosfilt(sos, _vowel(120.0))))
+    assert features.f0_median_st == pytest.approx(_semitones(120.0), abs=0.5)
+
+
+def test_pitch_glide_has_a_spread() -> None:
+    time = np.arange(RATE) / RATE
+    f0 = 120.0 * 2 ** (time)  # one octave up over the second
+    glide = np.sin(2 * np.pi * np.cumsum(f0) / RATE) * 0.3
+    features = extract_features(_pcm(glide))
+    assert 3.0 < features.f0_spread_st < 9.0
+
+
+def test_energy_in_dbfs_tracks_level() -> None:
+    quiet = extract_features(_pcm(_vowel(150.0, level=0.05)))
+    loud = extract_features(_pcm(_vowel(150.0, level=0.2)))
+    assert loud.energy_median_dbfs - quiet.energy_median_dbfs == pytest.approx(12.04, abs=0.2)
+    # A full-scale-normalised harmonic tone at 0.2 peak sits well below -14 dBFS RMS.
+    assert -30.0 < loud.energy_median_dbfs < -14.0
+
+
+def test_pause_ratio_counts_only_pauses_inside_speech() -> None:
+    silence = np.zeros(RATE // 2)
+    speech = np.concatenate([silence, _vowel(150.0, 0.5), silence, _vowel(150.0, 0.5), silence])
+    features = extract_features(_pcm(speech))
+    # 0.5 s of pause inside a 1.5 s span; the outer silences are the endpointer's.
+    assert features.pause_ratio == pytest.approx(1 / 3, abs=0.05)
+    assert features.voiced_s == pytest.approx(1.0, abs=0.08)
+    assert features.duration_s == pytest.approx(2.5)
+
+
+def test_energy_peak_rate_follows_syllable_rate() -> None:
+    def syllables(per_second: float) -> np.ndarray:
+        time = np.arange(2 * RATE) / RATE
+        envelope = 0.55 + 0.45 * np.cos(2 * np.pi * per_second * time)
+        return _pcm(_vowel(150.0, 2.0) * envelope)
+
+    slow, fast = extract_features(syllables(3.0)), extract_features(syllables(6.0))
+    assert slow.rate_source == fast.rate_source == "energy_peaks"
+    assert slow.speaking_rate == pytest.approx(3.0, abs=0.6)
+    assert fast.speaking_rate == pytest.approx(6.0, abs=1.0)
+
+
+def test_word_timings_give_words_per_second() -> None:
+    words = [WordTiming(0.2, 0.5), WordTiming(0.6, 0.9), WordTiming(1.0, 1.2)]
+    features = extract_features(_pcm(_vowel(150.0, 1.5)), words=words)
+    assert features.rate_source == "asr_words"
+    assert features.speaking_rate == pytest.approx(3 / 1.0)
+
+
+def test_higher_sample_rates_are_resampled() -> None:
+    wideband = extract_features(_pcm(_vowel(150.0, rate=16000)), rate=16000)
+    narrowband = extract_features(_pcm(_vowel(150.0)))
+    assert wideband.f0_median_st == pytest.approx(narrowband.f0_median_st, abs=0.2)
+    assert wideband.duration_s == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "signal",
+    [np.zeros(RATE), np.random.default_rng(7).standard_normal(RATE) * 0.1],
+    ids=["silence", "white-noise"],
+)
+def test_no_voice_gives_no_pitch_loudness_or_rate(signal: np.ndarray) -> None:
+    features = extract_features(_pcm(signal))
+    assert not features.has_voice
+    assert features.f0_median_st is None
+    assert features.energy_median_dbfs is None
+    assert features.speaking_rate is None
+
+
+def test_real_speech_fixture_has_plausible_prosody() -> None:
+    features = extract_features(read_wav(FIXTURES / "wav" / "en_f4" / "calm_0.wav"))
+    assert features.has_voice
+    assert 15.0 < features.f0_median_st < 30.0  # a female espeak voice, 130..310 Hz
+    assert -40.0 < features.energy_median_dbfs < -10.0
+    assert 0.3 < features.voiced_s < features.duration_s
+
+
+@pytest.mark.parametrize(
+    ("pcm", "rate", "message"),
+    [
+        (np.zeros(800, dtype=np.float64), RATE, "int16"),
+        (np.zeros((800, 2), dtype=np.int16), RATE, "one-dimensional"),
+        (np.zeros(0, dtype=np.int16), RATE, "empty"),
+        (np.zeros(800, dtype=np.int16), 4000, "at least 8000"),
+        (np.zeros(800, dtype=np.int16), True, "at least 8000"),
+    ],
+)
+def test_bad_audio_is_rejected(pcm: np.ndarray, rate: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        extract_features(pcm, rate)
+
+
+def test_bad_word_timings_are_rejected() -> None:
+    with pytest.raises(ValueError, match="start <= end"):
+        WordTiming(1.0, 0.5)
+    with pytest.raises(ValueError, match="positive time"):
+        extract_features(_pcm(_vowel(150.0)), words=[WordTiming(0.5, 0.5)])
+
+
+def test_input_rate_need_not_be_a_multiple_of_8k() -> None:
+    audio = soxr.resample(_vowel(150.0), RATE, 11025)
+    features = extract_features(_pcm(audio), rate=11025)
+    assert features.f0_median_st == pytest.approx(_semitones(150.0), abs=0.3)
+
+
+def test_warm_runs_the_whole_feature_path() -> None:
+    # The daemon calls this at install and start; it must work without any fixture audio.
+    warm()
