@@ -1,0 +1,52 @@
+"""What pbxsim remembers about each call, for tests and rehearsals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pbxsim.audiosocket import BotFrame
+
+
+@dataclass(frozen=True)
+class AgiExchange:
+    """One AGI command and the reply line pbxsim sent (None: no reply, as Asterisk does)."""
+
+    command: str
+    reply: str | None
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A hand-over the bot asked for: `EXEC Dial|Queue|Goto ...` or an AMI `Redirect`."""
+
+    application: str
+    target: str
+
+
+@dataclass
+class CallRecord:
+    action_id: str | None
+    channel: str
+    number: str
+    customer: str
+    outcome: str
+    reason: int | None = None
+    call_id: str | None = None
+    amd_status: str | None = None
+    amd_cause: str | None = None
+    agi: list[AgiExchange] = field(default_factory=list)
+    agi_status: str | None = None
+    audiosocket_results: list[int] = field(default_factory=list)
+    audio_sent: bytearray = field(default_factory=bytearray)
+    audio_sent_times: list[float] = field(default_factory=list)
+    bot_frames: list[BotFrame] = field(default_factory=list)
+    dtmf_sent: list[str] = field(default_factory=list)
+    transfer: Transfer | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+    hangup_side: str | None = None
+    errors: list[str] = field(default_factory=list)
+    done: bool = False
+
+    @property
+    def bot_audio(self) -> bytes:
+        return b"".join(f.payload for f in self.bot_frames)
