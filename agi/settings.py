@@ -21,3 +21,26 @@ class AudioSocketSettings(BaseModel):
     advertise: str | None = None
     # A registered UUID that Asterisk does not connect within this time is forgotten.
     connect_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class SessionSettings(BaseModel):
+    """How a live call behaves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Free call-session slots: the dialer never originates more calls than this.
+    max_calls: int = Field(default=40, ge=1)
+    # Phrases the ASR model can hear -> the text they stand for in the script's language.
+    # Needed only when the installed ASR language differs from the script's (the demo's
+    # Korean model with an English script); production language packs leave it empty.
+    phrase_map: dict[str, str] = Field(default_factory=dict)
+    # AMD verdict -> what the call does: "talk" (run the script) or "hangup".
+    amd_actions: dict[str, str] = Field(
+        default_factory=lambda: {"HUMAN": "talk", "NOTSURE": "talk", "MACHINE": "hangup"}
+    )
+    # The AudioSocket connection must arrive this soon after `EXEC AudioSocket`.
+    media_timeout_s: float = Field(default=5.0, gt=0)
+    # Longest a single call may last before the bot ends it.
+    max_call_s: float = Field(default=600.0, gt=0)
+    # Dialplan target for transfers whose script target is a bare name: context,exten,priority.
+    transfer_context: str = "outdial-transfer"

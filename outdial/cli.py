@@ -8,8 +8,18 @@ from typing import Annotated
 
 import typer
 
+from outdial.commands import campaign as campaign_cmd
+from outdial.commands import check as check_cmd
 from outdial.commands import config as config_cmd
 from outdial.commands import db as db_cmd
+from outdial.commands import demo as demo_cmd
+from outdial.commands import leads as leads_cmd
+from outdial.commands import models as models_cmd
+from outdial.commands import report as report_cmd
+from outdial.commands import run as run_cmd
+from outdial.commands import scoring as scoring_cmd
+from outdial.commands import script as script_cmd
+from outdial.commands import variants as variants_cmd
 from outdial.context import cli_state
 from outdial.errors import UserError
 
@@ -19,8 +29,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.add_typer(campaign_cmd.app, name="campaign")
+app.command("check")(check_cmd.check)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
+app.command("demo")(demo_cmd.demo)
+leads_cmd.app.command("score")(scoring_cmd.score)
+app.add_typer(leads_cmd.app, name="leads")
+app.add_typer(models_cmd.app, name="models")
+app.command("report")(report_cmd.report)
+app.command("run")(run_cmd.run)
+app.add_typer(script_cmd.app, name="script")
+app.add_typer(variants_cmd.app, name="variants")
 
 
 @app.callback()

@@ -13,10 +13,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from agi.settings import AgiSettings, AudioSocketSettings
+from agi.settings import AgiSettings, AudioSocketSettings, SessionSettings
+from analytics.settings import AnalyticsSettings, WebhookSettings
+from compliance.settings import ComplianceSettings
+from dialer.settings import DialerSettings, TrunkSettings
+from emotion.settings import EmotionSettings
+from nlu.settings import NluSettings
 from outdial.errors import UserError
 from outdial.yamlpos import YamlSyntaxError, load_located
 from store.settings import DatabaseSettings
+from voice.settings import AsrSettings, TtsSettings
 
 SEARCH_PATHS = (Path("outdial.yaml"), Path("/etc/outdial/outdial.yaml"))
 
@@ -36,6 +42,19 @@ class MetricsSettings(BaseModel):
     port: int = Field(default=9108, ge=0, le=65535)
 
 
+class ModelsSettings(BaseModel):
+    """Production language packs (`outdial models`) and the one the daemon speaks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # None: `<state_dir>/models`.
+    dir: Path | None = None
+    # Extra or replacement packs (YAML), e.g. another language or a local mirror's URLs.
+    catalogue: Path | None = None
+    # The installed pack the daemon uses; None: the models packaged with the install.
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(-[a-z0-9]+)?$")
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -47,6 +66,23 @@ class Config(BaseModel):
     metrics: MetricsSettings = MetricsSettings()
     agi: AgiSettings = AgiSettings()
     audiosocket: AudioSocketSettings = AudioSocketSettings()
+    dialer: DialerSettings = DialerSettings()
+    trunks: list[TrunkSettings] = Field(default_factory=lambda: [TrunkSettings()])
+    analytics: AnalyticsSettings = AnalyticsSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    models: ModelsSettings = ModelsSettings()
+    # Conversation scripts (*.yaml) served by this daemon; SIGHUP reloads them.
+    scripts_dir: Path = Path("scripts")
+    session: SessionSettings = SessionSettings()
+    asr: AsrSettings = AsrSettings()
+    tts: TtsSettings = TtsSettings()
+    nlu: NluSettings = NluSettings()
+    emotion: EmotionSettings = EmotionSettings()
+    compliance: ComplianceSettings = ComplianceSettings()
+
+    @property
+    def models_dir(self) -> Path:
+        return self.models.dir or self.state_dir / "models"
 
 
 @dataclass(frozen=True)
@@ -85,6 +121,28 @@ def _apply_environment(data: dict[str, Any]) -> None:
         data.setdefault("database", {})["url"] = url
     if state := os.environ.get("OUTDIAL_STATE_DIR"):
         data["state_dir"] = state
+    if secret := os.environ.get("OUTDIAL_WEBHOOK_SECRET"):
+        data.setdefault("webhooks", {})["secret"] = secret
+    _apply_ami_secrets(data)
+
+
+def _apply_ami_secrets(data: dict[str, Any]) -> None:
+    """`OUTDIAL_AMI_SECRET_<TRUNK>` for one trunk, else `OUTDIAL_AMI_SECRET` for all."""
+    common = os.environ.get("OUTDIAL_AMI_SECRET")
+    trunks = data.get("trunks")
+    if trunks is None:
+        if not (common or os.environ.get("OUTDIAL_AMI_SECRET_DEFAULT")):
+            return
+        trunks = data["trunks"] = [{}]  # the built-in default trunk, given its secret
+    if not isinstance(trunks, list):
+        return  # validation reports the wrong type with its position
+    for trunk in trunks:
+        if not isinstance(trunk, dict):
+            continue
+        name = str(trunk.get("name", "default"))
+        secret = os.environ.get(f"OUTDIAL_AMI_SECRET_{name.upper()}") or common
+        if secret:
+            trunk["secret"] = secret
 
 
 def parse_config(text: str, filename: str) -> Config:

@@ -1,0 +1,54 @@
+"""Prometheus metrics of the live call path (names and labels fixed across the team)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
+
+ACTIVE_CALLS = Gauge("outdial_active_calls", "Call sessions in progress.", ["campaign"])
+GREETING_LATENCY = Histogram(
+    "outdial_greeting_latency_seconds",
+    "AudioSocket connect to the first bot audio frame.",
+    ["campaign"],
+    buckets=_LATENCY_BUCKETS,
+)
+REPLY_LATENCY = Histogram(
+    "outdial_reply_latency_seconds",
+    "End of customer speech to the first frame of the bot's reply.",
+    ["campaign"],
+    buckets=_LATENCY_BUCKETS,
+)
+PROCESSING_LATENCY = Histogram(
+    "outdial_processing_latency_seconds",
+    "Endpoint (end of trailing silence) to the first frame of the bot's reply.",
+    ["campaign"],
+    buckets=_LATENCY_BUCKETS,
+)
+ASR_RTF = Histogram(
+    "outdial_asr_rtf",
+    "ASR decoding time over audio duration, per utterance.",
+    buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0),
+)
+TTS_SECONDS = Histogram(
+    "outdial_tts_seconds",
+    "Time to the first synthesized audio of a bot prompt (0 when cached).",
+    buckets=(0.005, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0),
+)
+TRANSFERS = Counter("outdial_transfers_total", "Calls handed to a human.", ["campaign", "reason"])
+COMPLIANCE_HITS = Counter(
+    "outdial_compliance_hits_total",
+    "Sensitive-word and opt-out hits (category and direction are small fixed sets).",
+    ["category", "direction"],
+)
+AGITATION = Histogram(
+    "outdial_agitation_score",
+    "Agitation score per customer utterance.",
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+)
+AUDIOSOCKET_REJECTED = Counter(
+    "outdial_audiosocket_rejected_total",
+    "AudioSocket connections or frames refused.",
+    ["reason"],
+)
+LATE_FRAMES = Counter(
+    "outdial_late_frames_total", "Media clock ticks skipped because the loop was late."
+)

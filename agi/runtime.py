@@ -1,0 +1,125 @@
+"""What every call shares, loaded once per process: models, scripts and their classifiers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agi.settings import SessionSettings
+from compliance.settings import ComplianceSettings
+from compliance.words import WordFilter
+from dialog import Listen, LoadedScript, Script, load_script
+from emotion.settings import EmotionSettings
+from nlu.classifier import IntentClassifier, NluResult
+from nlu.settings import NluSettings
+from voice.asr import AsrEngine, GrammarError
+from voice.tts import TtsEngine
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    session: SessionSettings
+    emotion: EmotionSettings
+    compliance: ComplianceSettings
+    nlu: NluSettings
+
+
+@dataclass(frozen=True)
+class ScriptRuntime:
+    """One version of one script, ready for calls: live calls keep the object they started with."""
+
+    loaded: LoadedScript
+    version: int
+    classifier: IntentClassifier
+
+    @property
+    def script(self) -> Script:
+        return self.loaded.script
+
+    @property
+    def name(self) -> str:
+        return self.loaded.script.name
+
+
+@dataclass
+class CallServices:
+    asr: AsrEngine
+    tts: TtsEngine
+    word_filter: WordFilter
+    settings: CallSettings
+    cpu: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(
+            max_workers=os.cpu_count() or 2, thread_name_prefix="outdial-cpu"
+        )
+    )
+    _grammars: dict[tuple[str, ...], tuple[str, ...] | None] = field(default_factory=dict)
+
+    async def run_cpu(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.cpu, fn, *args)
+
+    async def classify(self, runtime: ScriptRuntime, text: str) -> NluResult:
+        return await self.run_cpu(runtime.classifier.classify, text)
+
+    def grammar_for(self, listen: Listen) -> tuple[str, ...] | None:
+        """The phrases the ASR can listen for at this node, or None for free decoding.
+
+        Phrases outside the model's vocabulary are left out (a production pack in the
+        script's language hears them all); `phrase_map` adds what the model can hear instead.
+        """
+        if listen.grammar is None:
+            return None
+        wanted = tuple(sorted({p for phrases in listen.grammar.values() for p in phrases}))
+        if wanted not in self._grammars:
+            self._grammars[wanted] = self._usable_grammar(wanted)
+        return self._grammars[wanted]
+
+    def _usable_grammar(self, wanted: tuple[str, ...]) -> tuple[str, ...] | None:
+        usable: list[str] = []
+        for phrase in wanted:
+            try:
+                usable.extend(self.asr.check_grammar([phrase]))
+            except GrammarError:
+                continue
+        phrase_map = self.settings.session.phrase_map
+        usable.extend(heard for heard, meant in phrase_map.items() if meant in wanted)
+        if not usable:
+            log.warning("no grammar phrase is in the ASR vocabulary; decoding freely")
+            return None
+        return tuple(dict.fromkeys(usable))
+
+    def shutdown(self) -> None:
+        self.cpu.shutdown(wait=False, cancel_futures=True)
+        self.asr.shutdown()
+        self.tts.shutdown()
+
+
+def train_classifier(
+    loaded: LoadedScript, settings: NluSettings, cache_dir: Path
+) -> IntentClassifier:
+    script = loaded.script
+    return IntentClassifier.train(
+        script.language,
+        script.training_intents(),
+        settings.cache_dir or cache_dir,
+        threshold=settings.threshold,
+        epochs=settings.epochs,
+    )
+
+
+async def prepare_script(
+    path: Path, services: CallServices, cache_dir: Path, version: int
+) -> ScriptRuntime:
+    """Load, train and pre-render one script file (CPU work off the event loop)."""
+    loaded = await asyncio.to_thread(load_script, path)
+    classifier = await services.run_cpu(train_classifier, loaded, services.settings.nlu, cache_dir)
+    await services.tts.prerender(loaded.script.static_prompts())
+    return ScriptRuntime(loaded=loaded, version=version, classifier=classifier)

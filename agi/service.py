@@ -1,0 +1,250 @@
+"""The call service: FastAGI in, AudioSocket media, one CallSession per answered call.
+
+Flow per call (NOTES §2): read `OUTDIAL_CALL_ID` and `AMDSTATUS`, refuse unknown calls, apply
+the AMD action, register a one-time AudioSocket UUID, `EXEC AudioSocket` (which returns when
+the session closes the media or the caller hangs up), then transfer with context variables or
+hang up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+
+from agi import metrics
+from agi.audiosocket import AudioSocketServer, MediaClock, MediaConnection, UuidRegistry
+from agi.callstore import CallStore
+from agi.fastagi import AgiChannel, AgiHangup, FastAgiServer
+from agi.runtime import CallServices, ScriptRuntime
+from agi.session import CallContext, CallOutcome, CallRecorder, CallSession
+from agi.settings import AgiSettings, AudioSocketSettings
+from store.turns import TurnWriter
+
+log = logging.getLogger(__name__)
+
+# Commands after the media ends must not hang on a channel Asterisk has already torn down
+# (pbxsim and the captures show NOOP on a dead channel gets no reply at all).
+AFTER_MEDIA_TIMEOUT_S = 3.0
+
+VariantChooser = Callable[[ScriptRuntime], Awaitable[str | None]]
+
+
+@dataclass(frozen=True)
+class ScriptSource:
+    """How the service finds the script version a new call should run."""
+
+    get: Callable[[str], ScriptRuntime | None]
+
+
+class CallService:
+    def __init__(
+        self,
+        agi: AgiSettings,
+        audiosocket: AudioSocketSettings,
+        services: CallServices,
+        scripts: ScriptSource,
+        store: CallStore,
+        turns: TurnWriter,
+        choose_variant: VariantChooser,
+    ) -> None:
+        self.agi_settings = agi
+        self.audiosocket_settings = audiosocket
+        self.services = services
+        self.scripts = scripts
+        self.store = store
+        self.turns = turns
+        self.choose_variant = choose_variant
+        self.registry = UuidRegistry()
+        self.clock = MediaClock(on_late=metrics.LATE_FRAMES.inc)
+        self.audiosocket = AudioSocketServer(
+            self.registry,
+            self.clock,
+            on_reject=lambda reason: metrics.AUDIOSOCKET_REJECTED.labels(reason).inc(),
+        )
+        self.fastagi = FastAgiServer(self._handle, header_timeout=agi.header_timeout_s)
+        self.active = 0
+        self.finished: list[CallOutcome] = []
+        self._draining = False
+        self.agi_port = 0
+        self.audiosocket_port = 0
+        self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def free_slots(self) -> int:
+        if self._draining:
+            return 0
+        return max(0, self.services.settings.session.max_calls - self.active)
+
+    async def start(self) -> None:
+        self.audiosocket_port = await self.audiosocket.start(
+            self.audiosocket_settings.host, self.audiosocket_settings.port
+        )
+        self.agi_port = await self.fastagi.start(self.agi_settings.host, self.agi_settings.port)
+
+    @property
+    def media_address(self) -> str:
+        advertised = self.audiosocket_settings.advertise
+        return advertised or f"{self.audiosocket_settings.host}:{self.audiosocket_port}"
+
+    async def drain(self, grace: float) -> None:
+        """Stop taking calls; let live ones finish within `grace` seconds."""
+        self._draining = True
+        await self.fastagi.stop(grace)
+        await self.audiosocket.stop()
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=grace)
+
+    # --- one call ---------------------------------------------------------------------------
+
+    async def _handle(self, channel: AgiChannel) -> None:
+        call_id = await channel.get_variable("OUTDIAL_CALL_ID")
+        if not call_id:
+            await self._refuse(channel, "no OUTDIAL_CALL_ID on this channel")
+            return
+        context = await self.store.lookup(call_id)
+        if context is None:
+            await self._refuse(channel, f"unknown call {call_id}")
+            return
+        amd = await channel.get_variable("AMDSTATUS")
+        context = replace(context, amd_status=amd)
+        action = self.services.settings.session.amd_actions.get(amd or "HUMAN", "talk")
+        if action == "hangup":
+            await self._finish(context, CallOutcome(disposition="machine"), None)
+            await self._after_media(channel, CallOutcome(disposition="machine"))
+            return
+        runtime = self._runtime_for(context)
+        if runtime is None or self.free_slots == 0:
+            reason = "no script loaded" if runtime is None else "no free call slot"
+            await self._finish(context, CallOutcome(disposition="failed"), reason)
+            await self._refuse(channel, reason)
+            return
+        self.active += 1
+        try:
+            outcome = await self._converse(channel, context, runtime)
+        except (AgiHangup, asyncio.CancelledError):
+            raise
+        except Exception:
+            # A bug in one call must not take the process down; the call is recorded failed.
+            log.exception("call %s failed", context.call_id)
+            outcome = CallOutcome(disposition="failed")
+        finally:
+            self.active -= 1
+        self.finished.append(outcome)
+        summary = outcome.transfer.summary if outcome.transfer else None
+        await self._finish(context, outcome, summary)
+        await self._after_media(channel, outcome)
+
+    def _runtime_for(self, context: CallContext) -> ScriptRuntime | None:
+        return self.scripts.get(context.script_name) if context.script_name else None
+
+    async def _converse(
+        self, channel: AgiChannel, context: CallContext, runtime: ScriptRuntime
+    ) -> CallOutcome:
+        variant = await self.choose_variant(runtime)
+        await self.store.start(context, runtime.name, runtime.version, variant)
+        call_uuid, waiting = self.registry.register()
+        await channel.set_variable("OUTDIAL_STAGE", "started")
+        media_exec = asyncio.create_task(
+            channel.exec("AudioSocket", f"{call_uuid},{self.media_address}")
+        )
+        try:
+            media = await self._await_media(waiting, media_exec)
+        except (TimeoutError, AgiHangup, asyncio.CancelledError):
+            self.registry.forget(call_uuid)
+            media_exec.cancel()
+            return CallOutcome(disposition="failed", hangup_side="customer")
+        session = CallSession(
+            media, self.services, runtime, context, self._recorder(), variant=variant
+        )
+        outcome = await session.run()
+        with contextlib.suppress(AgiHangup, TimeoutError, ConnectionError):
+            async with asyncio.timeout(AFTER_MEDIA_TIMEOUT_S):
+                await media_exec
+        return outcome
+
+    async def _await_media(
+        self, waiting: asyncio.Future[MediaConnection], media_exec: asyncio.Task[object]
+    ) -> MediaConnection:
+        """The AudioSocket connection, unless EXEC fails or times out first."""
+        async with asyncio.timeout(self.services.settings.session.media_timeout_s):
+            done, _ = await asyncio.wait({waiting, media_exec}, return_when=asyncio.FIRST_COMPLETED)
+        if waiting in done:
+            return waiting.result()
+        raise AgiHangup("EXEC AudioSocket ended before the media connected")
+
+    def _recorder(self) -> CallRecorder:
+        return CallRecorder(
+            write_turn=self.turns.write,
+            record_compliance=lambda ctx, hit: self._spawn(self.store.compliance_event(ctx, hit)),
+            opt_out=lambda ctx: self._spawn(self.store.add_dnc(ctx)),
+        )
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        async def guarded() -> None:
+            try:
+                await coro
+            except Exception:
+                log.exception("call-side database write failed")
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _finish(
+        self, context: CallContext, outcome: CallOutcome, summary: str | None
+    ) -> None:
+        try:
+            await self.store.finish(context, outcome, summary)
+        except Exception:
+            log.exception("call %s: could not record its outcome", context.call_id)
+
+    async def _after_media(self, channel: AgiChannel, outcome: CallOutcome) -> None:
+        """Hand the channel back to the dialplan: transfer with context, or hang up."""
+        if channel.hung_up:
+            return
+        with contextlib.suppress(AgiHangup, TimeoutError, ConnectionError):
+            async with asyncio.timeout(AFTER_MEDIA_TIMEOUT_S):
+                if outcome.transfer is not None:
+                    await self._transfer(channel, outcome)
+                else:
+                    await channel.set_variable("OUTDIAL_RESULT", outcome.disposition)
+                    await channel.command("HANGUP")
+
+    async def _transfer(self, channel: AgiChannel, outcome: CallOutcome) -> None:
+        transfer = outcome.transfer
+        assert transfer is not None
+        await channel.set_variable("OUTDIAL_TRANSFER_REASON", transfer.reason)
+        await channel.set_variable("OUTDIAL_LAST_INTENT", outcome.last_intent or "")
+        await channel.set_variable("OUTDIAL_AGITATION", f"{outcome.agitation:.2f}")
+        await channel.set_variable("OUTDIAL_SUMMARY", transfer.summary[:200])
+        application, options = transfer_application(
+            transfer.target, self.services.settings.session.transfer_context
+        )
+        await channel.exec(application, options)
+
+    async def _refuse(self, channel: AgiChannel, reason: str) -> None:
+        """Unknown or unserviceable call: say why in the Asterisk log and leave the dialplan."""
+        log.warning("refusing FastAGI call: %s", reason)
+        with contextlib.suppress(AgiHangup, TimeoutError, ConnectionError):
+            async with asyncio.timeout(AFTER_MEDIA_TIMEOUT_S):
+                await channel.command(f'VERBOSE "outdial: {reason}" 1')
+                await channel.set_variable("OUTDIAL_RESULT", "refused")
+
+
+def transfer_application(target: str, default_context: str) -> tuple[str, str]:
+    """Map a script's transfer target to a dialplan application.
+
+    `queue:NAME` -> Queue, `dial:STRING` -> Dial, `ctx,exten,prio` -> Goto, and a bare name
+    is a context in which the call starts at `s,1` (`default_context` when empty).
+    """
+    kind, sep, rest = target.partition(":")
+    if sep and kind == "queue":
+        return "Queue", rest
+    if sep and kind == "dial":
+        return "Dial", rest
+    if "," in target:
+        return "Goto", target
+    return "Goto", f"{target or default_context},s,1"

@@ -1,0 +1,493 @@
+"""The live call: greet, listen, understand, check, decide, speak, and log every turn.
+
+One `CallSession` per answered call, driven by one task over one AudioSocket connection.
+Blocking engines (Vosk, Piper, spaCy, librosa) run in executors; the dialog engine is pure.
+The session is a small loop of steps: media event -> ASR event -> (NLU, emotion) -> dialog
+actions -> speech. Every timer runs on the wall clock because the far end may send nothing
+while the customer is silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from agi import metrics
+from agi.audiosocket import AudioIn, DtmfIn, HangupIn, MediaConnection, Playback
+from agi.runtime import CallServices, ScriptRuntime
+from compliance.redact import redact
+from dialog import (
+    ComplianceHit,
+    DialogEngine,
+    Dtmf,
+    EmotionScore,
+    End,
+    Hangup,
+    Listen,
+    OptOut,
+    Say,
+    Silence,
+    Transfer,
+    Utterance,
+)
+from dialog.actions import Action
+from emotion.agitation import AgitationReading, AgitationTracker, LexicalCues
+from emotion.features import WordTiming, extract_features
+from store.turns import TurnRecord
+from voice.asr import AsrFinal, AsrPartial, AsrStarted
+
+log = logging.getLogger(__name__)
+
+# The loop wakes at least this often to run wall-clock timers (endpointing, no-input).
+TICK_S = 0.05
+COMPLAINT_INTENTS = frozenset({"complaint"})
+STOP_INTENTS = frozenset({"opt_out"})
+REPEAT_INTENTS = frozenset({"repeat"})
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Who is being called, from the dialer's records (numbers never reach the logs)."""
+
+    call_id: str
+    campaign: str | None
+    campaign_id: int | None
+    script_name: str | None
+    lead_id: int | None
+    phone_e164: str | None
+    timezone: str | None
+    variables: dict[str, Any]
+    amd_status: str | None = None
+
+
+@dataclass
+class CallOutcome:
+    disposition: str = "completed"  # completed, transferred, abandoned, machine, failed
+    outcome: str | None = None
+    success: bool = False
+    transfer: Transfer | None = None
+    last_intent: str | None = None
+    agitation: float = 0.0
+    hangup_side: str = "bot"
+    greeting_latency_ms: float | None = None
+    turns: int = 0
+    opted_out: bool = False
+
+
+@dataclass
+class _PendingReply:
+    """Timing of the customer turn whose reply has not been heard yet."""
+
+    speech_end: float
+    endpoint_at: float
+
+
+@dataclass
+class _Speech:
+    say: Say
+    playback: Playback
+    producer: asyncio.Task[None] | None = None
+    latency_measured: bool = False
+
+
+@dataclass
+class _Timers:
+    listen: Listen | None = None
+    listen_since: float | None = None  # when the last prompt ended (no-input clock)
+
+
+@dataclass
+class CallRecorder:
+    """Writes the call's side effects: turns, compliance events, DNC entries."""
+
+    write_turn: Callable[[TurnRecord], None]
+    record_compliance: Callable[[CallContext, ComplianceHit | dict[str, Any]], None]
+    opt_out: Callable[[CallContext], None]
+
+
+class CallSession:
+    def __init__(
+        self,
+        media: MediaConnection,
+        services: CallServices,
+        runtime: ScriptRuntime,
+        context: CallContext,
+        recorder: CallRecorder,
+        *,
+        variant: str | None = None,
+        half_duplex: bool = False,
+    ) -> None:
+        self.media = media
+        self.services = services
+        self.runtime = runtime
+        self.context = context
+        self.recorder = recorder
+        self.half_duplex = half_duplex
+        self.engine = DialogEngine(
+            runtime.script, context.variables, variant, word_filter=services.word_filter
+        )
+        self.asr = services.asr.session()
+        self.tracker = AgitationTracker(services.settings.emotion)
+        self.outcome = CallOutcome()
+        self._seq = 0
+        self._speech: deque[_Speech] = deque()
+        self._current: _Speech | None = None
+        self._timers = _Timers()
+        self._pending_reply: _PendingReply | None = None
+        self._utterance_audio: list[bytes] = []
+        self._deferred: deque[tuple[AsrFinal, bytes]] = deque()
+        self._barged_in = False
+        self._finishing: Transfer | End | None = None
+        self._connected_at = time.monotonic()
+        self._asr_now = self._connected_at
+        self._campaign_label = context.campaign or "none"
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    async def run(self) -> CallOutcome:
+        metrics.ACTIVE_CALLS.labels(self._campaign_label).inc()
+        try:
+            await self._perform(self.engine.start())
+            while not self.media.closed.is_set() or not self.media.events.empty():
+                if self._finishing is not None and self._speech_idle():
+                    break
+                event = await self._next_media_event()
+                if event is not None:
+                    await self._on_media(event)
+                    if isinstance(event, HangupIn):
+                        break
+                await self._on_clock(time.monotonic())
+        finally:
+            metrics.ACTIVE_CALLS.labels(self._campaign_label).dec()
+            await self._stop_speech()
+            await self.asr.close()
+            await self.media.close()
+        return self.outcome
+
+    async def _next_media_event(self) -> AudioIn | DtmfIn | HangupIn | None:
+        try:
+            return await asyncio.wait_for(self.media.events.get(), timeout=TICK_S)
+        except TimeoutError:
+            return None
+
+    async def _on_media(self, event: AudioIn | DtmfIn | HangupIn) -> None:
+        match event:
+            case AudioIn(pcm=pcm, at=at):
+                await self._on_audio(pcm, at)
+            case DtmfIn(digit=digit):
+                self._log_turn("customer", dtmf=digit, node=self.engine.node)
+                await self._perform(self.engine.handle(Dtmf(digit)))
+            case HangupIn():
+                if self._finishing is None:
+                    self.outcome.hangup_side = "customer"
+                    final = await self.asr.flush(max(self._asr_now, time.monotonic()))
+                    if final is not None:
+                        self._log_customer(final, None, None)
+                    self._finish_from(self.engine.handle(Hangup()))
+
+    async def _on_clock(self, now: float) -> None:
+        self._advance_speech(now)
+        self._asr_now = max(self._asr_now, now)
+        if self.asr.in_speech:
+            self._maybe_barge_in(self._asr_now)
+        while self._deferred and not self._deferring():
+            await self._understand(*self._deferred.popleft())
+        final = await self.asr.tick(self._asr_now)
+        if final is not None:
+            await self._on_final(final)
+        timers = self._timers
+        if (
+            timers.listen is not None
+            and timers.listen_since is not None
+            and self._speech_idle()
+            and not self.asr.in_speech
+            and now - timers.listen_since >= timers.listen.timeout_ms / 1000
+        ):
+            waited = int((now - timers.listen_since) * 1000)
+            timers.listen_since = None
+            await self._perform(self.engine.handle(Silence(waited)))
+
+    # --- hearing ----------------------------------------------------------------------------
+
+    async def _on_audio(self, pcm: bytes, at: float) -> None:
+        if self.half_duplex and self._current is not None:
+            return  # EAGI: the caller's audio during a prompt is the prompt's echo path
+        # Frames wait in the queue while the clock ticks on: never hand the ASR an older time.
+        self._asr_now = max(self._asr_now, at)
+        event = await self.asr.feed(pcm, self._asr_now)
+        if self.asr.in_speech or isinstance(event, AsrFinal):
+            self._utterance_audio.append(pcm)
+        match event:
+            case AsrStarted() | AsrPartial():
+                self._timers.listen_since = None
+                self._maybe_barge_in(at)
+            case AsrFinal():
+                await self._on_final(event)
+
+    def _deferring(self) -> bool:
+        """A prompt that may not be interrupted (a legal notice) is playing."""
+        return self._current is not None and not self._current.say.interruptible
+
+    def _maybe_barge_in(self, now: float) -> None:
+        speech = self._current
+        if speech is None or not speech.say.interruptible:
+            return
+        if self.asr.speech_duration(now) * 1000 < speech.say.barge_in_min_ms:
+            return
+        self._barge_in()
+
+    def _barge_in(self) -> None:
+        """The caller talks over the bot: stop sending now and drop what was queued."""
+        speech = self._current
+        if speech is None or not speech.say.interruptible:
+            return
+        self._barged_in = True
+        self.media.stop_playback()
+        self._drop_queued_speech()
+        log.debug("call %s: barge-in at node %s", self.context.call_id, speech.say.node)
+
+    async def _on_final(self, final: AsrFinal) -> None:
+        audio = b"".join(self._utterance_audio)
+        self._utterance_audio.clear()
+        if self._deferring():
+            # Heard during a legal notice: answered once the notice has been played through.
+            self._deferred.append((final, audio))
+            return
+        await self._understand(final, audio)
+
+    async def _understand(self, final: AsrFinal, audio: bytes) -> None:
+        text = self._heard_text(final)
+        if not text:
+            self._rearm_no_input()
+            return
+        # A whole answer spoken over a prompt is a barge-in even when it was too short to
+        # trigger one while it was being spoken ("yes" is about 300 ms).
+        self._barge_in()
+        self._pending_reply = _PendingReply(final.speech_end, final.endpoint_at)
+        metrics.ASR_RTF.observe(
+            max(0.0, final.final_at - final.endpoint_at)
+            / max(0.02, final.speech_end - final.speech_start)
+        )
+        nlu = await self.services.classify(self.runtime, text)
+        reading = await self._agitation(audio, final, nlu.intent)
+        customer_hits = self.services.word_filter.check(text, "customer")
+        for hit in customer_hits.hits:
+            self.recorder.record_compliance(
+                self.context,
+                {"direction": "customer", "category": hit.category, "action": hit.action},
+            )
+            metrics.COMPLIANCE_HITS.labels(hit.category, "customer").inc()
+        self.outcome.last_intent = nlu.intent or self.outcome.last_intent
+        self._log_customer(final, nlu, reading)
+        emotion_actions = self.engine.handle(EmotionScore(reading.score)) if reading else []
+        if any(isinstance(a, (Transfer, End)) for a in emotion_actions):
+            await self._perform(emotion_actions)
+            return
+        utterance = Utterance(
+            text=text,
+            intent=nlu.intent,
+            intent_confidence=nlu.confidence,
+            entities=nlu.entities,
+            asr_confidence=final.confidence,
+        )
+        await self._perform(emotion_actions + self.engine.handle(utterance))
+
+    def _heard_text(self, final: AsrFinal) -> str:
+        """The utterance in the script's language: grammar answers go through phrase_map."""
+        heard = final.phrase if final.grammar_mode else final.text
+        if not heard:
+            return ""
+        return self.services.settings.session.phrase_map.get(heard, heard)
+
+    async def _agitation(
+        self, audio: bytes, final: AsrFinal, intent: str | None
+    ) -> AgitationReading | None:
+        if not self.services.settings.emotion.enabled or len(audio) < 3200:
+            return None
+        pcm = np.frombuffer(audio, dtype=np.int16)
+        words = [WordTiming(w.start_s, w.end_s) for w in final.words] or None
+        features = await self.services.run_cpu(extract_features, pcm, 8000, words)
+        cues = LexicalCues(
+            complaint=intent in COMPLAINT_INTENTS,
+            stop=intent in STOP_INTENTS,
+            repeat=intent in REPEAT_INTENTS,
+        )
+        reading = self.tracker.update(features, cues)
+        self.outcome.agitation = reading.score
+        metrics.AGITATION.observe(reading.score)
+        return reading
+
+    def _rearm_no_input(self) -> None:
+        if self._timers.listen is not None and self._speech_idle():
+            self._timers.listen_since = time.monotonic()
+
+    # --- deciding ---------------------------------------------------------------------------
+
+    async def _perform(self, actions: list[Action]) -> None:
+        for action in actions:
+            match action:
+                case Say():
+                    await self._queue_speech(action)
+                case Listen():
+                    self._listen(action)
+                case Transfer() | End():
+                    self._finish_from([action])
+                case OptOut():
+                    self.outcome.opted_out = True
+                    self.recorder.opt_out(self.context)
+                    metrics.COMPLIANCE_HITS.labels("opt_out", "customer").inc()
+                case ComplianceHit():
+                    self.recorder.record_compliance(self.context, action)
+                    metrics.COMPLIANCE_HITS.labels(action.category, action.source).inc()
+
+    def _listen(self, listen: Listen) -> None:
+        self._timers.listen = listen
+        self._timers.listen_since = None if self._speech else time.monotonic()
+        self.asr.set_grammar(self.services.grammar_for(listen))
+
+    def _finish_from(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Transfer):
+                self._finishing = action
+                self.outcome.disposition = "transferred"
+                self.outcome.transfer = action
+                metrics.TRANSFERS.labels(self._campaign_label, action.reason).inc()
+            elif isinstance(action, End):
+                self._finishing = action
+                self.outcome.disposition = action.disposition
+                self.outcome.outcome = action.outcome
+                self.outcome.success = action.success
+        self._timers.listen = None
+
+    # --- speaking ---------------------------------------------------------------------------
+
+    async def _queue_speech(self, say: Say) -> None:
+        playback = Playback(interruptible=say.interruptible)
+        speech = _Speech(say, playback)
+        speech.producer = asyncio.get_running_loop().create_task(self._produce(speech))
+        self._speech.append(speech)
+        self._log_turn("bot", text=say.text, node=say.node)
+        self._advance_speech(time.monotonic())
+
+    def _cacheable(self, say: Say) -> bool:
+        """Prompts without lead data: pre-rendered static texts and the opening identification
+        (who is calling and how to opt out), which is the same for every lead of a campaign.
+        Everything else is streamed and never written to disk."""
+        return say.static or say.node == "identification"
+
+    async def _produce(self, speech: _Speech) -> None:
+        started = time.monotonic()
+        if self._cacheable(speech.say):
+            speech.playback.feed(await self.services.tts.render(speech.say.text))
+            metrics.TTS_SECONDS.observe(time.monotonic() - started)
+            speech.playback.finish()
+            return
+        first = True
+        async for pcm in self.services.tts.stream(speech.say.text):
+            if first:
+                metrics.TTS_SECONDS.observe(time.monotonic() - started)
+                first = False
+            speech.playback.feed(pcm)
+        speech.playback.finish()
+
+    def _advance_speech(self, now: float) -> None:
+        """Start the next queued prompt when the current one has finished playing."""
+        current = self._current
+        if current is not None:
+            self._note_first_frame(current)
+            if not current.playback.done.done():
+                return
+            self._current = None
+            if self._timers.listen is not None and not self._speech:
+                self._timers.listen_since = now
+        if self._speech:
+            self._current = self._speech.popleft()
+            self.media.start_playback(self._current.playback)
+
+    def _note_first_frame(self, speech: _Speech) -> None:
+        first = speech.playback.first_frame_at
+        if first is None or speech.latency_measured:
+            return
+        speech.latency_measured = True
+        if self.outcome.greeting_latency_ms is None:
+            latency = first - self._connected_at
+            self.outcome.greeting_latency_ms = latency * 1000
+            metrics.GREETING_LATENCY.labels(self._campaign_label).observe(latency)
+        elif self._pending_reply is not None:
+            pending, self._pending_reply = self._pending_reply, None
+            metrics.REPLY_LATENCY.labels(self._campaign_label).observe(first - pending.speech_end)
+            metrics.PROCESSING_LATENCY.labels(self._campaign_label).observe(
+                first - pending.endpoint_at
+            )
+
+    def _speech_idle(self) -> bool:
+        return self._current is None and not self._speech
+
+    def _drop_queued_speech(self) -> None:
+        for speech in self._speech:
+            if speech.producer is not None:
+                speech.producer.cancel()
+        self._speech.clear()
+        if self._current is not None and self._current.producer is not None:
+            self._current.producer.cancel()
+        self._current = None
+
+    async def _stop_speech(self) -> None:
+        producers = [s.producer for s in (*self._speech, self._current) if s and s.producer]
+        self._drop_queued_speech()
+        for producer in producers:
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await producer
+
+    # --- the record -------------------------------------------------------------------------
+
+    def _stored_text(self, text: str) -> str:
+        if self.services.settings.compliance.keep_raw_transcripts:
+            return text
+        return redact(text).text
+
+    def _log_turn(self, speaker: str, *, text: str = "", node: str | None, **extra: Any) -> None:
+        self._seq += 1
+        self.outcome.turns = self._seq
+        self.recorder.write_turn(
+            TurnRecord(
+                call_id=self.context.call_id,
+                seq=self._seq,
+                speaker=speaker,  # type: ignore[arg-type]
+                node=node,
+                text=self._stored_text(text),
+                **extra,
+            )
+        )
+
+    def _log_customer(self, final: AsrFinal, nlu: Any, reading: AgitationReading | None) -> None:
+        barge_in, self._barged_in = self._barged_in, False
+        timings = {
+            "speech_start": final.speech_start,
+            "speech_end": final.speech_end,
+            "endpoint": final.endpoint_at,
+            "asr_final": final.final_at,
+            "nlu_done": time.monotonic(),
+        }
+        self._log_turn(
+            "customer",
+            text=self._heard_text(final),
+            node=self.engine.node,
+            asr_confidence=final.confidence,
+            intent=nlu.intent if nlu else None,
+            intent_confidence=nlu.confidence if nlu else None,
+            entities={"items": [e.to_dict() for e in nlu.entities]} if nlu else {},
+            emotion=dict(reading.z) if reading else {},
+            agitation=reading.score if reading else None,
+            barge_in=barge_in,
+            timings={k: round(v - self._connected_at, 4) for k, v in timings.items()},
+        )

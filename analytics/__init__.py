@@ -1,0 +1,1 @@
+"""Script evaluation, A/B allocation and retirement, reports and RFM lead scoring."""

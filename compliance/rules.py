@@ -1,0 +1,105 @@
+"""Pure calling rules the dialer applies before every dial: calling window, DNC, consent.
+
+All functions are pure: the caller passes the current time, the lists and the policy.
+Times are timezone-aware; the window is evaluated in the called party's time zone (IANA
+name, via zoneinfo), as US (47 CFR 64.1200: 8:00-21:00 local) and Chinese rules require.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+
+
+@dataclass(frozen=True, slots=True)
+class CallingWindow:
+    """Local wall-clock window [start, end); it may not cross midnight."""
+
+    start: time = time(8, 0)
+    end: time = time(21, 0)
+
+    def __post_init__(self) -> None:
+        if self.start >= self.end:
+            raise ValueError(f"calling window start {self.start} must be before end {self.end}")
+
+    @classmethod
+    def parse(cls, text: str) -> CallingWindow:
+        """From "HH:MM-HH:MM", e.g. "08:00-21:00"."""
+        try:
+            start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
+        except ValueError as exc:
+            raise ValueError(f"calling window must look like '08:00-21:00', got {text!r}") from exc
+        return cls(start, end)
+
+
+ALL_DAYS = frozenset(range(7))  # Monday=0 ... Sunday=6
+
+
+def timezone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+
+
+def is_within_calling_window(
+    now_utc: datetime,
+    tz: str,
+    window: CallingWindow,
+    days: Collection[int] = ALL_DAYS,
+    holidays: Collection[date] = frozenset(),
+) -> bool:
+    """True when the called party's local time is inside the window on an allowed day.
+
+    `days` are ISO weekdays counted from Monday=0; `holidays` are local dates never called.
+    """
+    if now_utc.tzinfo is None or now_utc.utcoffset() is None:
+        raise ValueError("now_utc must be timezone-aware")
+    local = now_utc.astimezone(timezone(tz))
+    if local.weekday() not in days or local.date() in holidays:
+        return False
+    return window.start <= local.time().replace(tzinfo=None) < window.end
+
+
+def normalize_e164(phone: str, default_region: str = "CN") -> str:
+    """E.164 form of a phone number; ValueError when it is not a valid number."""
+    try:
+        parsed = phonenumbers.parse(phone, default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"not a phone number: {exc}") from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError("not a valid phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def is_on_dnc(
+    phone: str,
+    global_dnc: Collection[str],
+    campaign_dnc: Collection[str] = frozenset(),
+    default_region: str = "CN",
+) -> bool:
+    """True when the number (any format) is on the company-wide or the campaign's list.
+
+    The lists hold E.164 numbers, as the `dnc` table does.
+    """
+    e164 = normalize_e164(phone, default_region)
+    return e164 in global_dnc or e164 in campaign_dnc
+
+
+def may_call(has_consent: bool, region: str, consent_required_regions: Collection[str]) -> bool:
+    """Consent rule: where consent is required (US for artificial voices; China, where no
+    explicit consent counts as a refusal) a lead without consent is never dialled."""
+    return has_consent or region.upper() not in {r.upper() for r in consent_required_regions}
+
+
+def region_of(phone_e164: str) -> str:
+    """ISO region code of an E.164 number ("CN", "US"), or "ZZ" when unknown."""
+    try:
+        parsed = phonenumbers.parse(phone_e164, None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"not an E.164 number: {exc}") from exc
+    return phonenumbers.region_code_for_number(parsed) or "ZZ"

@@ -1,0 +1,1 @@
+"""The dialer: campaigns, lead leasing, compliance gates, pacing and dispositions over AMI."""

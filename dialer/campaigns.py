@@ -1,0 +1,218 @@
+"""Campaigns: per-campaign settings (stored in `campaigns.settings`), their rules and stats."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from compliance import CallingWindow
+from dialer.dispositions import ANSWERED, HUMAN_ANSWERED
+from dialer.settings import DialerSettings
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_WINDOW = re.compile(r"^\d{2}:\d{2}-\d{2}:\d{2}$")
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_CALLER_ID = re.compile(r"^\+?[0-9]{2,20}$")
+
+Status = Literal["active", "paused", "finished"]
+
+
+class CampaignError(ValueError):
+    """A campaign that does not exist or settings that cannot be used."""
+
+
+def parse_window(text: str) -> CallingWindow:
+    """`09:00-21:00`: local times a call may start, start <= t < end, within one day."""
+    if not _WINDOW.match(text.strip()):
+        raise CampaignError(f"window {text!r}: expected HH:MM-HH:MM, for example 09:00-21:00")
+    try:
+        return CallingWindow.parse(text)
+    except ValueError as exc:
+        raise CampaignError(f"window {text!r}: {exc}") from exc
+
+
+def parse_days(text: str) -> frozenset[int]:
+    """`mon-sat`, `mon,wed,fri` or `fri-mon` as weekday numbers (Monday = 0)."""
+    days: set[int] = set()
+    for part in text.lower().replace(" ", "").split(","):
+        first, _, last = part.partition("-")
+        if first not in DAY_NAMES or (last and last not in DAY_NAMES):
+            raise CampaignError(f"days {text!r}: use day names {','.join(DAY_NAMES)}, e.g. mon-sat")
+        a = DAY_NAMES.index(first)
+        b = DAY_NAMES.index(last) if last else a
+        span = range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)]
+        days.update(span)
+    return frozenset(days)
+
+
+class CampaignSettings(BaseModel):
+    """What `outdial campaign create` sets; None falls back to the dialer's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_channels: int | None = Field(default=None, ge=1)
+    cps: float | None = Field(default=None, gt=0)
+    window: str | None = None
+    days: str | None = None
+    holidays: list[date] = Field(default_factory=list)
+    caller_id: str | None = None
+    max_attempts: int | None = Field(default=None, ge=1)
+    max_attempts_per_day: int | None = Field(default=None, ge=1)
+    require_consent: bool = False
+    # Trunk names to dial out on; empty: every configured trunk.
+    trunks: list[str] = Field(default_factory=list)
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_window(value)
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_days(value)
+        return value
+
+    @field_validator("caller_id")
+    @classmethod
+    def _caller_id(cls, value: str | None) -> str | None:
+        if value is not None and not _CALLER_ID.match(value):
+            raise ValueError(f"caller_id {value!r}: digits with an optional leading +")
+        return value
+
+
+@dataclass(frozen=True)
+class CallingPolicy:
+    """The compliance rules one campaign applies to each of its leads."""
+
+    window: CallingWindow
+    days: frozenset[int]
+    holidays: frozenset[date]
+    max_attempts: int
+    max_attempts_per_day: int
+    require_consent: bool
+
+
+def calling_policy(settings: CampaignSettings, defaults: DialerSettings) -> CallingPolicy:
+    return CallingPolicy(
+        window=parse_window(settings.window or defaults.window),
+        days=parse_days(settings.days or defaults.days),
+        holidays=frozenset([*defaults.holidays, *settings.holidays]),
+        max_attempts=settings.max_attempts or defaults.max_attempts,
+        max_attempts_per_day=settings.max_attempts_per_day or defaults.max_attempts_per_day,
+        require_consent=settings.require_consent,
+    )
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: int
+    name: str
+    script_name: str
+    status: Status
+    settings: CampaignSettings
+
+
+def _campaign(row: asyncpg.Record) -> Campaign:
+    raw: Any = row["settings"] or {}
+    try:
+        settings = CampaignSettings.model_validate(raw)
+    except ValidationError as exc:
+        raise CampaignError(f"campaign {row['name']!r} has unusable settings: {exc}") from exc
+    return Campaign(row["id"], row["name"], row["script_name"], row["status"], settings)
+
+
+async def create_campaign(
+    conn: asyncpg.Connection, name: str, script_name: str, settings: CampaignSettings
+) -> Campaign:
+    if not _NAME.match(name):
+        # The name travels in channel variables and metric labels: keep it plain.
+        raise CampaignError(f"campaign name {name!r}: use letters, digits, '.', '_' or '-'")
+    row = await conn.fetchrow(
+        """INSERT INTO campaigns (name, script_name, settings) VALUES ($1, $2, $3)
+           ON CONFLICT (name) DO NOTHING RETURNING *""",
+        name,
+        script_name,
+        settings.model_dump(mode="json", exclude_defaults=True),
+    )
+    if row is None:
+        raise CampaignError(f"campaign {name!r} already exists")
+    return _campaign(row)
+
+
+async def get_campaign(conn: asyncpg.Connection, name: str) -> Campaign:
+    row = await conn.fetchrow("SELECT * FROM campaigns WHERE name = $1", name)
+    if row is None:
+        raise CampaignError(f"no campaign named {name!r}")
+    return _campaign(row)
+
+
+async def list_campaigns(conn: asyncpg.Connection, *, active_only: bool = False) -> list[Campaign]:
+    rows = await conn.fetch(
+        "SELECT * FROM campaigns WHERE NOT $1 OR status = 'active' ORDER BY id", active_only
+    )
+    return [_campaign(r) for r in rows]
+
+
+async def set_status(conn: asyncpg.Connection, name: str, status: Status) -> Campaign:
+    row = await conn.fetchrow(
+        "UPDATE campaigns SET status = $2, updated_at = now() WHERE name = $1 RETURNING *",
+        name,
+        status,
+    )
+    if row is None:
+        raise CampaignError(f"no campaign named {name!r}")
+    return _campaign(row)
+
+
+@dataclass(frozen=True)
+class CampaignStats:
+    leads_by_status: dict[str, int]
+    attempts_by_disposition: dict[str, int]
+    live_attempts: int
+    answer_rate: float | None  # answered (person or machine) / settled attempts
+    abandoned_rate_30d: float | None  # abandoned / calls a person answered, last 30 days
+
+
+async def abandoned_rate_30d(conn: asyncpg.Connection, campaign_id: int) -> float | None:
+    row = await conn.fetchrow(
+        """SELECT count(*) FILTER (WHERE disposition = 'abandoned') AS abandoned,
+                  count(*) FILTER (WHERE disposition = ANY($2::text[])) AS answered
+           FROM call_attempts
+           WHERE campaign_id = $1 AND ended_at > now() - interval '30 days'""",
+        campaign_id,
+        sorted(HUMAN_ANSWERED),
+    )
+    return row["abandoned"] / row["answered"] if row["answered"] else None
+
+
+async def campaign_stats(conn: asyncpg.Connection, name: str) -> CampaignStats:
+    campaign = await get_campaign(conn, name)
+    leads = await conn.fetch(
+        "SELECT status, count(*) AS n FROM leads WHERE campaign_id = $1 GROUP BY status",
+        campaign.id,
+    )
+    attempts = await conn.fetch(
+        """SELECT coalesce(disposition, 'live') AS disposition, count(*) AS n
+           FROM call_attempts WHERE campaign_id = $1 GROUP BY 1""",
+        campaign.id,
+    )
+    by_disposition = {r["disposition"]: r["n"] for r in attempts}
+    live = by_disposition.pop("live", 0)
+    settled = sum(by_disposition.values())
+    answered = sum(n for d, n in by_disposition.items() if d in ANSWERED)
+    return CampaignStats(
+        leads_by_status={r["status"]: r["n"] for r in leads},
+        attempts_by_disposition=by_disposition,
+        live_attempts=live,
+        answer_rate=answered / settled if settled else None,
+        abandoned_rate_30d=await abandoned_rate_30d(conn, campaign.id),
+    )

@@ -1,0 +1,349 @@
+"""Lead leasing: several dialers share one database; a lead is held by at most one of them.
+
+A lease is `status = 'leased'` with an owner and an expiry. `FOR UPDATE SKIP LOCKED` lets
+concurrent dialers pick disjoint leads without waiting on each other; an owner that dies
+stops renewing, and its leases return to `pending` once they expire. Every time is passed in
+(never `now()`), so the clock is the caller's and tests can move it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import asyncpg
+
+from dialer import metrics
+from dialer.campaigns import CallingPolicy
+from dialer.dispositions import Disposition, NextStep
+from dialer.gates import LeadFacts, Verdict, evaluate, lead_zone, local_date
+
+log = logging.getLogger(__name__)
+
+_DNC_FLAGS = """
+    EXISTS (SELECT 1 FROM dnc d WHERE d.phone_e164 = l.phone_e164 AND d.campaign_id IS NULL)
+        AS dnc_global,
+    EXISTS (SELECT 1 FROM dnc d WHERE d.phone_e164 = l.phone_e164
+                                  AND d.campaign_id = l.campaign_id) AS dnc_campaign"""
+
+_LEAD_COLUMNS = """l.id, l.campaign_id, l.phone_e164, l.timezone, l.consent, l.attempts,
+    l.attempts_day, l.attempts_today"""
+
+
+@dataclass(frozen=True)
+class Lead:
+    id: int
+    campaign_id: int
+    phone_e164: str
+    facts: LeadFacts
+
+
+def _lead(row: asyncpg.Record) -> Lead:
+    facts = LeadFacts(
+        timezone=row["timezone"],
+        consent=row["consent"],
+        attempts=row["attempts"],
+        attempts_day=row["attempts_day"],
+        attempts_today=row["attempts_today"],
+        dnc_global=row["dnc_global"],
+        dnc_campaign=row["dnc_campaign"],
+    )
+    return Lead(row["id"], row["campaign_id"], row["phone_e164"], facts)
+
+
+async def reclaim_expired(conn: asyncpg.Connection, now: datetime) -> list[int]:
+    """Return expired leases to `pending`; their open attempts (owner gone) end as errors."""
+    async with conn.transaction():
+        ids = await conn.fetch(
+            """WITH expired AS (
+                   SELECT id FROM leads WHERE status = 'leased' AND lease_expires_at < $1
+                   FOR UPDATE SKIP LOCKED)
+               UPDATE leads l SET status = 'pending', lease_owner = NULL,
+                                  lease_expires_at = NULL, updated_at = $1
+               FROM expired WHERE l.id = expired.id RETURNING l.id""",
+            now,
+        )
+        lead_ids = [r["id"] for r in ids]
+        if lead_ids:
+            await conn.execute(
+                """UPDATE call_attempts SET ended_at = $2, disposition = 'error'
+                   WHERE lead_id = ANY($1::bigint[]) AND ended_at IS NULL""",
+                lead_ids,
+                now,
+            )
+    if lead_ids:
+        log.warning("reclaimed %d expired lead leases", len(lead_ids))
+    return lead_ids
+
+
+async def lease(
+    conn: asyncpg.Connection,
+    campaign_id: int,
+    owner: str,
+    limit: int,
+    now: datetime,
+    lease_s: float,
+) -> list[Lead]:
+    """Lease up to `limit` due pending leads of a campaign (highest priority, oldest first)."""
+    rows = await conn.fetch(
+        f"""WITH picked AS (
+                SELECT id FROM leads
+                WHERE campaign_id = $1 AND status = 'pending' AND next_attempt_at <= $4
+                ORDER BY priority DESC, next_attempt_at, id
+                LIMIT $2
+                FOR UPDATE SKIP LOCKED)
+            UPDATE leads l SET status = 'leased', lease_owner = $3,
+                               lease_expires_at = $4::timestamptz
+                                                  + make_interval(secs => $5::float8),
+                               updated_at = $4
+            FROM picked WHERE l.id = picked.id
+            RETURNING {_LEAD_COLUMNS}, {_DNC_FLAGS}""",
+        campaign_id,
+        limit,
+        owner,
+        now,
+        lease_s,
+    )
+    return [_lead(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class Blocked:
+    lead: Lead
+    verdict: Verdict
+
+
+async def record_blocks(
+    conn: asyncpg.Connection, campaign_name: str, blocked: Sequence[Blocked], now: datetime
+) -> None:
+    """Blocked leads record why: ended for good (`blocked`) or postponed (`pending` later)."""
+    if not blocked:
+        return
+    await conn.executemany(
+        """UPDATE leads SET status = CASE WHEN $2 THEN 'blocked' ELSE 'pending' END,
+                            block_reason = $3,
+                            next_attempt_at = coalesce($4, next_attempt_at),
+                            lease_owner = NULL, lease_expires_at = NULL, updated_at = $5
+           WHERE id = $1""",
+        [
+            (b.lead.id, b.verdict.permanent, b.verdict.reason, b.verdict.not_before, now)
+            for b in blocked
+        ],
+    )
+    await conn.executemany(
+        """INSERT INTO compliance_events (lead_id, campaign_id, direction, category, action,
+                                          detail, created_at)
+           VALUES ($1, $2, 'dialer', $3, $4, $5, $6)""",
+        [
+            (
+                b.lead.id,
+                b.lead.campaign_id,
+                b.verdict.reason,
+                "blocked" if b.verdict.permanent else "postponed",
+                {"not_before": b.verdict.not_before.isoformat() if b.verdict.not_before else None},
+                now,
+            )
+            for b in blocked
+        ],
+    )
+    for b in blocked:
+        metrics.BLOCKED.labels(campaign_name, str(b.verdict.reason)).inc()
+
+
+def split_by_gates(
+    leads: Sequence[Lead], policy: CallingPolicy, now: datetime
+) -> tuple[list[Lead], list[Blocked]]:
+    allowed: list[Lead] = []
+    blocked: list[Blocked] = []
+    for lead in leads:
+        verdict = evaluate(lead.facts, policy, now)
+        if verdict.allowed:
+            allowed.append(lead)
+        else:
+            blocked.append(Blocked(lead, verdict))
+    return allowed, blocked
+
+
+async def lease_eligible(
+    pool: asyncpg.Pool,
+    campaign_id: int,
+    campaign_name: str,
+    policy: CallingPolicy,
+    owner: str,
+    limit: int,
+    now: datetime,
+    lease_s: float,
+) -> list[Lead]:
+    """Lease leads and apply the gates: blocked ones are recorded and let go, the rest kept."""
+    async with pool.acquire() as conn, conn.transaction():
+        leased = await lease(conn, campaign_id, owner, limit, now, lease_s)
+        allowed, blocked = split_by_gates(leased, policy, now)
+        await record_blocks(conn, campaign_name, blocked, now)
+    return allowed
+
+
+@dataclass(frozen=True)
+class AttemptRequest:
+    lead: Lead
+    call_id: str
+    trunk: str
+    action_id: str
+
+
+async def claim_attempts(
+    pool: asyncpg.Pool,
+    campaign_name: str,
+    requests: Sequence[AttemptRequest],
+    policy: CallingPolicy,
+    owner: str,
+    now: datetime,
+    lease_s: float,
+) -> list[AttemptRequest]:
+    """Just before Originate: re-check the gates on fresh rows, count the attempt, write it.
+
+    Returns the requests that may be dialled. Leads whose lease was lost are dropped; leads the
+    gates now stop are recorded as blocked and released.
+    """
+    by_id = {r.lead.id: r for r in requests}
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            f"""SELECT {_LEAD_COLUMNS}, {_DNC_FLAGS} FROM leads l
+                WHERE l.id = ANY($1::bigint[]) AND l.status = 'leased' AND l.lease_owner = $2
+                ORDER BY l.id FOR UPDATE""",
+            list(by_id),
+            owner,
+        )
+        fresh = [_lead(r) for r in rows]
+        lost = len(by_id) - len(fresh)
+        if lost:
+            log.warning("%d leases were lost before Originate; those leads are skipped", lost)
+        allowed, blocked = split_by_gates(fresh, policy, now)
+        await record_blocks(conn, campaign_name, blocked, now)
+        claimed = [by_id[lead.id] for lead in allowed]
+        await conn.executemany(
+            """UPDATE leads SET attempts = attempts + 1, attempts_day = $2,
+                                attempts_today = $3, last_attempt_at = $4,
+                                lease_expires_at = $4::timestamptz
+                                                  + make_interval(secs => $5::float8),
+                                block_reason = NULL, updated_at = $4
+               WHERE id = $1""",
+            [(*_day_counters(lead, now), now, lease_s) for lead in allowed],
+        )
+        await conn.executemany(
+            """INSERT INTO call_attempts (call_id, lead_id, campaign_id, trunk, owner,
+                                          action_id, started_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+            [
+                (r.call_id, r.lead.id, r.lead.campaign_id, r.trunk, owner, r.action_id, now)
+                for r in claimed
+            ],
+        )
+    return claimed
+
+
+def _day_counters(lead: Lead, now: datetime) -> tuple[int, date, int]:
+    zone = lead_zone(lead.facts.timezone)
+    assert zone is not None  # the gates block a lead with an unknown zone
+    today = local_date(now, zone)
+    same_day = lead.facts.attempts_day == today
+    return lead.id, today, lead.facts.attempts_today + 1 if same_day else 1
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    call_id: str
+    disposition: Disposition
+    next_step: NextStep
+    ended_at: datetime
+    answered_at: datetime | None = None
+    channel: str | None = None
+    uniqueid: str | None = None
+    ami_reason: int | None = None
+    hangup_cause: int | None = None
+    hangup_cause_txt: str | None = None
+    amd_status: str | None = None
+    amd_cause: str | None = None
+
+
+async def finish_attempts(
+    conn: asyncpg.Connection, owner: str, results: Sequence[AttemptResult]
+) -> int:
+    """Write each attempt's end and move its lead on; an attempt already ended is left alone."""
+    async with conn.transaction():
+        ended = await conn.fetch(
+            """UPDATE call_attempts a SET ended_at = r.ended_at, disposition = r.disposition,
+                      answered_at = r.answered_at, channel = r.channel, uniqueid = r.uniqueid,
+                      ami_reason = r.ami_reason, hangup_cause = r.hangup_cause,
+                      hangup_cause_txt = r.hangup_cause_txt, amd_status = r.amd_status,
+                      amd_cause = r.amd_cause
+               FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::timestamptz[],
+                           $5::text[], $6::text[], $7::int[], $8::int[], $9::text[],
+                           $10::text[], $11::text[])
+                    AS r(call_id, ended_at, disposition, answered_at, channel, uniqueid,
+                         ami_reason, hangup_cause, hangup_cause_txt, amd_status, amd_cause)
+               WHERE a.call_id = r.call_id AND a.ended_at IS NULL
+               RETURNING a.call_id, a.lead_id""",
+            *_columns(results),
+        )
+        lead_of = {r["call_id"]: r["lead_id"] for r in ended}
+        await conn.executemany(
+            """UPDATE leads SET status = CASE WHEN $2 THEN 'done' ELSE 'pending' END,
+                                next_attempt_at = coalesce($3, next_attempt_at),
+                                last_disposition = $4, lease_owner = NULL,
+                                lease_expires_at = NULL, updated_at = $5
+               WHERE id = $1 AND status = 'leased' AND lease_owner = $6""",
+            [
+                (
+                    lead_of[r.call_id],
+                    r.next_step.done,
+                    r.next_step.retry_at,
+                    r.disposition,
+                    r.ended_at,
+                    owner,
+                )
+                for r in results
+                if r.call_id in lead_of
+            ],
+        )
+    return len(lead_of)
+
+
+def _columns(results: Sequence[AttemptResult]) -> list[list[object]]:
+    return [
+        [r.call_id for r in results],
+        [r.ended_at for r in results],
+        [str(r.disposition) for r in results],
+        [r.answered_at for r in results],
+        [r.channel for r in results],
+        [r.uniqueid for r in results],
+        [r.ami_reason for r in results],
+        [r.hangup_cause for r in results],
+        [r.hangup_cause_txt for r in results],
+        [r.amd_status for r in results],
+        [r.amd_cause for r in results],
+    ]
+
+
+async def release_leases(conn: asyncpg.Connection, owner: str, lead_ids: Sequence[int]) -> None:
+    """Give back leases this owner holds but will not dial."""
+    await conn.execute(
+        """UPDATE leads SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+                            updated_at = now()
+           WHERE id = ANY($1::bigint[]) AND status = 'leased' AND lease_owner = $2""",
+        list(lead_ids),
+        owner,
+    )
+
+
+async def renew_leases(conn: asyncpg.Connection, owner: str, now: datetime, lease_s: float) -> int:
+    """Heartbeat: a live owner's leases (including those of calls in progress) never expire."""
+    result = await conn.execute(
+        """UPDATE leads SET lease_expires_at = $2::timestamptz + make_interval(secs => $3::float8)
+           WHERE status = 'leased' AND lease_owner = $1""",
+        owner,
+        now,
+        lease_s,
+    )
+    return int(result.split()[-1])

@@ -1,0 +1,54 @@
+"""Conversation scripts: schema, validation, loading and the pure dialog engine.
+
+Public API (the live call session uses these):
+
+- `load_script(path) -> LoadedScript` / `parse_script(source, path) -> LoadedScript`
+  (`.script`, `.source`, `.content_hash` sha256); `ScriptError.issues` on failure.
+- `validate_script(path) -> list[ScriptIssue]` (`str(issue)` is `FILE:LINE:COL: message`).
+- `Script.static_prompts()` for TTS pre-rendering, `Script.training_intents()` for
+  `nlu.IntentClassifier.train`.
+- `DialogEngine(script, variables, variant)`, `.start()`, `.handle(event)` with the events in
+  `dialog.events` and the actions in `dialog.actions`.
+
+Pure: no sockets, no database, no environment; imports only nlu and compliance.
+"""
+
+from dialog.actions import Action, ComplianceHit, End, Listen, OptOut, Say, SetVariable, Transfer
+from dialog.engine import DialogEngine, ScriptRuntimeError
+from dialog.events import Dtmf, EmotionScore, Event, Hangup, Silence, Utterance
+from dialog.schema import Script, json_schema_text
+from dialog.validate import (
+    LoadedScript,
+    ScriptError,
+    ScriptIssue,
+    load_script,
+    parse_script,
+    validate_script,
+)
+
+__all__ = [
+    "Action",
+    "ComplianceHit",
+    "DialogEngine",
+    "Dtmf",
+    "EmotionScore",
+    "End",
+    "Event",
+    "Hangup",
+    "Listen",
+    "LoadedScript",
+    "OptOut",
+    "Say",
+    "Script",
+    "ScriptError",
+    "ScriptIssue",
+    "ScriptRuntimeError",
+    "SetVariable",
+    "Silence",
+    "Transfer",
+    "Utterance",
+    "json_schema_text",
+    "load_script",
+    "parse_script",
+    "validate_script",
+]

@@ -1,0 +1,78 @@
+"""Actions `DialogEngine` returns for the live call session to carry out, in order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    """Speak `text` (already templated and passed by the compliance filter).
+
+    `static` texts have no variables: `cache_key` (sha256 of the text) lets TTS reuse a
+    rendering made at load from `Script.static_prompts()`.
+    """
+
+    text: str
+    node: str
+    interruptible: bool = True
+    barge_in_min_ms: int = 300
+    static: bool = False
+    cache_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """Wait for the customer. `grammar` (intent -> phrases) enables grammar-mode ASR for
+    closed questions; None means free decoding."""
+
+    node: str
+    grammar: Mapping[str, tuple[str, ...]] | None = None
+    dtmf_digits: tuple[str, ...] = ()
+    timeout_ms: int = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    target: str
+    reason: str
+    summary: str  # a short account of the call for the human agent
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    disposition: str
+    outcome: str
+    success: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SetVariable:
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class OptOut:
+    """The customer refused further calls: the session writes a DNC entry at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class ComplianceHit:
+    """A sensitive-word hit, for the compliance_events table.
+
+    For bot text `action` block/escalate means the text was not spoken (`blocked`).
+    """
+
+    source: Literal["bot", "customer"]
+    node: str
+    category: str
+    term: str
+    action: str
+    blocked: bool = False
+    detail: Mapping[str, str] = field(default_factory=dict)
+
+
+Action = Say | Listen | Transfer | End | SetVariable | OptOut | ComplianceHit

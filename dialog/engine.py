@@ -1,0 +1,365 @@
+"""The pure, deterministic conversation state machine: events in, actions out.
+
+    engine = DialogEngine(loaded.script, lead_fields, variant="B")
+    actions = engine.start()                     # identification, then up to the first Listen
+    actions = engine.handle(Utterance(text, intent="affirm", intent_confidence=0.93))
+    actions = engine.handle(Silence(5000))       # the Listen timed out
+    actions = engine.handle(Hangup())
+
+`start()` and `handle()` return the actions to carry out in order. Between calls the engine
+always waits at a `listen` node, or has finished (after Transfer or End; later events return
+[]). No I/O, no clock, no randomness: the same script, variables and events always give the
+same actions, so a live call keeps its behaviour however the script file changes (the
+session holds its own `Script` object).
+
+Every bot text is templated, then passed through the compliance word filter: a blocked text
+is never returned as `Say`; a `ComplianceHit` is emitted and the node's `fallback` (else the
+script's `fallback`) is spoken instead, if it is itself clean. Customer utterances are
+checked too; an `escalate` hit runs the `abuse` handler.
+
+Routing of an utterance at a listen node: opt_out first (always emits `OptOut`), then the
+node's own `intents`, then global handlers (complaint, who_is_this), then `repeat`
+(re-prompt), else a no-match (node retries, then the repeated_no_match handler).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from compliance.words import WordFilter, default_word_filter
+from dialog.actions import Action, ComplianceHit, End, Listen, OptOut, Say, SetVariable, Transfer
+from dialog.events import Dtmf, EmotionScore, Event, Hangup, Silence, Utterance
+from dialog.schema import (
+    DTMF_DIGITS,
+    EndNode,
+    Handler,
+    ListenNode,
+    Retry,
+    SayNode,
+    Script,
+    TransferNode,
+)
+from dialog.templates import is_static, render
+
+
+class ScriptRuntimeError(RuntimeError):
+    """The engine was misused (events before start) or the script cannot proceed."""
+
+
+@dataclass(slots=True)
+class _Counters:
+    no_input: int = 0
+    no_match: int = 0
+
+
+@dataclass(slots=True)
+class _State:
+    node: str | None = None  # the listen node we wait at
+    started: bool = False
+    finished: bool = False
+    counters: _Counters = field(default_factory=_Counters)
+    total_no_match: int = 0
+    repeated_no_match_fired: bool = False
+    emotion_fired: set[int] = field(default_factory=set)
+    intents_seen: list[str] = field(default_factory=list)
+    last_customer_text: str = ""
+
+
+class DialogEngine:
+    """One call's conversation. Not thread-safe: one engine per call, driven by one task."""
+
+    def __init__(
+        self,
+        script: Script,
+        variables: Mapping[str, object],
+        variant: str | None = None,
+        *,
+        word_filter: WordFilter | None = None,
+    ) -> None:
+        if variant is not None and variant not in script.variants:
+            known = ", ".join(script.variants) or "none"
+            raise ValueError(f"unknown variant {variant!r} (script variants: {known})")
+        self.script = script
+        self.variant = variant
+        self.variables = _initial_variables(script, variables)
+        self._filter = word_filter or default_word_filter()
+        self._state = _State()
+        self._prompts = script.variants[variant].prompts if variant else {}
+
+    @property
+    def node(self) -> str | None:
+        """The listen node the engine waits at (None before start and after the end)."""
+        return self._state.node
+
+    @property
+    def finished(self) -> bool:
+        return self._state.finished
+
+    def start(self) -> list[Action]:
+        if self._state.started:
+            raise ScriptRuntimeError("start() was already called")
+        self._state.started = True
+        ident = self.script.identification
+        opening = self.script.opening_template()
+        actions = self._say(opening, "identification", ident.interruptible, 300, None)
+        variant = self.script.variants.get(self.variant or "")
+        start = variant.start if variant and variant.start else self.script.start
+        return actions + self._enter(start)
+
+    def handle(self, event: Event) -> list[Action]:
+        if not self._state.started:
+            raise ScriptRuntimeError("handle() before start()")
+        if self._state.finished:
+            return []
+        match event:
+            case Hangup():
+                return self._finish_hangup()
+            case EmotionScore(score=score):
+                return self._on_emotion(score)
+            case Dtmf(digit=digit):
+                return self._on_dtmf(digit)
+            case Silence():
+                return self._retry("no_input")
+            case Utterance():
+                return self._on_utterance(event)
+        raise TypeError(f"not a dialog event: {event!r}")
+
+    # --- speaking ---------------------------------------------------------------------------
+
+    def _say(
+        self,
+        template: str,
+        node: str,
+        interruptible: bool,
+        barge_in_min_ms: int,
+        fallback: str | None,
+    ) -> list[Action]:
+        """Template, filter, and fall back if blocked; never returns a blocked Say."""
+        text = render(template, self.variables)
+        result = self._filter.check(text, "bot")
+        hits: list[Action] = [
+            ComplianceHit("bot", node, h.category, h.term, h.action, result.blocked)
+            for h in result.hits
+        ]
+        if not result.blocked:
+            static = is_static(template) and result.text == text
+            return [*hits, _say_action(result.text, node, interruptible, barge_in_min_ms, static)]
+        for candidate in (fallback, self.script.fallback):
+            if candidate is None:
+                continue
+            alt_text = render(candidate, self.variables)
+            alt = self._filter.check(alt_text, "bot")
+            if not alt.blocked:
+                static = is_static(candidate) and alt.text == alt_text
+                say = _say_action(alt.text, node, interruptible, barge_in_min_ms, static)
+                return [*hits, say]
+        return hits
+
+    def _speak_node_text(self, name: str, template: str | None) -> list[Action]:
+        node = self.script.nodes[name]
+        text = self._prompts.get(name, template)
+        if text is None:
+            return []
+        return self._say(text, name, node.interruptible, node.barge_in_min_ms, node.fallback)
+
+    # --- moving between nodes ---------------------------------------------------------------
+
+    def _enter(self, name: str) -> list[Action]:
+        """Run nodes from `name` until one waits (listen) or finishes (transfer, end)."""
+        actions: list[Action] = []
+        for _ in range(len(self.script.nodes) + 1):
+            node = self.script.nodes.get(name)
+            if node is None:
+                raise ScriptRuntimeError(f"undefined node {name!r}")
+            if isinstance(node, SayNode):
+                actions += self._speak_node_text(name, node.text)
+                name = node.next
+                continue
+            if isinstance(node, ListenNode):
+                self._state.node = name
+                self._state.counters = _Counters()
+                return actions + self._speak_node_text(name, node.prompt) + [self._listen(name)]
+            if isinstance(node, TransferNode):
+                actions += self._speak_node_text(name, node.say)
+                return actions + self._transfer(node.target, node.reason)
+            if isinstance(node, EndNode):
+                actions += self._speak_node_text(name, node.say)
+                return actions + self._end(node.disposition, node.outcome)
+        raise ScriptRuntimeError(f"say nodes loop without listening (at {name!r})")
+
+    def _listen(self, name: str) -> Listen:
+        node = self.script.nodes[name]
+        assert isinstance(node, ListenNode)
+        grammar = {k: tuple(v) for k, v in node.expect.items()} or None
+        return Listen(name, grammar, tuple(node.dtmf), node.timeout_ms)
+
+    def _current(self) -> ListenNode:
+        node = self.script.nodes[self._state.node or ""]
+        assert isinstance(node, ListenNode)
+        return node
+
+    def _reprompt(self, text: str | None = None) -> list[Action]:
+        """Say `text` (or the node's prompt again) and listen at the same node."""
+        name = self._state.node or ""
+        node = self._current()
+        if text is None:
+            actions = self._speak_node_text(name, node.prompt)
+        else:
+            actions = self._say(text, name, node.interruptible, node.barge_in_min_ms, None)
+        return actions + [self._listen(name)]
+
+    def _transfer(self, target: str, reason: str) -> list[Action]:
+        self._state.finished = True
+        self._state.node = None
+        return [Transfer(target, reason, self._summary(reason))]
+
+    def _end(self, disposition: str, outcome: str) -> list[Action]:
+        self._state.finished = True
+        self._state.node = None
+        return [End(disposition, outcome, outcome in self.script.success_outcomes)]
+
+    def _finish_hangup(self) -> list[Action]:
+        return self._end("hangup", "customer_hangup")
+
+    def _summary(self, reason: str) -> str:
+        state = self._state
+        intents = ", ".join(state.intents_seen[-5:]) or "none"
+        parts = [f"script {self.script.name}", f"reason: {reason}", f"intents: {intents}"]
+        if state.last_customer_text:
+            parts.append(f'last said: "{state.last_customer_text}"')
+        return "; ".join(parts)
+
+    # --- events -----------------------------------------------------------------------------
+
+    def _on_dtmf(self, digit: str) -> list[Action]:
+        if len(digit) != 1 or digit not in DTMF_DIGITS:
+            raise ValueError(f"not a DTMF digit: {digit!r}")
+        target = self._current().dtmf.get(digit)
+        if target is None:
+            return self._retry("no_match")
+        return self._enter(target)
+
+    def _on_emotion(self, score: float) -> list[Action]:
+        if not 0.0 <= score <= 1.0:
+            raise ValueError(f"emotion score must be within [0, 1], got {score}")
+        rules = [
+            (i, r)
+            for i, r in enumerate(self.script.on_emotion)
+            if score >= r.above and i not in self._state.emotion_fired
+        ]
+        if not rules:
+            return []
+        index, rule = max(rules, key=lambda item: item[1].above)
+        self._state.emotion_fired.add(index)
+        if rule.action == "transfer":
+            assert rule.target is not None
+            return self._transfer(rule.target, rule.reason)
+        if rule.action == "shorten":
+            assert rule.goto is not None
+            return self._enter(rule.goto)
+        return self._reprompt_after(rule.say)
+
+    def _reprompt_after(self, text: str | None) -> list[Action]:
+        """Say `text`, then the current prompt again, then listen (a handler that resumes)."""
+        name = self._state.node or ""
+        node = self._current()
+        said = self._say(text, name, node.interruptible, node.barge_in_min_ms, None) if text else []
+        return said + self._reprompt()
+
+    def _on_utterance(self, event: Utterance) -> list[Action]:
+        state = self._state
+        state.last_customer_text = event.text
+        if event.intent:
+            state.intents_seen.append(event.intent)
+        checked = self._filter.check(event.text, "customer")
+        actions: list[Action] = [
+            ComplianceHit("customer", state.node or "", h.category, h.term, h.action)
+            for h in checked.hits
+        ]
+        if event.intent == "opt_out":
+            return actions + [OptOut(), *self._run_handler(self.script.handlers.opt_out, "opt_out")]
+        if checked.escalate and self.script.handlers.abuse is not None:
+            return actions + self._run_handler(self.script.handlers.abuse, "abuse")
+        node = self._current()
+        if event.intent and event.intent in node.intents:
+            actions += self._capture(node, event)
+            return actions + self._enter(node.intents[event.intent])
+        return actions + self._unmapped(event.intent)
+
+    def _unmapped(self, intent: str | None) -> list[Action]:
+        handlers = self.script.handlers
+        if intent == "complaint" and handlers.complaint is not None:
+            return self._run_handler(handlers.complaint, "complaint")
+        if intent == "who_is_this":
+            if handlers.who_is_this is not None:
+                return self._run_handler(handlers.who_is_this, "who_is_this")
+            return self._reprompt_after(self.script.opening_template())
+        if intent == "repeat":
+            return self._reprompt()
+        return self._retry("no_match")
+
+    def _capture(self, node: ListenNode, event: Utterance) -> list[Action]:
+        actions: list[Action] = []
+        for label, var in node.capture.items():
+            entity = next((e for e in event.entities if e.label == label), None)
+            if entity is not None:
+                value = str(entity.value)
+                self.variables[var] = value
+                actions.append(SetVariable(var, value))
+        return actions
+
+    def _run_handler(self, handler: Handler | None, kind: str) -> list[Action]:
+        name = self._state.node or kind
+        said = self._say(handler.say, name, True, 300, None) if handler and handler.say else []
+        if handler is not None and handler.goto is not None:
+            return said + self._enter(handler.goto)
+        if kind == "opt_out":  # a refusal always ends the call, handler or not
+            return said + self._end("opt_out", "opt_out")
+        assert handler is not None
+        return said + self._reprompt()
+
+    def _retry(self, kind: str) -> list[Action]:
+        """No input or no match at the current node: re-prompt, then give up to `then`."""
+        state = self._state
+        if kind == "no_match":
+            state.total_no_match += 1
+            global_handler = self.script.handlers.repeated_no_match
+            if (
+                global_handler is not None
+                and not state.repeated_no_match_fired
+                and state.total_no_match >= global_handler.after
+            ):
+                state.repeated_no_match_fired = True
+                return self._run_handler(global_handler, "repeated_no_match")
+        retry: Retry = getattr(self._current(), kind)
+        count = getattr(state.counters, kind) + 1
+        setattr(state.counters, kind, count)
+        if count > retry.max_retries:
+            return self._enter(retry.then)
+        text = retry.say[min(count, len(retry.say)) - 1] if retry.say else None
+        return self._reprompt(text)
+
+
+def _say_action(text: str, node: str, interruptible: bool, barge_in: int, static: bool) -> Say:
+    key = hashlib.sha256(text.encode("utf-8")).hexdigest() if static else None
+    return Say(text, node, interruptible, barge_in, static, key)
+
+
+def _initial_variables(script: Script, given: Mapping[str, object]) -> dict[str, str]:
+    """Declared variables from the lead's fields, defaults filled; unknown fields ignored."""
+    values: dict[str, str] = {}
+    missing = []
+    for name, spec in script.variables.items():
+        if name in given and given[name] is not None:
+            values[name] = str(given[name])
+        elif spec.default is not None:
+            values[name] = spec.default
+        elif spec.required:
+            missing.append(name)
+        else:
+            values[name] = ""
+    if missing:
+        raise ValueError(f"missing required variables: {', '.join(sorted(missing))}")
+    return values

@@ -1,0 +1,279 @@
+"""The conversation-script schema (version 1), exported as `docs/script.schema.json`.
+
+A script is a graph of nodes. `say` nodes speak and move on; `listen` nodes speak a prompt
+and wait for the customer (intent, DTMF, silence); `transfer` and `end` nodes finish the bot's
+part of the call. Every call opens with `identification` (who is calling and how to refuse
+further calls) before the `start` node. Texts are templates with `{variable}` placeholders
+filled from the lead's fields. `docs/scripts.md` is the authoring guide.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from dialog.templates import is_static, literal_text
+from nlu.library import merge_intents
+
+SCHEMA_VERSION = 1
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+ENTITY_LABELS = ("yes_no", "number", "amount", "date", "time")
+DTMF_DIGITS = "0123456789*#"
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+Text = Annotated[str, Field(min_length=1)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Variable(_Model):
+    """A value from the lead's fields (or captured during the call) used in templates."""
+
+    required: bool = False
+    default: str | None = None
+    description: str = ""
+
+
+class Identification(_Model):
+    """The mandatory opening: who is calling (say it is an automated assistant) and how to
+    refuse further calls. Spoken before the start node, never interruptible by default."""
+
+    who: Text
+    opt_out: Text
+    interruptible: bool = False
+
+
+class IntentDef(_Model):
+    """Examples for a domain intent, or extra examples for a built-in intent of the same name."""
+
+    description: str = ""
+    examples: list[Text] = Field(default_factory=list)
+
+
+class Retry(_Model):
+    """Re-prompts for no input or no match; after `max_retries` go to `then`."""
+
+    say: list[Text] = Field(default_factory=list)  # in order, the last one repeats; empty:
+    # repeat the node's prompt
+    max_retries: int = Field(default=2, ge=0, le=10)
+    then: Name
+
+
+class _Speaking(_Model):
+    fallback: Text | None = None  # spoken instead when the text is blocked by compliance
+    interruptible: bool = True
+    barge_in_min_ms: int = Field(default=300, ge=0, le=5000)
+
+
+class SayNode(_Speaking):
+    kind: Literal["say"]
+    text: Text
+    next: Name
+
+
+class ListenNode(_Speaking):
+    kind: Literal["listen"]
+    prompt: Text | None = None
+    intents: dict[str, Name] = Field(default_factory=dict)  # intent -> next node
+    expect: dict[str, list[Text]] = Field(default_factory=dict)  # intent -> grammar phrases
+    dtmf: dict[str, Name] = Field(default_factory=dict)  # digit -> next node
+    capture: dict[str, Name] = Field(default_factory=dict)  # entity label -> variable
+    no_input: Retry
+    no_match: Retry
+    timeout_ms: int = Field(default=5000, ge=500, le=60000)
+
+    @field_validator("dtmf", mode="before")
+    @classmethod
+    def _digit_keys(cls, value: Any) -> Any:
+        # YAML reads `1: confirm` with an integer key; DTMF digits are strings.
+        if isinstance(value, dict):
+            return {str(k) if isinstance(k, int) else k: v for k, v in value.items()}
+        return value
+
+    @field_validator("dtmf")
+    @classmethod
+    def _digits(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in value if len(k) != 1 or k not in DTMF_DIGITS]
+        if bad:
+            raise ValueError(f"DTMF keys must be one of {DTMF_DIGITS}, got {bad}")
+        return value
+
+    @field_validator("capture")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in value if k not in ENTITY_LABELS]
+        if bad:
+            raise ValueError(f"capture keys are entity labels {ENTITY_LABELS}, got {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _has_a_way_out(self) -> ListenNode:
+        if not self.intents and not self.dtmf:
+            raise ValueError("a listen node needs `intents` or `dtmf` to go anywhere")
+        return self
+
+
+class TransferNode(_Speaking):
+    kind: Literal["transfer"]
+    target: Text
+    reason: Text
+    say: Text | None = None
+
+
+class EndNode(_Speaking):
+    kind: Literal["end"]
+    disposition: Text
+    outcome: Text
+    say: Text | None = None
+
+
+Node = Annotated[SayNode | ListenNode | TransferNode | EndNode, Field(discriminator="kind")]
+
+
+class Handler(_Model):
+    """Say something, then go to `goto`, or (no goto) re-prompt the current listen node."""
+
+    say: Text | None = None
+    goto: Name | None = None
+
+
+class RepeatedNoMatchHandler(Handler):
+    after: int = Field(default=3, ge=1, le=20)  # no-matches in the whole call
+
+
+class Handlers(_Model):
+    """Global handlers, checked when the current listen node does not map the intent.
+
+    opt_out always applies first (an OptOut action is emitted whatever the node says);
+    without a handler the call ends with disposition "opt_out". who_is_this without a
+    handler repeats the identification. abuse runs on a customer transcript whose sensitive
+    words say escalate.
+    """
+
+    opt_out: Handler | None = None
+    complaint: Handler | None = None
+    abuse: Handler | None = None
+    who_is_this: Handler | None = None
+    repeated_no_match: RepeatedNoMatchHandler | None = None
+
+
+class EmotionRule(_Model):
+    """When the agitation score reaches `above`: `calm` (say a calming line and listen again),
+    `shorten` (jump to `goto`) or `transfer` (to `target`). Each rule fires at most once."""
+
+    above: float = Field(ge=0.0, le=1.0)
+    action: Literal["calm", "shorten", "transfer"]
+    say: Text | None = None
+    goto: Name | None = None
+    target: Text | None = None
+    reason: Text = "customer agitated"
+
+    @model_validator(mode="after")
+    def _action_has_its_field(self) -> EmotionRule:
+        needed = {"calm": "say", "shorten": "goto", "transfer": "target"}[self.action]
+        if getattr(self, needed) is None:
+            raise ValueError(f"action {self.action!r} needs `{needed}`")
+        return self
+
+
+class Variant(_Model):
+    """An A/B variant: other prompt texts (node name -> text) and/or another start node."""
+
+    weight: float = Field(default=1.0, gt=0)
+    start: Name | None = None
+    prompts: dict[Name, Text] = Field(default_factory=dict)
+
+
+class Script(_Model):
+    schema_version: Literal[1]
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+    language: Literal["zh", "en"]
+    voice: str | None = None
+    description: str = ""
+    success_outcomes: list[Text] = Field(default_factory=list)
+    fallback: Text | None = None  # spoken when a node's text is blocked and it has no fallback
+    variables: dict[Name, Variable] = Field(default_factory=dict)
+    identification: Identification
+    start: Name
+    intents: dict[Name, IntentDef] = Field(default_factory=dict)
+    nodes: dict[Name, Node] = Field(min_length=1)
+    handlers: Handlers = Field(default_factory=Handlers)
+    on_emotion: list[EmotionRule] = Field(default_factory=list)
+    variants: dict[Name, Variant] = Field(default_factory=dict)
+
+    def texts(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        """Every template in the script with its path (the pydantic/YAML location)."""
+        ident = self.identification
+        yield ("identification", "who"), ident.who
+        yield ("identification", "opt_out"), ident.opt_out
+        if self.fallback:
+            yield ("fallback",), self.fallback
+        for name, node in self.nodes.items():
+            yield from _node_texts(("nodes", name), node)
+        for hname in Handlers.model_fields:
+            handler = getattr(self.handlers, hname)
+            if handler is not None and handler.say:
+                yield ("handlers", hname, "say"), handler.say
+        for i, rule in enumerate(self.on_emotion):
+            if rule.say:
+                yield ("on_emotion", i, "say"), rule.say
+        for vname, variant in self.variants.items():
+            for node_name, text in variant.prompts.items():
+                yield ("variants", vname, "prompts", node_name), text
+
+    def opening_template(self) -> str:
+        """The identification as spoken: who is calling, then how to opt out."""
+        joiner = "" if self.language == "zh" else " "
+        return f"{self.identification.who}{joiner}{self.identification.opt_out}"
+
+    def static_prompts(self) -> list[str]:
+        """Texts without placeholders, deduplicated, for TTS to render when the script loads
+        (exactly the texts the engine will say, so a cache keyed by text hits)."""
+        templates = [self.opening_template()]
+        templates += [t for loc, t in self.texts() if loc[0] != "identification"]
+        return list(dict.fromkeys(literal_text(t) for t in templates if is_static(t)))
+
+    def training_intents(self) -> dict[str, tuple[str, ...]]:
+        """The NLU training set: the built-in library, this script's intents, and the
+        listen nodes' `expect` phrases (the answers the script anticipates)."""
+        extra = {name: list(d.examples) for name, d in self.intents.items()}
+        for node in self.nodes.values():
+            if isinstance(node, ListenNode):
+                for intent, phrases in node.expect.items():
+                    extra.setdefault(intent, []).extend(phrases)
+        return merge_intents(self.language, extra)
+
+
+def _node_texts(
+    path: tuple[str | int, ...], node: SayNode | ListenNode | TransferNode | EndNode
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    if isinstance(node, SayNode):
+        yield (*path, "text"), node.text
+    elif isinstance(node, ListenNode):
+        if node.prompt:
+            yield (*path, "prompt"), node.prompt
+        for retry_name in ("no_input", "no_match"):
+            retry: Retry = getattr(node, retry_name)
+            for i, text in enumerate(retry.say):
+                yield (*path, retry_name, "say", i), text
+    elif node.say:
+        yield (*path, "say"), node.say
+    if node.fallback:
+        yield (*path, "fallback"), node.fallback
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Script.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://outdial.invalid/script.schema.json"
+    return schema
+
+
+def json_schema_text() -> str:
+    """The exact text of docs/script.schema.json."""
+    return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"

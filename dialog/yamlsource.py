@@ -1,0 +1,141 @@
+"""YAML parsing that remembers where every value came from, for `FILE:LINE:COL` messages.
+
+Scripts are parsed twice from the same text: `yaml.compose` gives the node tree with marks
+(kept in a `SourceMap`), and the loader constructs plain data for pydantic. The loader
+resolves booleans the YAML 1.2 way (only true/false), so an admin's `yes`, `no`, `on` and
+`off` stay strings: in a conversation script they are nearly always words a customer says.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+Loc = Sequence[str | int]
+
+
+class ScriptLoader(yaml.SafeLoader):
+    """SafeLoader whose booleans are only true/false (YAML 1.2 core schema)."""
+
+
+ScriptLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+ScriptLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    line: int  # 1-based
+    col: int  # 1-based
+
+
+def _pos(mark: yaml.Mark) -> Position:
+    return Position(mark.line + 1, mark.column + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateKey:
+    key: str
+    position: Position
+
+
+class SourceMap:
+    """Maps a path of keys and indexes (a pydantic `loc`) to a position in the YAML text."""
+
+    def __init__(self, root: yaml.Node) -> None:
+        self._root = root
+
+    def locate(self, loc: Loc) -> Position:
+        """Position of the deepest node on `loc`; the key's position for a mapping entry.
+
+        Path elements that are not in the YAML (pydantic's union tags, a missing field) are
+        skipped, so a missing field points at the mapping that lacks it.
+        """
+        node: yaml.Node = self._root
+        mark = node.start_mark
+        for step in loc:
+            found = _child(node, step)
+            if found is None:
+                continue
+            key_node, node = found
+            mark = (key_node or node).start_mark
+        return _pos(mark)
+
+    def value_position(self, loc: Loc) -> Position:
+        """Position of the value itself (for a template string rather than its key)."""
+        node: yaml.Node = self._root
+        for step in loc:
+            found = _child(node, step)
+            if found is None:
+                break
+            node = found[1]
+        return _pos(node.start_mark)
+
+    def duplicate_keys(self) -> list[DuplicateKey]:
+        found: list[DuplicateKey] = []
+        stack = [self._root]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, yaml.MappingNode):
+                seen: set[str] = set()
+                for key, value in node.value:
+                    if isinstance(key, yaml.ScalarNode):
+                        if key.value in seen:
+                            found.append(DuplicateKey(key.value, _pos(key.start_mark)))
+                        seen.add(key.value)
+                    stack.append(value)
+            elif isinstance(node, yaml.SequenceNode):
+                stack.extend(node.value)
+        return sorted(found, key=lambda d: (d.position.line, d.position.col))
+
+
+def _child(node: yaml.Node, step: str | int) -> tuple[yaml.Node | None, yaml.Node] | None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == str(step):
+                return key, value
+    elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
+        items = node.value
+        return (None, items[step]) if 0 <= step < len(items) else None
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedYaml:
+    data: Any
+    source_map: SourceMap
+
+
+class YamlSyntaxError(ValueError):
+    def __init__(self, message: str, position: Position) -> None:
+        super().__init__(message)
+        self.message = message
+        self.position = position
+
+
+def parse_yaml(text: str) -> ParsedYaml:
+    """Data plus source map; YamlSyntaxError (with a position) when the text is not YAML."""
+    try:
+        root = yaml.compose(text, Loader=ScriptLoader)
+        data = yaml.load(text, Loader=ScriptLoader)  # noqa: S506 - ScriptLoader is a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        position = _pos(mark) if mark else Position(1, 1)
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise YamlSyntaxError(f"YAML syntax error: {problem}", position) from exc
+    except yaml.YAMLError as exc:
+        raise YamlSyntaxError(f"YAML error: {exc}", Position(1, 1)) from exc
+    if root is None:
+        root = yaml.MappingNode("tag:yaml.org,2002:map", [])
+        root.start_mark = yaml.Mark("", 0, 0, 0, None, None)
+    return ParsedYaml(data, SourceMap(root))

@@ -1,0 +1,313 @@
+"""`outdial check`: every dependency the daemon needs, one verdict line each.
+
+Checks never raise: a diagnostic tool that crashes on the broken thing it should report is
+useless, so each one turns any failure into a FAIL line with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dialer.settings import TrunkSettings
+from outdial.config import Config
+from outdial.models import ModelsError, load_piper, load_vosk, pack_paths
+from store.db import Database
+from store.migrate import applied_versions, available_migrations
+from store.settings import DatabaseSettings
+
+# Zones our callers live in, with a UTC offset each must give on a fixed winter/summer date.
+ZONE_PROBES: tuple[tuple[str, datetime, timedelta], ...] = (
+    ("America/New_York", datetime(2025, 1, 15, 12), timedelta(hours=-5)),
+    ("America/New_York", datetime(2025, 7, 15, 12), timedelta(hours=-4)),
+    ("Asia/Shanghai", datetime(2025, 7, 15, 12), timedelta(hours=8)),
+    ("Europe/London", datetime(2025, 7, 15, 12), timedelta(hours=1)),
+)
+# No clock that reads earlier than this release is right.
+CLOCK_FLOOR = datetime(2025, 1, 1, tzinfo=UTC)
+MAX_DB_CLOCK_SKEW = timedelta(seconds=5)
+AMI_ACTION_ID = "outdial-check"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+
+    @property
+    def line(self) -> str:
+        return f"{'OK' if self.ok else 'FAIL':<4} {self.name}: {self.detail}"
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# --- database ---------------------------------------------------------------------------------
+
+
+def describe_database(settings: DatabaseSettings, state_dir: Path) -> str:
+    """Where the database is, without the password."""
+    if settings.url is None:
+        return f"embedded PostgreSQL in {state_dir / 'pgdata'}"
+    parts = urlsplit(settings.url.get_secret_value())
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a malformed port: the connection attempt reports it
+        port = ""
+    return f"{parts.hostname or 'localhost'}{port}{parts.path or ''}"
+
+
+@dataclass(frozen=True)
+class DatabaseCheck:
+    result: CheckResult
+    # Our clock minus PostgreSQL's, measured at the query (None: no database reached).
+    clock_skew: timedelta | None
+
+
+async def check_database(settings: DatabaseSettings, state_dir: Path) -> DatabaseCheck:
+    where = describe_database(settings, state_dir)
+    try:
+        db = await asyncio.wait_for(
+            Database.open(settings, state_dir, run_migrations=False),
+            settings.connect_timeout_s + 5,
+        )
+    except Exception as exc:  # any failure to connect is the finding itself
+        return DatabaseCheck(CheckResult("database", False, f"{where}: {_reason(exc)}"), None)
+    try:
+        async with db.pool.acquire() as conn:
+            exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+            done = await applied_versions(conn) if exists else {}
+            before = datetime.now(UTC)
+            server_time = await conn.fetchval("SELECT clock_timestamp()")
+            # The server read its clock somewhere during the round trip: compare with the middle.
+            skew = before + (datetime.now(UTC) - before) / 2 - server_time
+    except Exception as exc:  # e.g. permissions on schema_migrations
+        return DatabaseCheck(CheckResult("database", False, f"{where}: {_reason(exc)}"), None)
+    finally:
+        await db.close()
+    ok, detail = _schema_verdict(done)
+    return DatabaseCheck(CheckResult("database", ok, detail), skew)
+
+
+def _schema_verdict(done: dict[int, str]) -> tuple[bool, str]:
+    known = available_migrations()
+    pending = [f"{m.version:03d}_{m.name}" for m in known if m.version not in done]
+    changed = [
+        f"{m.version:03d}_{m.name}" for m in known if done.get(m.version, m.checksum) != m.checksum
+    ]
+    unknown = sorted(set(done) - {m.version for m in known})
+    if changed:
+        return False, f"applied migrations differ from this version's files: {', '.join(changed)}"
+    if unknown:
+        return False, (
+            f"the database has migrations this outdial does not know ({unknown}); "
+            "is a newer version running against it?"
+        )
+    if pending:
+        return False, (
+            f"{len(pending)} pending migration(s): {', '.join(pending)}; run `outdial db migrate`"
+        )
+    return True, f"reachable, schema up to date ({len(known)} migrations)"
+
+
+# --- models -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VoicePaths:
+    vosk_dir: Path
+    voice_model: Path
+    voice_config: Path
+    source: str
+
+
+def configured_voice_paths(config: Config) -> VoicePaths:
+    """The model and voice the daemon will load: an installed pack, or the packaged ones."""
+    if config.models.language:
+        paths = pack_paths(config.models_dir, config.models.language)
+        return VoicePaths(
+            paths.vosk_dir,
+            paths.voice_model,
+            paths.voice_config,
+            f"language pack {config.models.language}",
+        )
+    from voice.asr import default_model_path
+    from voice.tts import default_voice_paths
+
+    model, voice_config = default_voice_paths()
+    return VoicePaths(default_model_path(), model, voice_config, "packaged models")
+
+
+async def check_models(config: Config) -> list[CheckResult]:
+    try:
+        paths = await asyncio.to_thread(configured_voice_paths, config)
+    except ModelsError as exc:
+        return [CheckResult("models", False, str(exc))]
+    results = []
+    for name, opener, what in (
+        ("vosk", lambda: load_vosk(paths.vosk_dir), paths.vosk_dir),
+        ("piper", lambda: load_piper(paths.voice_model, paths.voice_config), paths.voice_model),
+    ):
+        try:
+            await asyncio.to_thread(opener)
+        except ModelsError as exc:
+            results.append(CheckResult(name, False, str(exc)))
+        else:
+            results.append(CheckResult(name, True, f"{what} loads ({paths.source})"))
+    return results
+
+
+# --- AMI --------------------------------------------------------------------------------------
+
+
+class AmiCheckError(Exception):
+    pass
+
+
+def _parse_message(raw: bytes) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for line in raw.decode("utf-8", "replace").split("\r\n"):
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip().lower(), value.strip())
+    return fields
+
+
+async def ami_login(host: str, port: int, username: str, secret: str) -> str:
+    """Log in and off once; returns the banner. Raises AmiCheckError with the reason."""
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError as exc:
+        raise AmiCheckError(f"cannot connect: {exc.strerror or exc}") from exc
+    try:
+        banner = (await reader.readline()).decode("utf-8", "replace").strip()
+        if not banner.startswith("Asterisk Call Manager"):
+            raise AmiCheckError(f"not an AMI server (it said {banner[:60]!r})")
+        writer.write(
+            (
+                f"Action: Login\r\nActionID: {AMI_ACTION_ID}\r\nUsername: {username}\r\n"
+                f"Secret: {secret}\r\nEvents: off\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        while True:
+            try:
+                reply = _parse_message(await reader.readuntil(b"\r\n\r\n"))
+            except asyncio.IncompleteReadError as exc:
+                raise AmiCheckError("the PBX closed the connection during login") from exc
+            if reply.get("actionid") == AMI_ACTION_ID or "response" in reply:
+                break  # events before the reply are skipped
+        if reply.get("response", "").lower() != "success":
+            raise AmiCheckError(f"login refused: {reply.get('message', 'no reason given')}")
+        writer.write(b"Action: Logoff\r\nActionID: outdial-check-bye\r\n\r\n")
+        await writer.drain()
+        return banner
+    finally:
+        writer.close()
+
+
+async def check_ami(trunk: TrunkSettings, timeout_s: float) -> CheckResult:
+    name = f"ami[{trunk.name}]"
+    where = f"{trunk.username}@{trunk.host}:{trunk.port}"
+    secret = trunk.secret.get_secret_value()
+    if not secret:
+        env = f"OUTDIAL_AMI_SECRET_{trunk.name.upper()}"
+        return CheckResult(name, False, f"{where}: no secret set ({env} or OUTDIAL_AMI_SECRET)")
+    try:
+        banner = await asyncio.wait_for(
+            ami_login(trunk.host, trunk.port, trunk.username, secret), timeout_s
+        )
+    except AmiCheckError as exc:
+        return CheckResult(name, False, f"{where}: {exc}")
+    except TimeoutError:
+        return CheckResult(name, False, f"{where}: no answer within {timeout_s:g} s")
+    except OSError as exc:
+        return CheckResult(name, False, f"{where}: {_reason(exc)}")
+    return CheckResult(name, True, f"{where}: logged in ({banner})")
+
+
+# --- ports, time ------------------------------------------------------------------------------
+
+
+def check_port(name: str, host: str, port: int) -> CheckResult:
+    """Bind the listener's address the way asyncio.start_server will, then let it go."""
+    if port == 0:
+        return CheckResult(name, True, f"{host}: ephemeral port, nothing to check")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return CheckResult(name, False, f"{host}:{port}: cannot resolve {host} ({exc.strerror})")
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                why = (
+                    "in use (is outdial already running?)"
+                    if exc.errno == errno.EADDRINUSE
+                    else exc.strerror
+                )
+                return CheckResult(name, False, f"{host}:{port}: {why}")
+    return CheckResult(name, True, f"{host}:{port} free")
+
+
+def check_timezones(
+    probes: tuple[tuple[str, datetime, timedelta], ...] = ZONE_PROBES,
+) -> CheckResult:
+    for zone, when, offset in probes:
+        try:
+            got = when.replace(tzinfo=ZoneInfo(zone)).utcoffset()
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            return CheckResult(
+                "timezones", False, f"no data for {zone} ({_reason(exc)}); install tzdata"
+            )
+        if got != offset:
+            return CheckResult(
+                "timezones", False, f"{zone} on {when:%Y-%m-%d} is UTC{got}, expected UTC{offset}"
+            )
+    zones = sorted({p[0] for p in probes})
+    return CheckResult("timezones", True, f"IANA data sane ({', '.join(zones)})")
+
+
+def check_clock(now: datetime, db_skew: timedelta | None) -> CheckResult:
+    if now < CLOCK_FLOOR or now.year >= 2100:
+        return CheckResult("clock", False, f"system clock reads {now:%Y-%m-%d %H:%M} UTC")
+    if db_skew is not None:
+        skew = abs(db_skew)
+        if skew > MAX_DB_CLOCK_SKEW:
+            return CheckResult(
+                "clock",
+                False,
+                f"differs from PostgreSQL's clock by {skew.total_seconds():.1f} s "
+                "(calling windows and leases depend on it; run NTP on both hosts)",
+            )
+        return CheckResult("clock", True, f"{now:%Y-%m-%d %H:%M:%S} UTC, agrees with PostgreSQL")
+    return CheckResult("clock", True, f"{now:%Y-%m-%d %H:%M:%S} UTC")
+
+
+async def run_checks(config: Config) -> list[CheckResult]:
+    """Every check but the config file's own (the caller loaded it)."""
+    db = await check_database(config.database, config.state_dir)
+    results = [db.result, *await check_models(config)]
+    if config.dialer.enabled:
+        timeout = config.dialer.ami_timeout_s
+        results += await asyncio.gather(*(check_ami(t, timeout) for t in config.trunks))
+    else:
+        results.append(CheckResult("ami", True, "dialer disabled, AMI not used"))
+    results.append(check_port("fastagi", config.agi.host, config.agi.port))
+    results.append(check_port("audiosocket", config.audiosocket.host, config.audiosocket.port))
+    if config.metrics.enabled:
+        results.append(check_port("metrics", config.metrics.host, config.metrics.port))
+    results.append(check_timezones())
+    results.append(check_clock(datetime.now(UTC), db.clock_skew))
+    return results

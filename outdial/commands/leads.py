@@ -1,0 +1,138 @@
+"""`outdial leads ...`: bring leads into a campaign."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated
+
+import asyncpg
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from outdial.config import Config
+from outdial.context import cli_state, run_async
+from outdial.errors import UserError
+from store.db import Database
+from store.leads import (
+    CampaignNotFoundError,
+    ImportSummary,
+    LeadImportError,
+    ProgressCallback,
+    ensure_campaign,
+    import_leads,
+)
+
+app = typer.Typer(help="Import leads into campaigns.", no_args_is_help=True)
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV file with a header line and a phone column.")],
+    campaign: Annotated[str, typer.Option("--campaign", help="Campaign to add the leads to.")],
+    region: Annotated[
+        str | None,
+        typer.Option("--region", help="Region for numbers without +CC (default: config)."),
+    ] = None,
+    create_campaign: Annotated[
+        bool, typer.Option("--create-campaign", help="Create the campaign if it does not exist.")
+    ] = False,
+    script: Annotated[
+        str | None, typer.Option("--script", help="Script of a campaign created here.")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Processes normalising numbers (default: auto)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Import FILE: numbers to E.164, rejected rows to FILE.rejects.csv, duplicates skipped."""
+    if create_campaign and not script:
+        raise typer.BadParameter("--create-campaign needs --script NAME", param_hint="--script")
+    if not file.is_file():
+        # Checked before the database starts: a typo should not cost a server start.
+        raise UserError(f"{file}: no such file")
+    config = cli_state(ctx).loaded.config
+    job = _Job(file, campaign, region or config.default_region, script if create_campaign else None)
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=as_json,
+    ) as progress:
+        task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        summary = run_async(_run(config, job, workers, advance))
+    if as_json:
+        typer.echo(json.dumps(_as_dict(summary)))
+    else:
+        Console().print(_table(summary))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    file: Path
+    campaign: str
+    region: str
+    create_with_script: str | None
+
+
+async def _run(
+    config: Config, job: _Job, workers: int | None, progress: ProgressCallback
+) -> ImportSummary:
+    try:
+        db = await Database.open(config.database, config.state_dir)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise UserError(f"cannot open the database: {exc}") from exc
+    try:
+        async with db.pool.acquire() as conn:
+            if job.create_with_script is not None:
+                await ensure_campaign(conn, job.campaign, job.create_with_script)
+            return await import_leads(
+                conn,
+                job.file,
+                campaign=job.campaign,
+                region=job.region,
+                workers=workers,
+                progress=progress,
+            )
+    except CampaignNotFoundError as exc:
+        raise UserError(f"{exc} (create it with --create-campaign --script NAME)") from exc
+    except LeadImportError as exc:
+        raise UserError(str(exc)) from exc
+    finally:
+        await db.close()
+
+
+def _as_dict(summary: ImportSummary) -> dict[str, object]:
+    data = dataclasses.asdict(summary)
+    data["seconds"] = round(summary.seconds, 3)
+    data["rows_per_s"] = round(summary.rows_per_s, 1)
+    return data
+
+
+def _table(summary: ImportSummary) -> Table:
+    table = Table(title=f"{summary.file} -> campaign {summary.campaign}", show_header=False)
+    table.add_column("what")
+    table.add_column("rows", justify="right")
+    table.add_row("rows read", str(summary.rows))
+    table.add_row("imported", str(summary.imported))
+    table.add_row("duplicates in file", str(summary.duplicates_in_file))
+    table.add_row("already in campaign", str(summary.duplicates_in_db))
+    table.add_row("rejected", str(summary.rejected))
+    for reason, count in sorted(summary.reject_reasons.items()):
+        table.add_row(f"  {reason}", str(count))
+    table.add_row("rejects file", summary.rejects_file or "-")
+    table.add_row("rows/s", f"{summary.rows_per_s:,.0f}")
+    return table

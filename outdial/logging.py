@@ -1,0 +1,157 @@
+"""Logging to stderr (journald under systemd), plain or JSON lines, with numbers masked.
+
+Every record passes a filter that masks phone numbers (keeping the last four digits), known
+secret values and passwords in URLs, in the message, its arguments and any traceback, before
+any handler formats it. Masking is deliberately greedy: a 10-digit epoch in a log line loses
+its first digits too, which is the right side to err on for call-centre data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from outdial.config import LogSettings
+from outdial.errors import UserError
+
+# A digit run (optionally with a leading +, and spaces, hyphens or parentheses between
+# groups) holding 7 or more digits, not glued to letters (hex ids stay readable). IP
+# addresses and ports never hold 7 digits in a row, so they stay readable too. Timestamps
+# (YYYY-MM-DD[ hh:mm[:ss[.fff]]]) are matched first, as a whole, and kept.
+_PHONE = re.compile(
+    r"(?P<date>(?<!\w)\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?(?!\w))"
+    r"|(?<!\w)(?P<plus>\+?)(?P<number>\(?\d(?:[ \-()]{0,2}\d){6,})(?!\w)"
+)
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*):[^@/\s]+@")
+MASK = "********"
+# Attributes every LogRecord has; anything else came in through `extra=`.
+_STANDARD_ATTRS = frozenset(
+    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()
+    | {"message", "asctime", "taskName"}
+)
+
+
+def mask_phone_numbers(text: str) -> str:
+    def _mask(match: re.Match[str]) -> str:
+        if match["date"]:
+            return match["date"]
+        digits = re.sub(r"\D", "", match["number"])
+        return f"{match['plus']}{'*' * (len(digits) - 4)}{digits[-4:]}"
+
+    return _PHONE.sub(_mask, text)
+
+
+class RedactingFilter(logging.Filter):
+    """Masks phone numbers and secrets in every record (attach to handlers)."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        # Longest first, so a secret containing another is replaced whole.
+        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        text = _URL_PASSWORD.sub(rf"\g<scheme>:{MASK}@", text)
+        return mask_phone_numbers(text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.redact(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        for key, value in list(record.__dict__.items()):
+            if key not in _STANDARD_ATTRS and isinstance(value, str):
+                setattr(record, key, self.redact(value))
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, extras, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def _level(name: str) -> int:
+    level = logging.getLevelNamesMapping().get(name.upper())
+    if level is None:
+        raise UserError(
+            f"log.level: unknown level {name!r} (use DEBUG, INFO, WARNING, ERROR or CRITICAL)"
+        )
+    return level
+
+
+def plain_formatter(environ: dict[str, str] | None = None) -> logging.Formatter:
+    env = os.environ if environ is None else environ
+    # journald stamps each line itself; a second timestamp only adds noise there.
+    if env.get("JOURNAL_STREAM"):
+        return logging.Formatter("%(levelname)s %(name)s: %(message)s")
+    return logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def setup_logging(
+    settings: LogSettings,
+    *,
+    secrets: Iterable[str] = (),
+    stream: IO[str] | None = None,
+) -> logging.Handler:
+    """Route all logging to one stderr handler; replaces handlers set up before."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JsonFormatter() if settings.json_format else plain_formatter())
+    handler.addFilter(RedactingFilter(secrets))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(_level(settings.level))
+    logging.captureWarnings(True)
+    return handler
+
+
+def config_secrets(config: Any) -> list[str]:
+    """Every SecretStr value in the config (AMI secrets, database URL, webhook secret)."""
+    from pydantic import BaseModel, SecretStr
+
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+
+    walk(config)
+    return [s for s in found if s]

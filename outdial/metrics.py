@@ -1,0 +1,73 @@
+"""The Prometheus endpoint: the default registry served over HTTP on the daemon's event loop."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from outdial.config import MetricsSettings
+from outdial.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# Every package's metrics module, imported so each family is exported from the first scrape on
+# (a labelled family shows its HELP and TYPE before its first sample). Modules written later by
+# other packages are picked up as soon as they exist.
+METRICS_MODULES = (
+    "store.metrics",
+    "analytics.metrics",
+    "dialer.metrics",
+    "agi.metrics",
+)
+
+
+def import_metrics_modules() -> list[str]:
+    """Import the metrics modules that exist; returns their names."""
+    loaded = []
+    for name in METRICS_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not (name == exc.name or name.startswith(exc.name + ".")):
+                raise  # the module exists but one of its own imports is missing
+            continue
+        loaded.append(name)
+    return loaded
+
+
+class MetricsServer:
+    """`/metrics` on host:port; port 0 picks a free port (see `port` after `start`)."""
+
+    def __init__(self, settings: MetricsSettings) -> None:
+        self._settings = settings
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    async def start(self) -> int:
+        import_metrics_modules()
+        app = web.Application()
+        app.router.add_get("/metrics", make_aiohttp_handler())
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self._settings.host, self._settings.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise UserError(
+                f"metrics endpoint cannot listen on {self._settings.host}:{self._settings.port}: "
+                f"{exc.strerror or exc}"
+            ) from exc
+        self._runner = runner
+        self.port = runner.addresses[0][1]
+        log.info("metrics on http://%s:%d/metrics", self._settings.host, self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+            self.port = None

@@ -1,0 +1,274 @@
+"""Batched, idempotent writes that survive a database outage by spooling to disk.
+
+`BatchWriter.put()` never blocks and never drops: rows go to a bounded in-memory queue, and
+past its bound to the spool. One background task COPYs batches every `flush_interval` or
+`batch_rows` rows. When PostgreSQL fails, batches go to the spool until a replay, tried with
+exponential backoff, succeeds; segments replay oldest first. Writes use `ON CONFLICT DO
+NOTHING` on the table's key, so a replayed row is never stored twice. Rows are identified by
+that key, not by insertion order: after an outage, fresh rows may land before spooled ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from store.copyinsert import CopyTarget, copy_insert_ignore
+from store.db import create_pool
+from store.settings import DatabaseSettings
+from store.spool import Row, Spool
+
+log = logging.getLogger(__name__)
+
+# At most this many batches' worth of queued rows per COPY transaction.
+BACKLOG_BATCHES = 10
+
+
+@dataclass(frozen=True)
+class RowKind:
+    """How one kind of row is stored: its table and its spool (JSON object) form."""
+
+    name: str
+    target: CopyTarget
+    to_json: Callable[[tuple[Any, ...]], Row]
+    from_json: Callable[[Row], tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class WriterStats:
+    queued: int
+    spool_depth: int
+    rows_written: int
+    rows_duplicate: int
+    rows_spooled: int
+    rows_replayed: int
+    overflow_spills: int
+    db_errors: int  # failed writes and replays since start
+    db_up: bool
+
+
+@dataclass
+class _Backoff:
+    initial: float
+    maximum: float
+    failures: int = 0
+    next_try: float = 0.0  # time.monotonic() of the next replay attempt
+
+    def failed(self) -> float:
+        self.failures += 1
+        delay = min(self.maximum, self.initial * 2 ** (self.failures - 1))
+        self.next_try = time.monotonic() + delay
+        return delay
+
+    def reset(self) -> None:
+        self.failures = 0
+        self.next_try = 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() >= self.next_try
+
+
+class BatchWriter:
+    """Queue -> COPY batches -> PostgreSQL, with the spool as the fallback."""
+
+    def __init__(
+        self,
+        db: asyncpg.Pool | str,
+        spool_dir: Path,
+        kind: RowKind,
+        *,
+        flush_interval: float = 0.2,
+        batch_rows: int = 500,
+        max_queue: int = 20_000,
+        write_timeout: float = 10.0,
+        max_backoff: float = 5.0,
+        segment_rows: int = 10_000,
+    ) -> None:
+        if batch_rows < 1 or max_queue < batch_rows or flush_interval <= 0:
+            raise ValueError("need batch_rows >= 1, max_queue >= batch_rows, flush_interval > 0")
+        self._pool = db if isinstance(db, asyncpg.Pool) else None
+        self._url = db if isinstance(db, str) else None
+        self._kind = kind
+        self._spool = Spool(spool_dir, kind.name, segment_rows=segment_rows)
+        self._flush_interval = flush_interval
+        self._batch_rows = batch_rows
+        self._max_queue = max_queue
+        self._timeout = write_timeout
+        self._backoff = _Backoff(initial=flush_interval, maximum=max_backoff)
+        self._queue: deque[tuple[Any, ...]] = deque()
+        # Rows that arrived while the queue was full; spooled in batches, not one fsync each.
+        self._overflow: list[tuple[Any, ...]] = []
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._down = False
+        self._task: asyncio.Task[None] | None = None
+        self._written = self._duplicate = self._spooled = self._replayed = 0
+        self._overflow_spills = self._db_errors = 0
+
+    # -- public ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the spool (replaying what a crashed process left) and start flushing."""
+        await asyncio.to_thread(self._spool.open)
+        self._task = asyncio.create_task(self._run(), name=f"{self._kind.name}-writer")
+
+    async def __aenter__(self) -> BatchWriter:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def put(self, row: tuple[Any, ...]) -> None:
+        """Queue one row; never blocks, never drops."""
+        if self._task is None or self._closing:
+            raise RuntimeError(f"{self._kind.name} writer is not running")
+        if self._task.done():
+            # The flusher died (the spool's disk failed): refuse rather than queue forever.
+            cause = None if self._task.cancelled() else self._task.exception()
+            raise RuntimeError(f"{self._kind.name} writer stopped") from cause
+        if len(self._queue) < self._max_queue:
+            self._queue.append(row)
+            if len(self._queue) >= self._batch_rows:
+                self._wakeup.set()
+            return
+        self._overflow.append(row)
+        if len(self._overflow) >= self._batch_rows:
+            self._spill_overflow()
+
+    async def close(self) -> None:
+        """Drain every queued row to PostgreSQL or, if it is down, to the spool."""
+        if self._task is None:
+            return
+        self._closing = True
+        self._wakeup.set()
+        try:
+            await self._task
+        finally:
+            self._task = None
+            if self._url is not None and self._pool is not None:
+                await self._pool.close()
+                self._pool = None
+            await asyncio.to_thread(self._spool.close)
+
+    @property
+    def spool_depth(self) -> int:
+        return self._spool.depth
+
+    def stats(self) -> WriterStats:
+        return WriterStats(
+            queued=len(self._queue) + len(self._overflow),
+            spool_depth=self._spool.depth,
+            rows_written=self._written,
+            rows_duplicate=self._duplicate,
+            rows_spooled=self._spooled,
+            rows_replayed=self._replayed,
+            overflow_spills=self._overflow_spills,
+            db_errors=self._db_errors,
+            db_up=not self._down,
+        )
+
+    # -- the flusher ----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            if not self._closing and len(self._queue) < self._batch_rows:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._flush_interval)
+            await self._flush(self._take_batch())
+            if self._closing and not self._queue and not self._overflow:
+                if self._spool.depth and self._down:
+                    await self._replay()  # one last try, backoff or not: the DB may be back
+                return
+
+    def _take_batch(self) -> list[tuple[Any, ...]]:
+        # A backlog goes out in bigger transactions: fewer commits when writers outpace us.
+        count = min(self._batch_rows * BACKLOG_BATCHES, len(self._queue))
+        return [self._queue.popleft() for _ in range(count)]
+
+    async def _flush(self, batch: list[tuple[Any, ...]]) -> None:
+        if batch and (self._down or not await self._try_copy(batch)):
+            await self._to_spool(batch)
+        if self._overflow:
+            overflow, self._overflow = self._overflow, []
+            await self._to_spool(overflow)
+        # Replaying doubles as the probe while the database is down.
+        if self._spool.depth and (not self._down or self._backoff.due()):
+            await self._replay()
+
+    async def _try_copy(self, rows: Sequence[tuple[Any, ...]]) -> bool:
+        try:
+            pool = await self._get_pool()
+            async with pool.acquire(timeout=self._timeout) as conn:
+                new = await copy_insert_ignore(
+                    conn, self._kind.target, rows, timeout_s=self._timeout
+                )
+        except Exception as exc:
+            # Anything on the way to PostgreSQL: sockets, timeouts, a closed pool, server errors
+            # (shutdown, disk full, no table before `outdial db migrate`), and asyncpg's own
+            # protocol errors when the server vanishes mid-COPY. Rows are validated in put()'s
+            # callers, so the batch itself is sound: it waits in the spool and is retried.
+            self._mark_down(exc)
+            return False
+        self._written += new
+        self._duplicate += len(rows) - new
+        if self._down:
+            self._down = False
+            self._backoff.reset()
+            log.info("%s: database reachable again", self._kind.name)
+        return True
+
+    async def _replay(self) -> None:
+        await asyncio.to_thread(self._spool.seal)
+        for segment in await asyncio.to_thread(self._spool.sealed_segments):
+            rows = await asyncio.to_thread(self._spool.read, segment)
+            if rows and not await self._try_copy([self._kind.from_json(r) for r in rows]):
+                return
+            await asyncio.to_thread(self._spool.remove, segment)
+            self._replayed += len(rows)
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            assert self._url is not None
+            # Created on first use so a writer can start (and spool) while the DB is down.
+            self._pool = await create_pool(
+                self._url, DatabaseSettings(pool_min=1, pool_max=2, connect_timeout_s=self._timeout)
+            )
+        return self._pool
+
+    def _mark_down(self, exc: BaseException) -> None:
+        self._db_errors += 1
+        delay = self._backoff.failed()
+        if not self._down:
+            log.warning(
+                "%s: database write failed (%s: %s); spooling to %s, retrying in %.2fs",
+                self._kind.name,
+                type(exc).__name__,
+                exc,
+                self._spool.directory,
+                delay,
+            )
+        self._down = True
+
+    async def _to_spool(self, rows: list[tuple[Any, ...]]) -> None:
+        encoded = [self._kind.to_json(r) for r in rows]
+        await asyncio.to_thread(self._spool.append, encoded)
+        self._spooled += len(rows)
+
+    def _spill_overflow(self) -> None:
+        # Called from put(): one synchronous fsync per batch_rows rows keeps put() non-blocking
+        # in the sense that matters (no await) while bounding memory under overload.
+        overflow, self._overflow = self._overflow, []
+        self._spool.append([self._kind.to_json(r) for r in overflow])
+        self._spooled += len(overflow)
+        self._overflow_spills += 1

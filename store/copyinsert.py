@@ -1,0 +1,74 @@
+"""Bulk insert that skips rows already present: COPY into a staging table, then INSERT ... SELECT.
+
+COPY is the fastest way into PostgreSQL but cannot skip conflicting rows; routing it through a
+per-connection temporary table lets `ON CONFLICT DO NOTHING` make every write idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class CopyTarget:
+    """A table and the columns written to it; json(b) columns travel as text and are cast."""
+
+    table: str
+    columns: tuple[str, ...]
+    json_columns: frozenset[str] = field(default_factory=frozenset)
+    # Constant values filled in by the INSERT (e.g. campaign_id), bound as $1, $2, ...
+    constants: tuple[str, ...] = ()
+
+    @property
+    def staging(self) -> str:
+        return f"_stage_{self.table}"
+
+    def create_staging_sql(self) -> str:
+        # asyncpg's binary COPY has no jsonb encoder, so json columns are staged as text.
+        select = ", ".join(
+            f"{c}::text AS {c}" if c in self.json_columns else c for c in self.columns
+        )
+        # ON COMMIT DELETE ROWS: the table lives with the connection and is empty per transaction.
+        return (
+            f"CREATE TEMP TABLE IF NOT EXISTS {self.staging} ON COMMIT DELETE ROWS AS "
+            f"SELECT {select} FROM {self.table} WITH NO DATA"
+        )
+
+    def insert_sql(self) -> str:
+        targets = ", ".join((*self.constants, *self.columns))
+        params = [f"${i}" for i in range(1, len(self.constants) + 1)]
+        values = [f"{c}::jsonb" if c in self.json_columns else c for c in self.columns]
+        return (
+            f"INSERT INTO {self.table} ({targets}) SELECT {', '.join((*params, *values))} "
+            f"FROM {self.staging} ON CONFLICT DO NOTHING"
+        )
+
+
+def _inserted(status: str) -> int:
+    # Command tag "INSERT 0 <rows>".
+    return int(status.rsplit(" ", 1)[1])
+
+
+async def copy_insert_ignore(
+    conn: asyncpg.Connection,
+    target: CopyTarget,
+    records: Iterable[Sequence[Any]],
+    constants: Sequence[Any] = (),
+    *,
+    timeout_s: float | None = None,
+) -> int:
+    """Write `records` (tuples in `target.columns` order) in one transaction.
+
+    Returns how many rows were new; the others already existed (or repeated within the batch).
+    """
+    async with conn.transaction():
+        await conn.execute(target.create_staging_sql(), timeout=timeout_s)
+        await conn.copy_records_to_table(
+            target.staging, records=records, columns=target.columns, timeout=timeout_s
+        )
+        status = await conn.execute(target.insert_sql(), *constants, timeout=timeout_s)
+    return _inserted(status)

@@ -1,0 +1,140 @@
+"""The CRM outbox: outcome events written with the call's disposition, delivered later.
+
+`enqueue_outcome` runs inside the disposition's transaction, so an outcome is recorded exactly
+when the disposition is. The sender (outdial.webhooks) claims due events with the functions
+below; a lead's events go out strictly in the order they were written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+OUTCOME_EVENT = "call.outcome"
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    id: int
+    idempotency_key: str
+    lead_id: int | None
+    call_id: str | None
+    event_type: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+async def enqueue_outcome(
+    conn: asyncpg.Connection,
+    *,
+    call_id: str,
+    lead_id: int | None,
+    disposition: str,
+    outcome: str | None = None,
+    success: bool | None = None,
+    details: Mapping[str, Any] | None = None,
+    occurred_at: datetime | None = None,
+) -> int | None:
+    """Queue the call's outcome event; returns its outbox id, or None if it was already queued.
+
+    Call it on the connection (and inside the transaction) that writes the disposition. The
+    idempotency key is derived from the call id, so a repeated disposition adds no second event.
+    """
+    if not call_id:
+        raise ValueError("an outcome event needs the call id")
+    key = f"{OUTCOME_EVENT}:{call_id}"
+    payload = {
+        "event": OUTCOME_EVENT,
+        "idempotency_key": key,
+        "call_id": call_id,
+        "lead_id": lead_id,
+        "disposition": disposition,
+        "outcome": outcome,
+        "success": success,
+        "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(),
+        "details": dict(details or {}),
+    }
+    # The CRM knows its leads by external id and campaign name; no phone number goes out.
+    return await conn.fetchval(
+        """INSERT INTO outbox (idempotency_key, lead_id, call_id, event_type, payload)
+           SELECT $1, $2, $3, $4, $5::jsonb || jsonb_build_object(
+                      'external_id', l.external_id, 'campaign', c.name)
+           FROM (SELECT 1) AS one
+           LEFT JOIN leads l ON l.id = $2
+           LEFT JOIN campaigns c ON c.id = l.campaign_id
+           ON CONFLICT (idempotency_key) DO NOTHING
+           RETURNING id""",
+        key,
+        lead_id,
+        call_id,
+        OUTCOME_EVENT,
+        payload,
+    )
+
+
+async def claim_due(conn: asyncpg.Connection, limit: int, lease_s: float) -> list[OutboxEvent]:
+    """Due events that are first in line for their lead, leased to this sender for `lease_s`.
+
+    The lease (a later next_attempt_at) keeps a second sender off them; if this one dies, they
+    become due again when it ends.
+    """
+    rows = await conn.fetch(
+        """WITH due AS (
+               SELECT o.id FROM outbox o
+               WHERE o.delivered_at IS NULL AND o.next_attempt_at <= now()
+                 AND NOT EXISTS (SELECT 1 FROM outbox e
+                                 WHERE e.lead_id = o.lead_id AND e.delivered_at IS NULL
+                                   AND e.id < o.id)
+               ORDER BY o.id
+               LIMIT $1
+               FOR UPDATE SKIP LOCKED)
+           UPDATE outbox o SET next_attempt_at = now() + make_interval(secs => $2)
+           FROM due WHERE o.id = due.id
+           RETURNING o.id, o.idempotency_key, o.lead_id, o.call_id, o.event_type, o.payload,
+                     o.attempts""",
+        limit,
+        lease_s,
+    )
+    return sorted((OutboxEvent(**dict(r)) for r in rows), key=lambda e: e.id)
+
+
+async def delivered_targets(conn: asyncpg.Connection, outbox_id: int) -> set[str]:
+    rows = await conn.fetch("SELECT target FROM outbox_deliveries WHERE outbox_id = $1", outbox_id)
+    return {r["target"] for r in rows}
+
+
+async def record_target_delivered(conn: asyncpg.Connection, outbox_id: int, target: str) -> None:
+    await conn.execute(
+        "INSERT INTO outbox_deliveries (outbox_id, target) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        outbox_id,
+        target,
+    )
+
+
+async def mark_delivered(conn: asyncpg.Connection, outbox_id: int) -> None:
+    await conn.execute(
+        """UPDATE outbox SET delivered_at = now(), attempts = attempts + 1, last_error = NULL
+           WHERE id = $1""",
+        outbox_id,
+    )
+
+
+async def mark_failed(
+    conn: asyncpg.Connection, outbox_id: int, error: str, retry_in_s: float
+) -> None:
+    await conn.execute(
+        """UPDATE outbox SET attempts = attempts + 1, last_error = $2,
+                             next_attempt_at = now() + make_interval(secs => $3)
+           WHERE id = $1""",
+        outbox_id,
+        error[:500],
+        retry_in_s,
+    )
+
+
+async def pending_count(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE delivered_at IS NULL"))

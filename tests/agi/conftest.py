@@ -1,0 +1,148 @@
+"""A live call stack for end-to-end tests: real Vosk, Piper, spaCy, librosa and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+from panoramisk import Manager
+
+from agi.callstore import CallStore
+from agi.catalog import ScriptCatalog
+from agi.runtime import CallServices, CallSettings
+from agi.service import CallService, ScriptSource
+from agi.settings import AgiSettings, AudioSocketSettings, SessionSettings
+from compliance.settings import ComplianceSettings
+from compliance.words import default_word_filter
+from emotion.settings import EmotionSettings
+from nlu.settings import NluSettings
+from store.db import create_pool
+from store.settings import DatabaseSettings
+from store.turns import TurnWriter
+from voice.asr import AsrEngine
+from voice.settings import AsrSettings, TtsSettings
+from voice.tts import TtsEngine
+
+REPO = Path(__file__).resolve().parents[2]
+AUDIO = REPO / "tests" / "fixtures" / "audio"
+# The demo language pack: the Korean ASR hears these, the English script means this.
+PHRASE_MAP = {
+    "네": "yes",
+    "아니요": "no",
+    "아뇨": "no",
+    "좋아요": "yes",
+    "상담원 연결": "let me talk to an agent",
+}
+
+
+@pytest.fixture(scope="session")
+async def engines(tmp_path_factory: pytest.TempPathFactory) -> tuple[AsrEngine, TtsEngine]:
+    asr = await AsrEngine.load(AsrSettings())
+    tts = await TtsEngine.load(TtsSettings(cache_dir=tmp_path_factory.mktemp("tts")))
+    return asr, tts
+
+
+def call_services(engines: tuple[AsrEngine, TtsEngine], **session: object) -> CallServices:
+    asr, tts = engines
+    settings = CallSettings(
+        session=SessionSettings(phrase_map=PHRASE_MAP, **session),
+        emotion=EmotionSettings(),
+        compliance=ComplianceSettings(),
+        nlu=NluSettings(),
+    )
+    return CallServices(asr=asr, tts=tts, word_filter=default_word_filter(), settings=settings)
+
+
+@dataclass
+class LiveStack:
+    service: CallService
+    catalog: ScriptCatalog
+    pool: asyncpg.Pool
+    turns: TurnWriter
+
+    async def add_call(self, call_id: str, phone: str, fields: dict[str, object]) -> int:
+        """A campaign lead with an attempt row, as the dialer leaves it before Originate."""
+        async with self.pool.acquire() as conn:
+            campaign = await conn.fetchval(
+                """INSERT INTO campaigns (name, script_name) VALUES ('e2e', 'order_confirmation_en')
+                   ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id"""
+            )
+            lead = await conn.fetchval(
+                """INSERT INTO leads (campaign_id, phone_e164, timezone, fields)
+                   VALUES ($1, $2, 'America/New_York', $3) RETURNING id""",
+                campaign,
+                phone,
+                fields,
+            )
+            await conn.execute(
+                """INSERT INTO call_attempts (call_id, lead_id, campaign_id, trunk, owner)
+                   VALUES ($1, $2, $3, 'sim', 'test')""",
+                call_id,
+                lead,
+                campaign,
+            )
+        return lead
+
+
+@pytest.fixture
+async def live_stack(
+    engines: tuple[AsrEngine, TtsEngine], pg_url: str, tmp_path: Path
+) -> AsyncIterator[LiveStack]:
+    pool = await create_pool(pg_url, DatabaseSettings())
+    services = call_services(engines)
+    catalog = ScriptCatalog(REPO / "scripts", services, tmp_path / "nlu", pool)
+    await catalog.reload()
+    turns = TurnWriter(pool, tmp_path / "spool")
+    await turns.start()
+
+    async def first_variant(runtime: object) -> None:
+        return None
+
+    service = CallService(
+        AgiSettings(port=0),
+        AudioSocketSettings(port=0),
+        services,
+        ScriptSource(catalog.get),
+        CallStore(pool),
+        turns,
+        first_variant,
+    )
+    await service.start()
+    yield LiveStack(service, catalog, pool, turns)
+    await service.drain(5)
+    await turns.close()
+    await pool.close()
+
+
+async def originate(ami_port: int, calls: list[tuple[str, str]]) -> None:
+    """Originate `(number, call_id)` pairs into the bot context over AMI, as the dialer does."""
+    manager = Manager(host="127.0.0.1", port=ami_port, username="outdial", secret="s3cret")
+    await manager.connect()
+    try:
+        replies = await asyncio.gather(
+            *(
+                manager.send_action(
+                    {
+                        "Action": "Originate",
+                        "Channel": f"Local/{number}@customers",
+                        "Context": "bot-agi",
+                        "Exten": "s",
+                        "Priority": "1",
+                        "Async": "true",
+                        "Timeout": "20000",
+                        "Variable": f"OUTDIAL_CALL_ID={call_id}",
+                    }
+                )
+                for number, call_id in calls
+            )
+        )
+        for reply in replies:
+            # panoramisk returns the Response and the OriginateResponse event for Async.
+            first = reply[0] if isinstance(reply, list) else reply
+            assert first.Response == "Success", reply
+    finally:
+        manager.close()

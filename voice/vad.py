@@ -1,0 +1,157 @@
+"""Streaming voice activity detection and endpointing over 20 ms slin frames.
+
+`FrameVad` classifies one frame (webrtcvad, gated by an energy floor). `Endpointer` turns the
+per-frame decisions into utterance boundaries. Time is always passed in (seconds, any monotonic
+clock), so both are pure and deterministic. The far end may send no frames at all during
+silence (Asterisk Local channels), so `Endpointer.on_time` ends an utterance from the wall clock
+alone.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import webrtcvad
+
+from voice.audio import FRAME_BYTES, FRAME_S, SAMPLE_RATE, AudioFormatError, rms_dbfs
+from voice.settings import VadSettings
+
+
+class FrameVad:
+    """Speech / non-speech for one 20 ms frame."""
+
+    def __init__(self, settings: VadSettings) -> None:
+        self._vad = webrtcvad.Vad(settings.aggressiveness)
+        self._floor_dbfs = settings.energy_floor_dbfs
+
+    def is_speech(self, frame: bytes) -> bool:
+        if len(frame) != FRAME_BYTES:
+            raise AudioFormatError(f"a frame is {FRAME_BYTES} bytes, got {len(frame)}")
+        # The energy gate first: cheap, and webrtcvad calls quiet line noise speech.
+        if rms_dbfs(frame) < self._floor_dbfs:
+            return False
+        return self._vad.is_speech(frame, SAMPLE_RATE)
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    """Enough voiced audio to call it speech; `at` is the first voiced frame's time."""
+
+    at: float
+
+
+@dataclass(frozen=True)
+class SpeechEnded:
+    """The utterance is over; `at` is the last voiced frame's time."""
+
+    started_at: float
+    at: float
+    # True when max_speech_ms cut it rather than trailing silence.
+    truncated: bool = False
+
+
+VadEvent = SpeechStarted | SpeechEnded
+
+
+# Float tolerance when comparing accumulated frame times with thresholds.
+_EPS_S = 1e-6
+
+
+class _State(enum.Enum):
+    IDLE = "idle"
+    PENDING = "pending"  # voiced frames seen, not yet min_speech_ms of them
+    SPEAKING = "speaking"
+
+
+class Endpointer:
+    """Utterance start/end from per-frame voicing decisions and the clock.
+
+    `now` for a frame is the time it arrived (its end). Times must not go backwards.
+    """
+
+    def __init__(self, settings: VadSettings) -> None:
+        self._min_speech_s = settings.min_speech_ms / 1000
+        self._start_gap_s = settings.start_gap_ms / 1000
+        self._silence_s = settings.endpoint_silence_ms / 1000
+        self._max_speech_s = settings.max_speech_ms / 1000
+        self._state = _State.IDLE
+        self._first_voiced = 0.0
+        self._last_voiced = 0.0
+        self._voiced_s = 0.0
+        self._last_now = float("-inf")
+
+    @property
+    def in_speech(self) -> bool:
+        """An utterance has started and not yet ended."""
+        return self._state is _State.SPEAKING
+
+    @property
+    def candidate_start(self) -> float | None:
+        """First voiced frame of the utterance being formed or under way, if any."""
+        return None if self._state is _State.IDLE else self._first_voiced
+
+    def on_frame(self, voiced: bool, now: float) -> VadEvent | None:
+        self._advance_clock(now)
+        if voiced:
+            return self._on_voiced(now)
+        return self._on_unvoiced(now)
+
+    def on_time(self, now: float) -> SpeechEnded | None:
+        """The clock moved with no frame: trailing silence can end the utterance."""
+        self._advance_clock(now)
+        event = self._on_unvoiced(now)
+        return event if isinstance(event, SpeechEnded) else None
+
+    def flush(self) -> SpeechEnded | None:
+        """End the utterance under way now (end of stream); forget a pending start."""
+        if self._state is _State.SPEAKING:
+            return self._end(truncated=False)
+        self.reset()
+        return None
+
+    def reset(self) -> None:
+        self._state = _State.IDLE
+        self._voiced_s = 0.0
+
+    def _advance_clock(self, now: float) -> None:
+        if now < self._last_now:
+            raise ValueError(f"time went backwards: {now} < {self._last_now}")
+        self._last_now = now
+
+    def _on_voiced(self, now: float) -> VadEvent | None:
+        if self._state is _State.IDLE:
+            self._state = _State.PENDING
+            self._first_voiced = now
+            self._voiced_s = 0.0
+        self._last_voiced = now
+        self._voiced_s += FRAME_S
+        if self._state is _State.PENDING and self._voiced_s >= self._min_speech_s - _EPS_S:
+            self._state = _State.SPEAKING
+            return SpeechStarted(at=self._first_voiced)
+        if self._too_long(now):
+            return self._end(truncated=True)
+        return None
+
+    def _on_unvoiced(self, now: float) -> SpeechEnded | None:
+        quiet_s = now - self._last_voiced
+        if self._too_long(now):
+            return self._end(truncated=True)
+        if self._state is _State.PENDING and quiet_s >= self._start_gap_s - _EPS_S:
+            self._state = _State.IDLE  # a click or a cough, not speech
+        elif self._state is _State.SPEAKING and quiet_s >= self._silence_s - _EPS_S:
+            return self._end(truncated=False)
+        return None
+
+    def _too_long(self, now: float) -> bool:
+        return (
+            self._state is _State.SPEAKING
+            and now - self._first_voiced >= self._max_speech_s - _EPS_S
+        )
+
+    def _end(self, truncated: bool) -> SpeechEnded:
+        event = SpeechEnded(
+            started_at=self._first_voiced, at=self._last_voiced, truncated=truncated
+        )
+        self.reset()
+        return event
