@@ -152,11 +152,11 @@ async def run(rows: int, workers: int | None) -> dict[str, object]:
             try:
                 await ensure_campaign(conn, "bench", "bench_script")
                 pids = [os.getpid()] + ([db.postmaster_pid] if db.postmaster_pid else [])
-                cpu_before = [tree_cpu_s(pid) for pid in pids]
+                before = [tree_cpu_s(pid) for pid in pids]
                 summary = await import_leads(
                     conn, path, campaign="bench", region="US", workers=workers
                 )
-                cpu = [tree_cpu_s(pid) - before for pid, before in zip(pids, cpu_before, strict=True)]
+                cpu = [tree_cpu_s(pid) - b for pid, b in zip(pids, before, strict=True)]
                 stored = await conn.fetchval("SELECT count(*) FROM leads")
             finally:
                 await conn.close()

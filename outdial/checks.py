@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dialer.settings import TrunkSettings
 from outdial.config import Config
-from outdial.models import ModelsError, load_piper, load_vosk, pack_paths
+from outdial.models import ModelsError, load_piper, load_vosk, voice_settings
 from store.db import Database
 from store.migrate import applied_versions, available_migrations
 from store.settings import DatabaseSettings
@@ -131,20 +131,26 @@ class VoicePaths:
 
 
 def configured_voice_paths(config: Config) -> VoicePaths:
-    """The model and voice the daemon will load: an installed pack, or the packaged ones."""
-    if config.models.language:
-        paths = pack_paths(config.models_dir, config.models.language)
-        return VoicePaths(
-            paths.vosk_dir,
-            paths.voice_model,
-            paths.voice_config,
-            f"language pack {config.models.language}",
-        )
+    """The model and voice the daemon will load, resolved as `voice_settings` does."""
     from voice.asr import default_model_path
     from voice.tts import default_voice_paths
 
-    model, voice_config = default_voice_paths()
-    return VoicePaths(default_model_path(), model, voice_config, "packaged models")
+    asr, tts = voice_settings(config)
+    default_model, default_config = default_voice_paths()
+    model = tts.model_path or default_model
+    if tts.config_path is not None:
+        voice_config = tts.config_path
+    elif tts.model_path is None:
+        voice_config = default_config
+    else:
+        voice_config = Path(f"{model}.json")  # TtsEngine's rule for a model without config
+    if config.asr.model_path or config.tts.model_path:
+        source = "asr/tts settings"
+    elif config.models.language:
+        source = f"language pack {config.models.language}"
+    else:
+        source = "packaged models"
+    return VoicePaths(asr.model_path or default_model_path(), model, voice_config, source)
 
 
 async def check_models(config: Config) -> list[CheckResult]:

@@ -26,9 +26,11 @@ from dialer.engine import Dialer
 from emotion.warmup import warm
 from outdial.config import Config
 from outdial.metrics import MetricsServer
+from outdial.models import voice_settings
 from outdial.systemd import Notifier, start_watchdog
 from outdial.webhooks import WebhookSender
 from store.db import Database
+from store.spool import spool_dir
 from store.turns import TurnWriter
 from voice.asr import AsrEngine
 from voice.tts import TtsEngine
@@ -38,10 +40,10 @@ log = logging.getLogger(__name__)
 
 async def build_call_services(config: Config) -> CallServices:
     """Load every model once for the process (NOTES §3), off the event loop."""
-    tts_settings = config.tts
+    asr_settings, tts_settings = voice_settings(config)  # the installed language pack, if any
     if not tts_settings.cache_dir.is_absolute():
         tts_settings = tts_settings.model_copy(update={"cache_dir": config.state_dir / "tts-cache"})
-    asr, tts = await asyncio.gather(AsrEngine.load(config.asr), TtsEngine.load(tts_settings))
+    asr, tts = await asyncio.gather(AsrEngine.load(asr_settings), TtsEngine.load(tts_settings))
     word_filter = await asyncio.to_thread(WordFilter.from_files, config.compliance.word_lists)
     await asyncio.to_thread(warm)  # librosa's numba kernels, so no call pays for them
     settings = CallSettings(
@@ -76,7 +78,7 @@ class Daemon:
         )
         loaded = await self.catalog.reload()
         log.info("scripts ready: %s", ", ".join(r.name for r in loaded) or "none")
-        self.turns = TurnWriter(pool, config.state_dir / "spool" / "turns")
+        self.turns = TurnWriter(pool, spool_dir(config.database, config.state_dir) / "turns")
         await self.turns.start()
         allocator = VariantAllocator(pool, config.analytics.ab)
 

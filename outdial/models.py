@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -37,6 +37,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rich.progress import Progress, TaskID
 
 from outdial.errors import UserError
+
+if TYPE_CHECKING:
+    from outdial.config import Config
+    from voice.settings import AsrSettings, TtsSettings
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +194,26 @@ def pack_paths(models_dir: Path, lang: str) -> PackPaths:
         voice_model=root / "piper" / manifest["voice_file"],
         voice_config=root / "piper" / manifest["voice_config_file"],
     )
+
+
+def voice_settings(config: Config) -> tuple[AsrSettings, TtsSettings]:
+    """ASR and TTS settings with `models.language`'s pack filled in where not set explicitly.
+
+    Explicit `asr.model_path` / `tts.model_path` win; without them and without a language,
+    the engines use the models packaged with the install.
+    """
+    asr, tts = config.asr, config.tts
+    lang = config.models.language
+    if lang is None:
+        return asr, tts
+    paths = pack_paths(config.models_dir, lang)
+    if asr.model_path is None:
+        asr = asr.model_copy(update={"model_path": paths.vosk_dir})
+    if tts.model_path is None:
+        tts = tts.model_copy(
+            update={"model_path": paths.voice_model, "config_path": paths.voice_config}
+        )
+    return asr, tts
 
 
 def installed_languages(models_dir: Path) -> list[str]:

@@ -92,7 +92,10 @@ class BatchWriter:
         write_timeout: float = 10.0,
         max_backoff: float = 5.0,
         segment_rows: int = 10_000,
+        on_written: Callable[[int], None] | None = None,
+        on_spool_depth: Callable[[int], None] | None = None,
     ) -> None:
+        """`on_written(new_rows)` and `on_spool_depth(rows)` feed metrics (e.g. Prometheus)."""
         if batch_rows < 1 or max_queue < batch_rows or flush_interval <= 0:
             raise ValueError("need batch_rows >= 1, max_queue >= batch_rows, flush_interval > 0")
         self._pool = db if isinstance(db, asyncpg.Pool) else None
@@ -113,12 +116,15 @@ class BatchWriter:
         self._task: asyncio.Task[None] | None = None
         self._written = self._duplicate = self._spooled = self._replayed = 0
         self._overflow_spills = self._db_errors = 0
+        self._on_written = on_written
+        self._on_spool_depth = on_spool_depth
 
     # -- public ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Open the spool (replaying what a crashed process left) and start flushing."""
         await asyncio.to_thread(self._spool.open)
+        self._depth_changed()
         self._task = asyncio.create_task(self._run(), name=f"{self._kind.name}-writer")
 
     async def __aenter__(self) -> BatchWriter:
@@ -222,6 +228,8 @@ class BatchWriter:
             return False
         self._written += new
         self._duplicate += len(rows) - new
+        if self._on_written is not None:
+            self._on_written(new)
         if self._down:
             self._down = False
             self._backoff.reset()
@@ -236,6 +244,7 @@ class BatchWriter:
                 return
             await asyncio.to_thread(self._spool.remove, segment)
             self._replayed += len(rows)
+            self._depth_changed()
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -264,6 +273,7 @@ class BatchWriter:
         encoded = [self._kind.to_json(r) for r in rows]
         await asyncio.to_thread(self._spool.append, encoded)
         self._spooled += len(rows)
+        self._depth_changed()
 
     def _spill_overflow(self) -> None:
         # Called from put(): one synchronous fsync per batch_rows rows keeps put() non-blocking
@@ -272,3 +282,8 @@ class BatchWriter:
         self._spool.append([self._kind.to_json(r) for r in overflow])
         self._spooled += len(overflow)
         self._overflow_spills += 1
+        self._depth_changed()
+
+    def _depth_changed(self) -> None:
+        if self._on_spool_depth is not None:
+            self._on_spool_depth(self._spool.depth)

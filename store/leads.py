@@ -51,7 +51,7 @@ ProgressCallback = Callable[[int, int], None]  # (bytes read, file size)
 
 
 class LeadImportError(Exception):
-    """The import cannot start: no file, no header, no phone column, an unknown region."""
+    """The file cannot be imported: missing, no header or phone column, unknown region, ..."""
 
 
 class CampaignNotFoundError(LeadImportError):
@@ -290,7 +290,7 @@ async def import_leads(
     with _open(path) as raw:
         size = os.fstat(raw.fileno()).st_size
         lead_file = _LeadFile(raw, path)
-        header = _read_header(lead_file, path)
+        header = await asyncio.to_thread(_read_header, lead_file, path)
         spec = row_spec(header, region.upper())
         if spec is None:
             raise LeadImportError(

@@ -18,6 +18,7 @@ import asyncpg
 
 from store.batchwriter import BatchWriter, RowKind
 from store.copyinsert import CopyTarget
+from store.metrics import SPOOL_DEPTH_ROWS, TURNS_WRITTEN
 from store.spool import Row
 
 Speaker = Literal["bot", "customer", "system"]
@@ -167,6 +168,8 @@ class TurnWriter(BatchWriter):
             max_queue=max_queue,
             write_timeout=write_timeout,
             max_backoff=max_backoff,
+            on_written=TURNS_WRITTEN.inc,
+            on_spool_depth=SPOOL_DEPTH_ROWS.set,
         )
 
     def write(self, record: TurnRecord) -> None:

