@@ -17,6 +17,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
+
+from agi import eagi_protocol
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,7 @@ HEADER_BYTES = 3
 FRAME_BYTES = 320  # 20 ms of 8 kHz 16-bit mono
 FRAME_SECONDS = 0.020
 MAX_PAYLOAD = 65535
+SILENCE_FRAME = bytes(FRAME_BYTES)
 
 
 class Kind(enum.IntEnum):
@@ -32,6 +36,16 @@ class Kind(enum.IntEnum):
     DTMF = 0x03
     AUDIO = 0x10
     ERROR = 0xFF
+    # outdial's EAGI bridge only (agi/eagi_protocol.py); Asterisk never sends these.
+    EAGI_HELLO = eagi_protocol.HELLO
+    EAGI_GRANT = eagi_protocol.GRANT
+    EAGI_PROMPT_END = eagi_protocol.PROMPT_END
+    EAGI_PLAYED = eagi_protocol.PLAYED
+    EAGI_OUTCOME = eagi_protocol.OUTCOME
+
+
+# What a plain AudioSocket peer (Asterisk) may send; anything else is refused as unknown.
+ASTERISK_KINDS = frozenset({Kind.HANGUP, Kind.UUID, Kind.DTMF, Kind.AUDIO, Kind.ERROR})
 
 
 class FrameError(Exception):
@@ -64,8 +78,10 @@ def _check_payload(kind: Kind, payload: bytes) -> None:
         raise FrameError("bad_audio", f"audio frame of {size} bytes is not whole 16-bit samples")
 
 
-async def read_frame(reader: asyncio.StreamReader) -> Frame | None:
-    """The next frame, or None on a clean close between frames."""
+async def read_frame(
+    reader: asyncio.StreamReader, accept: frozenset[Kind] = ASTERISK_KINDS
+) -> Frame | None:
+    """The next frame of a kind in `accept`, or None on a clean close between frames."""
     try:
         header = await reader.readexactly(HEADER_BYTES)
     except asyncio.IncompleteReadError as exc:
@@ -74,8 +90,10 @@ async def read_frame(reader: asyncio.StreamReader) -> Frame | None:
         return None
     try:
         kind = Kind(header[0])
-    except ValueError as exc:
-        raise FrameError("unknown_kind", f"frame kind 0x{header[0]:02x}") from exc
+    except ValueError:
+        kind = None
+    if kind is None or kind not in accept:
+        raise FrameError("unknown_kind", f"frame kind 0x{header[0]:02x}")
     length = int.from_bytes(header[1:3], "big")
     try:
         payload = await reader.readexactly(length)
@@ -123,6 +141,7 @@ class Playback:
     first_frame_at: float | None = None
     stopped_at: float | None = None
     frames_sent: int = 0
+    starved_frames: int = 0
     done: asyncio.Future[bool] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -142,7 +161,12 @@ class Playback:
             frame = bytes(self.buffer).ljust(FRAME_BYTES, b"\x00")
             self.buffer.clear()
             return frame
-        return None  # starved (TTS still working) or finished
+        if not self.complete and self.first_frame_at is not None:
+            # Synthesis fell behind mid-prompt: keep the 20 ms cadence with silence (a longer
+            # pause for the listener) rather than leaving a gap in the stream.
+            self.starved_frames += 1
+            return SILENCE_FRAME
+        return None  # not started yet, or finished
 
     @property
     def drained(self) -> bool:
@@ -151,6 +175,9 @@ class Playback:
 
 class MediaConnection:
     """One accepted AudioSocket connection: inbound events, paced outbound audio."""
+
+    # Frame kinds the peer may send after its UUID; subclasses widen it (agi/eagi_server.py).
+    accepted_kinds: ClassVar[frozenset[Kind]] = ASTERISK_KINDS
 
     def __init__(
         self, call_uuid: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -170,7 +197,7 @@ class MediaConnection:
         reason = "close"
         try:
             while True:
-                frame = await read_frame(self._reader)
+                frame = await read_frame(self._reader, self.accepted_kinds)
                 now = time.monotonic()
                 if frame is None:
                     break
@@ -185,7 +212,8 @@ class MediaConnection:
                 elif frame.kind is Kind.ERROR:
                     reason = "error_frame"
                     break
-                # A repeated UUID frame carries nothing new: ignore it.
+                else:
+                    self.on_control(frame)
         except FrameError as exc:
             reason = exc.reason
             on_error(exc.reason)
@@ -196,6 +224,9 @@ class MediaConnection:
         self._end_playback(time.monotonic())
         self.events.put_nowait(HangupIn(time.monotonic(), reason))
         self.closed.set()
+
+    def on_control(self, frame: Frame) -> None:
+        """A frame that is neither media nor hang-up: a repeated UUID carries nothing new."""
 
     # outbound
     def start_playback(self, playback: Playback) -> None:
@@ -320,6 +351,18 @@ class UuidRegistry:
         return len(self._waiting)
 
 
+class BridgeGreeter(Protocol):
+    """Answers an EAGI bridge that opens its connection with a hello (agi/eagi_server.py)."""
+
+    async def greet(self, hello: bytes, writer: asyncio.StreamWriter) -> str | None:
+        """Grant a one-time UUID (returned), or answer and return None; FrameError refuses."""
+
+    def media(
+        self, call_uuid: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> MediaConnection:
+        """The connection object for a UUID this greeter granted."""
+
+
 class AudioSocketServer:
     """Accepts AudioSocket connections for registered UUIDs and hands them to their session."""
 
@@ -330,9 +373,11 @@ class AudioSocketServer:
         *,
         on_reject: Callable[[str], None] | None = None,
         first_frame_timeout: float = 5.0,
+        bridge: BridgeGreeter | None = None,
     ) -> None:
         self.registry = registry
         self.clock = clock
+        self.bridge = bridge
         self._on_reject = on_reject or (lambda reason: None)
         self._first_frame_timeout = first_frame_timeout
         self._server: asyncio.Server | None = None
@@ -358,18 +403,36 @@ class AudioSocketServer:
         finally:
             self._tasks.discard(task)
 
-    async def _identify(self, reader: asyncio.StreamReader) -> str:
+    async def _first_frame(self, reader: asyncio.StreamReader, accept: frozenset[Kind]) -> Frame:
         async with asyncio.timeout(self._first_frame_timeout):
-            frame = await read_frame(reader)
+            frame = await read_frame(reader, accept)
         if frame is None:
             raise FrameError("no_uuid", "closed before the UUID frame")
+        return frame
+
+    async def _identify(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> tuple[str | None, bool]:
+        """The call's UUID (None: an EAGI bridge was answered without one) and whether a
+        bridge asked for it on this connection."""
+        accept = ASTERISK_KINDS | ({Kind.EAGI_HELLO} if self.bridge else set())
+        frame = await self._first_frame(reader, accept)
+        granted = None
+        if frame.kind is Kind.EAGI_HELLO and self.bridge is not None:
+            granted = await self.bridge.greet(frame.payload, writer)
+            if granted is None:
+                return None, True
+            frame = await self._first_frame(reader, ASTERISK_KINDS)
         if frame.kind is not Kind.UUID:
             raise FrameError("no_uuid", f"first frame is {frame.kind.name}, not UUID")
-        return str(uuid.UUID(bytes=frame.payload))
+        call_uuid = str(uuid.UUID(bytes=frame.payload))
+        if granted is not None and call_uuid != granted:
+            raise FrameError("unknown_uuid", f"bridge sent {call_uuid}, was granted {granted}")
+        return call_uuid, granted is not None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            call_uuid = await self._identify(reader)
+            call_uuid, bridged = await self._identify(reader, writer)
         except FrameError as exc:
             self._reject(exc.reason)
             log.warning("AudioSocket connection refused: %s", exc)
@@ -380,13 +443,19 @@ class AudioSocketServer:
             log.warning("AudioSocket connection refused: %s", type(exc).__name__)
             writer.close()
             return
+        if call_uuid is None:
+            writer.close()  # the bridge has its answer (an outcome frame)
+            return
         waiting = self.registry.claim(call_uuid)
         if waiting is None:
             self._reject("unknown_uuid")
             log.warning("AudioSocket connection with unregistered UUID %s refused", call_uuid)
             writer.close()
             return
-        connection = MediaConnection(call_uuid, reader, writer)
+        if bridged and self.bridge is not None:
+            connection = self.bridge.media(call_uuid, reader, writer)
+        else:
+            connection = MediaConnection(call_uuid, reader, writer)
         waiting.set_result(connection)
         self.clock.add(connection)
         try:

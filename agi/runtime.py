@@ -15,6 +15,7 @@ from agi.settings import SessionSettings
 from compliance.settings import ComplianceSettings
 from compliance.words import WordFilter
 from dialog import Listen, LoadedScript, Script, load_script
+from dialog.templates import placeholders, render
 from emotion.settings import EmotionSettings
 from nlu.classifier import IntentClassifier, NluResult
 from nlu.settings import NluSettings
@@ -102,6 +103,20 @@ class CallServices:
         self.tts.shutdown()
 
 
+def default_opening(script: Script) -> str | None:
+    """The opening identification as every call will say it, when it uses only variables with
+    defaults (who is calling, how to opt out): rendered at load so the greeting starts at once.
+    None when it depends on lead data, which is never cached on disk."""
+    template = script.opening_template()
+    defaults: dict[str, str] = {}
+    for name in placeholders(template):
+        spec = script.variables.get(name)
+        if spec is None or spec.default is None:
+            return None
+        defaults[name] = spec.default
+    return render(template, defaults)
+
+
 def train_classifier(
     loaded: LoadedScript, settings: NluSettings, cache_dir: Path
 ) -> IntentClassifier:
@@ -121,5 +136,8 @@ async def prepare_script(
     """Load, train and pre-render one script file (CPU work off the event loop)."""
     loaded = await asyncio.to_thread(load_script, path)
     classifier = await services.run_cpu(train_classifier, loaded, services.settings.nlu, cache_dir)
-    await services.tts.prerender(loaded.script.static_prompts())
+    prompts = loaded.script.static_prompts()
+    if (opening := default_opening(loaded.script)) is not None:
+        prompts.append(opening)
+    await services.tts.prerender(prompts)
     return ScriptRuntime(loaded=loaded, version=version, classifier=classifier)

@@ -17,7 +17,9 @@ from dataclasses import dataclass, replace
 from agi import metrics
 from agi.audiosocket import AudioSocketServer, MediaClock, MediaConnection, UuidRegistry
 from agi.callstore import CallStore
+from agi.eagi_server import EagiCalls
 from agi.fastagi import AgiChannel, AgiHangup, FastAgiServer
+from agi.handover import Admitted, Declined, outcome_variables, refusal_message
 from agi.runtime import CallServices, ScriptRuntime
 from agi.session import CallContext, CallOutcome, CallRecorder, CallSession
 from agi.settings import AgiSettings, AudioSocketSettings
@@ -59,10 +61,13 @@ class CallService:
         self.choose_variant = choose_variant
         self.registry = UuidRegistry()
         self.clock = MediaClock(on_late=metrics.LATE_FRAMES.inc)
+        # Calls relayed by the per-call EAGI bridge, for PBXes without app_audiosocket.
+        self.eagi = EagiCalls(self)
         self.audiosocket = AudioSocketServer(
             self.registry,
             self.clock,
             on_reject=lambda reason: metrics.AUDIOSOCKET_REJECTED.labels(reason).inc(),
+            bridge=self.eagi,
         )
         self.fastagi = FastAgiServer(self._handle, header_timeout=agi.header_timeout_s)
         self.active = 0
@@ -92,59 +97,99 @@ class CallService:
     async def drain(self, grace: float) -> None:
         """Stop taking calls; let live ones finish within `grace` seconds."""
         self._draining = True
-        await self.fastagi.stop(grace)
+        await asyncio.gather(self.fastagi.stop(grace), self.eagi.drain(grace))
         await self.audiosocket.stop()
         if self._background:
             await asyncio.wait(set(self._background), timeout=grace)
 
     # --- one call ---------------------------------------------------------------------------
 
-    async def _handle(self, channel: AgiChannel) -> None:
-        call_id = await channel.get_variable("OUTDIAL_CALL_ID")
+    async def identify(self, call_id: str | None) -> CallContext | Declined:
+        """The dialer's record of this call; unknown calls are refused."""
         if not call_id:
-            await self._refuse(channel, "no OUTDIAL_CALL_ID on this channel")
-            return
+            return Declined(CallOutcome(disposition="failed"), "no OUTDIAL_CALL_ID on this channel")
         context = await self.store.lookup(call_id)
         if context is None:
-            await self._refuse(channel, f"unknown call {call_id}")
-            return
-        amd = await channel.get_variable("AMDSTATUS")
+            return Declined(CallOutcome(disposition="failed"), f"unknown call {call_id}")
+        return context
+
+    async def admit(self, context: CallContext, amd: str | None) -> Admitted | Declined:
+        """Apply the AMD verdict, find the script and a free slot (declines are recorded)."""
         context = replace(context, amd_status=amd)
         action = self.services.settings.session.amd_actions.get(amd or "HUMAN", "talk")
         if action == "hangup":
-            await self._finish(context, CallOutcome(disposition="machine"), None)
-            await self._after_media(channel, CallOutcome(disposition="machine"))
-            return
+            outcome = CallOutcome(disposition="machine")
+            await self._finish(context, outcome, None)
+            return Declined(outcome)
         runtime = self._runtime_for(context)
         if runtime is None or self.free_slots == 0:
             reason = "no script loaded" if runtime is None else "no free call slot"
-            await self._finish(context, CallOutcome(disposition="failed"), reason)
-            await self._refuse(channel, reason)
+            outcome = CallOutcome(disposition="failed")
+            await self._finish(context, outcome, reason)
+            return Declined(outcome, reason)
+        return Admitted(context, runtime)
+
+    async def begin(self, context: CallContext, runtime: ScriptRuntime) -> str | None:
+        """Pick the call's variant and open its `calls` row; returns the variant."""
+        variant = await self.choose_variant(runtime)
+        await self.store.start(context, runtime.name, runtime.version, variant)
+        return variant
+
+    def session(
+        self,
+        media: MediaConnection,
+        admitted: Admitted,
+        variant: str | None,
+        *,
+        half_duplex: bool = False,
+    ) -> CallSession:
+        return CallSession(
+            media,
+            self.services,
+            admitted.runtime,
+            admitted.context,
+            self._recorder(),
+            variant=variant,
+            half_duplex=half_duplex,
+        )
+
+    async def conclude(self, context: CallContext, outcome: CallOutcome) -> None:
+        """Record how a call that was talked to ended."""
+        self.finished.append(outcome)
+        summary = outcome.transfer.summary if outcome.transfer else None
+        await self._finish(context, outcome, summary)
+
+    async def _handle(self, channel: AgiChannel) -> None:
+        known = await self.identify(await channel.get_variable("OUTDIAL_CALL_ID"))
+        if isinstance(known, Declined):
+            await self._refuse(channel, known.refusal or "")
+            return
+        admitted = await self.admit(known, await channel.get_variable("AMDSTATUS"))
+        if isinstance(admitted, Declined):
+            if admitted.refusal is not None:
+                await self._refuse(channel, admitted.refusal)
+            else:
+                await self._after_media(channel, admitted.outcome)
             return
         self.active += 1
         try:
-            outcome = await self._converse(channel, context, runtime)
+            outcome = await self._converse(channel, admitted)
         except (AgiHangup, asyncio.CancelledError):
             raise
         except Exception:
             # A bug in one call must not take the process down; the call is recorded failed.
-            log.exception("call %s failed", context.call_id)
+            log.exception("call %s failed", admitted.context.call_id)
             outcome = CallOutcome(disposition="failed")
         finally:
             self.active -= 1
-        self.finished.append(outcome)
-        summary = outcome.transfer.summary if outcome.transfer else None
-        await self._finish(context, outcome, summary)
+        await self.conclude(admitted.context, outcome)
         await self._after_media(channel, outcome)
 
     def _runtime_for(self, context: CallContext) -> ScriptRuntime | None:
         return self.scripts.get(context.script_name) if context.script_name else None
 
-    async def _converse(
-        self, channel: AgiChannel, context: CallContext, runtime: ScriptRuntime
-    ) -> CallOutcome:
-        variant = await self.choose_variant(runtime)
-        await self.store.start(context, runtime.name, runtime.version, variant)
+    async def _converse(self, channel: AgiChannel, admitted: Admitted) -> CallOutcome:
+        variant = await self.begin(admitted.context, admitted.runtime)
         call_uuid, waiting = self.registry.register()
         await channel.set_variable("OUTDIAL_STAGE", "started")
         media_exec = asyncio.create_task(
@@ -156,10 +201,7 @@ class CallService:
             self.registry.forget(call_uuid)
             media_exec.cancel()
             return CallOutcome(disposition="failed", hangup_side="customer")
-        session = CallSession(
-            media, self.services, runtime, context, self._recorder(), variant=variant
-        )
-        outcome = await session.run()
+        outcome = await self.session(media, admitted, variant).run()
         with contextlib.suppress(AgiHangup, TimeoutError, ConnectionError):
             async with asyncio.timeout(AFTER_MEDIA_TIMEOUT_S):
                 await media_exec
@@ -207,30 +249,22 @@ class CallService:
             return
         with contextlib.suppress(AgiHangup, TimeoutError, ConnectionError):
             async with asyncio.timeout(AFTER_MEDIA_TIMEOUT_S):
+                for name, value in outcome_variables(outcome).items():
+                    await channel.set_variable(name, value)
                 if outcome.transfer is not None:
-                    await self._transfer(channel, outcome)
+                    await channel.exec(*self.transfer_of(outcome.transfer.target))
                 else:
-                    await channel.set_variable("OUTDIAL_RESULT", outcome.disposition)
                     await channel.command("HANGUP")
 
-    async def _transfer(self, channel: AgiChannel, outcome: CallOutcome) -> None:
-        transfer = outcome.transfer
-        assert transfer is not None
-        await channel.set_variable("OUTDIAL_TRANSFER_REASON", transfer.reason)
-        await channel.set_variable("OUTDIAL_LAST_INTENT", outcome.last_intent or "")
-        await channel.set_variable("OUTDIAL_AGITATION", f"{outcome.agitation:.2f}")
-        await channel.set_variable("OUTDIAL_SUMMARY", transfer.summary[:200])
-        application, options = transfer_application(
-            transfer.target, self.services.settings.session.transfer_context
-        )
-        await channel.exec(application, options)
+    def transfer_of(self, target: str) -> tuple[str, str]:
+        return transfer_application(target, self.services.settings.session.transfer_context)
 
     async def _refuse(self, channel: AgiChannel, reason: str) -> None:
         """Unknown or unserviceable call: say why in the Asterisk log and leave the dialplan."""
         log.warning("refusing FastAGI call: %s", reason)
         with contextlib.suppress(AgiHangup, TimeoutError, ConnectionError):
             async with asyncio.timeout(AFTER_MEDIA_TIMEOUT_S):
-                await channel.command(f'VERBOSE "outdial: {reason}" 1')
+                await channel.command(f'VERBOSE "{refusal_message(reason)}" 1')
                 await channel.set_variable("OUTDIAL_RESULT", "refused")
 
 

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +42,8 @@ from dialog.actions import Action
 from emotion.agitation import AgitationReading, AgitationTracker, LexicalCues
 from emotion.features import WordTiming, extract_features
 from store.turns import TurnRecord
-from voice.asr import AsrFinal, AsrPartial, AsrStarted
+from voice.asr import AsrFinal, AsrPartial, AsrSession, AsrStarted
+from voice.tts import split_first_clause
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class CallSession:
         self.engine = DialogEngine(
             runtime.script, context.variables, variant, word_filter=services.word_filter
         )
-        self.asr = services.asr.session()
+        self.asr: AsrSession  # opened in run(), off the event loop
         self.tracker = AgitationTracker(services.settings.emotion)
         self.outcome = CallOutcome()
         self._seq = 0
@@ -153,6 +154,8 @@ class CallSession:
     # --- the loop ---------------------------------------------------------------------------
 
     async def run(self) -> CallOutcome:
+        # A new recognizer takes ~80 ms to build when the pool is empty: not on the loop.
+        self.asr = await asyncio.to_thread(self.services.asr.session)
         metrics.ACTIVE_CALLS.labels(self._campaign_label).inc()
         try:
             await self._perform(self.engine.start())
@@ -199,7 +202,8 @@ class CallSession:
         if self.asr.in_speech:
             self._maybe_barge_in(self._asr_now)
         while self._deferred and not self._deferring():
-            await self._understand(*self._deferred.popleft())
+            final, audio = self._deferred.popleft()
+            await self._understand(final, audio, ready_at=now)
         final = await self.asr.tick(self._asr_now)
         if final is not None:
             await self._on_final(final)
@@ -263,15 +267,19 @@ class CallSession:
             return
         await self._understand(final, audio)
 
-    async def _understand(self, final: AsrFinal, audio: bytes) -> None:
+    async def _understand(
+        self, final: AsrFinal, audio: bytes, ready_at: float | None = None
+    ) -> None:
         text = self._heard_text(final)
         if not text:
-            self._rearm_no_input()
+            await self._unheard(final, audio)
             return
         # A whole answer spoken over a prompt is a barge-in even when it was too short to
         # trigger one while it was being spoken ("yes" is about 300 ms).
         self._barge_in()
-        self._pending_reply = _PendingReply(final.speech_end, final.endpoint_at)
+        # Processing is timed from when the answer could be acted on: its endpoint, or the end
+        # of the legal notice it was deferred behind.
+        self._pending_reply = _PendingReply(final.speech_end, ready_at or final.endpoint_at)
         metrics.ASR_RTF.observe(
             max(0.0, final.final_at - final.endpoint_at)
             / max(0.02, final.speech_end - final.speech_start)
@@ -287,7 +295,9 @@ class CallSession:
             metrics.COMPLIANCE_HITS.labels(hit.category, "customer").inc()
         self.outcome.last_intent = nlu.intent or self.outcome.last_intent
         self._log_customer(final, nlu, reading)
-        emotion_actions = self.engine.handle(EmotionScore(reading.score)) if reading else []
+        emotion_actions = (
+            self.engine.handle(EmotionScore(reading.score, text, nlu.intent)) if reading else []
+        )
         if any(isinstance(a, (Transfer, End)) for a in emotion_actions):
             await self._perform(emotion_actions)
             return
@@ -299,6 +309,17 @@ class CallSession:
             asr_confidence=final.confidence,
         )
         await self._perform(emotion_actions + self.engine.handle(utterance))
+
+    async def _unheard(self, final: AsrFinal, audio: bytes) -> None:
+        """Speech the ASR could not match still counts for agitation: shouting is often
+        exactly what a closed-question grammar fails to recognise."""
+        reading = await self._agitation(audio, final, None)
+        actions = self.engine.handle(EmotionScore(reading.score)) if reading else []
+        if actions:  # a calming prompt or a hand-over
+            self._log_customer(final, None, reading)
+            await self._perform(actions)
+            return
+        self._rearm_no_input()
 
     def _heard_text(self, final: AsrFinal) -> str:
         """The utterance in the script's language: grammar answers go through phrase_map."""
@@ -374,7 +395,6 @@ class CallSession:
         speech = _Speech(say, playback)
         speech.producer = asyncio.get_running_loop().create_task(self._produce(speech))
         self._speech.append(speech)
-        self._log_turn("bot", text=say.text, node=say.node)
         self._advance_speech(time.monotonic())
 
     def _cacheable(self, say: Say) -> bool:
@@ -390,13 +410,43 @@ class CallSession:
             metrics.TTS_SECONDS.observe(time.monotonic() - started)
             speech.playback.finish()
             return
-        first = True
-        async for pcm in self.services.tts.stream(speech.say.text):
-            if first:
-                metrics.TTS_SECONDS.observe(time.monotonic() - started)
-                first = False
-            speech.playback.feed(pcm)
-        speech.playback.finish()
+        # A short first clause is synthesised on its own so the reply starts sooner; the
+        # rest is synthesised at the same time, into a queue, and follows it.
+        head, tail = split_first_clause(speech.say.text)
+        rest: asyncio.Queue[bytes | None] = asyncio.Queue()
+        prefetch = asyncio.create_task(self._prefetch(tail, rest)) if head else None
+        try:
+            first = True
+            async for pcm in self._chunks(head or tail, rest if head else None, prefetch):
+                if first:
+                    metrics.TTS_SECONDS.observe(time.monotonic() - started)
+                    first = False
+                speech.playback.feed(pcm)
+            speech.playback.finish()
+        finally:
+            if prefetch is not None:
+                prefetch.cancel()
+
+    async def _prefetch(self, text: str, queue: asyncio.Queue[bytes | None]) -> None:
+        try:
+            async for pcm in self.services.tts.stream(text):
+                queue.put_nowait(pcm)
+        finally:
+            queue.put_nowait(None)
+
+    async def _chunks(
+        self,
+        text: str,
+        rest: asyncio.Queue[bytes | None] | None,
+        prefetch: asyncio.Task[None] | None,
+    ) -> AsyncIterator[bytes]:
+        async for pcm in self.services.tts.stream(text):
+            yield pcm
+        if rest is None or prefetch is None:
+            return
+        while (pcm := await rest.get()) is not None:
+            yield pcm
+        await prefetch  # a synthesis error of the rest surfaces here
 
     def _advance_speech(self, now: float) -> None:
         """Start the next queued prompt when the current one has finished playing."""
@@ -413,20 +463,27 @@ class CallSession:
             self.media.start_playback(self._current.playback)
 
     def _note_first_frame(self, speech: _Speech) -> None:
+        """The prompt is on the wire: log its turn (a prompt dropped unheard is not a turn)."""
         first = speech.playback.first_frame_at
         if first is None or speech.latency_measured:
             return
         speech.latency_measured = True
+        timings = {"first_audio_out": round(first - self._connected_at, 4)}
         if self.outcome.greeting_latency_ms is None:
             latency = first - self._connected_at
             self.outcome.greeting_latency_ms = latency * 1000
             metrics.GREETING_LATENCY.labels(self._campaign_label).observe(latency)
         elif self._pending_reply is not None:
             pending, self._pending_reply = self._pending_reply, None
-            metrics.REPLY_LATENCY.labels(self._campaign_label).observe(first - pending.speech_end)
-            metrics.PROCESSING_LATENCY.labels(self._campaign_label).observe(
-                first - pending.endpoint_at
-            )
+            reply, processing = first - pending.speech_end, first - pending.endpoint_at
+            metrics.REPLY_LATENCY.labels(self._campaign_label).observe(reply)
+            metrics.PROCESSING_LATENCY.labels(self._campaign_label).observe(processing)
+            timings |= {
+                "reply_ms": round(reply * 1000, 1),
+                "processing_ms": round(processing * 1000, 1),
+            }
+        say = speech.say
+        self._log_turn("bot", text=say.text, node=say.node, timings=timings)
 
     def _speech_idle(self) -> bool:
         return self._current is None and not self._speech

@@ -19,7 +19,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from emotion import AgitationTracker, extract_features, warm  # noqa: E402
+from emotion.agitation import AgitationTracker  # noqa: E402
+from emotion.features import extract_features  # noqa: E402
+from emotion.warmup import warm  # noqa: E402
 from tests.emotion.labelled_set import FIXTURES, read_wav  # noqa: E402
 
 RATE = 8000

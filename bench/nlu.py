@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from compliance.redact import redact  # noqa: E402
 from compliance.words import WordCategory, WordFilter  # noqa: E402
-from nlu import IntentClassifier, builtin_intents  # noqa: E402
+from nlu.classifier import IntentClassifier  # noqa: E402
+from nlu.library import builtin_intents  # noqa: E402
 
 TERMS = 10_000
 FILLERS = {"en": ["uh", "um", "well", "so", "like"], "zh": ["嗯", "呃", "那个", "就是", "啊"]}

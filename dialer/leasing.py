@@ -19,6 +19,7 @@ from dialer import metrics
 from dialer.campaigns import CallingPolicy
 from dialer.dispositions import Disposition, NextStep
 from dialer.gates import LeadFacts, Verdict, evaluate, lead_zone, local_date
+from store.outbox import enqueue_outcome
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,44 @@ _DNC_FLAGS = """
 
 _LEAD_COLUMNS = """l.id, l.campaign_id, l.phone_e164, l.timezone, l.consent, l.attempts,
     l.attempts_day, l.attempts_today"""
+
+
+def _with_session_verdict(update: str) -> str:
+    """Wrap an UPDATE of `call_attempts a` that ends attempts: it returns each one ended with
+    what its outcome event needs, including the bot session's verdict (its `calls` row) if a
+    session ran."""
+    return f"""WITH ended AS ({update} RETURNING a.call_id, a.lead_id, a.answered_at)
+               SELECT e.call_id, e.lead_id, e.answered_at, c.outcome, c.success,
+                      c.transfer_reason, c.script_name, c.variant
+               FROM ended e LEFT JOIN calls c ON c.call_id = e.call_id"""
+
+
+async def _enqueue_outcome(
+    conn: asyncpg.Connection,
+    row: asyncpg.Record,
+    disposition: str,
+    step: NextStep,
+    ended_at: datetime,
+) -> None:
+    """The CRM's event for one ended attempt, written in the caller's transaction."""
+    await enqueue_outcome(
+        conn,
+        call_id=row["call_id"],
+        lead_id=row["lead_id"],
+        disposition=disposition,
+        outcome=row["outcome"],
+        success=row["success"],
+        details={
+            "answered": row["answered_at"] is not None,
+            "transfer_reason": row["transfer_reason"],
+            "script": row["script_name"],
+            "variant": row["variant"],
+            # Whether the CRM should expect another attempt for this lead, and from when.
+            "lead_done": step.done,
+            "retry_at": step.retry_at.isoformat() if step.retry_at else None,
+        },
+        occurred_at=ended_at,
+    )
 
 
 @dataclass(frozen=True)
@@ -67,12 +106,17 @@ async def reclaim_expired(conn: asyncpg.Connection, now: datetime) -> list[int]:
         )
         lead_ids = [r["id"] for r in ids]
         if lead_ids:
-            await conn.execute(
-                """UPDATE call_attempts SET ended_at = $2, disposition = 'error'
-                   WHERE lead_id = ANY($1::bigint[]) AND ended_at IS NULL""",
+            ended = await conn.fetch(
+                _with_session_verdict(
+                    """UPDATE call_attempts a SET ended_at = $2, disposition = 'error'
+                       WHERE a.lead_id = ANY($1::bigint[]) AND a.ended_at IS NULL"""
+                ),
                 lead_ids,
                 now,
             )
+            # The lead is pending again at once: the CRM may hear of another attempt.
+            for row in ended:
+                await _enqueue_outcome(conn, row, str(Disposition.ERROR), NextStep(False), now)
     if lead_ids:
         log.warning("reclaimed %d expired lead leases", len(lead_ids))
     return lead_ids
@@ -270,10 +314,12 @@ class AttemptResult:
 async def finish_attempts(
     conn: asyncpg.Connection, owner: str, results: Sequence[AttemptResult]
 ) -> int:
-    """Write each attempt's end and move its lead on; an attempt already ended is left alone."""
+    """Write each attempt's end, its CRM outcome event, and move its lead on, in one
+    transaction; an attempt already ended is left alone (and gets no second event)."""
     async with conn.transaction():
         ended = await conn.fetch(
-            """UPDATE call_attempts a SET ended_at = r.ended_at, disposition = r.disposition,
+            _with_session_verdict(
+                """UPDATE call_attempts a SET ended_at = r.ended_at, disposition = r.disposition,
                       answered_at = r.answered_at, channel = r.channel, uniqueid = r.uniqueid,
                       ami_reason = r.ami_reason, hangup_cause = r.hangup_cause,
                       hangup_cause_txt = r.hangup_cause_txt, amd_status = r.amd_status,
@@ -283,11 +329,17 @@ async def finish_attempts(
                            $10::text[], $11::text[])
                     AS r(call_id, ended_at, disposition, answered_at, channel, uniqueid,
                          ami_reason, hangup_cause, hangup_cause_txt, amd_status, amd_cause)
-               WHERE a.call_id = r.call_id AND a.ended_at IS NULL
-               RETURNING a.call_id, a.lead_id""",
+               WHERE a.call_id = r.call_id AND a.ended_at IS NULL"""
+            ),
             *_columns(results),
         )
-        lead_of = {r["call_id"]: r["lead_id"] for r in ended}
+        ended_by_call = {r["call_id"]: r for r in ended}
+        lead_of = {call_id: r["lead_id"] for call_id, r in ended_by_call.items()}
+        for result in results:
+            if (row := ended_by_call.get(result.call_id)) is not None:
+                await _enqueue_outcome(
+                    conn, row, str(result.disposition), result.next_step, result.ended_at
+                )
         await conn.executemany(
             """UPDATE leads SET status = CASE WHEN $2 THEN 'done' ELSE 'pending' END,
                                 next_attempt_at = coalesce($3, next_attempt_at),

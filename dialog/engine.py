@@ -116,8 +116,8 @@ class DialogEngine:
         match event:
             case Hangup():
                 return self._finish_hangup()
-            case EmotionScore(score=score):
-                return self._on_emotion(score)
+            case EmotionScore():
+                return self._on_emotion(event)
             case Dtmf(digit=digit):
                 return self._on_dtmf(digit)
             case Silence():
@@ -241,7 +241,8 @@ class DialogEngine:
             return self._retry("no_match")
         return self._enter(target)
 
-    def _on_emotion(self, score: float) -> list[Action]:
+    def _on_emotion(self, event: EmotionScore) -> list[Action]:
+        score = event.score
         if not 0.0 <= score <= 1.0:
             raise ValueError(f"emotion score must be within [0, 1], got {score}")
         rules = [
@@ -253,6 +254,10 @@ class DialogEngine:
             return []
         index, rule = max(rules, key=lambda item: item[1].above)
         self._state.emotion_fired.add(index)
+        if event.text:
+            self._state.last_customer_text = event.text
+        if event.intent:
+            self._state.intents_seen.append(event.intent)
         if rule.action == "transfer":
             assert rule.target is not None
             return self._transfer(rule.target, rule.reason)

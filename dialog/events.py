@@ -33,6 +33,9 @@ class Silence:
 @dataclass(frozen=True, slots=True)
 class EmotionScore:
     score: float  # agitation in [0, 1]
+    # The utterance that produced the score, so a hand-over summary includes it.
+    text: str = ""
+    intent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,20 +10,7 @@ Public API:
 - `extract_entities(text, language, today)`: yes/no, numbers, amounts, dates, times.
 
 Pure: no sockets, no database, no environment; imports only libraries.
+
+Import from the submodules (kept out of this file so that importing the package's
+settings does not load heavy libraries).
 """
-
-from nlu.classifier import IntentClassifier, NluResult, normalize
-from nlu.entities import Entity, extract_entities
-from nlu.library import BUILTIN_INTENTS, LANGUAGES, builtin_intents, merge_intents
-
-__all__ = [
-    "BUILTIN_INTENTS",
-    "LANGUAGES",
-    "Entity",
-    "IntentClassifier",
-    "NluResult",
-    "builtin_intents",
-    "extract_entities",
-    "merge_intents",
-    "normalize",
-]

@@ -17,10 +17,11 @@ from agi.settings import AgiSettings, AudioSocketSettings, SessionSettings
 from analytics.settings import AnalyticsSettings, WebhookSettings
 from compliance.settings import ComplianceSettings
 from dialer.settings import DialerSettings, TrunkSettings
+from dialog.yamlsource import YamlSyntaxError, parse_yaml
 from emotion.settings import EmotionSettings
 from nlu.settings import NluSettings
+from outdial.api.settings import ApiSettings
 from outdial.errors import UserError
-from outdial.yamlpos import YamlSyntaxError, load_located
 from store.settings import DatabaseSettings
 from voice.settings import AsrSettings, TtsSettings
 
@@ -79,6 +80,7 @@ class Config(BaseModel):
     nlu: NluSettings = NluSettings()
     emotion: EmotionSettings = EmotionSettings()
     compliance: ComplianceSettings = ComplianceSettings()
+    api: ApiSettings = ApiSettings()
 
     @property
     def models_dir(self) -> Path:
@@ -147,10 +149,19 @@ def _apply_ami_secrets(data: dict[str, Any]) -> None:
 
 def parse_config(text: str, filename: str) -> Config:
     try:
-        located = load_located(text)
+        parsed = parse_yaml(text)
     except YamlSyntaxError as exc:
-        raise ConfigError(f"{filename}:{exc.line}:{exc.column}: {exc}") from exc
-    data = located.data if located.data is not None else {}
+        where = exc.position
+        raise ConfigError(f"{filename}:{where.line}:{where.col}: {exc.message}") from exc
+    duplicates = parsed.source_map.duplicate_keys()
+    if duplicates:
+        raise ConfigError(
+            "\n".join(
+                f"{filename}:{d.position.line}:{d.position.col}: duplicate key {d.key!r}"
+                for d in duplicates
+            )
+        )
+    data = parsed.data if parsed.data is not None else {}
     if not isinstance(data, dict):
         raise ConfigError(f"{filename}:1:1: the config must be a mapping of sections")
     _apply_environment(data)
@@ -160,9 +171,9 @@ def parse_config(text: str, filename: str) -> Config:
         lines = []
         for error in exc.errors():
             loc = tuple(error["loc"])
-            line, column = located.position(loc)
+            where = parsed.source_map.locate(loc)
             field_path = ".".join(str(p) for p in loc) or "(top)"
-            lines.append(f"{filename}:{line}:{column}: {field_path}: {error['msg']}")
+            lines.append(f"{filename}:{where.line}:{where.col}: {field_path}: {error['msg']}")
         raise ConfigError("\n".join(lines)) from exc
 
 

@@ -3,14 +3,14 @@
 Start order follows what each part needs: database (migrated), models (loaded once, warmed),
 scripts (trained, prompts rendered), listeners (FastAGI, AudioSocket, metrics), then the dialer.
 READY=1 goes to systemd only after all of that. SIGTERM drains: the dialer stops leasing and
-originating, live calls finish (bounded), leases are released, the turn log is flushed.
+originating, its live calls finish (bounded) while the call listeners keep serving them, leases
+are released, then the listeners close and the turn log is flushed.
 SIGHUP reloads the scripts: new calls get the new version, live calls keep theirs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from dataclasses import dataclass, field
@@ -24,6 +24,7 @@ from analytics.retirement import RetirementJob
 from compliance.words import WordFilter
 from dialer.engine import Dialer
 from emotion.warmup import warm
+from outdial.api.server import ApiServer
 from outdial.config import Config
 from outdial.metrics import MetricsServer
 from outdial.models import voice_settings
@@ -41,6 +42,9 @@ log = logging.getLogger(__name__)
 async def build_call_services(config: Config) -> CallServices:
     """Load every model once for the process (NOTES §3), off the event loop."""
     asr_settings, tts_settings = voice_settings(config)  # the installed language pack, if any
+    # Recognizers for the first calls are built at start (about 80 ms each), not during calls.
+    prewarm = max(asr_settings.prewarm_recognizers, min(config.session.max_calls, 16))
+    asr_settings = asr_settings.model_copy(update={"prewarm_recognizers": prewarm})
     if not tts_settings.cache_dir.is_absolute():
         tts_settings = tts_settings.model_copy(update={"cache_dir": config.state_dir / "tts-cache"})
     asr, tts = await asyncio.gather(AsrEngine.load(asr_settings), TtsEngine.load(tts_settings))
@@ -119,6 +123,10 @@ class Daemon:
             sender = WebhookSender(pool, config.webhooks)  # type: ignore[arg-type]
             await sender.start()
             self._closers.append(sender)
+        if config.api.enabled:
+            api = ApiServer(config, pool)  # type: ignore[arg-type]
+            await api.start()
+            self._closers.append(api)
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -143,19 +151,34 @@ class Daemon:
     def request_stop(self) -> None:
         self._stopping.set()
 
-    async def stop(self, grace: float = 30.0) -> None:
-        """Drain in order: no new calls, live calls end, leases go back, logs are flushed."""
+    async def stop(self) -> None:
+        """Drain, then close; whatever the drain raises comes out after the close."""
         self.notifier.stopping("draining")
+        try:
+            await self._drain()
+        finally:
+            await self._close()
+
+    async def _drain(self) -> None:
+        """The dialer drains first (no new originates; its live calls get
+        `dialer.drain_timeout_s`, then are hung up; its leases go back) while FastAGI and
+        AudioSocket still serve: a person who answers a call placed before SIGTERM gets the
+        bot, not dead air. Then the call service drains what is left."""
         if self.dialer is not None:
             self.dialer.stop()
+            dialing = next((t for t in self._tasks if t.get_name() == "dialer"), None)
+            if dialing is not None:
+                # No timeout of our own: the dialer bounds its drain, and cancelling it midway
+                # would leave leases and open attempts behind. TimeoutStopSec is the backstop.
+                await dialing
         if self.calls is not None:
-            await self.calls.drain(grace)
+            await self.calls.drain(self.config.dialer.drain_timeout_s)
+
+    async def _close(self) -> None:
+        # The watchdog pinged all through the drain; it stops only now.
         for task in self._tasks:
-            if task.get_name() == "dialer":
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait_for(task, timeout=grace)
-            else:
-                task.cancel()
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for closer in reversed(self._closers):
             await closer.stop()  # type: ignore[attr-defined]
         if self.turns is not None:

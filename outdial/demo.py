@@ -30,6 +30,7 @@ from dialer.engine import Dialer
 from dialer.settings import TrunkSettings
 from outdial.config import Config
 from outdial.daemon import Daemon
+from outdial.errors import UserError
 from pbxsim import PbxSim, Scenario, SimConfig
 from pbxsim.dialplan import DialplanStep, default_dialplan
 
@@ -41,6 +42,8 @@ PHRASE_MAP = {"네": "yes", "아니요": "no", "아뇨": "no", "좋아요": "yes
 NAMES = ["Alex", "Sam", "Robin", "Jordan", "Taylor", "Casey", "Morgan", "Jamie"]
 ITEMS = ["a blue kettle", "two lamps", "a desk chair", "a rice cooker", "a toaster"]
 SECRET = "demo-secret"
+# A call lasts well under a minute; this long without any call settling means something broke.
+STALL_S = 180.0
 
 
 def _customers() -> dict[str, Any]:
@@ -173,11 +176,19 @@ async def run_demo(
             dialer = Dialer(pool, config.dialer, [trunk], capacity=lambda: daemon.calls.free_slots)
             dialing = asyncio.create_task(dialer.run())
             try:
+                last_progress, last_done = time.monotonic(), -1
                 while (done := await _settled(pool, campaign_id)) < calls:
                     on_progress(done, calls)
                     if dialing.done():
                         dialing.result()  # surfaces the dialer's error
                         break
+                    if done != last_done:
+                        last_progress, last_done = time.monotonic(), done
+                    elif time.monotonic() - last_progress > STALL_S:
+                        raise UserError(
+                            f"demo stalled: {done} of {calls} calls settled and none for "
+                            f"{STALL_S:.0f} s (see the log above)"
+                        )
                     await asyncio.sleep(0.5)
                 on_progress(await _settled(pool, campaign_id), calls)
             finally:

@@ -43,6 +43,7 @@ from pbxsim.channels import (
     Channel,
 )
 from pbxsim.dialplan import DialplanStep, substitute
+from pbxsim.eagi import run_eagi
 from pbxsim.records import CallRecord, Transfer
 from pbxsim.scenario import (
     BargeInStep,
@@ -57,6 +58,7 @@ from pbxsim.scenario import (
 )
 
 if TYPE_CHECKING:
+    from pbxsim.eagi import EagiSession
     from pbxsim.sim import PbxSim
 
 log = logging.getLogger(__name__)
@@ -189,7 +191,7 @@ class Call:
         self.gap = sim.config.bot_silence_gap / sim.config.speed
         self.mouth = Mouth(self)
         self.ears = Ears(self)
-        self.media: AudioSocketClient | None = None
+        self.media: AudioSocketClient | EagiSession | None = None
         self.agi: AgiSession | None = None
         self.bot_dead = False  # soft hang-up requested on ;1 (AGI HANGUP, customer gone, AMI)
         self.customer_gone = asyncio.Event()
@@ -519,6 +521,8 @@ class Call:
             await self._amd()
         elif app == "agi":
             return await self._agi(data)
+        elif app == "eagi":
+            return await run_eagi(self, data)
         elif app == "wait":
             await self._wait_or_hangup(_float(data))
         elif app == "set" and "=" in data:
@@ -534,7 +538,9 @@ class Call:
 
     async def _amd(self) -> None:
         verdict = self.customer.verdict(self.outcome)
+        started = time.monotonic()
         await self._wait_or_hangup(verdict.seconds)
+        self.record.amd_seconds = time.monotonic() - started
         status, cause = (verdict.status, verdict.cause)
         if self.customer_gone.is_set():
             status, cause = "HANGUP", ""
@@ -579,7 +585,7 @@ class Call:
         self.hangup_event(bot, 0)
 
     # -- AGI commands ----------------------------------------------------------------------------
-    async def agi_command(self, args: list[str], session: AgiSession) -> Reply:
+    async def agi_command(self, args: list[str], session: AgiSession | EagiSession) -> Reply:
         name, rest = _command_name(args)
         if name is None:
             return Reply(INVALID_REPLY, 510, INVALID_TEXT)
@@ -691,6 +697,7 @@ class Call:
             self.record.audiosocket_results.append(-1)
             return -1
         self.media = client
+        self.record.media_connected_at.append(time.monotonic())
         reason = await client.ended
         self.media = None
         if client.error:

@@ -34,14 +34,21 @@ class CallRecord:
     call_id: str | None = None
     amd_status: str | None = None
     amd_cause: str | None = None
+    # Wall-clock time AMD() took to decide (time.monotonic() seconds).
+    amd_seconds: float | None = None
     agi: list[AgiExchange] = field(default_factory=list)
     agi_status: str | None = None
     audiosocket_results: list[int] = field(default_factory=list)
+    # time.monotonic() when each AudioSocket connection was established (greeting latency).
+    media_connected_at: list[float] = field(default_factory=list)
     audio_sent: bytearray = field(default_factory=bytearray)
     audio_sent_times: list[float] = field(default_factory=list)
     bot_frames: list[BotFrame] = field(default_factory=list)
     dtmf_sent: list[str] = field(default_factory=list)
     transfer: Transfer | None = None
+    prompts_played: list[str] = field(default_factory=list)  # EAGI STREAM FILE names
+    eagi_status: int | None = None  # exit status of the EAGI script
+    eagi_stderr: str = ""
     variables: dict[str, str] = field(default_factory=dict)
     hangup_side: str | None = None
     errors: list[str] = field(default_factory=list)

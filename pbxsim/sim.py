@@ -33,6 +33,8 @@ class FaultConfig(BaseModel):
     audiosocket_reset_mid_frame_after: int | None = Field(None, ge=0)
     audiosocket_oversized_length_after: int | None = Field(None, ge=0)
     audiosocket_unknown_kind_after: int | None = Field(None, ge=0)
+    eagi_malformed_reply_after: int | None = Field(None, ge=0)  # AGI commands answered
+    eagi_close_audio_after: int | None = Field(None, ge=0)  # audio frames written to fd 3
 
     def audiosocket(self) -> AudioSocketFaults:
         return AudioSocketFaults(
@@ -58,6 +60,10 @@ class SimConfig(BaseModel):
     record_audio: bool = Field(True, description="keep audio payloads in CallRecord")
     transfer_talk_seconds: float = Field(2.0, ge=0, description="customer talk time with agent")
     faults: FaultConfig = Field(default_factory=FaultConfig)
+    agi_dir: Path | None = Field(None, description="EAGI() scripts (astagidir); None: PATH")
+    sounds_dir: Path = Field(
+        Path("/var/lib/asterisk/sounds"), description="STREAM FILE names without a leading /"
+    )
 
 
 class PbxSim:

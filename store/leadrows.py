@@ -75,10 +75,13 @@ class ChunkResult:
     rejects: list[Reject]
 
 
-class _RowError(ValueError):
-    def __init__(self, category: str, reason: str) -> None:
+class LeadError(ValueError):
+    """Why one lead is refused: a short category, the reason, and the field at fault."""
+
+    def __init__(self, category: str, reason: str, field: str | None = None) -> None:
         super().__init__(reason)
         self.category = category
+        self.field = field  # phone, timezone, external_id, priority, consent, fields
 
 
 def process_chunk(spec: RowSpec, records: list[RawRecord]) -> ChunkResult:
@@ -88,47 +91,79 @@ def process_chunk(spec: RowSpec, records: list[RawRecord]) -> ChunkResult:
     for line, fields, bad_bytes in records:
         try:
             leads.append(_lead(spec, line, fields, bad_bytes))
-        except _RowError as exc:
+        except LeadError as exc:
             rejects.append(Reject(line, exc.category, str(exc), fields))
     return ChunkResult(leads, rejects)
 
 
 def _lead(spec: RowSpec, line: int, fields: list[str], bad_bytes: bool) -> LeadRow:
     if bad_bytes:
-        raise _RowError("non_utf8", "the row has bytes that are not UTF-8")
+        raise LeadError("non_utf8", "the row has bytes that are not UTF-8")
     if len(fields) != len(spec.header):
-        raise _RowError("column_count", f"expected {len(spec.header)} columns, found {len(fields)}")
-    raw_phone = fields[spec.phone].strip()
+        raise LeadError("column_count", f"expected {len(spec.header)} columns, found {len(fields)}")
+    return (
+        line,
+        *normalise_lead(
+            spec.region,
+            fields[spec.phone],
+            timezone=fields[spec.timezone] if spec.timezone is not None else None,
+            external_id=fields[spec.external_id] if spec.external_id is not None else None,
+            priority=fields[spec.priority] if spec.priority is not None else None,
+            consent=fields[spec.consent] if spec.consent is not None else None,
+            custom={name: fields[i] for i, name in spec.custom},
+        ),
+    )
+
+
+def normalise_lead(
+    region: str,
+    phone: str,
+    *,
+    timezone: str | None,
+    external_id: str | None,
+    priority: str | None,
+    consent: str | None,
+    custom: dict[str, str],
+) -> tuple[str, str | None, str, str, int, bool]:
+    """One lead's values as written (CSV cells, or API values rendered as text) normalised:
+    (phone_e164, external_id, timezone, fields JSON, priority, consent); LeadError if refused.
+
+    The CSV import and the HTTP API both call this, so a lead is accepted by one exactly
+    when the other accepts it.
+    """
+    raw_phone = phone.strip()
     if not raw_phone:
-        raise _RowError("missing_phone", "the phone column is empty")
-    e164, zones = normalise_number(raw_phone, spec.region)
-    tz = _given_timezone(fields[spec.timezone]) if spec.timezone is not None else None
+        raise LeadError("missing_phone", "the phone column is empty", "phone")
+    e164, zones = normalise_number(raw_phone, region)
+    tz = _given_timezone(timezone) if timezone is not None else None
     if tz is None:
         tz = _zone_for_number(zones)
     ext = None
-    if spec.external_id is not None:
-        ext = fields[spec.external_id].strip() or None
-    priority = _priority(fields[spec.priority]) if spec.priority is not None else 0
-    consent = _consent(fields[spec.consent]) if spec.consent is not None else False
-    custom = _ENCODER.encode({name: fields[i] for i, name in spec.custom})
-    if "\x00" in custom or "\x00" in (ext or ""):
-        raise _RowError("nul_byte", "the row contains a NUL character")
-    return (line, e164, ext, tz, custom, priority, consent)
+    if external_id is not None:
+        ext = external_id.strip() or None
+    value = _priority(priority) if priority is not None else 0
+    agreed = _consent(consent) if consent is not None else False
+    fields_json = _ENCODER.encode(custom)
+    if "\x00" in (ext or ""):
+        raise LeadError("nul_byte", "the row contains a NUL character", "external_id")
+    if "\x00" in fields_json:
+        raise LeadError("nul_byte", "the row contains a NUL character", "fields")
+    return (e164, ext, tz, fields_json, value, agreed)
 
 
 def normalise_number(raw: str, region: str) -> tuple[str, tuple[str, ...] | None]:
-    """E.164 form and candidate time zones (None when unknown); _RowError if not a number."""
+    """E.164 form and candidate time zones (None when unknown); LeadError if not a number."""
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
         # str(exc) reads "(1) The string supplied did not seem to be a phone number."
         reason = str(exc).split(") ", 1)[-1].rstrip(".")
-        raise _RowError("bad_number", f"not a phone number: {reason}") from exc
+        raise LeadError("bad_number", f"not a phone number: {reason}", "phone") from exc
     # number_type() is UNKNOWN exactly when is_valid_number() is false; computing it once
     # serves both the validity check and the time zone lookup (it is the costly step).
     kind = phonenumbers.number_type(number)
     if kind == PhoneNumberType.UNKNOWN:
-        raise _RowError("bad_number", "not a valid number for its country")
+        raise LeadError("bad_number", "not a valid number for its country", "phone")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if phonenumbers.is_number_type_geographical(kind, number.country_code):
         zones = tuple(timezone.time_zones_for_geographical_number(number))
@@ -151,16 +186,19 @@ def _country_zones(number: phonenumbers.PhoneNumber) -> tuple[str, ...]:
 
 def _zone_for_number(zones: tuple[str, ...] | None) -> str:
     if zones is None:
-        raise _RowError(
-            "unknown_timezone", "no time zone is known for this number; add a timezone column"
+        raise LeadError(
+            "unknown_timezone",
+            "no time zone is known for this number; add a timezone column",
+            "timezone",
         )
     zone = _one_clock(zones)
     if zone is None:
         # Guessing here could mean calling at 6 a.m. local time: the operator must say.
         shown = ", ".join(zones[:3]) + (", ..." if len(zones) > 3 else "")
-        raise _RowError(
+        raise LeadError(
             "ambiguous_timezone",
             f"the number spans {len(zones)} time zones ({shown}); add a timezone column",
+            "timezone",
         )
     return zone
 
@@ -186,7 +224,7 @@ def _given_timezone(value: str) -> str | None:
     if not name:
         return None
     if not _zone_exists(name):
-        raise _RowError("bad_timezone", f"unknown time zone {name!r}")
+        raise LeadError("bad_timezone", f"unknown time zone {name!r}", "timezone")
     return name
 
 
@@ -206,9 +244,11 @@ def _priority(value: str) -> int:
     try:
         priority = int(text)
     except ValueError as exc:
-        raise _RowError("bad_priority", f"priority {text!r} is not a whole number") from exc
+        raise LeadError(
+            "bad_priority", f"priority {text!r} is not a whole number", "priority"
+        ) from exc
     if not -_INT4 <= priority < _INT4:
-        raise _RowError("bad_priority", f"priority {text!r} is out of range")
+        raise LeadError("bad_priority", f"priority {text!r} is out of range", "priority")
     return priority
 
 
@@ -218,4 +258,6 @@ def _consent(value: str) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise _RowError("bad_consent", f"consent {value.strip()!r} is not yes/no/true/false/1/0")
+    raise LeadError(
+        "bad_consent", f"consent {value.strip()!r} is not yes/no/true/false/1/0", "consent"
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -11,8 +11,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from outdial.context import cli_state, run_async
-from outdial.demo import DemoSummary, run_demo
 from outdial.logging import config_secrets, setup_logging
+
+if TYPE_CHECKING:
+    from outdial.demo import DemoSummary
 
 
 def demo(
@@ -23,6 +25,9 @@ def demo(
     ] = False,
 ) -> None:
     """Run a small campaign against pbxsim with real ASR, TTS, NLU and emotion detection."""
+    # The demo's imports load every model library: only when the command runs.
+    from outdial.demo import run_demo
+
     config = cli_state(ctx).loaded.config
     setup_logging(
         config.log.model_copy(update={"level": "WARNING"}), secrets=config_secrets(config)

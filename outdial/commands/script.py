@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -31,9 +31,11 @@ from dialog import (
     load_script,
     validate_script,
 )
-from nlu import IntentClassifier, NluResult
 from nlu.settings import NluSettings
 from outdial.errors import UserError
+
+if TYPE_CHECKING:
+    from nlu.classifier import IntentClassifier, NluResult
 
 app = typer.Typer(help="Validate and rehearse conversation scripts.", no_args_is_help=True)
 
@@ -87,6 +89,8 @@ def chat(
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     console.print(f"[dim]training intents for {loaded.script.language}...[/dim]")
+    from nlu.classifier import IntentClassifier  # spaCy: only when chatting
+
     classifier = IntentClassifier.train(
         loaded.script.language,
         loaded.script.training_intents(),

@@ -28,7 +28,8 @@ async def test_live_call_keeps_its_script_version(live_stack: LiveStack) -> None
     fields = {"customer_name": "Kim", "order_number": "B-7", "item": "a fan", "address": "1 Elm"}
     await live_stack.add_call("call-reload", "+12025550199", fields)
     dialplan = default_dialplan(f"agi://127.0.0.1:{live_stack.service.agi_port}/outdial")
-    async with PbxSim(SimConfig(scenario=scenario, dialplan=dialplan)) as sim:
+    sim_config = SimConfig(scenario=scenario, dialplan=dialplan, bot_silence_gap=1.0)
+    async with PbxSim(sim_config) as sim:
         await originate(sim.ami_port, [("5550199", "call-reload")])
         for _ in range(600):  # the session writes its calls row when the media starts
             if await live_stack.pool.fetchval("SELECT count(*) FROM calls"):

@@ -25,7 +25,7 @@ from dialog import (
     Utterance,
     parse_script,
 )
-from nlu import extract_entities
+from nlu.entities import extract_entities
 from tests.dialog.conftest import MINIMAL, ORDER_FIELDS
 
 

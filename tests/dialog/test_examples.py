@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dialog import DialogEngine, End, LoadedScript, OptOut, Say, Utterance
-from nlu import IntentClassifier
+from nlu.classifier import IntentClassifier
 from tests.dialog.conftest import ORDER_FIELDS
 
 

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from nlu import IntentClassifier, builtin_intents
+from nlu.classifier import IntentClassifier
+from nlu.library import builtin_intents
 
 
 @pytest.fixture(scope="session")

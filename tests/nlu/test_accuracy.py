@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nlu import BUILTIN_INTENTS, IntentClassifier, builtin_intents, normalize
+from nlu.classifier import IntentClassifier, normalize
+from nlu.library import BUILTIN_INTENTS, builtin_intents
 
 HERE = Path(__file__).parent
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 import nlu.classifier as classifier_module
-from nlu import IntentClassifier, builtin_intents, merge_intents
+from nlu.classifier import IntentClassifier
+from nlu.library import builtin_intents, merge_intents
 
 SMALL = {
     "greet": ["hello", "hi there", "good morning", "hey"],

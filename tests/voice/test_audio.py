@@ -163,7 +163,7 @@ def test_every_fixture_is_8_khz_mono_16_bit() -> None:
 def test_the_fixture_readme_lists_every_wav() -> None:
     listed: set[str] = set()
     for name in re.findall(r"`([a-z0-9_{},]+\.wav)`", (FIXTURES / "README.md").read_text()):
-        group = re.search(r"\{([a-z,]+)\}", name)
+        group = re.search(r"\{([a-z0-9,]+)\}", name)
         variants = group.group(1).split(",") if group else [""]
-        listed |= {re.sub(r"\{[a-z,]+\}", v, name) for v in variants}
+        listed |= {re.sub(r"\{[a-z0-9,]+\}", v, name) for v in variants}
     assert listed == {p.name for p in FIXTURES.glob("*.wav")}

@@ -1,0 +1,332 @@
+"""Live-call latency and capacity: pbxsim customers in real time against `outdial run`.
+
+The daemon runs as its own process (so its CPU and memory are measured alone) with its dialer
+pointed at pbxsim, keeping `--concurrency` calls up for `--duration` seconds. Every customer
+talks: answers after the bot's prompts, and one in five talks over a prompt (barge-in).
+All latencies are measured on pbxsim's side of the wire, from frame arrival times:
+
+- greeting: AudioSocket connected -> first bot frame (AMD's own time is reported apart);
+- reply: end of the customer's speech -> first frame of the next bot prompt;
+- processing: end of the trailing silence (the endpoint) -> first frame of the reply, as the
+  daemon logs it on each reply turn;
+- barge-in stop: the customer starts talking over a prompt -> that prompt's last frame, less
+  the configured detection time (VAD minimum + the prompt's barge-in minimum);
+- late frames: bot frames more than 40 ms behind their 20 ms slot (one count per stall).
+
+    .venv/bin/python bench/calls.py --concurrency 8 --duration 60 --asr grammar [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import signal
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import psutil
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dialer.campaigns import CampaignSettings, create_campaign  # noqa: E402
+from pbxsim import PbxSim, Scenario, SimConfig  # noqa: E402
+from pbxsim.dialplan import DialplanStep, default_dialplan  # noqa: E402
+from pbxsim.records import CallRecord  # noqa: E402
+from store.db import Database  # noqa: E402
+from store.settings import DatabaseSettings  # noqa: E402
+
+AUDIO = ROOT / "outdial" / "demo_audio"
+PHRASE_MAP = {"네": "yes", "아니요": "no", "아뇨": "no", "좋아요": "yes"}
+BARGE_DETECT_MS = 120 + 300  # VAD min speech + the script's default barge_in_min_ms
+PROMPT_GAP_S = 0.2  # bot silence longer than this separates two prompts
+SECRET = "bench"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _scenario() -> Scenario:
+    yes, yes2 = str(AUDIO / "ko_yes_1.wav"), str(AUDIO / "ko_yes_2.wav")
+    talk = {"wait_for_bot": True}
+    tail = {"silence": 20}
+    return Scenario.model_validate(
+        {
+            "seed": 3,
+            "outcomes": {"answer": 1.0},
+            "customers": {
+                "answers": {"weight": 2, "steps": [talk, {"say": yes}, talk, {"say": yes2}, tail]},
+                "barges_in": {
+                    "weight": 1,
+                    "steps": [talk, {"say": yes}, {"barge_in_after": 1.5}, {"say": yes2}, tail],
+                },
+            },
+        }
+    )
+
+
+def _bench_script(directory: Path, asr: str) -> None:
+    """The shipped English script; in free mode without grammars, so Vosk decodes freely."""
+    source = yaml.safe_load((ROOT / "scripts" / "order_confirmation_en.yaml").read_text())
+    if asr == "free":
+        for node in source["nodes"].values():
+            node.pop("expect", None)
+    (directory / "order_confirmation_en.yaml").write_text(
+        yaml.safe_dump(source, allow_unicode=True)
+    )
+
+
+def _config(tmp: Path, db_url: str, ami_port: int, agi_port: int, concurrency: int) -> Path:
+    config = {
+        "state_dir": str(tmp / "state"),
+        "database": {"url": db_url},
+        "metrics": {"enabled": False},
+        "agi": {"port": agi_port},
+        "audiosocket": {"port": _free_port()},
+        "scripts_dir": str(tmp / "scripts"),
+        "session": {"phrase_map": PHRASE_MAP, "max_calls": concurrency},
+        "trunks": [
+            {
+                "name": "pbxsim",
+                "port": ami_port,
+                "username": "outdial",
+                "dial_string": "Local/{number}@customers",
+                "context": "bot-amd",
+                "cps": 20,
+                "max_channels": concurrency,
+                "ring_timeout_s": 5,
+            }
+        ],
+        "dialer": {"max_channels": concurrency},
+    }
+    path = tmp / "outdial.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@dataclass
+class Measures:
+    greeting: list[float] = field(default_factory=list)
+    reply: list[float] = field(default_factory=list)
+    bargein_stop: list[float] = field(default_factory=list)
+    amd: list[float] = field(default_factory=list)
+    late_frames: int = 0
+    bot_frames: int = 0
+
+
+def _prompts(times: list[float]) -> list[list[float]]:
+    runs: list[list[float]] = []
+    for t in times:
+        if runs and t - runs[-1][-1] <= PROMPT_GAP_S:
+            runs[-1].append(t)
+        else:
+            runs.append([t])
+    return runs
+
+
+def _utterances(times: list[float]) -> list[tuple[float, float]]:
+    spans: list[tuple[float, float]] = []
+    for t in times:
+        if spans and t - spans[-1][1] <= 0.1:
+            spans[-1] = (spans[-1][0], t + 0.02)
+        else:
+            spans.append((t, t + 0.02))
+    return spans
+
+
+def _voiced_times(record: CallRecord) -> list[float]:
+    """Arrival times of the customer frames that carry speech (the WAVs are padded with
+    silence, which must not count as talking)."""
+    audio = np.frombuffer(bytes(record.audio_sent), dtype=np.int16).astype(np.float32)
+    frames = audio[: len(audio) // 160 * 160].reshape(-1, 160)
+    rms = np.sqrt((frames**2).mean(axis=1)) / 32768
+    return [t for t, level in zip(record.audio_sent_times, rms, strict=False) if level > 0.01]
+
+
+def measure(record: CallRecord, into: Measures) -> None:
+    bot = [f.t for f in record.bot_frames]
+    into.bot_frames += len(bot)
+    prompts = _prompts(bot)
+    # A frame is late when it arrives more than 40 ms after its 20 ms slot, counted once per
+    # stall (a gap over 60 ms), not again for every frame that follows it.
+    into.late_frames += sum(1 for a, b in itertools.pairwise(bot) if 0.06 < b - a <= PROMPT_GAP_S)
+    if record.amd_seconds is not None:
+        into.amd.append(record.amd_seconds)
+    if record.media_connected_at and bot:
+        into.greeting.append(bot[0] - record.media_connected_at[0])
+    for index, (start, end) in enumerate(_utterances(_voiced_times(record))):
+        talking_over = [run for run in prompts if run[0] < start < run[-1]]
+        if talking_over:
+            # Only the deliberate interruption counts: the barging customer's second answer.
+            if record.customer == "barges_in" and index == 1:
+                into.bargein_stop.append(talking_over[0][-1] - start)
+            continue
+        after = [t for t in bot if t > end]
+        if after and not any(start < t <= end for t in bot):
+            into.reply.append(after[0] - end)
+
+
+def _pct(values: list[float], q: int) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0] * 1000, 1)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000, 1)
+
+
+async def _wait_ready(notify: socket.socket, proc: asyncio.subprocess.Process) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.returncode is not None:
+            raise RuntimeError(f"outdial run exited with {proc.returncode} before READY")
+        try:
+            data = await asyncio.wait_for(loop.sock_recv(notify, 4096), timeout=1)
+        except TimeoutError:
+            continue
+        if b"READY=1" in data:
+            return
+    raise RuntimeError("outdial run did not send READY=1 within 180 s")
+
+
+async def run(concurrency: int, duration: float, asr: str) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="bench-calls-") as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "scripts").mkdir()
+        _bench_script(tmp / "scripts", asr)
+        db = await Database.open(DatabaseSettings(), tmp / "db")
+        try:
+            return await _run(tmp, db, concurrency, duration, asr)
+        finally:
+            await db.close()
+
+
+async def _seed(db: Database, leads: int) -> None:
+    async with db.pool.acquire() as conn:
+        campaign = await create_campaign(
+            conn,
+            "bench",
+            "order_confirmation_en",
+            CampaignSettings(window="00:00-23:59", days="mon-sun", max_attempts=1),
+        )
+        fields = {
+            "customer_name": "Alex",
+            "order_number": "A-1",
+            "item": "a lamp",
+            "address": "1 Oak",
+        }
+        await conn.executemany(
+            "INSERT INTO leads (campaign_id, phone_e164, timezone, fields) VALUES ($1,$2,'UTC',$3)",
+            [(campaign.id, f"+1202555{i:04d}", fields) for i in range(leads)],
+        )
+
+
+async def _run(tmp: Path, db: Database, concurrency: int, duration: float, asr: str) -> dict:
+    agi_port = _free_port()
+    dialplan = default_dialplan(f"agi://127.0.0.1:{agi_port}/outdial")
+    dialplan["orders_queue"] = [DialplanStep.model_validate(s) for s in ("Answer()", "Hangup()")]
+    # Customers answer once the bot has been quiet for 0.7 s (not in a pause between sentences).
+    sim_config = SimConfig(
+        scenario=_scenario(), dialplan=dialplan, secret=SECRET, bot_silence_gap=0.7
+    )
+    async with PbxSim(sim_config) as sim:
+        await _seed(db, concurrency * max(2, int(duration / 15) + 2))
+        config = _config(tmp, db.url, sim.ami_port, agi_port, concurrency)
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(tmp / "notify.sock"))
+        notify.setblocking(False)
+        env = {
+            **os.environ,
+            "NOTIFY_SOCKET": str(tmp / "notify.sock"),
+            "OUTDIAL_AMI_SECRET": SECRET,
+        }
+        proc = await asyncio.create_subprocess_exec(
+            str(ROOT / ".venv" / "bin" / "outdial"), "--config", str(config), "run",
+            env=env, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            await _wait_ready(notify, proc)
+            daemon = psutil.Process(proc.pid)
+            idle_rss = daemon.memory_info().rss
+            cpu_before = daemon.cpu_times()
+            started = time.monotonic()
+            peak_rss = idle_rss
+            while time.monotonic() - started < duration:
+                await asyncio.sleep(1)
+                peak_rss = max(peak_rss, daemon.memory_info().rss)
+            cpu_after = daemon.cpu_times()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), timeout=120)
+            notify.close()
+        records = [r for r in sim.calls if r.done and r.media_connected_at]
+    measures = Measures()
+    for record in records:
+        measure(record, measures)
+    call_seconds = sum(
+        (r.bot_frames[-1].t - r.media_connected_at[0]) for r in records if r.bot_frames
+    )
+    cpu_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+    # The daemon logs endpoint -> first frame out on each reply turn (both on its own clock).
+    processing = [
+        row["ms"] / 1000
+        for row in await db.pool.fetch(
+            "SELECT (timings->>'processing_ms')::float AS ms FROM turns "
+            "WHERE speaker = 'bot' AND timings ? 'processing_ms'"
+        )
+    ]
+    barge = [max(0.0, b - BARGE_DETECT_MS / 1000) for b in measures.bargein_stop]
+    return {
+        "asr": asr,
+        "concurrency": concurrency,
+        "duration_s": duration,
+        "calls": len(records),
+        "greeting_p50_ms": _pct(measures.greeting, 50),
+        "greeting_p95_ms": _pct(measures.greeting, 95),
+        "greeting_p99_ms": _pct(measures.greeting, 99),
+        "reply_p50_ms": _pct(measures.reply, 50),
+        "reply_p95_ms": _pct(measures.reply, 95),
+        "reply_p99_ms": _pct(measures.reply, 99),
+        "processing_p50_ms": _pct(processing, 50),
+        "processing_p95_ms": _pct(processing, 95),
+        "processing_p99_ms": _pct(processing, 99),
+        "bargein_stop_p95_ms": _pct(barge, 95),
+        "bargein_raw_p95_ms": _pct(measures.bargein_stop, 95),
+        "amd_ms_p95": _pct(measures.amd, 95),
+        "late_frames": measures.late_frames,
+        "bot_frames": measures.bot_frames,
+        "cpu_ms_per_call_s": round(cpu_s * 1000 / call_seconds, 1) if call_seconds else None,
+        "rss_mb_per_call": round((peak_rss - idle_rss) / 2**20 / concurrency, 1),
+        "rss_idle_mb": round(idle_rss / 2**20, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
+    parser.add_argument("--asr", choices=("grammar", "free"), default="grammar")
+    parser.add_argument("--json", action="store_true", help="print one JSON object last")
+    args = parser.parse_args()
+    result = asyncio.run(run(args.concurrency, args.duration, args.asr))
+    for key, value in result.items():
+        print(f"{key:>22}: {value}")
+    if args.json:
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Do-not-call lists: the global list (no campaign) and each campaign's own.
+
+Numbers travel in request bodies, never in URLs, so they stay out of proxy access logs.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from dialer.masking import mask_number
+from outdial.api.audit import audit
+from outdial.api.leads import region_of
+from outdial.api.problems import ApiProblem, body_field, invalid
+from outdial.api.routing import ApiRequest, Operation, Reply
+from outdial.api.schemas import DncAdded, DncIn, DncQuery, DncRemoved, DncStatus
+from store.leadrows import LeadError, normalise_number
+
+
+def _e164(req: ApiRequest, query: DncQuery) -> str:
+    region = region_of(req.state, query.region, ["region"])
+    try:
+        return normalise_number(query.phone.strip(), region)[0]
+    except LeadError as exc:
+        raise invalid([body_field(["phone"], str(exc), exc.category)]) from exc
+
+
+async def _campaign_id(conn: asyncpg.Connection, name: str | None) -> int | None:
+    if name is None:
+        return None
+    campaign_id = await conn.fetchval("SELECT id FROM campaigns WHERE name = $1", name)
+    if campaign_id is None:
+        raise ApiProblem(
+            404,
+            "not_found",
+            f"no campaign named {name!r}",
+            errors=[body_field(["campaign"], "no such campaign", "unknown")],
+        )
+    return campaign_id
+
+
+def _target(phone: str, campaign: str | None) -> str:
+    return f"dnc/{campaign or 'global'}/{mask_number(phone)}"
+
+
+async def add(req: ApiRequest) -> Reply:
+    body: DncIn = req.body
+    phone = _e164(req, body)
+    async with req.state.pool.acquire() as conn, conn.transaction():
+        campaign_id = await _campaign_id(conn, body.campaign)
+        added = await conn.fetchval(
+            """INSERT INTO dnc (phone_e164, campaign_id, source, reason)
+               VALUES ($1, $2, 'api', $3) ON CONFLICT DO NOTHING RETURNING true""",
+            phone,
+            campaign_id,
+            body.reason,
+        )
+        await audit(
+            conn, req.who, "dnc.add", _target(phone, body.campaign), {"changed": bool(added)}
+        )
+    return Reply(DncAdded(added=bool(added)), 201 if added else 200)
+
+
+async def remove(req: ApiRequest) -> Reply:
+    body: DncQuery = req.body
+    phone = _e164(req, body)
+    async with req.state.pool.acquire() as conn, conn.transaction():
+        campaign_id = await _campaign_id(conn, body.campaign)
+        removed = await conn.fetchval(
+            """DELETE FROM dnc WHERE phone_e164 = $1 AND campaign_id IS NOT DISTINCT FROM $2
+               RETURNING true""",
+            phone,
+            campaign_id,
+        )
+        await audit(
+            conn, req.who, "dnc.remove", _target(phone, body.campaign), {"changed": bool(removed)}
+        )
+    return Reply(DncRemoved(removed=bool(removed)))
+
+
+async def check(req: ApiRequest) -> Reply:
+    body: DncQuery = req.body
+    phone = _e164(req, body)
+    async with req.state.pool.acquire() as conn:
+        campaign_id = await _campaign_id(conn, body.campaign)
+        row = await conn.fetchrow(
+            """SELECT coalesce(bool_or(campaign_id IS NULL), false) AS on_global,
+                      coalesce(bool_or(campaign_id = $2), false) AS on_campaign
+               FROM dnc WHERE phone_e164 = $1""",
+            phone,
+            campaign_id,
+        )
+    on_campaign = row["on_campaign"] if campaign_id is not None else None
+    return Reply(
+        DncStatus(
+            listed=row["on_global"] or bool(on_campaign),
+            on_global_list=row["on_global"],
+            on_campaign_list=on_campaign,
+        )
+    )
+
+
+OPERATIONS = [
+    Operation(
+        "POST",
+        "/v1/dnc",
+        "addDnc",
+        "Put a number on the global or a campaign's do-not-call list",
+        "dnc",
+        add,
+        DncAdded,
+        success=(200, 201),
+        scope="dnc:write",
+        body=DncIn,
+        problems=(404,),
+        description="201 when added, 200 when the number was already on that list.",
+    ),
+    Operation(
+        "POST",
+        "/v1/dnc/remove",
+        "removeDnc",
+        "Take a number off the global or a campaign's do-not-call list",
+        "dnc",
+        remove,
+        DncRemoved,
+        scope="dnc:write",
+        body=DncQuery,
+        problems=(404,),
+    ),
+    Operation(
+        "POST",
+        "/v1/dnc/check",
+        "checkDnc",
+        "Is a number on the do-not-call lists?",
+        "dnc",
+        check,
+        DncStatus,
+        scope="dnc:read",
+        body=DncQuery,
+        problems=(404,),
+        description="POST so the number travels in the body, not in the URL.",
+    ),
+]

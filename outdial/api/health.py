@@ -1,0 +1,42 @@
+"""Liveness and readiness: no token needed (a load balancer or systemd probe asks)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from outdial.api.problems import ApiProblem
+from outdial.api.routing import ApiRequest, Operation, Reply
+from outdial.api.schemas import HealthOut
+
+READY_TIMEOUT_S = 2.0
+
+
+async def health(req: ApiRequest) -> Reply:
+    return Reply(HealthOut(status="ok"))
+
+
+async def ready(req: ApiRequest) -> Reply:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_S):
+            await req.state.pool.fetchval("SELECT 1")
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        detail = f"the database does not answer ({type(exc).__name__})"
+        raise ApiProblem(503, "not_ready", detail) from exc
+    return Reply(HealthOut(status="ready"))
+
+
+OPERATIONS = [
+    Operation("GET", "/v1/health", "health", "The API is up", "health", health, HealthOut),
+    Operation(
+        "GET",
+        "/v1/ready",
+        "ready",
+        "The API can serve requests (the database answers)",
+        "health",
+        ready,
+        HealthOut,
+        problems=(503,),
+    ),
+]

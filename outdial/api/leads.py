@@ -1,0 +1,300 @@
+"""Leads: create or update one lead or many, idempotent by the CRM's external id.
+
+Values go through `store.leadrows.normalise_lead`, the function the CSV import uses, so the
+API accepts a lead exactly when the import would. PUT replaces the lead's values; its
+dialling state (status, attempts, next attempt) stays the dialer's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import asyncpg
+import phonenumbers
+
+from outdial.api.audit import lead_target
+from outdial.api.problems import ApiProblem, FieldError, body_field, invalid
+from outdial.api.routing import ApiRequest, ApiState, Operation, Reply
+from outdial.api.schemas import (
+    BulkLead,
+    BulkLeadResult,
+    BulkLeadsIn,
+    BulkLeadsOut,
+    LeadIn,
+    LeadOut,
+)
+from store.leadrows import LeadError, normalise_lead
+
+# (phone_e164, external_id, timezone, fields JSON, priority, consent)
+Normalised = tuple[str, str | None, str, str, int, bool]
+
+_UPSERT_ONE = """
+WITH up AS (
+    INSERT INTO leads (campaign_id, external_id, phone_e164, timezone, fields, priority, consent)
+    SELECT c.id, $2, $3, $4, $5::text::jsonb, $6, $7 FROM campaigns c WHERE c.name = $1
+    ON CONFLICT (campaign_id, external_id) WHERE external_id IS NOT NULL DO UPDATE
+    SET phone_e164 = EXCLUDED.phone_e164, timezone = EXCLUDED.timezone,
+        fields = EXCLUDED.fields, priority = EXCLUDED.priority, consent = EXCLUDED.consent,
+        updated_at = now()
+    RETURNING *, (xmax = 0) AS inserted
+), logged AS (
+    INSERT INTO api_audit (token_id, token_name, action, target)
+    SELECT $8, $9, CASE WHEN inserted THEN 'lead.create' ELSE 'lead.update' END, $10 FROM up
+)
+SELECT * FROM up
+"""
+
+_UPSERT_MANY = """
+INSERT INTO leads (campaign_id, external_id, phone_e164, timezone, fields, priority, consent)
+SELECT $1, t.ext, t.phone, t.tz, t.fields::jsonb, t.priority, t.consent
+FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bool[])
+     AS t(ext, phone, tz, fields, priority, consent)
+ON CONFLICT (campaign_id, external_id) WHERE external_id IS NOT NULL DO UPDATE
+SET phone_e164 = EXCLUDED.phone_e164, timezone = EXCLUDED.timezone,
+    fields = EXCLUDED.fields, priority = EXCLUDED.priority, consent = EXCLUDED.consent,
+    updated_at = now()
+RETURNING id, external_id, (xmax = 0) AS inserted
+"""
+
+_AUDIT_MANY = """
+INSERT INTO api_audit (token_id, token_name, action, target)
+SELECT $1, $2, t.action, t.target FROM unnest($3::text[], $4::text[]) AS t(action, target)
+"""
+
+_PHONE_TAKEN = "the number is already a lead of this campaign under another external id"
+
+
+def region_of(state: ApiState, given: str | None, where: Sequence[str | int]) -> str:
+    region = (given or state.default_region).upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise invalid([body_field(where, f"unknown region {region!r}", "bad_region")])
+    return region
+
+
+def _normalise(
+    lead: LeadIn | BulkLead, external_id: str, region: str, at: Sequence[str | int]
+) -> Normalised:
+    try:
+        return normalise_lead(
+            region,
+            lead.phone,
+            timezone=lead.timezone,
+            external_id=external_id,
+            # The import reads text; render JSON values the way a CSV cell would hold them.
+            priority=None if lead.priority is None else str(lead.priority),
+            consent=None if lead.consent is None else str(lead.consent).lower(),
+            custom=lead.fields,
+        )
+    except LeadError as exc:
+        field = exc.field or "phone"
+        raise _RefusedLead(body_field([*at, field], str(exc), exc.category)) from exc
+
+
+class _RefusedLead(Exception):
+    def __init__(self, error: FieldError) -> None:
+        super().__init__(error.detail)
+        self.error = error
+
+
+def lead_out(row: asyncpg.Record, campaign: str) -> LeadOut:
+    return LeadOut(
+        id=row["id"],
+        campaign=campaign,
+        external_id=row["external_id"],
+        phone=row["phone_e164"],
+        timezone=row["timezone"],
+        priority=row["priority"],
+        consent=row["consent"],
+        fields=row["fields"] or {},
+        status=row["status"],
+        attempts=row["attempts"],
+        last_disposition=row["last_disposition"],
+        block_reason=row["block_reason"],
+        next_attempt_at=row["next_attempt_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _no_campaign(name: str) -> ApiProblem:
+    return ApiProblem(404, "not_found", f"no campaign named {name!r}")
+
+
+async def put_lead(req: ApiRequest) -> Reply:
+    campaign, external_id = req.path["campaign"], req.path["external_id"]
+    body: LeadIn = req.body
+    region = region_of(req.state, body.region, ["region"])
+    try:
+        values = _normalise(body, external_id, region, [])
+    except _RefusedLead as exc:
+        raise invalid([exc.error]) from exc
+    phone, ext, tz, fields, priority, consent = values
+    token = req.who
+    try:
+        row = await req.state.pool.fetchrow(
+            _UPSERT_ONE,
+            campaign,
+            ext,
+            phone,
+            tz,
+            fields,
+            priority,
+            consent,
+            token.id,
+            token.name,
+            lead_target(campaign, external_id),
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise ApiProblem(
+            409, "conflict", _PHONE_TAKEN, errors=[body_field(["phone"], _PHONE_TAKEN, "taken")]
+        ) from exc
+    if row is None:
+        raise _no_campaign(campaign)
+    return Reply(lead_out(row, campaign), 201 if row["inserted"] else 200)
+
+
+async def get_lead(req: ApiRequest) -> Reply:
+    campaign, external_id = req.path["campaign"], req.path["external_id"]
+    row = await req.state.pool.fetchrow(
+        """SELECT l.* FROM leads l JOIN campaigns c ON c.id = l.campaign_id
+           WHERE c.name = $1 AND l.external_id = $2""",
+        campaign,
+        external_id,
+    )
+    if row is None:
+        raise ApiProblem(
+            404, "not_found", f"no lead {external_id!r} in a campaign named {campaign!r}"
+        )
+    return Reply(lead_out(row, campaign))
+
+
+def _normalise_all(body: BulkLeadsIn, region: str) -> list[Normalised]:
+    """Every lead normalised, or a 422 listing every refused one (nothing is written)."""
+    rows: list[Normalised] = []
+    errors: list[FieldError] = []
+    seen_ext: dict[str, int] = {}
+    seen_phone: dict[str, int] = {}
+    for i, lead in enumerate(body.leads):
+        try:
+            row = _normalise(lead, lead.external_id, region, ["leads", i])
+        except _RefusedLead as exc:
+            errors.append(exc.error)
+            continue
+        ext = row[1] or ""
+        if (first := seen_ext.setdefault(ext, i)) != i:
+            errors.append(
+                body_field(
+                    ["leads", i, "external_id"], f"also given in leads[{first}]", "duplicate"
+                )
+            )
+        if (first := seen_phone.setdefault(row[0], i)) != i:
+            errors.append(
+                body_field(["leads", i, "phone"], f"the same number as leads[{first}]", "duplicate")
+            )
+        rows.append(row)
+    if errors:
+        raise invalid(errors)
+    return rows
+
+
+async def bulk_leads(req: ApiRequest) -> Reply:
+    campaign = req.path["campaign"]
+    body: BulkLeadsIn = req.body
+    region = region_of(req.state, body.region, ["region"])
+    # Number parsing is CPU work: a large batch must not stall the other requests.
+    rows = await asyncio.to_thread(_normalise_all, body, region)
+    token = req.who
+    async with req.state.pool.acquire() as conn, conn.transaction():
+        campaign_id = await conn.fetchval("SELECT id FROM campaigns WHERE name = $1", campaign)
+        if campaign_id is None:
+            raise _no_campaign(campaign)
+        await _refuse_taken_numbers(conn, campaign_id, rows)
+        try:
+            written = await conn.fetch(
+                _UPSERT_MANY, campaign_id, *(list(column) for column in _columns(rows))
+            )
+        except asyncpg.UniqueViolationError as exc:  # a concurrent writer took a number
+            raise ApiProblem(409, "conflict", _PHONE_TAKEN) from exc
+        await conn.execute(
+            _AUDIT_MANY,
+            token.id,
+            token.name,
+            ["lead.create" if r["inserted"] else "lead.update" for r in written],
+            [lead_target(campaign, r["external_id"]) for r in written],
+        )
+    created = sum(1 for r in written if r["inserted"])
+    results = [
+        BulkLeadResult(external_id=r["external_id"], id=r["id"], created=r["inserted"])
+        for r in written
+    ]
+    return Reply(BulkLeadsOut(created=created, updated=len(written) - created, leads=results))
+
+
+def _columns(rows: list[Normalised]) -> list[tuple[object, ...]]:
+    phone, ext, tz, fields, priority, consent = zip(*rows, strict=True)
+    return [ext, phone, tz, fields, priority, consent]
+
+
+async def _refuse_taken_numbers(
+    conn: asyncpg.Connection, campaign_id: int, rows: list[Normalised]
+) -> None:
+    """409 naming each lead whose number belongs to another lead of the campaign."""
+    taken = await conn.fetch(
+        """SELECT phone_e164, external_id FROM leads
+           WHERE campaign_id = $1 AND phone_e164 = ANY($2::text[])""",
+        campaign_id,
+        [r[0] for r in rows],
+    )
+    owner = {r["phone_e164"]: r["external_id"] for r in taken}
+    errors = [
+        body_field(["leads", i, "phone"], _PHONE_TAKEN, "taken")
+        for i, row in enumerate(rows)
+        if row[0] in owner and owner[row[0]] != row[1]
+    ]
+    if errors:
+        raise ApiProblem(409, "conflict", f"{len(errors)} lead(s): {_PHONE_TAKEN}", errors=errors)
+
+
+OPERATIONS = [
+    Operation(
+        "PUT",
+        "/v1/campaigns/{campaign}/leads/{external_id}",
+        "putLead",
+        "Create or replace one lead",
+        "leads",
+        put_lead,
+        LeadOut,
+        success=(200, 201),
+        scope="leads:write",
+        body=LeadIn,
+        problems=(404, 409),
+        description="201 when the lead is new, 200 when the lead with this external id was "
+        "updated. Validation is the CSV import's. The lead's dialling state is kept.",
+    ),
+    Operation(
+        "GET",
+        "/v1/campaigns/{campaign}/leads/{external_id}",
+        "getLead",
+        "Read one lead",
+        "leads",
+        get_lead,
+        LeadOut,
+        scope="leads:read",
+        problems=(404,),
+    ),
+    Operation(
+        "POST",
+        "/v1/campaigns/{campaign}/leads",
+        "bulkLeads",
+        "Create or replace many leads at once",
+        "leads",
+        bulk_leads,
+        BulkLeadsOut,
+        scope="leads:write",
+        body=BulkLeadsIn,
+        problems=(404, 409),
+        description="All or nothing: when any lead is refused, none is written and the "
+        "response lists every refused lead with a pointer to the field at fault.",
+    ),
+]

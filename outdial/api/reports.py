@@ -1,0 +1,52 @@
+"""The script effectiveness report (`analytics.evaluation`), as `outdial report` shows it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+
+from analytics.evaluation import Window, campaign_exists, evaluate
+from outdial.api.problems import FieldError, invalid
+from outdial.api.routing import ApiRequest, Operation, Reply
+from outdial.api.schemas import ReportOut, ReportQuery, VariantStatsOut
+
+DEFAULT_SPAN = timedelta(hours=24)
+
+
+async def effectiveness(req: ApiRequest) -> Reply:
+    query: ReportQuery = req.query
+    until = query.until or datetime.now(UTC)
+    since = query.since or until - DEFAULT_SPAN
+    if since >= until:
+        raise invalid(
+            [FieldError(detail="since must be before until", code="bad_window", parameter="since")]
+        )
+    pool = req.state.pool
+    if query.campaign is not None and not await campaign_exists(pool, query.campaign):
+        raise invalid([FieldError(detail="no such campaign", code="unknown", parameter="campaign")])
+    stats = await evaluate(pool, Window(since=since, until=until), query.campaign)
+    return Reply(
+        ReportOut(
+            since=since,
+            until=until,
+            campaign=query.campaign,
+            variants=[VariantStatsOut(**asdict(s)) for s in stats],
+        )
+    )
+
+
+OPERATIONS = [
+    Operation(
+        "GET",
+        "/v1/reports/effectiveness",
+        "effectivenessReport",
+        "Script and variant effectiveness over a time window",
+        "reports",
+        effectiveness,
+        ReportOut,
+        scope="reports:read",
+        query=ReportQuery,
+        description="Success, transfer and opt-out rates, duration and compliance hits per "
+        "script and variant for calls started in [since, until).",
+    ),
+]

@@ -1,0 +1,318 @@
+"""Request and response bodies of the API; `docs/openapi.json` is generated from these."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from dialer.campaigns import CampaignSettings
+
+MAX_BULK_LEADS = 5_000
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def _plain_text(value: str) -> str:
+    # PostgreSQL text holds neither NUL nor lone surrogates (which JSON can smuggle in as
+    # \u0000 and \ud800): refuse them here rather than fail in the database.
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("contains an unpaired UTF-16 surrogate") from exc
+    return value
+
+
+Text = Annotated[str, AfterValidator(_plain_text)]
+CampaignName = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Letters, digits, '.', '_', '-'.")
+]
+ExternalId = Annotated[
+    Text,
+    Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^\S(.*\S)?$",
+        description="The CRM's id of the lead, unique within a campaign.",
+    ),
+]
+Region = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z]{2}$",
+        description="Region (ISO 3166 code) for numbers written without +CC; "
+        "default: the daemon's default_region.",
+    ),
+]
+Phone = Annotated[Text, Field(max_length=64, description="A phone number, E.164 or national.")]
+
+
+class _Request(BaseModel):
+    # Strict: JSON types must match (no "12" for 12, no "yes" for true); unknown keys refused.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- leads ------------------------------------------------------------------------------------
+
+
+class _LeadValues(_Request):
+    phone: Phone
+    timezone: Annotated[Text, Field(max_length=64)] | None = Field(
+        default=None,
+        description="IANA zone of the lead; default: the number's zone when it has only one.",
+    )
+    priority: int | None = Field(
+        default=None,
+        description="Higher is dialled first (default 0).",
+        json_schema_extra={"minimum": INT32_MIN, "maximum": INT32_MAX},
+    )
+    consent: bool | None = Field(default=None, description="Recorded consent (default false).")
+    fields: dict[Text, Text] = Field(
+        default_factory=dict,
+        max_length=200,
+        description="Custom fields the conversation script can use, e.g. name, amount_due.",
+    )
+
+
+class LeadIn(_LeadValues):
+    """One lead, created or replaced under the external id in the path."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"phone": "+44 161 496 0000", "consent": True, "fields": {"name": "Ann"}}]
+        }
+    )
+
+    region: Region | None = None
+
+
+class BulkLead(_LeadValues):
+    external_id: ExternalId
+
+
+class BulkLeadsIn(_Request):
+    """Up to 5,000 leads, all written or (on any error) none."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "region": "GB",
+                    "leads": [
+                        {"external_id": "crm-1002", "phone": "0161 496 0001"},
+                        {"external_id": "crm-1003", "phone": "0161 496 0002", "priority": 5},
+                    ],
+                }
+            ]
+        }
+    )
+
+    region: Region | None = None
+    leads: list[BulkLead] = Field(min_length=1, max_length=MAX_BULK_LEADS)
+
+
+LeadStatus = Literal["pending", "leased", "done", "blocked", "failed"]
+
+
+class LeadOut(_Response):
+    id: int
+    campaign: str
+    external_id: str
+    phone: str = Field(description="E.164.")
+    timezone: str
+    priority: int
+    consent: bool
+    fields: dict[str, Any]
+    status: LeadStatus
+    attempts: int
+    last_disposition: str | None
+    block_reason: str | None
+    next_attempt_at: datetime
+    created_at: datetime
+    updated_at: datetime
+
+
+class BulkLeadResult(_Response):
+    external_id: str
+    id: int
+    created: bool = Field(description="True: a new lead; false: an existing one was updated.")
+
+
+class BulkLeadsOut(_Response):
+    created: int
+    updated: int
+    leads: list[BulkLeadResult]
+
+
+# -- campaigns --------------------------------------------------------------------------------
+
+
+class CampaignSettingsIn(CampaignSettings):
+    """Per-campaign dialling settings; unset values fall back to the daemon's defaults."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class CampaignIn(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "summer",
+                    "script": "collections_v1",
+                    "settings": {"window": "09:00-20:00"},
+                }
+            ]
+        }
+    )
+
+    name: CampaignName
+    script: Annotated[Text, Field(min_length=1, max_length=200)] = Field(
+        description="Name of a conversation script this daemon has loaded."
+    )
+    settings: CampaignSettingsIn = Field(default_factory=CampaignSettingsIn)
+
+
+CampaignStatus = Literal["active", "paused", "finished"]
+
+
+class CampaignOut(_Response):
+    id: int
+    name: str
+    script: str
+    status: CampaignStatus
+    settings: dict[str, Any] = Field(description="The settings that differ from the defaults.")
+
+
+class CampaignList(_Response):
+    campaigns: list[CampaignOut]
+
+
+class CampaignStatsOut(_Response):
+    campaign: str
+    leads_by_status: dict[str, int]
+    attempts_by_disposition: dict[str, int]
+    live_attempts: int
+    answer_rate: float | None = Field(description="Answered / settled attempts.")
+    abandoned_rate_30d: float | None = Field(
+        description="Abandoned / calls a person answered, last 30 days."
+    )
+
+
+# -- DNC --------------------------------------------------------------------------------------
+
+
+class DncQuery(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"phone": "+44 161 496 0000"}]})
+
+    phone: Phone
+    campaign: CampaignName | None = Field(
+        default=None, description="A campaign's own list; absent: the global list."
+    )
+    region: Region | None = None
+
+
+class DncIn(DncQuery):
+    reason: Annotated[Text, Field(max_length=500)] | None = None
+
+
+class DncAdded(_Response):
+    added: bool = Field(description="False: the number was already on that list.")
+
+
+class DncRemoved(_Response):
+    removed: bool = Field(description="False: the number was not on that list.")
+
+
+class DncStatus(_Response):
+    listed: bool = Field(description="True when a call to the number would be blocked.")
+    on_global_list: bool
+    on_campaign_list: bool | None = Field(description="Null when no campaign was given.")
+
+
+# -- calls ------------------------------------------------------------------------------------
+
+
+class TurnOut(_Response):
+    seq: int
+    speaker: Literal["bot", "customer", "system"]
+    node: str | None
+    text: str = Field(description="Redacted as the daemon's compliance settings say.")
+    intent: str | None
+    intent_confidence: float | None
+    asr_confidence: float | None
+    agitation: float | None
+    barge_in: bool
+    dtmf: str | None
+    at: datetime
+
+
+class CallOut(_Response):
+    call_id: str
+    campaign: str | None
+    external_id: str | None
+    dialled_at: datetime | None
+    answered_at: datetime | None
+    bot_started_at: datetime | None
+    ended_at: datetime | None
+    disposition: str | None
+    outcome: str | None
+    success: bool | None
+    amd_status: str | None
+    script: str | None
+    script_version: int | None
+    variant: str | None
+    transfer_reason: str | None
+    hangup_side: str | None
+    summary: str | None
+    turns: list[TurnOut]
+
+
+class CallList(_Response):
+    calls: list[CallOut]
+
+
+# -- reports and health -----------------------------------------------------------------------
+
+
+class ReportQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime | None = Field(
+        default=None, description="Start (RFC 3339 with offset); default: 24 hours before until."
+    )
+    until: AwareDatetime | None = Field(default=None, description="End; default: now.")
+    campaign: CampaignName | None = None
+
+
+class VariantStatsOut(_Response):
+    script_name: str | None
+    variant: str | None
+    calls: int
+    completed: int
+    successes: int
+    success_rate: float | None
+    avg_duration_s: float | None
+    efficiency: float | None
+    transfers: int
+    transfer_rate: float | None
+    opt_outs: int
+    opt_out_rate: float | None
+    compliance_hits: int
+
+
+class ReportOut(_Response):
+    since: datetime
+    until: datetime
+    campaign: str | None
+    variants: list[VariantStatsOut]
+
+
+class HealthOut(_Response):
+    status: Literal["ok", "ready"]

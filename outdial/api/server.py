@@ -1,0 +1,101 @@
+"""The API's aiohttp application and the server the daemon runs on its event loop."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+from aiohttp import web
+
+from outdial.api import calls, campaigns, dnc, health, leads, reports
+from outdial.api.openapi import build_document
+from outdial.api.problems import ApiProblem
+from outdial.api.routing import ApiState, Operation, endpoint
+from outdial.config import Config
+from outdial.errors import UserError
+
+log = logging.getLogger(__name__)
+
+OPERATIONS: list[Operation] = [
+    *health.OPERATIONS,
+    *campaigns.OPERATIONS,
+    *leads.OPERATIONS,
+    *dnc.OPERATIONS,
+    *calls.OPERATIONS,
+    *reports.OPERATIONS,
+]
+_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
+@web.middleware
+async def problem_details(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error as problem+json: ours, aiohttp's (404, 405, 413), and the unexpected."""
+    try:
+        return await handler(request)
+    except ApiProblem as problem:
+        return problem.response(request.path)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow",)}
+        code = _CODES.get(exc.status, "http_error")
+        return ApiProblem(exc.status, code, exc.text or exc.reason, headers=headers).response(
+            request.path
+        )
+    except Exception:
+        # Paths carry campaign names and ids, never numbers: safe to log.
+        log.exception("API %s %s failed", request.method, request.path)
+        return ApiProblem(500, "internal", "internal error (see the daemon log)").response(
+            request.path
+        )
+
+
+def create_app(config: Config, pool: asyncpg.Pool) -> web.Application:
+    settings = config.api
+    app = web.Application(middlewares=[problem_details], client_max_size=settings.max_body_bytes)
+    state = ApiState(pool, settings, config.compliance, config.default_region)
+    document = build_document(OPERATIONS)
+
+    async def openapi(_: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    app.router.add_get("/openapi.json", openapi)
+    for op in OPERATIONS:
+        app.router.add_route(op.method, op.path, endpoint(op, state))
+    return app
+
+
+class ApiServer:
+    """The API on `config.api.host:port`; port 0 picks a free one (returned by `start`)."""
+
+    def __init__(self, config: Config, pool: asyncpg.Pool) -> None:
+        self._config = config
+        self._pool = pool
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    async def start(self) -> int:
+        settings = self._config.api
+        runner = web.AppRunner(create_app(self._config, self._pool), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise UserError(
+                f"API cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+            ) from exc
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+        log.info("API on http://%s:%d (document: /openapi.json)", settings.host, self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+            self.port = None

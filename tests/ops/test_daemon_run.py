@@ -1,0 +1,360 @@
+"""`outdial run` as systemd runs it: a subprocess with NOTIFY_SOCKET and WATCHDOG_USEC set,
+dialing pbxsim with real models, stopped by SIGTERM mid-campaign and reloaded by SIGHUP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import pytest
+import yaml
+
+from dialer.campaigns import CampaignSettings, create_campaign
+from outdial.demo import DEMO_SCRIPT, PHRASE_MAP, demo_scenario
+from pbxsim import PbxSim, SimConfig
+from pbxsim.dialplan import DialplanStep, default_dialplan
+from pbxsim.records import CallRecord
+from tests.dialer.helpers import until
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+OUTDIAL = Path(sys.executable).parent / "outdial"
+AMI_SECRET = "run-test-secret"
+WATCHDOG_USEC = 1_000_000  # pings every 0.5 s
+START_TIMEOUT_S = 240  # models load and scripts train before READY=1
+STOP_TIMEOUT_S = 120
+
+
+@dataclass
+class NotifySocket:
+    """The service manager's end of NOTIFY_SOCKET: an abstract datagram socket we own, read
+    all the time (as systemd does), every datagram kept in arrival order."""
+
+    name: str
+    sock: socket.socket
+    messages: list[list[str]] = field(default_factory=list)
+    _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    @property
+    def address(self) -> str:
+        return "@" + self.name
+
+    async def read_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            fields = (await loop.sock_recv(self.sock, 4096)).decode().split("\n")
+            async with self._arrived:
+                self.messages.append(fields)
+                self._arrived.notify_all()
+
+    async def wait_for(self, wanted: str, after: int = 0) -> int:
+        """Until a datagram from index `after` on carries `wanted`; returns its index."""
+        async with self._arrived:
+            await self._arrived.wait_for(lambda: self.find(wanted, after) is not None)
+        index = self.find(wanted, after)
+        assert index is not None
+        return index
+
+    def find(self, wanted: str, after: int = 0) -> int | None:
+        return next((i for i, m in enumerate(self.messages) if i >= after and wanted in m), None)
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One state directory for the module's daemons: the second start reuses the trained
+    classifiers and rendered prompts, as a restarted service does."""
+    return tmp_path_factory.mktemp("outdial-state")
+
+
+@pytest.fixture
+async def notify_socket() -> AsyncIterator[NotifySocket]:
+    name = f"outdial-run-test-{uuid.uuid4().hex}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("\0" + name)
+    sock.setblocking(False)
+    notify = NotifySocket(name, sock)
+    reader = asyncio.create_task(notify.read_forever())
+    yield notify
+    reader.cancel()
+    await asyncio.gather(reader, return_exceptions=True)
+    sock.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Ports:
+    agi: int = field(default_factory=free_port)
+    audiosocket: int = field(default_factory=free_port)
+
+
+def write_config(
+    path: Path, pg_url: str, state_dir: Path, scripts_dir: Path, ports: Ports, ami_port: int | None
+) -> None:
+    trunks = []
+    if ami_port is not None:
+        trunks.append(
+            {
+                "name": "pbxsim",
+                "port": ami_port,
+                "dial_string": "Local/{number}@customers",
+                "context": "bot-amd",
+                # One call a second: while one person talks, the next phone is ringing.
+                "cps": 1,
+                "max_channels": 4,
+                "ring_timeout_s": 5,
+            }
+        )
+    config = {
+        "state_dir": str(state_dir),
+        "database": {"url": pg_url},
+        "agi": {"port": ports.agi},
+        "audiosocket": {"port": ports.audiosocket},
+        "metrics": {"port": 0},
+        "scripts_dir": str(scripts_dir),
+        # The shipped model is Korean; the demo customers answer in Korean (NOTES §3).
+        "session": {"phrase_map": PHRASE_MAP},
+        "dialer": {
+            "owner": "daemon-under-test",
+            "poll_interval_s": 0.2,
+            "window": "00:00-23:59",
+            "drain_timeout_s": 10,
+        },
+        "trunks": trunks,
+    }
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+
+
+@asynccontextmanager
+async def outdial_run(
+    config_path: Path, notify: NotifySocket, log_path: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    env = os.environ | {
+        "NOTIFY_SOCKET": notify.address,
+        "WATCHDOG_USEC": str(WATCHDOG_USEC),
+        "OUTDIAL_AMI_SECRET": AMI_SECRET,
+    }
+    env.pop("OUTDIAL_DATABASE_URL", None)  # the config file's URL is the one under test
+    assert OUTDIAL.is_file(), f"{OUTDIAL} is missing: install the project (make test does)"
+    with log_path.open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            str(OUTDIAL),
+            "--config",
+            str(config_path),
+            "run",
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env,
+            cwd=config_path.parent,
+        )
+        try:
+            yield proc
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+async def wait_ready(notify: NotifySocket, proc: asyncio.subprocess.Process, log: Path) -> None:
+    """Until READY=1; fails with the log's tail if the daemon exits or never gets ready."""
+    ready = asyncio.create_task(notify.wait_for("READY=1"))
+    exited = asyncio.create_task(proc.wait())
+    try:
+        done, _ = await asyncio.wait(
+            {ready, exited}, timeout=START_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        ready.cancel()
+        exited.cancel()
+    if ready not in done:
+        raise AssertionError(f"no READY=1 (exit {proc.returncode}):\n{tail(log)}")
+
+
+def tail(log: Path, lines: int = 40) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def accepts_connections(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def seed_campaign(pool: asyncpg.Pool, leads: int) -> int:
+    settings = CampaignSettings(window="00:00-23:59", days="mon-sun", max_attempts=1)
+    async with pool.acquire() as conn, conn.transaction():
+        campaign = await create_campaign(conn, "run-test", DEMO_SCRIPT, settings)
+        await conn.executemany(
+            """INSERT INTO leads (campaign_id, phone_e164, timezone, fields)
+               VALUES ($1, $2, 'UTC', $3)""",
+            [
+                (
+                    campaign.id,
+                    f"+1202555{2000 + i:04d}",
+                    {
+                        "customer_name": "Robin",
+                        "order_number": f"B-{i}",
+                        "item": "a desk chair",
+                        "address": f"{i} Elm Street",
+                    },
+                )
+                for i in range(leads)
+            ],
+        )
+    return campaign.id
+
+
+def sim_config(agi_port: int) -> SimConfig:
+    dialplan = default_dialplan(f"agi://127.0.0.1:{agi_port}/outdial")
+    dialplan["orders_queue"] = [
+        DialplanStep.model_validate(s) for s in ("Answer()", "Wait(1)", "Hangup()")
+    ]
+    return SimConfig(scenario=demo_scenario(seed=3), dialplan=dialplan, secret=AMI_SECRET)
+
+
+def ringing_to_a_person(sim: PbxSim) -> list[CallRecord]:
+    """Calls still ringing that a person will answer (pbxsim picks the outcome up front)."""
+    return [r for r in sim.calls if r.reason is None and not r.done and r.outcome == "answer"]
+
+
+async def test_run_notifies_systemd_and_drains_on_sigterm_mid_campaign(
+    pg_url: str,
+    db_pool: asyncpg.Pool,
+    notify_socket: NotifySocket,
+    state_dir: Path,
+    tmp_path: Path,
+) -> None:
+    ports = Ports()
+    log = tmp_path / "outdial.log"
+    async with PbxSim(sim_config(ports.agi)) as sim:
+        config = tmp_path / "outdial.yaml"
+        write_config(config, pg_url, state_dir, REPO / "scripts", ports, sim.ami_port)
+        async with outdial_run(config, notify_socket, log) as proc:
+            await wait_ready(notify_socket, proc, log)
+            # READY=1 came after the models loaded, the scripts were prepared and the ports
+            # were bound.
+            assert "scripts ready: order_confirmation_en" in log.read_text()
+            assert accepts_connections(ports.agi) and accepts_connections(ports.audiosocket)
+            ready_at = notify_socket.find("READY=1")
+            assert ready_at is not None
+            async with asyncio.timeout(30):
+                await notify_socket.wait_for("WATCHDOG=1", after=ready_at)
+
+            campaign_id = await seed_campaign(db_pool, leads=12)
+
+            # Mid-campaign: a bot session is talking while a person's phone is still ringing.
+            async def mid_campaign() -> bool:
+                if not ringing_to_a_person(sim):
+                    return False
+                return bool(
+                    await db_pool.fetchval(
+                        "SELECT EXISTS (SELECT 1 FROM calls WHERE ended_at IS NULL)"
+                    )
+                )
+
+            async with asyncio.timeout(120):
+                await until(mid_campaign)
+            proc.send_signal(signal.SIGTERM)
+            answered_during_drain = {r.call_id for r in ringing_to_a_person(sim)}
+            async with asyncio.timeout(STOP_TIMEOUT_S):
+                stopping_at = await notify_socket.wait_for("STOPPING=1")
+                returncode = await proc.wait()
+            assert returncode == 0, tail(log)
+        answered = {r.call_id for r in sim.calls if r.reason == 4 and r.outcome == "answer"}
+
+    # systemd saw READY, pings, STOPPING, and pings while draining (the loop never blocked).
+    assert notify_socket.find("READY=1", after=ready_at + 1) is None
+    assert notify_socket.find("WATCHDOG=1", after=stopping_at) is not None
+    # Drained, not abandoned: every attempt ended, every lease went back, and some leads
+    # were never dialled (the campaign really was cut short).
+    attempts = await db_pool.fetch(
+        "SELECT call_id, ended_at FROM call_attempts WHERE campaign_id = $1", campaign_id
+    )
+    assert attempts and all(a["ended_at"] is not None for a in attempts), attempts
+    leases = await db_pool.fetchval(
+        "SELECT count(*) FROM leads WHERE status = 'leased' OR lease_owner IS NOT NULL"
+    )
+    assert leases == 0
+    assert await db_pool.fetchval("SELECT count(*) FROM leads WHERE status = 'pending'") > 0
+    # Everyone who picked up got the bot, including whoever answered during the drain, and
+    # every session was closed with a disposition.
+    sessions = await db_pool.fetch("SELECT call_id, ended_at, disposition FROM calls")
+    assert answered_during_drain <= answered <= {r["call_id"] for r in sessions}
+    assert all(r["ended_at"] is not None and r["disposition"] for r in sessions), sessions
+    # Each finished attempt left its CRM event, carrying the session's verdict when one ran.
+    events = await db_pool.fetch(
+        """SELECT o.payload, c.outcome, c.success, a.disposition
+           FROM outbox o JOIN call_attempts a USING (call_id)
+           LEFT JOIN calls c USING (call_id)"""
+    )
+    assert len(events) == len(attempts)
+    for event in events:
+        payload = event["payload"]
+        assert payload["disposition"] == event["disposition"]
+        assert (payload["outcome"], payload["success"]) == (event["outcome"], event["success"])
+
+
+async def test_sighup_reloads_a_changed_script(
+    pg_url: str,
+    db_pool: asyncpg.Pool,
+    notify_socket: NotifySocket,
+    state_dir: Path,
+    tmp_path: Path,
+) -> None:
+    scripts = tmp_path / "scripts"
+    shutil.copytree(REPO / "scripts", scripts)
+    config = tmp_path / "outdial.yaml"
+    log = tmp_path / "outdial.log"
+    write_config(config, pg_url, state_dir, scripts, Ports(), ami_port=None)
+    async with outdial_run(config, notify_socket, log) as proc:
+        await wait_ready(notify_socket, proc, log)
+        before = await script_versions(db_pool)
+        assert before == {"order_confirmation_en": [1], "payment_reminder_zh": [1]}
+
+        changed = scripts / f"{DEMO_SCRIPT}.yaml"
+        original = changed.read_text(encoding="utf-8")
+        old = "before it ships\n"
+        assert old in original
+        changed.write_text(original.replace(old, "before it ships today\n"), encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        async with asyncio.timeout(120):
+            reloading_at = await notify_socket.wait_for("RELOADING=1")
+            await notify_socket.wait_for("READY=1", after=reloading_at)
+        after = await script_versions(db_pool)
+        # Only the changed file got a new version; the daemon kept running.
+        assert after == {"order_confirmation_en": [1, 2], "payment_reminder_zh": [1]}
+        assert proc.returncode is None
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(STOP_TIMEOUT_S):
+            assert await proc.wait() == 0, tail(log)
+    source = await db_pool.fetchval(
+        """SELECT v.source FROM script_versions v JOIN scripts s ON s.id = v.script_id
+           WHERE s.name = $1 AND v.version = 2""",
+        DEMO_SCRIPT,
+    )
+    assert "before it ships today" in source
+
+
+async def script_versions(pool: asyncpg.Pool) -> dict[str, list[int]]:
+    rows = await pool.fetch(
+        """SELECT s.name, v.version FROM script_versions v JOIN scripts s ON s.id = v.script_id
+           ORDER BY s.name, v.version"""
+    )
+    versions: dict[str, list[int]] = {}
+    for row in rows:
+        versions.setdefault(row["name"], []).append(row["version"])
+    return versions

@@ -1,0 +1,80 @@
+"""The config file: errors name the file, line, column and field; secrets come from the env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from outdial.cli import app
+from outdial.config import ConfigError, load_config, masked_dump, parse_config
+
+
+def test_defaults_need_no_file() -> None:
+    config = parse_config("", "empty.yaml")
+    assert config.agi.host == "127.0.0.1"
+    assert config.audiosocket.port == 9092
+    assert config.metrics.host == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("agi:\n  port: 4573\n  colour: blue\n", "cfg.yaml:3:3: agi.colour: Extra inputs"),
+        ("state_dir: x\nbogus: 1\n", "cfg.yaml:2:1: bogus: Extra inputs"),
+        ("agi:\n  port: not-a-port\n", "cfg.yaml:2:3: agi.port: Input should be a valid integer"),
+        ("session:\n  max_calls: 0\n", "cfg.yaml:2:3: session.max_calls: Input should be greater"),
+        ("agi:\n  port: [1\n", "cfg.yaml:3:1:"),
+        ("agi: {port: 1}\nagi: {port: 2}\n", "cfg.yaml:2:1: duplicate key 'agi'"),
+        ("- a\n- b\n", "cfg.yaml:1:1: the config must be a mapping"),
+    ],
+)
+def test_errors_name_file_line_and_field(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "cfg.yaml")
+    assert str(caught.value).startswith(expected), str(caught.value)
+
+
+def test_secrets_from_environment_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OUTDIAL_DATABASE_URL", "postgresql://u:hunter2@db/outdial")
+    monkeypatch.setenv("OUTDIAL_AMI_SECRET", "amisecret")
+    monkeypatch.setenv("OUTDIAL_STATE_DIR", "/var/lib/outdial")
+    config = parse_config("trunks: [{name: a, dial_string: 'PJSIP/{number}@c'}]\n", "c.yaml")
+    assert config.database.url.get_secret_value().endswith("@db/outdial")
+    assert config.trunks[0].secret.get_secret_value() == "amisecret"
+    assert str(config.state_dir) == "/var/lib/outdial"
+    dumped = str(masked_dump(config))
+    assert "hunter2" not in dumped and "amisecret" not in dumped
+
+
+def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OUTDIAL_CONFIG", raising=False)
+    assert load_config().source is None  # no file anywhere: built-in defaults
+    (tmp_path / "outdial.yaml").write_text("default_region: CN\n")
+    assert load_config().config.default_region == "CN"
+    other = tmp_path / "other.yaml"
+    other.write_text("default_region: GB\n")
+    monkeypatch.setenv("OUTDIAL_CONFIG", str(other))
+    assert load_config().config.default_region == "GB"
+    explicit = tmp_path / "explicit.yaml"
+    explicit.write_text("default_region: DE\n")
+    assert load_config(explicit).config.default_region == "DE"
+
+
+def test_cli_reports_a_bad_config_in_one_line_and_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("metrics:\n  port: 99999\n")
+    result = CliRunner().invoke(app, ["--config", str(bad), "config", "show"])
+    assert result.exit_code == 1
+    assert f"{bad}:2:3: metrics.port" in str(result.exception)
+
+
+def test_config_show_masks_secrets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OUTDIAL_DATABASE_URL", "postgresql://u:hunter2@db/outdial")
+    result = CliRunner().invoke(app, ["config", "show"])
+    assert result.exit_code == 0, result.output
+    assert "hunter2" not in result.output
+    assert "********" in result.output
