@@ -429,7 +429,7 @@ class CallSession:
 
     async def _prefetch(self, text: str, queue: asyncio.Queue[bytes | None]) -> None:
         try:
-            async for pcm in self.services.tts.stream(text):
+            async for pcm in self.services.tts.stream(text, urgent=False):
                 queue.put_nowait(pcm)
         finally:
             queue.put_nowait(None)

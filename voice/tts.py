@@ -83,8 +83,13 @@ class TtsEngine:
         )
         self._pause = silence(settings.sentence_silence_ms)
         self._voice_id = self._voice_identity(model_path)
+        # Two lanes: the start of a reply never queues behind the rest of other replies
+        # (FIFO behind a few long sentences costs a caller a second of silence).
         self._executor = ThreadPoolExecutor(
             max_workers=settings.executor_threads, thread_name_prefix="piper"
+        )
+        self._background = ThreadPoolExecutor(
+            max_workers=settings.executor_threads, thread_name_prefix="piper-bg"
         )
         self.cache_dir = settings.cache_dir
         # Sentences Piper synthesised: how tests tell a cache hit from a synthesis.
@@ -133,7 +138,7 @@ class TtsEngine:
         cached = await asyncio.to_thread(_read_if_exists, path)
         if cached is not None:
             return cached
-        audio = b"".join([chunk async for chunk in self._synthesize(text)])
+        audio = b"".join([chunk async for chunk in self._synthesize(text, self._background)])
         await asyncio.to_thread(_write_atomically, path, audio)
         return audio
 
@@ -146,27 +151,33 @@ class TtsEngine:
                 rendered += 1
         return rendered
 
-    async def stream(self, text: str) -> AsyncIterator[bytes]:
-        """8 kHz slin one sentence at a time; a cached text comes back in one piece."""
+    async def stream(self, text: str, *, urgent: bool = True) -> AsyncIterator[bytes]:
+        """8 kHz slin one sentence at a time; a cached text comes back in one piece.
+
+        `urgent=False` is for audio that is not awaited by a silent caller (the rest of a
+        reply whose first clause is already playing): it runs in the background lane.
+        """
         text = _clean(text)
         cached = await asyncio.to_thread(_read_if_exists, self.cache_path(text))
         if cached is not None:
             yield cached
             return
-        async for chunk in self._synthesize(text):
+        lane = self._executor if urgent else self._background
+        async for chunk in self._synthesize(text, lane):
             yield chunk
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True)
+        self._background.shutdown(wait=True)
 
-    async def _synthesize(self, text: str) -> AsyncIterator[bytes]:
+    async def _synthesize(self, text: str, lane: ThreadPoolExecutor) -> AsyncIterator[bytes]:
         """Piper's per-sentence generator, each step run in the executor."""
         loop = asyncio.get_running_loop()
         # A lazy generator: phonemising and inference happen in next(), in the executor.
         sentences = iter(self._voice.synthesize(text, syn_config=self._syn_config))
         produced = False
         while True:
-            chunk = await loop.run_in_executor(self._executor, self._next_sentence, sentences)
+            chunk = await loop.run_in_executor(lane, self._next_sentence, sentences)
             if chunk is None:
                 break
             produced = True
