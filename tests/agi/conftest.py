@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -89,17 +90,16 @@ class LiveStack:
         return lead
 
 
-@pytest.fixture
-async def live_stack(
-    engines: tuple[AsrEngine, TtsEngine], pg_url: str, tmp_path: Path
+@contextlib.asynccontextmanager
+async def open_live_stack(
+    engines: tuple[AsrEngine, TtsEngine], pg_url: str, scripts: Path, work: Path
 ) -> AsyncIterator[LiveStack]:
+    """The call service over `scripts` with a real PostgreSQL; `work` holds caches and spool."""
     pool = await create_pool(pg_url, DatabaseSettings())
     services = call_services(engines)
-    scripts = tmp_path / "scripts"
-    shutil.copytree(REPO / "scripts", scripts)
-    catalog = ScriptCatalog(scripts, services, tmp_path / "nlu", pool)
+    catalog = ScriptCatalog(scripts, services, work / "nlu", pool)
     await catalog.reload()
-    turns = TurnWriter(pool, tmp_path / "spool")
+    turns = TurnWriter(pool, work / "spool")
     await turns.start()
 
     async def first_variant(runtime: object) -> None:
@@ -115,14 +115,27 @@ async def live_stack(
         first_variant,
     )
     await service.start()
-    yield LiveStack(service, catalog, pool, turns)
-    await service.drain(5)
-    await turns.close()
-    await pool.close()
+    try:
+        yield LiveStack(service, catalog, pool, turns)
+    finally:
+        await service.drain(5)
+        await turns.close()
+        await pool.close()
 
 
-async def originate(ami_port: int, calls: list[tuple[str, str]]) -> None:
-    """Originate `(number, call_id)` pairs into the bot context over AMI, as the dialer does."""
+@pytest.fixture
+async def live_stack(
+    engines: tuple[AsrEngine, TtsEngine], pg_url: str, tmp_path: Path
+) -> AsyncIterator[LiveStack]:
+    """Every shipped script, copied so a test may edit it."""
+    scripts = tmp_path / "scripts"
+    shutil.copytree(REPO / "scripts", scripts)
+    async with open_live_stack(engines, pg_url, scripts, tmp_path) as stack:
+        yield stack
+
+
+async def originate(ami_port: int, calls: list[tuple[str, str]], context: str = "bot-agi") -> None:
+    """Originate `(number, call_id)` pairs into `context` over AMI, as the dialer does."""
     manager = Manager(host="127.0.0.1", port=ami_port, username="outdial", secret="s3cret")
     await manager.connect()
     try:
@@ -132,7 +145,7 @@ async def originate(ami_port: int, calls: list[tuple[str, str]]) -> None:
                     {
                         "Action": "Originate",
                         "Channel": f"Local/{number}@customers",
-                        "Context": "bot-agi",
+                        "Context": context,
                         "Exten": "s",
                         "Priority": "1",
                         "Async": "true",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import socket
@@ -11,18 +10,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from panoramisk import Manager
 
-from agi.callstore import CallStore
-from agi.catalog import ScriptCatalog
-from agi.service import CallService, ScriptSource
-from agi.settings import AgiSettings, AudioSocketSettings
 from pbxsim import CallRecord, PbxSim, Scenario, SimConfig
 from pbxsim.dialplan import Dialplan, DialplanStep
-from store.db import create_pool
-from store.settings import DatabaseSettings
-from store.turns import TurnWriter
-from tests.agi.conftest import REPO, LiveStack, call_services, engines  # noqa: F401
+from tests.agi.conftest import REPO, LiveStack, engines, open_live_stack, originate  # noqa: F401
 from voice.asr import AsrEngine
 from voice.tts import TtsEngine
 
@@ -45,33 +36,13 @@ async def eagi_stack(
     nlu_cache: Path,
 ) -> AsyncIterator[LiveStack]:
     """tests/agi's live stack (real engines and PostgreSQL), with the English script only."""
-    pool = await create_pool(pg_url, DatabaseSettings())
-    services = call_services(engines)
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     shutil.copy(REPO / "scripts" / SCRIPT, scripts / SCRIPT)
-    catalog = ScriptCatalog(scripts, services, nlu_cache, pool)
-    await catalog.reload()
-    turns = TurnWriter(pool, tmp_path / "spool")
-    await turns.start()
-
-    async def first_variant(runtime: object) -> None:
-        return None
-
-    service = CallService(
-        AgiSettings(port=0),
-        AudioSocketSettings(port=0),
-        services,
-        ScriptSource(catalog.get),
-        CallStore(pool),
-        turns,
-        first_variant,
-    )
-    await service.start()
-    yield LiveStack(service, catalog, pool, turns)
-    await service.drain(5)
-    await turns.close()
-    await pool.close()
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "nlu").symlink_to(nlu_cache)
+    async with open_live_stack(engines, pg_url, scripts, tmp_path / "work") as stack:
+        yield stack
 
 
 def eagi_dialplan(port: int, sounds: Path, *extra: str) -> Dialplan:
@@ -96,38 +67,9 @@ def one_customer(steps: list[dict[str, object]], number: str = "5551000") -> Sce
     )
 
 
-async def originate(sim: PbxSim, calls: list[tuple[str, str]]) -> None:
-    """Originate `(number, call_id)` pairs into `bot-eagi` over AMI, as the dialer does."""
-    manager = Manager(host="127.0.0.1", port=sim.ami_port, username="outdial", secret="s3cret")
-    await manager.connect()
-    try:
-        replies = await asyncio.gather(
-            *(
-                manager.send_action(
-                    {
-                        "Action": "Originate",
-                        "Channel": f"Local/{number}@customers",
-                        "Context": "bot-eagi",
-                        "Exten": "s",
-                        "Priority": "1",
-                        "Async": "true",
-                        "Timeout": "20000",
-                        "Variable": f"OUTDIAL_CALL_ID={call_id}",
-                    }
-                )
-                for number, call_id in calls
-            )
-        )
-        for reply in replies:
-            first = reply[0] if isinstance(reply, list) else reply
-            assert first.Response == "Success", reply
-    finally:
-        manager.close()
-
-
 async def run_calls(config: SimConfig, calls: list[tuple[str, str]]) -> dict[str, CallRecord]:
     async with PbxSim(config) as sim:
-        await originate(sim, calls)
+        await originate(sim.ami_port, calls, context="bot-eagi")
         records = await sim.wait_calls_done(len(calls), timeout=120)
     return {r.call_id or "": r for r in records}
 

@@ -20,18 +20,11 @@ import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
-from agi.callstore import CallStore
-from agi.catalog import ScriptCatalog
-from agi.service import CallService, ScriptSource
-from agi.settings import AgiSettings, AudioSocketSettings
 from dialog import load_script
 from pbxsim import PbxSim, Scenario, SimConfig
 from pbxsim.dialplan import default_dialplan
 from pbxsim.records import CallRecord
-from store.db import create_pool
-from store.settings import DatabaseSettings
-from store.turns import TurnWriter
-from tests.agi.conftest import AUDIO, LiveStack, call_services, originate
+from tests.agi.conftest import AUDIO, LiveStack, open_live_stack, originate
 from voice.asr import AsrEngine
 from voice.settings import AsrSettings, TtsSettings
 from voice.tts import TtsEngine
@@ -95,34 +88,12 @@ async def survey_stack(
     survey_engines: tuple[AsrEngine, TtsEngine], pg_url: str, tmp_path: Path
 ) -> AsyncIterator[LiveStack]:
     """The live call stack of tests/agi/conftest.py, serving only the survey script."""
-    pool = await create_pool(pg_url, DatabaseSettings())
-    services = call_services(survey_engines)
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     shutil.copy(SCRIPT, scripts)
-    catalog = ScriptCatalog(scripts, services, tmp_path / "nlu", pool)
-    await catalog.reload()
-    assert catalog.names == ["agitation_survey_en"], catalog.errors
-    turns = TurnWriter(pool, tmp_path / "spool")
-    await turns.start()
-
-    async def no_variant(runtime: object) -> None:
-        return None
-
-    service = CallService(
-        AgiSettings(port=0),
-        AudioSocketSettings(port=0),
-        services,
-        ScriptSource(catalog.get),
-        CallStore(pool),
-        turns,
-        no_variant,
-    )
-    await service.start()
-    yield LiveStack(service, catalog, pool, turns)
-    await service.drain(5)
-    await turns.close()
-    await pool.close()
+    async with open_live_stack(survey_engines, pg_url, scripts, tmp_path) as stack:
+        assert stack.catalog.names == ["agitation_survey_en"], stack.catalog.errors
+        yield stack
 
 
 async def _add_call(pool: asyncpg.Pool, call_id: str, phone: str) -> None:
