@@ -13,6 +13,7 @@ from pbxsim.records import AgiExchange
 
 if TYPE_CHECKING:
     from pbxsim.call import Call
+    from pbxsim.channels import Channel
 
 log = logging.getLogger(__name__)
 
@@ -99,30 +100,11 @@ class AgiSession:
         self._pending_hangup_line = False
 
     def environment(self) -> str:
-        bot = self.call.bot
         env = [
             ("agi_network", "yes"),
             ("agi_network_script", self.target.script),
             ("agi_request", self.target.url),
-            ("agi_channel", bot.name),
-            ("agi_language", "en"),
-            ("agi_type", "Local"),
-            ("agi_uniqueid", bot.uniqueid),
-            ("agi_version", "UNKNOWN__and_probably_unsupported"),
-            ("agi_callerid", _unknown_as_word(bot.caller_num)),
-            ("agi_calleridname", _unknown_as_word(bot.caller_name)),
-            ("agi_callingpres", "0"),
-            ("agi_callingani2", "0"),
-            ("agi_callington", "0"),
-            ("agi_callingtns", "0"),
-            ("agi_dnid", "unknown"),
-            ("agi_rdnis", "unknown"),
-            ("agi_context", bot.context),
-            ("agi_extension", bot.exten),
-            ("agi_priority", str(bot.priority)),
-            ("agi_enhanced", "0.0"),
-            ("agi_accountcode", ""),
-            ("agi_threadid", str(random.randrange(10**14, 10**15))),
+            *channel_environment(self.call.bot, callingpres="0", enhanced="0.0"),
         ]
         return "".join(f"{k}: {v}\n" for k, v in env) + "\n"
 
@@ -204,6 +186,32 @@ class AgiSession:
     def _send(self, line: str) -> None:
         if self.writer is not None and not self.writer.is_closing():
             self.writer.write(f"{line}\n".encode())
+
+
+def channel_environment(bot: Channel, *, callingpres: str, enhanced: str) -> list[tuple[str, str]]:
+    """The `agi_*` lines after the request, in Asterisk's order, for AGI and EAGI alike (the
+    captures differ only in the caller presentation and `agi_enhanced`)."""
+    return [
+        ("agi_channel", bot.name),
+        ("agi_language", "en"),
+        ("agi_type", "Local"),
+        ("agi_uniqueid", bot.uniqueid),
+        ("agi_version", "UNKNOWN__and_probably_unsupported"),
+        ("agi_callerid", _unknown_as_word(bot.caller_num)),
+        ("agi_calleridname", _unknown_as_word(bot.caller_name)),
+        ("agi_callingpres", callingpres),
+        ("agi_callingani2", "0"),
+        ("agi_callington", "0"),
+        ("agi_callingtns", "0"),
+        ("agi_dnid", "unknown"),
+        ("agi_rdnis", "unknown"),
+        ("agi_context", bot.context),
+        ("agi_extension", bot.exten),
+        ("agi_priority", str(bot.priority)),
+        ("agi_enhanced", enhanced),
+        ("agi_accountcode", ""),
+        ("agi_threadid", str(random.randrange(10**14, 10**15))),
+    ]
 
 
 def _unknown_as_word(value: str) -> str:

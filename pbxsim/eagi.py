@@ -24,7 +24,15 @@ import wave
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pbxsim.agi import DEAD_REPLY, DEAD_TEXT, INVALID_REPLY, Reply, ok, split_args
+from pbxsim.agi import (
+    DEAD_REPLY,
+    DEAD_TEXT,
+    INVALID_REPLY,
+    Reply,
+    channel_environment,
+    ok,
+    split_args,
+)
 from pbxsim.audiosocket import FRAME_BYTES, BotFrame
 from pbxsim.records import AgiExchange
 
@@ -123,25 +131,7 @@ class EagiSession:
         bot = self.call.bot
         env = [
             ("agi_request", self.request),
-            ("agi_channel", bot.name),
-            ("agi_language", "en"),
-            ("agi_type", "Local"),
-            ("agi_uniqueid", bot.uniqueid),
-            ("agi_version", "UNKNOWN__and_probably_unsupported"),
-            ("agi_callerid", _unknown_as_word(bot.caller_num)),
-            ("agi_calleridname", _unknown_as_word(bot.caller_name)),
-            ("agi_callingpres", "67"),
-            ("agi_callingani2", "0"),
-            ("agi_callington", "0"),
-            ("agi_callingtns", "0"),
-            ("agi_dnid", "unknown"),
-            ("agi_rdnis", "unknown"),
-            ("agi_context", bot.context),
-            ("agi_extension", bot.exten),
-            ("agi_priority", str(bot.priority)),
-            ("agi_enhanced", "1.0"),
-            ("agi_accountcode", ""),
-            ("agi_threadid", str(random.randrange(10**14, 10**15))),
+            *channel_environment(bot, callingpres="67", enhanced="1.0"),
         ]
         env += [(f"agi_arg_{i}", arg) for i, arg in enumerate(self.args, 1)]
         return "".join(f"{k}: {v}\n" for k, v in env) + "\n"
@@ -398,7 +388,3 @@ async def _read_all(fd: int) -> bytes:
         return await reader.read()
     finally:
         transport.close()
-
-
-def _unknown_as_word(value: str) -> str:
-    return "unknown" if value == "<unknown>" else value
