@@ -25,6 +25,7 @@ from agi.audiosocket import AudioIn, DtmfIn, HangupIn, MediaConnection, Playback
 from agi.runtime import CallServices, ScriptRuntime
 from compliance.redact import redact
 from dialog import (
+    BASE_VARIANT,
     ComplianceHit,
     DialogEngine,
     Dtmf,
@@ -133,7 +134,10 @@ class CallSession:
         self.recorder = recorder
         self.half_duplex = half_duplex
         self.engine = DialogEngine(
-            runtime.script, context.variables, variant, word_filter=services.word_filter
+            runtime.script,
+            context.variables,
+            None if variant == BASE_VARIANT else variant,
+            word_filter=services.word_filter,
         )
         self.asr: AsrSession  # opened in run(), off the event loop
         self.tracker = AgitationTracker(services.settings.emotion)

@@ -16,7 +16,7 @@ Pure: no sockets, no database, no environment; imports only nlu and compliance.
 from dialog.actions import Action, ComplianceHit, End, Listen, OptOut, Say, SetVariable, Transfer
 from dialog.engine import DialogEngine, ScriptRuntimeError
 from dialog.events import Dtmf, EmotionScore, Event, Hangup, Silence, Utterance
-from dialog.schema import Script, json_schema_text
+from dialog.schema import BASE_VARIANT, Script, json_schema_text
 from dialog.validate import (
     LoadedScript,
     ScriptError,
@@ -27,6 +27,7 @@ from dialog.validate import (
 )
 
 __all__ = [
+    "BASE_VARIANT",
     "Action",
     "ComplianceHit",
     "DialogEngine",

@@ -27,6 +27,10 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Text = Annotated[str, Field(min_length=1)]
 
 
+# The script as written, without a variant's overrides: the control arm of an A/B test.
+BASE_VARIANT = "base"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -205,6 +209,15 @@ class Script(_Model):
     handlers: Handlers = Field(default_factory=Handlers)
     on_emotion: list[EmotionRule] = Field(default_factory=list)
     variants: dict[Name, Variant] = Field(default_factory=dict)
+
+    @field_validator("variants")
+    @classmethod
+    def _base_is_reserved(cls, value: dict[str, Variant]) -> dict[str, Variant]:
+        if BASE_VARIANT in value:
+            raise ValueError(
+                f"'{BASE_VARIANT}' names the script as written in A/B tests; rename the variant"
+            )
+        return value
 
     def texts(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
         """Every template in the script with its path (the pydantic/YAML location)."""

@@ -24,6 +24,7 @@ from analytics.allocation import VariantAllocator
 from analytics.retirement import RetirementJob
 from compliance.words import WordFilter
 from dialer.engine import Dialer
+from dialog.schema import BASE_VARIANT
 from emotion.warmup import warm
 from outdial.api.server import ApiServer
 from outdial.config import Config
@@ -88,8 +89,9 @@ class Daemon:
         allocator = VariantAllocator(pool, config.analytics.ab)
 
         async def choose_variant(runtime: ScriptRuntime) -> str | None:
+            # The script as written competes with its variants, so a variant must beat it.
             names = list(runtime.script.variants)
-            return await allocator.choose(runtime.name, names) if names else None
+            return await allocator.choose(runtime.name, [BASE_VARIANT, *names]) if names else None
 
         self.calls = CallService(
             config.agi,

