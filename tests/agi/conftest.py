@@ -31,6 +31,16 @@ from voice.tts import TtsEngine
 
 REPO = Path(__file__).resolve().parents[2]
 AUDIO = REPO / "tests" / "fixtures" / "audio"
+# Korean answers the grammar hears, and a lead of the English order-confirmation script.
+YES = str(AUDIO / "ko_yes_1.wav")
+YES2 = str(AUDIO / "ko_yes_2.wav")
+NO = str(AUDIO / "ko_no_1.wav")
+ORDER_FIELDS = {
+    "customer_name": "Alex",
+    "order_number": "A-1001",
+    "item": "a blue kettle",
+    "address": "12 Oak Street",
+}
 # The demo language pack: the Korean ASR hears these, the English script means this.
 PHRASE_MAP = {
     "네": "yes",

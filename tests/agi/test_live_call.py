@@ -11,19 +11,10 @@ import pytest
 
 from pbxsim import PbxSim, Scenario, SimConfig
 from pbxsim.dialplan import DialplanStep, default_dialplan
-from tests.agi.conftest import AUDIO, LiveStack, originate
+from tests.agi.conftest import NO, ORDER_FIELDS, YES, YES2, LiveStack, originate
 
 pytestmark = pytest.mark.slow
 
-YES = str(AUDIO / "ko_yes_1.wav")
-YES2 = str(AUDIO / "ko_yes_2.wav")
-NO = str(AUDIO / "ko_no_1.wav")
-FIELDS = {
-    "customer_name": "Alex",
-    "order_number": "A-1001",
-    "item": "a blue kettle",
-    "address": "12 Oak Street",
-}
 
 CUSTOMERS = {
     "happy": [{"wait_for_bot": True}, {"say": YES}, {"wait_for_bot": True}, {"say": YES2}],
@@ -57,7 +48,7 @@ async def _run_calls(stack: LiveStack) -> dict[str, object]:
     ]
     calls = []
     for i, name in enumerate(CUSTOMERS):
-        await stack.add_call(f"call-{name}", f"+1202555000{i}", FIELDS)
+        await stack.add_call(f"call-{name}", f"+1202555000{i}", ORDER_FIELDS)
         calls.append((f"555000{i}", f"call-{name}"))
     # Customers answer after 1 s of bot silence, not in Piper's pauses between sentences.
     config = SimConfig(scenario=_scenario(), dialplan=dialplan, bot_silence_gap=1.0)

@@ -9,20 +9,11 @@ from pathlib import Path
 import pytest
 
 from pbxsim import Scenario, SimConfig
-from tests.agi.conftest import AUDIO, LiveStack
+from tests.agi.conftest import NO, ORDER_FIELDS, YES, YES2, LiveStack
 from tests.eagi.conftest import bridges_running, eagi_dialplan, run_calls
 
 pytestmark = pytest.mark.slow
 
-YES = str(AUDIO / "ko_yes_1.wav")
-YES2 = str(AUDIO / "ko_yes_2.wav")
-NO = str(AUDIO / "ko_no_1.wav")
-FIELDS = {
-    "customer_name": "Alex",
-    "order_number": "A-1001",
-    "item": "a blue kettle",
-    "address": "12 Oak Street",
-}
 CUSTOMERS = {
     "happy": [{"wait_for_bot": True}, {"say": YES}, {"wait_for_bot": True}, {"say": YES2}],
     # Talks over the second prompt: half duplex, so that is never heard nor a barge-in.
@@ -53,7 +44,7 @@ async def test_three_calls_through_the_eagi_bridge(eagi_stack: LiveStack, tmp_pa
     numbers = {}
     calls = []
     for i, name in enumerate(CUSTOMERS):
-        await eagi_stack.add_call(f"eagi-{name}", f"+1202555010{i}", FIELDS)
+        await eagi_stack.add_call(f"eagi-{name}", f"+1202555010{i}", ORDER_FIELDS)
         numbers[f"555010{i}"] = {"customer": name, "outcome": "answer"}
         calls.append((f"555010{i}", f"eagi-{name}"))
     scenario = Scenario.model_validate(
