@@ -52,3 +52,7 @@ AUDIOSOCKET_REJECTED = Counter(
 LATE_FRAMES = Counter(
     "outdial_late_frames_total", "Media clock ticks skipped because the loop was late."
 )
+STARVED_FRAMES = Counter(
+    "outdial_starved_frames_total",
+    "Silence frames sent inside a prompt because its synthesis fell behind the clock.",
+)

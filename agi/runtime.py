@@ -15,12 +15,12 @@ from agi.settings import SessionSettings
 from compliance.settings import ComplianceSettings
 from compliance.words import WordFilter
 from dialog import Listen, LoadedScript, Script, load_script
-from dialog.templates import placeholders, render
+from dialog.templates import TemplateError, is_static, placeholders, render
 from emotion.settings import EmotionSettings
 from nlu.classifier import IntentClassifier, NluResult
 from nlu.settings import NluSettings
 from voice.asr import AsrEngine, GrammarError
-from voice.tts import TtsEngine
+from voice.tts import TtsEngine, split_first_clause, split_sentences
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -107,14 +107,41 @@ def default_opening(script: Script) -> str | None:
     """The opening identification as every call will say it, when it uses only variables with
     defaults (who is calling, how to opt out): rendered at load so the greeting starts at once.
     None when it depends on lead data, which is never cached on disk."""
-    template = script.opening_template()
+    return _with_defaults(script, script.opening_template())
+
+
+def _with_defaults(script: Script, template: str) -> str | None:
+    """`template` filled from the script's defaults alone; None when it needs lead data (or
+    is not a whole template, e.g. a piece cut inside a placeholder's format spec)."""
     defaults: dict[str, str] = {}
-    for name in placeholders(template):
+    try:
+        names = placeholders(template)
+    except TemplateError:
+        return None
+    for name in names:
         spec = script.variables.get(name)
         if spec is None or spec.default is None:
             return None
         defaults[name] = spec.default
     return render(template, defaults)
+
+
+def lead_free_pieces(script: Script) -> list[str]:
+    """Pieces of prompts with variables that hold no lead data, as the session speaks them.
+
+    A reply's short first clause is synthesised on its own ("Thanks.", "Great,") and the
+    rest sentence by sentence; the clauses and sentences that are literal text, or use only
+    script defaults ("Thank you, goodbye.", "...will arrive in the next few days."), are the
+    same on every call, so they come from the prompt cache instead of Piper.
+    """
+    pieces: list[str] = []
+    for location, template in script.texts():
+        if is_static(template) or location[0] == "identification":
+            continue  # pre-rendered whole: `Script.static_prompts`, `default_opening`
+        head, tail = split_first_clause(template)
+        candidates = [head, tail, *split_sentences(template), *split_sentences(tail)]
+        pieces += [t for c in candidates if c and (t := _with_defaults(script, c)) is not None]
+    return list(dict.fromkeys(pieces))
 
 
 def train_classifier(
@@ -136,7 +163,7 @@ async def prepare_script(
     """Load, train and pre-render one script file (CPU work off the event loop)."""
     loaded = await asyncio.to_thread(load_script, path)
     classifier = await services.run_cpu(train_classifier, loaded, services.settings.nlu, cache_dir)
-    prompts = loaded.script.static_prompts()
+    prompts = loaded.script.static_prompts() + lead_free_pieces(loaded.script)
     if (opening := default_opening(loaded.script)) is not None:
         prompts.append(opening)
     await services.tts.prerender(prompts)

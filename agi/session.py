@@ -41,8 +41,9 @@ from dialog import (
 )
 from dialog.actions import Action
 from emotion.agitation import AgitationReading, AgitationTracker, LexicalCues
-from emotion.features import WordTiming, extract_features
+from emotion.features import ProsodyFeatures, WordTiming, extract_features
 from store.turns import TurnRecord
+from voice.ahead import AheadSynthesis
 from voice.asr import AsrFinal, AsrPartial, AsrSession, AsrStarted
 from voice.tts import split_first_clause
 
@@ -98,6 +99,7 @@ class _Speech:
     playback: Playback
     producer: asyncio.Task[None] | None = None
     latency_measured: bool = False
+    ahead: AheadSynthesis | None = None  # its audio, synthesised ahead
 
 
 @dataclass
@@ -149,6 +151,7 @@ class CallSession:
         self._pending_reply: _PendingReply | None = None
         self._utterance_audio: list[bytes] = []
         self._deferred: deque[tuple[AsrFinal, bytes]] = deque()
+        self._ahead: dict[str, AheadSynthesis] = {}  # reply text -> its audio
         self._barged_in = False
         self._finishing: Transfer | End | None = None
         self._connected_at = time.monotonic()
@@ -288,8 +291,10 @@ class CallSession:
             max(0.0, final.final_at - final.endpoint_at)
             / max(0.02, final.speech_end - final.speech_start)
         )
+        # Voice features and the intent are independent: compute them side by side.
+        features = self._voice_features(audio, final)
         nlu = await self.services.classify(self.runtime, text)
-        reading = await self._agitation(audio, final, nlu.intent)
+        reading = await self._agitation(features, nlu.intent)
         customer_hits = self.services.word_filter.check(text, "customer")
         for hit in customer_hits.hits:
             self.recorder.record_compliance(
@@ -317,7 +322,7 @@ class CallSession:
     async def _unheard(self, final: AsrFinal, audio: bytes) -> None:
         """Speech the ASR could not match still counts for agitation: shouting is often
         exactly what a closed-question grammar fails to recognise."""
-        reading = await self._agitation(audio, final, None)
+        reading = await self._agitation(self._voice_features(audio, final), None)
         actions = self.engine.handle(EmotionScore(reading.score)) if reading else []
         if actions:  # a calming prompt or a hand-over
             self._log_customer(final, None, reading)
@@ -332,14 +337,23 @@ class CallSession:
             return ""
         return self.services.settings.session.phrase_map.get(heard, heard)
 
-    async def _agitation(
-        self, audio: bytes, final: AsrFinal, intent: str | None
-    ) -> AgitationReading | None:
+    def _voice_features(
+        self, audio: bytes, final: AsrFinal
+    ) -> asyncio.Future[ProsodyFeatures] | None:
+        """Pitch, energy and rate of the utterance, started in the CPU executor (None when
+        emotion is off or the utterance is too short to measure)."""
         if not self.services.settings.emotion.enabled or len(audio) < 3200:
             return None
         pcm = np.frombuffer(audio, dtype=np.int16)
         words = [WordTiming(w.start_s, w.end_s) for w in final.words] or None
-        features = await self.services.run_cpu(extract_features, pcm, 8000, words)
+        return asyncio.ensure_future(self.services.run_cpu(extract_features, pcm, 8000, words))
+
+    async def _agitation(
+        self, pending: asyncio.Future[ProsodyFeatures] | None, intent: str | None
+    ) -> AgitationReading | None:
+        if pending is None:
+            return None
+        features = await pending
         cues = LexicalCues(
             complaint=intent in COMPLAINT_INTENTS,
             stop=intent in STOP_INTENTS,
@@ -377,6 +391,18 @@ class CallSession:
         self._timers.listen = listen
         self._timers.listen_since = None if self._speech else time.monotonic()
         self.asr.set_grammar(self.services.grammar_for(listen))
+        if self.services.settings.session.synthesize_ahead:
+            self._speculate()
+
+    def _speculate(self) -> None:
+        """Replies to the answers this question expects, synthesised ahead (voice/ahead.py);
+        the unused ones are dropped at the next question."""
+        wanted = [s.text for s in self.engine.likely_replies() if not self._cacheable(s)]
+        for text in [t for t in self._ahead if t not in wanted]:
+            self._ahead.pop(text).cancel()
+        for text in wanted:
+            if text not in self._ahead:  # a re-prompt keeps what is under way
+                self._ahead[text] = AheadSynthesis(self.services.tts, text)
 
     def _finish_from(self, actions: list[Action]) -> None:
         for action in actions:
@@ -396,8 +422,10 @@ class CallSession:
 
     async def _queue_speech(self, say: Say) -> None:
         playback = Playback(interruptible=say.interruptible)
-        speech = _Speech(say, playback)
+        # Claimed now: the question that follows this prompt replaces the replies ahead.
+        speech = _Speech(say, playback, ahead=self._ahead.pop(say.text, None))
         speech.producer = asyncio.get_running_loop().create_task(self._produce(speech))
+        playback.done.add_done_callback(lambda _: self._prompt_ended(playback))
         self._speech.append(speech)
         self._advance_speech(time.monotonic())
 
@@ -414,6 +442,18 @@ class CallSession:
             metrics.TTS_SECONDS.observe(time.monotonic() - started)
             speech.playback.finish()
             return
+        ahead = speech.ahead
+        if ahead is not None and ahead.started:
+            first = True
+            async for pcm in ahead.follow():
+                if first:
+                    metrics.TTS_SECONDS.observe(time.monotonic() - started)
+                    first = False
+                speech.playback.feed(pcm)
+            speech.playback.finish()
+            return
+        if ahead is not None:
+            ahead.cancel()  # nothing made yet: the urgent lane below is quicker than waiting
         # A short first clause is synthesised on its own so the reply starts sooner; the
         # rest is synthesised at the same time, into a queue, and follows it.
         head, tail = split_first_clause(speech.say.text)
@@ -451,6 +491,13 @@ class CallSession:
         while (pcm := await rest.get()) is not None:
             yield pcm
         await prefetch  # a synthesis error of the rest surfaces here
+
+    def _prompt_ended(self, playback: Playback) -> None:
+        if playback.starved_frames:
+            metrics.STARVED_FRAMES.inc(playback.starved_frames)
+        # The next prompt starts on the clock tick after this one ends, not when the session
+        # loop next wakes (up to a tick later): back-to-back prompts play without a gap.
+        self._advance_speech(time.monotonic())
 
     def _advance_speech(self, now: float) -> None:
         """Start the next queued prompt when the current one has finished playing."""
@@ -493,15 +540,19 @@ class CallSession:
         return self._current is None and not self._speech
 
     def _drop_queued_speech(self) -> None:
-        for speech in self._speech:
-            if speech.producer is not None:
-                speech.producer.cancel()
+        for speech in (*self._speech, self._current):
+            if speech is None:
+                continue
+            for work in (speech.producer, speech.ahead):
+                if work is not None:
+                    work.cancel()
         self._speech.clear()
-        if self._current is not None and self._current.producer is not None:
-            self._current.producer.cancel()
         self._current = None
 
     async def _stop_speech(self) -> None:
+        for task in self._ahead.values():
+            task.cancel()
+        self._ahead.clear()
         producers = [s.producer for s in (*self._speech, self._current) if s and s.producer]
         self._drop_queued_speech()
         for producer in producers:

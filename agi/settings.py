@@ -40,6 +40,9 @@ class SessionSettings(BaseModel):
     )
     # The AudioSocket connection must arrive this soon after `EXEC AudioSocket`.
     media_timeout_s: float = Field(default=5.0, gt=0)
+    # Synthesise the replies to a question's expected answers while the customer listens
+    # (background CPU for replies that start at once; off saves the CPU of unused ones).
+    synthesize_ahead: bool = True
     # Longest a single call may last before the bot ends it.
     max_call_s: float = Field(default=600.0, gt=0)
     # Dialplan target for transfers whose script target is a bare name: context,exten,priority.

@@ -2,7 +2,7 @@
 
 The daemon runs as its own process (so its CPU and memory are measured alone) with its dialer
 pointed at pbxsim, keeping `--concurrency` calls up for `--duration` seconds. Every customer
-talks: answers after the bot's prompts, and one in five talks over a prompt (barge-in).
+talks: answers after the bot's prompts, and one in three talks over a prompt (barge-in).
 All latencies are measured on pbxsim's side of the wire, from frame arrival times:
 
 - greeting: AudioSocket connected -> first bot frame (AMD's own time is reported apart);
@@ -10,8 +10,11 @@ All latencies are measured on pbxsim's side of the wire, from frame arrival time
 - processing: end of the trailing silence (the endpoint) -> first frame of the reply, as the
   daemon logs it on each reply turn;
 - barge-in stop: the customer starts talking over a prompt -> that prompt's last frame, less
-  the configured detection time (VAD minimum + the prompt's barge-in minimum);
-- late frames: bot frames more than 40 ms behind their 20 ms slot (one count per stall).
+  the prompt's barge-in minimum (the speech it must hear before it stops; 0 when the bot
+  stopped by then; the raw figure is reported too);
+- late frames: bot frames more than 40 ms behind their 20 ms slot (one count per stall); the
+  daemon's own count of late clock ticks is reported apart (`daemon_late_ticks`), and so
+  are the silence frames it sent inside prompts when synthesis fell behind (`starved_frames`).
 
     .venv/bin/python bench/calls.py --concurrency 8 --duration 60 --asr grammar [--json]
 """
@@ -48,9 +51,14 @@ from store.settings import DatabaseSettings  # noqa: E402
 
 AUDIO = ROOT / "outdial" / "demo_audio"
 PHRASE_MAP = {"네": "yes", "아니요": "no", "아뇨": "no", "좋아요": "yes"}
-BARGE_DETECT_MS = 120 + 300  # VAD min speech + the script's default barge_in_min_ms
+# The script's default barge_in_min_ms: the daemon times speech from its onset, so the VAD's
+# own minimum is inside it.
+BARGE_DETECT_MS = 300
 PROMPT_GAP_S = 0.2  # bot silence longer than this separates two prompts
 SECRET = "bench"
+NAMES = ["Alex", "Maria", "James", "Priya", "Chen", "Fatima", "Lucas", "Olivia", "Noah", "Yuki"]
+ITEMS = ["a lamp", "two chairs", "a desk", "a rug", "a bookcase", "a mirror", "a sofa"]
+STREETS = ["Oak Street", "Maple Avenue", "Pine Road", "Cedar Lane", "Elm Court", "Birch Way"]
 
 
 def _free_port() -> int:
@@ -71,7 +79,9 @@ def _scenario() -> Scenario:
                 "answers": {"weight": 2, "steps": [talk, {"say": yes}, talk, {"say": yes2}, tail]},
                 "barges_in": {
                     "weight": 1,
-                    "steps": [talk, {"say": yes}, {"barge_in_after": 1.5}, {"say": yes2}, tail],
+                    # 1 s into the reply "Thanks. Order A-1 for a lamp is ready to ship to
+                    # 1 Oak.", whose second sentence the answer interrupts.
+                    "steps": [talk, {"say": yes}, {"barge_in_after": 1.0}, {"say": yes2}, tail],
                 },
             },
         }
@@ -79,8 +89,11 @@ def _scenario() -> Scenario:
 
 
 def _bench_script(directory: Path, asr: str) -> None:
-    """The shipped English script; in free mode without grammars, so Vosk decodes freely."""
+    """The shipped English script; in free mode without grammars, so Vosk decodes freely.
+    Its A/B variant is left out: every call takes the same path, so the barging customers
+    talk over the same prompt."""
     source = yaml.safe_load((ROOT / "scripts" / "order_confirmation_en.yaml").read_text())
+    source.pop("variants", None)
     if asr == "free":
         for node in source["nodes"].values():
             node.pop("expect", None)
@@ -89,19 +102,19 @@ def _bench_script(directory: Path, asr: str) -> None:
     )
 
 
-def _config(tmp: Path, db_url: str, ami_port: int, agi_port: int, concurrency: int) -> Path:
+def _config(tmp: Path, db_url: str, ports: dict[str, int], concurrency: int) -> Path:
     config = {
         "state_dir": str(tmp / "state"),
         "database": {"url": db_url},
-        "metrics": {"enabled": False},
-        "agi": {"port": agi_port},
+        "metrics": {"port": ports["metrics"]},
+        "agi": {"port": ports["agi"]},
         "audiosocket": {"port": _free_port()},
         "scripts_dir": str(tmp / "scripts"),
         "session": {"phrase_map": PHRASE_MAP, "max_calls": concurrency},
         "trunks": [
             {
                 "name": "pbxsim",
-                "port": ami_port,
+                "port": ports["ami"],
                 "username": "outdial",
                 "dial_string": "Local/{number}@customers",
                 "context": "bot-amd",
@@ -179,6 +192,50 @@ def measure(record: CallRecord, into: Measures) -> None:
             into.reply.append(after[0] - end)
 
 
+async def _daemon_counters(port: int) -> dict[str, int]:
+    """The daemon's own counts from its metrics endpoint: media clock ticks it was late for
+    (tells a stall in the daemon from one in pbxsim, which shares the two cores) and silence
+    frames it sent inside prompts because synthesis fell behind (a pause the caller hears)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+    body = (await reader.read()).decode()
+    writer.close()
+    wanted = {"outdial_late_frames_total": "daemon_late_ticks",
+              "outdial_starved_frames_total": "starved_frames"}  # fmt: skip
+    counters = {}
+    for line in body.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            counters[wanted[name]] = int(float(value))
+    if len(counters) != len(wanted):
+        raise RuntimeError(f"the daemon's metrics lack some of {sorted(wanted)}")
+    return counters
+
+
+async def _processing_stages(db: Database) -> dict[str, list[float]]:
+    """Where processing time goes, from the daemon's own timings: each reply turn against the
+    customer turn it answers (endpoint -> ASR final -> NLU and emotion done -> first frame)."""
+    rows = await db.pool.fetch(
+        """
+        SELECT c.timings AS heard, b.timings AS said FROM turns b
+        JOIN LATERAL (
+            SELECT timings FROM turns c
+            WHERE c.call_id = b.call_id AND c.seq < b.seq AND c.speaker = 'customer'
+              AND c.timings ? 'asr_final'
+            ORDER BY c.seq DESC LIMIT 1
+        ) c ON true
+        WHERE b.speaker = 'bot' AND b.timings ? 'processing_ms'
+        """
+    )
+    stages: dict[str, list[float]] = {"stage_asr": [], "stage_understand": [], "stage_speak": []}
+    for row in rows:
+        heard, said = row["heard"], row["said"]
+        stages["stage_asr"].append(heard["asr_final"] - heard["endpoint"])
+        stages["stage_understand"].append(heard["nlu_done"] - heard["asr_final"])
+        stages["stage_speak"].append(said["first_audio_out"] - heard["nlu_done"])
+    return stages
+
+
 def _pct(values: list[float], q: int) -> float | None:
     if not values:
         return None
@@ -222,16 +279,21 @@ async def _seed(db: Database, leads: int) -> None:
             "order_confirmation_en",
             CampaignSettings(window="00:00-23:59", days="mon-sun", max_attempts=1),
         )
-        fields = {
-            "customer_name": "Alex",
-            "order_number": "A-1",
-            "item": "a lamp",
-            "address": "1 Oak",
-        }
         await conn.executemany(
             "INSERT INTO leads (campaign_id, phone_e164, timezone, fields) VALUES ($1,$2,'UTC',$3)",
-            [(campaign.id, f"+1202555{i:04d}", fields) for i in range(leads)],
+            [(campaign.id, f"+1202555{i:04d}", _lead_fields(i)) for i in range(leads)],
         )
+
+
+def _lead_fields(i: int) -> dict[str, str]:
+    """Every lead's own order and address, as in a real campaign: the prompts that carry
+    them are synthesised on every call (nothing personal is cached)."""
+    return {
+        "customer_name": NAMES[i % len(NAMES)],
+        "order_number": f"A-{1000 + i}",
+        "item": ITEMS[i % len(ITEMS)],
+        "address": f"{10 + i} {STREETS[i % len(STREETS)]}",
+    }
 
 
 async def _run(tmp: Path, db: Database, concurrency: int, duration: float, asr: str) -> dict:
@@ -244,7 +306,8 @@ async def _run(tmp: Path, db: Database, concurrency: int, duration: float, asr: 
     )
     async with PbxSim(sim_config) as sim:
         await _seed(db, concurrency * max(2, int(duration / 15) + 2))
-        config = _config(tmp, db.url, sim.ami_port, agi_port, concurrency)
+        ports = {"ami": sim.ami_port, "agi": agi_port, "metrics": _free_port()}
+        config = _config(tmp, db.url, ports, concurrency)
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.bind(str(tmp / "notify.sock"))
         notify.setblocking(False)
@@ -268,6 +331,7 @@ async def _run(tmp: Path, db: Database, concurrency: int, duration: float, asr: 
                 await asyncio.sleep(1)
                 peak_rss = max(peak_rss, daemon.memory_info().rss)
             cpu_after = daemon.cpu_times()
+            counters = await _daemon_counters(ports["metrics"])
         finally:
             proc.send_signal(signal.SIGTERM)
             await asyncio.wait_for(proc.wait(), timeout=120)
@@ -288,6 +352,18 @@ async def _run(tmp: Path, db: Database, concurrency: int, duration: float, asr: 
             "WHERE speaker = 'bot' AND timings ? 'processing_ms'"
         )
     ]
+    stages = await _processing_stages(db)
+    outcomes = {
+        f"{r['outcome']}": r["n"]
+        for r in await db.pool.fetch(
+            "SELECT coalesce(outcome, disposition, 'unfinished') AS outcome, count(*) AS n "
+            "FROM calls GROUP BY 1 ORDER BY 2 DESC"
+        )
+    }
+    call_s = await db.pool.fetchval(
+        "SELECT percentile_cont(0.5) WITHIN GROUP "
+        "(ORDER BY extract(epoch FROM ended_at - started_at)) FROM calls WHERE ended_at IS NOT NULL"
+    )
     barge = [max(0.0, b - BARGE_DETECT_MS / 1000) for b in measures.bargein_stop]
     return {
         "asr": asr,
@@ -305,12 +381,20 @@ async def _run(tmp: Path, db: Database, concurrency: int, duration: float, asr: 
         "processing_p99_ms": _pct(processing, 99),
         "bargein_stop_p95_ms": _pct(barge, 95),
         "bargein_raw_p95_ms": _pct(measures.bargein_stop, 95),
+        **{
+            f"{stage}_p{q}_ms": _pct(values, q)
+            for stage, values in stages.items()
+            for q in (50, 95)
+        },
         "amd_ms_p95": _pct(measures.amd, 95),
         "late_frames": measures.late_frames,
+        **counters,
         "bot_frames": measures.bot_frames,
         "cpu_ms_per_call_s": round(cpu_s * 1000 / call_seconds, 1) if call_seconds else None,
         "rss_mb_per_call": round((peak_rss - idle_rss) / 2**20 / concurrency, 1),
         "rss_idle_mb": round(idle_rss / 2**20, 1),
+        "call_s_p50": round(call_s, 1) if call_s is not None else None,
+        "outcomes": outcomes,
     }
 
 

@@ -164,30 +164,52 @@ class DialogEngine:
             return []
         return self._say(text, name, node.interruptible, node.barge_in_min_ms, node.fallback)
 
+    def likely_replies(self) -> list[Say]:
+        """What the bot would say next for each answer the current question expects, without
+        moving: lets the caller synthesise replies while the customer is still talking."""
+        node = self._state.node
+        if node is None or self._state.finished:
+            return []
+        targets = dict.fromkeys(self._current().intents.values())
+        return [say for target in targets for say in self._preview(target)]
+
     # --- moving between nodes ---------------------------------------------------------------
 
     def _enter(self, name: str) -> list[Action]:
         """Run nodes from `name` until one waits (listen) or finishes (transfer, end)."""
         actions: list[Action] = []
         for _ in range(len(self.script.nodes) + 1):
-            node = self.script.nodes.get(name)
-            if node is None:
-                raise ScriptRuntimeError(f"undefined node {name!r}")
+            node = self._node(name)
+            actions += self._speak_node_text(name, _template_of(node))
             if isinstance(node, SayNode):
-                actions += self._speak_node_text(name, node.text)
                 name = node.next
                 continue
             if isinstance(node, ListenNode):
                 self._state.node = name
                 self._state.counters = _Counters()
-                return actions + self._speak_node_text(name, node.prompt) + [self._listen(name)]
+                return actions + [self._listen(name)]
             if isinstance(node, TransferNode):
-                actions += self._speak_node_text(name, node.say)
                 return actions + self._transfer(node.target, node.reason)
-            if isinstance(node, EndNode):
-                actions += self._speak_node_text(name, node.say)
-                return actions + self._end(node.disposition, node.outcome)
+            return actions + self._end(node.disposition, node.outcome)
         raise ScriptRuntimeError(f"say nodes loop without listening (at {name!r})")
+
+    def _preview(self, name: str) -> list[Say]:
+        """The prompts `_enter(name)` would speak, with no change of state."""
+        says: list[Say] = []
+        for _ in range(len(self.script.nodes) + 1):
+            node = self._node(name)
+            actions = self._speak_node_text(name, _template_of(node))
+            says += [a for a in actions if isinstance(a, Say)]
+            if not isinstance(node, SayNode):
+                break
+            name = node.next
+        return says
+
+    def _node(self, name: str) -> SayNode | ListenNode | TransferNode | EndNode:
+        node = self.script.nodes.get(name)
+        if node is None:
+            raise ScriptRuntimeError(f"undefined node {name!r}")
+        return node
 
     def _listen(self, name: str) -> Listen:
         node = self.script.nodes[name]
@@ -345,6 +367,15 @@ class DialogEngine:
             return self._enter(retry.then)
         text = retry.say[min(count, len(retry.say)) - 1] if retry.say else None
         return self._reprompt(text)
+
+
+def _template_of(node: SayNode | ListenNode | TransferNode | EndNode) -> str | None:
+    """The text a node speaks on entry (a listen node's question)."""
+    if isinstance(node, SayNode):
+        return node.text
+    if isinstance(node, ListenNode):
+        return node.prompt
+    return node.say
 
 
 def _say_action(text: str, node: str, interruptible: bool, barge_in: int, static: bool) -> Say:

@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 async def build_call_services(config: Config) -> CallServices:
     """Load every model once for the process (NOTES §3), off the event loop."""
     asr_settings, tts_settings = voice_settings(config)  # the installed language pack, if any
-    # Recognizers for the first calls are built at start (about 80 ms each), not during calls.
+    # Recognizers for the first calls are built before READY (about 80 ms each); the rest
+    # for `max_calls` follow in the background (Daemon.start).
     prewarm = max(asr_settings.prewarm_recognizers, min(config.session.max_calls, 16))
     asr_settings = asr_settings.model_copy(update={"prewarm_recognizers": prewarm})
     if not tts_settings.cache_dir.is_absolute():
@@ -113,6 +114,9 @@ class Daemon:
         # collector's way so a full collection does not stall the 20 ms media clock.
         gc.freeze()
         self.notifier.ready("outdial ready")
+        # Recognizers beyond the ones built before READY, for a full house of calls.
+        fill = self.services.asr.fill_pool(config.session.max_calls)
+        self._tasks.append(asyncio.create_task(fill, name="asr-pool"))
         if (task := start_watchdog(self.notifier)) is not None:
             self._tasks.append(task)
 

@@ -130,7 +130,7 @@ class Ears:
         """Start time of the bot's current (or next) utterance."""
         if not self.speaking():
             self.spoke.clear()
-            await self.call.until_media_ends(self.spoke.wait())
+            await self.call.until_bot_unheard(self.spoke.wait())
         return self.utterance_start
 
     async def until_bot_stops(self) -> None:
@@ -251,15 +251,20 @@ class Call:
         fields += [("ResultCode", str(code)), ("Result", result)]
         self.emit("AGIExecEnd", [*self.bot.header(), *fields], "agi,all")
 
-    async def until_media_ends(self, waiter: Awaitable[object]) -> None:
-        """Await `waiter` unless the AudioSocket closes first (nobody to listen to then)."""
+    async def until_bot_unheard(self, waiter: Awaitable[object]) -> None:
+        """Await `waiter` unless the bot can no longer be heard first: its media stream closed,
+        or its leg finished or the customer left. Before the media connects (AMD runs first)
+        the customer keeps waiting, as a person who picked up waits for a voice."""
+        ours = [
+            asyncio.ensure_future(waiter),
+            asyncio.ensure_future(self.bot_finished.wait()),
+            asyncio.ensure_future(self.customer_gone.wait()),
+        ]
         media = self.media
-        task = asyncio.ensure_future(waiter)
-        if media is None:
+        ended = [media.ended] if media is not None else []
+        await asyncio.wait([*ours, *ended], return_when=asyncio.FIRST_COMPLETED)
+        for task in ours:  # never the stream's own future, which others await
             task.cancel()
-            return
-        await asyncio.wait([task, media.ended], return_when=asyncio.FIRST_COMPLETED)
-        task.cancel()
 
     def send_frame(self, frame: bytes) -> None:
         media = self.media

@@ -22,6 +22,15 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's default reset query (advisory unlock, CLOSE ALL, UNLISTEN,
+    RESET ALL): a round trip and four statements on every release, for session state this
+    code base never leaves behind. asyncpg still rolls back an open transaction and drops
+    listener callbacks before calling this. Code that sets session state (SET, LISTEN,
+    session advisory locks, WITH HOLD cursors) must undo it before releasing the connection.
+    """
+
+
 async def create_pool(url: str, settings: DatabaseSettings) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         url,
@@ -29,6 +38,7 @@ async def create_pool(url: str, settings: DatabaseSettings) -> asyncpg.Pool:
         max_size=settings.pool_max,
         timeout=settings.connect_timeout_s,
         init=_init_connection,
+        reset=_keep_session,
     )
 
 

@@ -19,7 +19,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import vosk
 
 from voice.audio import FRAME_MS, FRAME_S, SAMPLE_RATE, SAMPLE_WIDTH
 from voice.settings import AsrSettings
+from voice.threads import background_executor, urgent_executor
 from voice.vad import Endpointer, FrameVad, SpeechEnded, SpeechStarted
 
 _models: dict[Path, vosk.Model] = {}
@@ -158,16 +158,21 @@ class _RecognizerPool:
         self.created = 0
 
     def acquire(self) -> _Recognizer:
-        if self._idle:
-            return self._idle.pop()
-        rec = vosk.KaldiRecognizer(self._model, SAMPLE_RATE)
-        rec.SetWords(True)
-        self.created += 1
-        return _Recognizer(rec)
+        return self._idle.pop() if self._idle else self._new()
 
     def release(self, recognizer: _Recognizer) -> None:
         recognizer.rec.Reset()
         self._idle.append(recognizer)
+
+    def grow(self) -> None:
+        """One more idle recognizer, built ahead of the call that will need it."""
+        self._idle.append(self._new())
+
+    def _new(self) -> _Recognizer:
+        rec = vosk.KaldiRecognizer(self._model, SAMPLE_RATE)
+        rec.SetWords(True)
+        self.created += 1
+        return _Recognizer(rec)
 
     @property
     def idle(self) -> int:
@@ -188,7 +193,10 @@ class AsrEngine:
         self._clock = clock
         self._pool = _RecognizerPool(model)
         threads = settings.executor_threads or os.cpu_count() or 1
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vosk")
+        # Final results have a caller waiting for the answer: they never queue behind other
+        # calls' partial decodes (which only feed barge-in decisions and keep finals short).
+        self._executor = background_executor(threads, "vosk")
+        self._finals = urgent_executor(threads, "vosk-final")
 
     @classmethod
     async def load(
@@ -206,6 +214,12 @@ class AsrEngine:
         for recognizer in warm:
             engine._pool.release(recognizer)
         return engine
+
+    async def fill_pool(self, size: int) -> None:
+        """Build recognizers in the background until `size` exist (about 80 ms of CPU and
+        3.4 MB each), so a burst of calls does not build them while callers wait."""
+        while self._pool.created < size:
+            await self._run(self._pool.grow)
 
     @property
     def recognizers_created(self) -> int:
@@ -234,8 +248,9 @@ class AsrEngine:
         checked = None if grammar is None else self.check_grammar(grammar)
         return AsrSession(self, self._pool.acquire(), checked)
 
-    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+    async def _run(self, fn: Callable[..., Any], *args: Any, final: bool = False) -> Any:
+        lane = self._finals if final else self._executor
+        return await asyncio.get_running_loop().run_in_executor(lane, fn, *args)
 
     def _now(self) -> float:
         return self._clock()
@@ -246,6 +261,7 @@ class AsrEngine:
     def shutdown(self) -> None:
         """Stop the decoding threads (the model stays loaded for the process)."""
         self._executor.shutdown(wait=True)
+        self._finals.shutdown(wait=True)
 
 
 class AsrSession:
@@ -379,7 +395,7 @@ class AsrSession:
         utterance = self._utterance
         assert utterance is not None
         self._utterance = None
-        result = await self._engine._run(self._decode_final, recognizer, utterance)
+        result = await self._engine._run(self._decode_final, recognizer, utterance, final=True)
         words = _words(utterance.segments + [result], utterance.offset_s)
         kept = tuple(w for w in words if w.confidence >= self._floor)
         text = " ".join(w.text for w in kept)

@@ -26,6 +26,7 @@ from piper import AudioChunk, PiperVoice, SynthesisConfig
 
 from voice.audio import SAMPLE_RATE, float32_to_int16, int16_to_bytes, resample, silence
 from voice.settings import TtsSettings
+from voice.threads import background_executor, urgent_executor
 
 _voices: dict[tuple[Path, Path], PiperVoice] = {}
 _voices_lock = threading.Lock()
@@ -85,12 +86,8 @@ class TtsEngine:
         self._voice_id = self._voice_identity(model_path)
         # Two lanes: the start of a reply never queues behind the rest of other replies
         # (FIFO behind a few long sentences costs a caller a second of silence).
-        self._executor = ThreadPoolExecutor(
-            max_workers=settings.executor_threads, thread_name_prefix="piper"
-        )
-        self._background = ThreadPoolExecutor(
-            max_workers=settings.executor_threads, thread_name_prefix="piper-bg"
-        )
+        self._executor = urgent_executor(settings.executor_threads, "piper")
+        self._background = background_executor(settings.executor_threads, "piper-bg")
         self.cache_dir = settings.cache_dir
         # Sentences Piper synthesised: how tests tell a cache hit from a synthesis.
         self.sentences_synthesized = 0
@@ -154,6 +151,9 @@ class TtsEngine:
     async def stream(self, text: str, *, urgent: bool = True) -> AsyncIterator[bytes]:
         """8 kHz slin one sentence at a time; a cached text comes back in one piece.
 
+        Sentences found in the cache (the static sentences of a prompt with variables, e.g.
+        "Thank you, goodbye.") are read rather than synthesised: Piper speaks each sentence
+        on its own anyway, so the audio is the same. Nothing streamed is written to the cache.
         `urgent=False` is for audio that is not awaited by a silent caller (the rest of a
         reply whose first clause is already playing): it runs in the background lane.
         """
@@ -163,8 +163,13 @@ class TtsEngine:
             yield cached
             return
         lane = self._executor if urgent else self._background
-        async for chunk in self._synthesize(text, lane):
-            yield chunk
+        for sentence in split_sentences(text):
+            cached = await asyncio.to_thread(_read_if_exists, self.cache_path(sentence))
+            if cached is not None:
+                yield cached
+                continue
+            async for chunk in self._synthesize(sentence, lane):
+                yield chunk
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True)
@@ -197,6 +202,12 @@ class TtsEngine:
 
 
 _BOUNDARY = re.compile(r"[.!?,;:。！？，；：、]")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of `text`, as Piper would speak them one by one."""
+    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
 
 
 def split_first_clause(text: str, max_words: int = 4) -> tuple[str, str]:

@@ -14,6 +14,7 @@ import asyncpg
 import phonenumbers
 
 from outdial.api.audit import lead_target
+from outdial.api.leadwrites import LeadWrite, Normalised
 from outdial.api.problems import ApiProblem, FieldError, body_field, invalid
 from outdial.api.routing import ApiRequest, ApiState, Operation, Reply
 from outdial.api.schemas import (
@@ -25,25 +26,6 @@ from outdial.api.schemas import (
     LeadOut,
 )
 from store.leadrows import LeadError, normalise_lead
-
-# (phone_e164, external_id, timezone, fields JSON, priority, consent)
-Normalised = tuple[str, str | None, str, str, int, bool]
-
-_UPSERT_ONE = """
-WITH up AS (
-    INSERT INTO leads (campaign_id, external_id, phone_e164, timezone, fields, priority, consent)
-    SELECT c.id, $2, $3, $4, $5::text::jsonb, $6, $7 FROM campaigns c WHERE c.name = $1
-    ON CONFLICT (campaign_id, external_id) WHERE external_id IS NOT NULL DO UPDATE
-    SET phone_e164 = EXCLUDED.phone_e164, timezone = EXCLUDED.timezone,
-        fields = EXCLUDED.fields, priority = EXCLUDED.priority, consent = EXCLUDED.consent,
-        updated_at = now()
-    RETURNING *, (xmax = 0) AS inserted
-), logged AS (
-    INSERT INTO api_audit (token_id, token_name, action, target)
-    SELECT $8, $9, CASE WHEN inserted THEN 'lead.create' ELSE 'lead.update' END, $10 FROM up
-)
-SELECT * FROM up
-"""
 
 _UPSERT_MANY = """
 INSERT INTO leads (campaign_id, external_id, phone_e164, timezone, fields, priority, consent)
@@ -129,22 +111,9 @@ async def put_lead(req: ApiRequest) -> Reply:
         values = _normalise(body, external_id, region, [])
     except _RefusedLead as exc:
         raise invalid([exc.error]) from exc
-    phone, ext, tz, fields, priority, consent = values
-    token = req.who
+    write = LeadWrite(campaign, values, req.who, lead_target(campaign, external_id))
     try:
-        row = await req.state.pool.fetchrow(
-            _UPSERT_ONE,
-            campaign,
-            ext,
-            phone,
-            tz,
-            fields,
-            priority,
-            consent,
-            token.id,
-            token.name,
-            lead_target(campaign, external_id),
-        )
+        row = await req.state.lead_writes.upsert(write)
     except asyncpg.UniqueViolationError as exc:
         raise ApiProblem(
             409, "conflict", _PHONE_TAKEN, errors=[body_field(["phone"], _PHONE_TAKEN, "taken")]

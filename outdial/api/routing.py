@@ -18,6 +18,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from compliance.settings import ComplianceSettings
+from outdial.api.leadwrites import LeadWrites
 from outdial.api.problems import (
     ApiProblem,
     FieldError,
@@ -54,17 +55,20 @@ PATH_PARAMS: dict[str, PathParam] = {
 
 @dataclass
 class ApiState:
-    """What handlers share: the pool, settings, token cache and rate-limit buckets."""
+    """What handlers share: the pool, settings, token cache, rate-limit buckets and the
+    single-lead writer."""
 
     pool: asyncpg.Pool
     settings: ApiSettings
     compliance: ComplianceSettings
     default_region: str
     buckets: TokenBuckets = field(init=False)
+    lead_writes: LeadWrites = field(init=False)
     _tokens: dict[str, tuple[Token, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.buckets = TokenBuckets(self.settings.rate_per_s, self.settings.burst)
+        self.lead_writes = LeadWrites(self.pool)
 
     async def authenticate(self, request: web.Request) -> Token:
         header = request.headers.get("Authorization", "")
@@ -150,9 +154,9 @@ def endpoint(op: Operation, state: ApiState) -> Callable[[web.Request], Awaitabl
         query = _query(op, request)
         body = await _body(op, request, state.settings.max_body_bytes) if op.body else None
         reply = await op.handler(ApiRequest(state, token, path, query, body))
-        return web.Response(
-            status=reply.status, body=reply.body.model_dump_json(), content_type=JSON
-        )
+        # Bytes go out as they are; a str body would pass through aiohttp's payload registry.
+        payload = reply.body.model_dump_json().encode()
+        return web.Response(status=reply.status, body=payload, content_type=JSON)
 
     return handle
 

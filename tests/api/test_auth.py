@@ -195,3 +195,22 @@ async def test_revoked_token_is_refused(api: Api) -> None:
         await revoke_token(conn, "short-lived")
     status, body, _ = await api.call("GET", "/v1/campaigns", token=token)
     assert status == 401
+
+
+async def test_revocation_takes_effect_within_the_token_cache_time(
+    db_pool: asyncpg.Pool, pg_url: str, api: Api
+) -> None:
+    cache_s = 0.5
+    cached, base = await start_api(db_pool, api_config(pg_url, token_cache_s=cache_s))
+    token = await api.token_with("campaigns:read", name="cached")
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        async with api.session.get(base + "/v1/campaigns", headers=headers) as response:
+            assert response.status == 200  # now in the server's cache
+        async with api.pool.acquire() as conn:
+            await revoke_token(conn, "cached")
+        await asyncio.sleep(cache_s + 0.1)
+        async with api.session.get(base + "/v1/campaigns", headers=headers) as response:
+            assert response.status == 401
+    finally:
+        await cached.stop()

@@ -275,3 +275,31 @@ def test_static_prompts_for_tts_match_what_is_said(minimal: LoadedScript) -> Non
         "Is this the account holder?",
         "Goodbye.",
     ]
+
+
+def test_likely_replies_preview_each_expected_answer_without_moving(
+    order_en: LoadedScript,
+) -> None:
+    engine = DialogEngine(order_en.script, ORDER_FIELDS)
+    engine.start()
+    replies = engine.likely_replies()
+    # confirm_identity: affirm -> read_order (a say node, then confirm_order's question);
+    # deny and wrong_person -> wrong_party; call_later -> call_back. Each target once.
+    texts = [say.text for say in replies]
+    read_order = f"Thanks. Order {ORDER_FIELDS['order_number']}"
+    assert any(text.startswith(read_order) for text in texts)
+    assert "Sorry for the trouble. Have a good day." in texts
+    assert len(texts) == len(set(texts))
+    assert engine.node == "confirm_identity"
+    # Previewing changed nothing: the answer still leads where the preview said.
+    actions = engine.handle(Utterance("yes", "affirm", 0.95))
+    assert says(actions)[0] == next(t for t in texts if t.startswith(read_order))
+    assert engine.node == "confirm_order"
+
+
+def test_no_likely_replies_once_the_call_is_over(order_en: LoadedScript) -> None:
+    engine = DialogEngine(order_en.script, ORDER_FIELDS)
+    assert engine.likely_replies() == []
+    engine.start()
+    engine.handle(Hangup())
+    assert engine.likely_replies() == []

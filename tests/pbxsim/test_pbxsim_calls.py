@@ -28,14 +28,14 @@ async def start_sim(fixtures: Path, agi_port: int, customers: dict, **config: ob
     return sim
 
 
-async def originate(port: int, n: int = 1) -> RawAmi:
+async def originate(port: int, n: int = 1, context: str = "bot-agi") -> RawAmi:
     ami = await RawAmi.connect(port)
     ami.send([("Action", "Login"), ("Username", "outdial"), ("Secret", "s3cret")])
     await ami.wait_for(lambda m: has(m, Event="FullyBooted"))
     for i in range(n):
         ami.send(
             [("Action", "Originate"), ("ActionID", f"o{i}"), ("Channel", f"Local/{i}@cust")]
-            + [("Context", "bot-agi"), ("Exten", "s"), ("Priority", "1"), ("Async", "true")]
+            + [("Context", context), ("Exten", "s"), ("Priority", "1"), ("Async", "true")]
             + [("Variable", f"OUTDIAL_CALL_ID=call-{i}"), ("CallerID", '"Outdial" <4000>')]
         )
     return ami
@@ -145,6 +145,32 @@ async def test_wait_for_bot_and_barge_in(fixtures: Path) -> None:
     # Stereo 22.05 kHz fixture, resampled to 8 kHz mono: 1.7 s = 85 frames of 320 bytes.
     assert len(polite.audio_sent) == len(polite.audio_sent_times) * 320
     assert 80 <= len(polite.audio_sent_times) <= 86
+
+
+async def test_wait_for_bot_waits_through_amd_for_the_media(fixtures: Path) -> None:
+    """AMD() runs before the AudioSocket connects: a customer waiting for the bot keeps
+    waiting through it, instead of talking into a channel nobody listens to yet."""
+    media = AudioSocketPeer(reply=_bot_speaks)
+    media_port = await media.start()
+    agi = ScriptedAgi([f"EXEC AudioSocket {uuid.uuid4()},127.0.0.1:{media_port}"], trailing=0)
+    customers = {"polite": {"steps": [{"wait_for_bot": True}, {"say": "customer-yes-stereo.wav"}]}}
+    sim = await start_sim(fixtures, await agi.start(), customers)
+    ami = await originate(sim.ami_port, context="bot-amd")
+    try:
+        records = await asyncio.wait_for(_spoke(sim, 1), 30)
+    finally:
+        await ami.close()
+        await sim.stop()
+    (polite,) = records
+    assert polite.amd_seconds is not None and polite.media_connected_at
+    assert polite.audio_sent_times[0] > polite.bot_frames[-1].t  # heard the bot out first
+    assert 80 <= len(polite.audio_sent_times) <= 86  # the whole answer reached the bot
+
+
+async def _spoke(sim: PbxSim, calls: int) -> list:
+    while len(sim.calls) < calls or not all(len(r.audio_sent_times) >= 80 for r in sim.calls):  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    return list(sim.calls)
 
 
 async def _both_spoke(sim: PbxSim) -> list:

@@ -290,3 +290,17 @@ async def test_a_monologue_is_cut_at_max_speech(asr_engine: AsrEngine) -> None:
     assert len(cut) >= 3
     assert any(f.truncated for f in cut)
     assert all(f.speech_end - f.speech_start <= 2.0 + 1e-6 for f in cut)
+
+
+async def test_pool_fills_in_the_background_up_to_the_call_limit() -> None:
+    engine = await AsrEngine.load(AsrSettings(prewarm_recognizers=1))
+    try:
+        held = engine.session(None)  # one in use counts towards the limit
+        await engine.fill_pool(3)
+        assert engine.recognizers_created == 3
+        assert engine.recognizers_idle == 2
+        await engine.fill_pool(3)  # already there: nothing more is built
+        assert engine.recognizers_created == 3
+        await held.close()
+    finally:
+        engine.shutdown()

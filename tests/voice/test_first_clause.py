@@ -1,10 +1,10 @@
-"""Splitting a short first clause off a reply, so its audio starts sooner."""
+"""Splitting a reply into a short first clause (its audio starts sooner) and sentences."""
 
 from __future__ import annotations
 
 import pytest
 
-from voice.tts import split_first_clause
+from voice.tts import split_first_clause, split_sentences
 
 
 @pytest.mark.parametrize(
@@ -28,3 +28,21 @@ from voice.tts import split_first_clause
 )
 def test_split_first_clause(text: str, expected: tuple[str, str]) -> None:
     assert split_first_clause(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Great, your order will arrive soon. Thank you, goodbye.",
+            ["Great, your order will arrive soon.", "Thank you, goodbye."],
+        ),
+        ("Hello? Is this Alex? Press 1!", ["Hello?", "Is this Alex?", "Press 1!"]),
+        ("您好。这是测试！好的？", ["您好。", "这是测试！", "好的？"]),
+        # A dot inside a token is not a sentence end.
+        ("Your total is 3.50 today.", ["Your total is 3.50 today."]),
+        ("No end mark", ["No end mark"]),
+    ],
+)
+def test_split_sentences(text: str, expected: list[str]) -> None:
+    assert split_sentences(text) == expected

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import threading
 from pathlib import Path
 
 import pytest
 
+from voice.ahead import AheadSynthesis
 from voice.audio import duration_s, rms_dbfs
 from voice.settings import TtsSettings
+from voice.threads import BACKGROUND_NICE
 from voice.tts import TtsEngine, TtsError
 
 THREE_SENTENCES = (
@@ -107,3 +112,41 @@ async def test_a_missing_voice_is_a_clear_error(tmp_path: Path) -> None:
     settings = TtsSettings(model_path=tmp_path / "nope.onnx", cache_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match="nope.onnx"):
         await TtsEngine.load(settings)
+
+
+async def test_stream_reads_cached_sentences_and_synthesises_only_the_rest(
+    tts: TtsEngine,
+) -> None:
+    goodbye = await tts.render("Thank you, goodbye.")
+    synthesized = tts.sentences_synthesized
+    text = "Your order A-77 ships on Friday. Thank you, goodbye."
+    chunks = [c async for c in tts.stream(text)]
+    assert tts.sentences_synthesized == synthesized + 1  # only the sentence with the order
+    assert len(chunks) == 2 and chunks[1] == goodbye
+    assert not tts.is_cached(text) and not tts.is_cached("Your order A-77 ships on Friday.")
+
+
+async def test_synthesis_ahead_is_followed_as_it_is_made(tts: TtsEngine) -> None:
+    ahead = AheadSynthesis(tts, THREE_SENTENCES)
+    followed = [c async for c in ahead.follow()]
+    # One chunk per sentence, as stream() gives them (Piper's noise makes each run differ).
+    assert len(followed) == 3 and ahead.started
+    assert all(duration_s(c) > 0.5 for c in followed)
+    assert tts.sentences_synthesized == 3
+
+
+async def test_a_failed_synthesis_ahead_surfaces_to_whoever_follows_it(tts: TtsEngine) -> None:
+    ahead = AheadSynthesis(tts, "   ")
+    with pytest.raises(TtsError):
+        [c async for c in ahead.follow()]
+    assert not ahead.started  # a session synthesises that reply afresh instead
+
+
+async def test_background_lane_runs_at_a_lower_priority(tts: TtsEngine) -> None:
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    loop = asyncio.get_running_loop()
+    urgent = await loop.run_in_executor(tts._executor, nice)
+    background = await loop.run_in_executor(tts._background, nice)
+    assert background >= BACKGROUND_NICE > urgent
