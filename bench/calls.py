@@ -12,7 +12,8 @@ All latencies are measured on pbxsim's side of the wire, from frame arrival time
 - barge-in stop: the customer starts talking over a prompt -> that prompt's last frame, less
   the prompt's barge-in minimum (the speech it must hear before it stops; 0 when the bot
   stopped by then; the raw figure is reported too);
-- late frames: bot frames more than 40 ms behind their 20 ms slot (one count per stall); the
+- late frames: bot frames more than 40 ms behind their 20 ms slot (one count per stall), and
+  how many of them fell while pbxsim's own event loop was held up (it shares the cores); the
   daemon's own count of late clock ticks is reported apart (`daemon_late_ticks`), and so
   are the silence frames it sent inside prompts when synthesis fell behind (`starved_frames`).
 
@@ -56,6 +57,8 @@ PHRASE_MAP = {"네": "yes", "아니요": "no", "아뇨": "no", "좋아요": "yes
 BARGE_DETECT_MS = 300
 PROMPT_GAP_S = 0.2  # bot silence longer than this separates two prompts
 SECRET = "bench"
+RING_SPREAD_S = 8.0
+THINK_S = (0.0, 0.4, 0.8, 1.2)  # a customer's pause before answering, on top of the 0.7 s
 NAMES = ["Alex", "Maria", "James", "Priya", "Chen", "Fatima", "Lucas", "Olivia", "Noah", "Yuki"]
 ITEMS = ["a lamp", "two chairs", "a desk", "a rug", "a bookcase", "a mirror", "a sofa"]
 STREETS = ["Oak Street", "Maple Avenue", "Pine Road", "Cedar Lane", "Elm Court", "Birch Way"]
@@ -71,12 +74,25 @@ def _scenario() -> Scenario:
     yes, yes2 = str(AUDIO / "ko_yes_1.wav"), str(AUDIO / "ko_yes_2.wav")
     talk = {"wait_for_bot": True}
     tail = {"silence": 20}
+    # People take different times to answer: without that, calls that start together stay
+    # in lock-step and every answer of a wave lands on the CPU at the same instant.
+    answers = {
+        f"answers_{think}": {
+            "weight": 2 / len(THINK_S),
+            "steps": [talk, {"silence": think}, {"say": yes},
+                      talk, {"silence": think}, {"say": yes2}, tail],
+        }
+        for think in THINK_S
+    }  # fmt: skip
     return Scenario.model_validate(
         {
             "seed": 3,
+            # Calls placed together are answered over several seconds, as people pick up.
+            "ring_seconds": 2.0,
+            "ring_spread": RING_SPREAD_S,
             "outcomes": {"answer": 1.0},
             "customers": {
-                "answers": {"weight": 2, "steps": [talk, {"say": yes}, talk, {"say": yes2}, tail]},
+                **answers,
                 "barges_in": {
                     "weight": 1,
                     # 1 s into the reply "Thanks. Order A-1 for a lamp is ready to ship to
@@ -120,7 +136,7 @@ def _config(tmp: Path, db_url: str, ports: dict[str, int], concurrency: int) -> 
                 "context": "bot-amd",
                 "cps": 20,
                 "max_channels": concurrency,
-                "ring_timeout_s": 5,
+                "ring_timeout_s": 20,
             }
         ],
         "dialer": {"max_channels": concurrency},
@@ -137,7 +153,35 @@ class Measures:
     bargein_stop: list[float] = field(default_factory=list)
     amd: list[float] = field(default_factory=list)
     late_frames: int = 0
+    late_frames_pbxsim_stalled: int = 0
     bot_frames: int = 0
+
+
+class LoopStalls:
+    """Spans in which this process's event loop (pbxsim's) was held up for over 40 ms: a bot
+    frame stamped late then may have been on time on the wire (pbxsim shares the cores)."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[float, float]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _watch(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(0.01)
+            after = time.monotonic()
+            if after - before > 0.04:
+                self.spans.append((before, after))
+
+    def overlaps(self, start: float, end: float) -> bool:
+        return any(s < end and e > start for s, e in self.spans)
 
 
 def _prompts(times: list[float]) -> list[list[float]]:
@@ -169,13 +213,15 @@ def _voiced_times(record: CallRecord) -> list[float]:
     return [t for t, level in zip(record.audio_sent_times, rms, strict=False) if level > 0.01]
 
 
-def measure(record: CallRecord, into: Measures) -> None:
+def measure(record: CallRecord, into: Measures, stalls: LoopStalls) -> None:
     bot = [f.t for f in record.bot_frames]
     into.bot_frames += len(bot)
     prompts = _prompts(bot)
     # A frame is late when it arrives more than 40 ms after its 20 ms slot, counted once per
     # stall (a gap over 60 ms), not again for every frame that follows it.
-    into.late_frames += sum(1 for a, b in itertools.pairwise(bot) if 0.06 < b - a <= PROMPT_GAP_S)
+    late = [(a, b) for a, b in itertools.pairwise(bot) if 0.06 < b - a <= PROMPT_GAP_S]
+    into.late_frames += len(late)
+    into.late_frames_pbxsim_stalled += sum(1 for a, b in late if stalls.overlaps(a, b))
     if record.amd_seconds is not None:
         into.amd.append(record.amd_seconds)
     if record.media_connected_at and bot:
@@ -304,6 +350,7 @@ async def _run(tmp: Path, db: Database, concurrency: int, duration: float, asr: 
     sim_config = SimConfig(
         scenario=_scenario(), dialplan=dialplan, secret=SECRET, bot_silence_gap=0.7
     )
+    stalls = LoopStalls()
     async with PbxSim(sim_config) as sim:
         await _seed(db, concurrency * max(2, int(duration / 15) + 2))
         ports = {"ami": sim.ami_port, "agi": agi_port, "metrics": _free_port()}
@@ -325,12 +372,14 @@ async def _run(tmp: Path, db: Database, concurrency: int, duration: float, asr: 
             daemon = psutil.Process(proc.pid)
             idle_rss = daemon.memory_info().rss
             cpu_before = daemon.cpu_times()
+            stalls.start()
             started = time.monotonic()
             peak_rss = idle_rss
             while time.monotonic() - started < duration:
                 await asyncio.sleep(1)
                 peak_rss = max(peak_rss, daemon.memory_info().rss)
             cpu_after = daemon.cpu_times()
+            stalls.stop()
             counters = await _daemon_counters(ports["metrics"])
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -339,7 +388,7 @@ async def _run(tmp: Path, db: Database, concurrency: int, duration: float, asr: 
         records = [r for r in sim.calls if r.done and r.media_connected_at]
     measures = Measures()
     for record in records:
-        measure(record, measures)
+        measure(record, measures, stalls)
     call_seconds = sum(
         (r.bot_frames[-1].t - r.media_connected_at[0]) for r in records if r.bot_frames
     )
@@ -388,6 +437,7 @@ async def _run(tmp: Path, db: Database, concurrency: int, duration: float, asr: 
         },
         "amd_ms_p95": _pct(measures.amd, 95),
         "late_frames": measures.late_frames,
+        "late_frames_pbxsim_stalled": measures.late_frames_pbxsim_stalled,
         **counters,
         "bot_frames": measures.bot_frames,
         "cpu_ms_per_call_s": round(cpu_s * 1000 / call_seconds, 1) if call_seconds else None,

@@ -189,6 +189,7 @@ class Call:
             outcome=outcome,
         )
         self.gap = sim.config.bot_silence_gap / sim.config.speed
+        self.ring = sim.scenario.ring_seconds  # drawn per call by the sim (ring_spread)
         self.mouth = Mouth(self)
         self.ears = Ears(self)
         self.media: AudioSocketClient | EagiSession | None = None
@@ -396,7 +397,7 @@ class Call:
         self.hangup_event(self.cust, 19)
 
     async def _ring_then_answer(self) -> None:
-        ring = self.sim.scenario.ring_seconds
+        ring = self.ring
         if ring >= self.timeout:
             self.dial_event("DialBegin", [("DialString", self.dial)])
             self._ringing()

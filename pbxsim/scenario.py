@@ -121,6 +121,9 @@ class Scenario(BaseModel):
     model_config = ConfigDict(extra="forbid")
     seed: int = 0
     ring_seconds: float = Field(2.0, ge=0)
+    ring_spread: float = Field(
+        0.0, ge=0, description="extra ring time per call, uniform in [0, ring_spread] seconds"
+    )
     outcomes: OutcomeWeights = Field(default_factory=OutcomeWeights)
     customers: dict[str, Customer] = Field(default_factory=lambda: {"default": Customer()})
     machine_customer: str | None = Field(None, description="customer used for machine outcomes")
@@ -166,6 +169,11 @@ class CustomerPicker:
         elif customer.outcome is not None:
             outcome = customer.outcome
         return name, customer, outcome
+
+    def ring_time(self) -> float:
+        """How long this call rings: people pick up at different moments."""
+        sc = self.scenario
+        return sc.ring_seconds + (self.rng.uniform(0, sc.ring_spread) if sc.ring_spread else 0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -143,6 +143,7 @@ class PbxSim:
         dial = str(kwargs["dial"])
         name, customer, outcome = self._picker.pick(dial)
         call = Call(self, customer_name=name, customer=customer, outcome=outcome, **kwargs)  # type: ignore[arg-type]
+        call.ring = self._picker.ring_time()
         self.calls.append(call.record)
         self._live.append(call)
         task = asyncio.create_task(call.run())

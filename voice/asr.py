@@ -27,7 +27,7 @@ import vosk
 
 from voice.audio import FRAME_MS, FRAME_S, SAMPLE_RATE, SAMPLE_WIDTH
 from voice.settings import AsrSettings
-from voice.threads import background_executor, urgent_executor
+from voice.threads import urgent_executor
 from voice.vad import Endpointer, FrameVad, SpeechEnded, SpeechStarted
 
 _models: dict[Path, vosk.Model] = {}
@@ -195,7 +195,7 @@ class AsrEngine:
         threads = settings.executor_threads or os.cpu_count() or 1
         # Final results have a caller waiting for the answer: they never queue behind other
         # calls' partial decodes (which only feed barge-in decisions and keep finals short).
-        self._executor = background_executor(threads, "vosk")
+        self._executor = urgent_executor(threads, "vosk")
         self._finals = urgent_executor(threads, "vosk-final")
 
     @classmethod

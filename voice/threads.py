@@ -1,8 +1,8 @@
 """Executors for model work, with the OS told which of it may wait.
 
-On two cores the event loop (the 20 ms media clock), final ASR results and the first clause
-of a reply have a caller waiting; partial ASR results and the rest of a reply do not. The
-background lanes run at a lower scheduling priority (a higher nice value, per thread on
+On two cores the event loop (the 20 ms media clock), speech recognition and the first clause
+of a reply have a caller waiting; the rest of a reply and replies synthesised ahead do not.
+The background lanes run at a lower scheduling priority (a higher nice value, per thread on
 Linux), so when the CPU is saturated the kernel runs urgent work first instead of sharing
 it out evenly.
 """

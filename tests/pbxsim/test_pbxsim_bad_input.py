@@ -212,6 +212,20 @@ def test_seed_makes_outcomes_deterministic() -> None:
     assert set(outcomes(3)) == {"answer", "busy", "no_answer", "congestion"}
 
 
+def test_ring_spread_draws_each_call_its_own_ring_time() -> None:
+    from pbxsim.scenario import CustomerPicker  # noqa: PLC0415
+
+    def rings(seed: int, spread: float) -> list[float]:
+        scenario = {"seed": seed, "ring_seconds": 2.0, "ring_spread": spread}
+        picker = CustomerPicker(Scenario.model_validate(scenario))
+        return [picker.ring_time() for _ in range(50)]
+
+    spread = rings(5, 8.0)
+    assert all(2.0 <= ring <= 10.0 for ring in spread)
+    assert max(spread) - min(spread) > 4.0 and spread == rings(5, 8.0)
+    assert set(rings(5, 0.0)) == {2.0}
+
+
 def test_cli_help_and_bad_scenario(tmp_path: Path) -> None:
     help_text = subprocess.run(
         [sys.executable, "-m", "pbxsim", "--help"], capture_output=True, text=True, check=True
