@@ -550,8 +550,8 @@ class CallSession:
         self._current = None
 
     async def _stop_speech(self) -> None:
-        for task in self._ahead.values():
-            task.cancel()
+        for ahead in self._ahead.values():
+            ahead.cancel()
         self._ahead.clear()
         producers = [s.producer for s in (*self._speech, self._current) if s and s.producer]
         self._drop_queued_speech()
