@@ -56,3 +56,8 @@ STARVED_FRAMES = Counter(
     "outdial_starved_frames_total",
     "Silence frames sent inside a prompt because its synthesis fell behind the clock.",
 )
+REPLIES_AHEAD = Counter(
+    "outdial_replies_ahead_total",
+    "Replies synthesised ahead of the answer: used, not started in time, or not needed.",
+    ["use"],
+)

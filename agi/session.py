@@ -399,10 +399,15 @@ class CallSession:
         the unused ones are dropped at the next question."""
         wanted = [s.text for s in self.engine.likely_replies() if not self._cacheable(s)]
         for text in [t for t in self._ahead if t not in wanted]:
-            self._ahead.pop(text).cancel()
+            self._drop_ahead(self._ahead.pop(text))
         for text in wanted:
             if text not in self._ahead:  # a re-prompt keeps what is under way
                 self._ahead[text] = AheadSynthesis(self.services.tts, text)
+
+    @staticmethod
+    def _drop_ahead(ahead: AheadSynthesis, use: str = "unused") -> None:
+        ahead.cancel()
+        metrics.REPLIES_AHEAD.labels(use).inc()
 
     def _finish_from(self, actions: list[Action]) -> None:
         for action in actions:
@@ -444,6 +449,7 @@ class CallSession:
             return
         ahead = speech.ahead
         if ahead is not None and ahead.started:
+            metrics.REPLIES_AHEAD.labels("used").inc()
             first = True
             async for pcm in ahead.follow():
                 if first:
@@ -452,8 +458,8 @@ class CallSession:
                 speech.playback.feed(pcm)
             speech.playback.finish()
             return
-        if ahead is not None:
-            ahead.cancel()  # nothing made yet: the urgent lane below is quicker than waiting
+        if ahead is not None:  # nothing made yet: the urgent lane below is quicker than waiting
+            self._drop_ahead(ahead, "late")
         # A short first clause is synthesised on its own so the reply starts sooner; the
         # rest is synthesised at the same time, into a queue, and follows it.
         head, tail = split_first_clause(speech.say.text)
@@ -551,7 +557,7 @@ class CallSession:
 
     async def _stop_speech(self) -> None:
         for ahead in self._ahead.values():
-            ahead.cancel()
+            self._drop_ahead(ahead)
         self._ahead.clear()
         producers = [s.producer for s in (*self._speech, self._current) if s and s.producer]
         self._drop_queued_speech()

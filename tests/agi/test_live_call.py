@@ -8,6 +8,7 @@ hang-up in the middle of a prompt, and a transfer to an agent. The customers ans
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 
 from pbxsim import PbxSim, Scenario, SimConfig
 from pbxsim.dialplan import DialplanStep, default_dialplan
@@ -68,7 +69,12 @@ async def _turns(stack: LiveStack, call_id: str) -> list[dict[str, object]]:
     return [dict(r) for r in rows]
 
 
+def _replies_ahead(use: str) -> float:
+    return REGISTRY.get_sample_value("outdial_replies_ahead_total", {"use": use}) or 0.0
+
+
 async def test_five_live_calls(live_stack: LiveStack) -> None:
+    used_before = _replies_ahead("used")
     records = await _run_calls(live_stack)
     await live_stack.turns.close()
     calls = await _calls(live_stack)
@@ -87,6 +93,8 @@ async def test_five_live_calls(live_stack: LiveStack) -> None:
     bot = [t["text"] for t in turns if t["speaker"] == "bot"]
     assert "Am I speaking with Alex?" in bot
     assert any(text.startswith("Thanks. Order A-1001 for a blue kettle") for text in bot)
+    # That reply (and the others after a "yes") was synthesised while the question played.
+    assert _replies_ahead("used") > used_before
     assert all(t["timings"]["first_audio_out"] >= 0 for t in turns if t["speaker"] == "bot")
     commands = [exchange.command for exchange in records["call-happy"].agi]
     assert commands[0] == "GET VARIABLE OUTDIAL_CALL_ID"
