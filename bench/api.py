@@ -30,7 +30,7 @@ from pydantic import SecretStr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.leads_import import database, tree_cpu_s  # noqa: E402
+from bench._common import scratch_database, tree_cpu_s  # noqa: E402
 from outdial.api.server import ApiServer  # noqa: E402
 from outdial.api.settings import ApiSettings  # noqa: E402
 from outdial.api.tokens import create_token  # noqa: E402
@@ -39,6 +39,7 @@ from store.db import create_pool  # noqa: E402
 from store.settings import DatabaseSettings  # noqa: E402
 
 TARGET_LEADS_PER_S = 1_000
+SCRATCH_DB = "outdial_bench_api"
 WARMUP = 500
 AREA_CODES = ("212", "312", "415", "617", "713")  # one time zone each
 # Exchanges 201-999 without N11 or 555 codes: valid NANP numbers.
@@ -94,7 +95,7 @@ class Timed:
 
 
 async def run(leads: int, concurrency: int) -> dict[str, object]:
-    async with database() as db:
+    async with scratch_database(SCRATCH_DB) as db:
         pool = await create_pool(db.url, DatabaseSettings(pool_min=4, pool_max=16))
         try:
             async with pool.acquire() as conn:

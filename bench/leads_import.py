@@ -13,30 +13,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import csv
 import json
 import os
 import random
-import shutil
 import sys
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import phonenumbers
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from store.embedded import start_embedded_async  # noqa: E402
+from bench._common import scratch_database, tree_cpu_s  # noqa: E402
 from store.leads import ensure_campaign, import_leads  # noqa: E402
-from store.migrate import migrate  # noqa: E402
 
 TARGET_ROWS_PER_S = 20_000
 INTERNATIONAL = ["GB", "DE", "FR", "KR", "CN", "JP", "IN", "BR", "IT", "ES"]
@@ -92,62 +84,11 @@ def write_leads(path: Path, rows: int, seed: int = 7) -> None:
             )
 
 
-@dataclass(frozen=True)
-class Scratch:
-    url: str
-    postmaster_pid: int | None  # the embedded server's, whose CPU time we can account for
-
-
-@asynccontextmanager
-async def database() -> AsyncIterator[Scratch]:
-    """A migrated, empty database on the configured server or a throwaway embedded one."""
-    external = os.environ.get("OUTDIAL_DATABASE_URL")
-    if external:
-        admin = await asyncpg.connect(external)
-        await admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {SCRATCH_DB}")
-        url = urlunsplit(urlsplit(external)._replace(path=f"/{SCRATCH_DB}"))
-        try:
-            yield Scratch(await _migrated(url), None)
-        finally:
-            await admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
-            await admin.close()
-        return
-    state = Path(tempfile.mkdtemp(prefix="outdial-bench-"))
-    server = await start_embedded_async(state)
-    try:
-        pid = int((server.pgdata / "postmaster.pid").read_text().split()[0])
-        yield Scratch(await _migrated(server.url), pid)
-    finally:
-        await asyncio.to_thread(server.stop)
-        shutil.rmtree(state, ignore_errors=True)
-
-
-def tree_cpu_s(pid: int) -> float:
-    """CPU seconds of a process and its descendants, live or already reaped."""
-    root = psutil.Process(pid)
-    total = 0.0
-    for proc in [root, *root.children(recursive=True)]:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            t = proc.cpu_times()
-            total += t.user + t.system + t.children_user + t.children_system
-    return total
-
-
-async def _migrated(url: str) -> str:
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    return url
-
-
 async def run(rows: int, workers: int | None) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="outdial-leads-") as tmp:
         path = Path(tmp) / "leads.csv"
         write_leads(path, rows)
-        async with database() as db:
+        async with scratch_database(SCRATCH_DB) as db:
             conn = await asyncpg.connect(db.url)
             try:
                 await ensure_campaign(conn, "bench", "bench_script")

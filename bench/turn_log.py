@@ -14,25 +14,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import shutil
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import uvloop
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._common import scratch_database  # noqa: E402
 from store.db import create_pool  # noqa: E402
-from store.embedded import start_embedded_async  # noqa: E402
-from store.migrate import migrate  # noqa: E402
 from store.settings import DatabaseSettings  # noqa: E402
 from store.turns import TurnRecord, TurnWriter  # noqa: E402
 
@@ -56,39 +49,6 @@ def make_turn(call: int, seq: int) -> TurnRecord:
     )  # fmt: skip
 
 
-@asynccontextmanager
-async def database() -> AsyncIterator[str]:
-    """A migrated, empty database URL on the configured server or a throwaway embedded one."""
-    external = os.environ.get("OUTDIAL_DATABASE_URL")
-    if external:
-        admin = await asyncpg.connect(external)
-        await admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {SCRATCH_DB}")
-        url = urlunsplit(urlsplit(external)._replace(path=f"/{SCRATCH_DB}"))
-        try:
-            yield await _migrated(url)
-        finally:
-            await admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
-            await admin.close()
-        return
-    state = Path(tempfile.mkdtemp(prefix="outdial-bench-"))
-    server = await start_embedded_async(state)
-    try:
-        yield await _migrated(server.url)
-    finally:
-        await asyncio.to_thread(server.stop)
-        shutil.rmtree(state, ignore_errors=True)
-
-
-async def _migrated(url: str) -> str:
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    return url
-
-
 async def _call(writer: TurnWriter, call: int, turns: int) -> None:
     for seq in range(turns):
         writer.write(make_turn(call, seq))
@@ -96,7 +56,8 @@ async def _call(writer: TurnWriter, call: int, turns: int) -> None:
 
 
 async def run(turns: int, calls: int) -> dict[str, object]:
-    async with database() as url:
+    async with scratch_database(SCRATCH_DB) as db:
+        url = db.url
         pool = await create_pool(url, DatabaseSettings(pool_min=1, pool_max=4))
         try:
             with tempfile.TemporaryDirectory(prefix="outdial-spool-") as spool:
