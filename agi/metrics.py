@@ -58,6 +58,6 @@ STARVED_FRAMES = Counter(
 )
 REPLIES_AHEAD = Counter(
     "outdial_replies_ahead_total",
-    "Replies synthesised ahead of the answer: used, not started in time, or not needed.",
-    ["use"],
+    "Replies synthesised ahead of the answer, by what became of them: used, late, unused.",
+    ["disposition"],
 )

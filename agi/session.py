@@ -405,9 +405,9 @@ class CallSession:
                 self._ahead[text] = AheadSynthesis(self.services.tts, text)
 
     @staticmethod
-    def _drop_ahead(ahead: AheadSynthesis, use: str = "unused") -> None:
+    def _drop_ahead(ahead: AheadSynthesis, disposition: str = "unused") -> None:
         ahead.cancel()
-        metrics.REPLIES_AHEAD.labels(use).inc()
+        metrics.REPLIES_AHEAD.labels(disposition).inc()
 
     def _finish_from(self, actions: list[Action]) -> None:
         for action in actions:

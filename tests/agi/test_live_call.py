@@ -69,8 +69,9 @@ async def _turns(stack: LiveStack, call_id: str) -> list[dict[str, object]]:
     return [dict(r) for r in rows]
 
 
-def _replies_ahead(use: str) -> float:
-    return REGISTRY.get_sample_value("outdial_replies_ahead_total", {"use": use}) or 0.0
+def _replies_ahead(disposition: str) -> float:
+    labels = {"disposition": disposition}
+    return REGISTRY.get_sample_value("outdial_replies_ahead_total", labels) or 0.0
 
 
 async def test_five_live_calls(live_stack: LiveStack) -> None:
