@@ -450,53 +450,38 @@ class CallSession:
         ahead = speech.ahead
         if ahead is not None and ahead.started:
             metrics.REPLIES_AHEAD.labels("used").inc()
-            first = True
-            async for pcm in ahead.follow():
-                if first:
-                    metrics.TTS_SECONDS.observe(time.monotonic() - started)
-                    first = False
-                speech.playback.feed(pcm)
-            speech.playback.finish()
+            await self._play(speech, ahead.follow(), started)
             return
         if ahead is not None:  # nothing made yet: the urgent lane below is quicker than waiting
             self._drop_ahead(ahead, "late")
         # A short first clause is synthesised on its own so the reply starts sooner; the
-        # rest is synthesised at the same time, into a queue, and follows it.
+        # rest is synthesised at the same time, in the background lane, and follows it.
         head, tail = split_first_clause(speech.say.text)
-        rest: asyncio.Queue[bytes | None] = asyncio.Queue()
-        prefetch = asyncio.create_task(self._prefetch(tail, rest)) if head else None
-        try:
-            first = True
-            async for pcm in self._chunks(head or tail, rest if head else None, prefetch):
-                if first:
-                    metrics.TTS_SECONDS.observe(time.monotonic() - started)
-                    first = False
-                speech.playback.feed(pcm)
-            speech.playback.finish()
-        finally:
-            if prefetch is not None:
-                prefetch.cancel()
-
-    async def _prefetch(self, text: str, queue: asyncio.Queue[bytes | None]) -> None:
-        try:
-            async for pcm in self.services.tts.stream(text, urgent=False):
-                queue.put_nowait(pcm)
-        finally:
-            queue.put_nowait(None)
-
-    async def _chunks(
-        self,
-        text: str,
-        rest: asyncio.Queue[bytes | None] | None,
-        prefetch: asyncio.Task[None] | None,
-    ) -> AsyncIterator[bytes]:
-        async for pcm in self.services.tts.stream(text):
-            yield pcm
-        if rest is None or prefetch is None:
+        if not head:
+            await self._play(speech, self.services.tts.stream(tail), started)
             return
-        while (pcm := await rest.get()) is not None:
+        rest = AheadSynthesis(self.services.tts, tail)
+        try:
+            await self._play(speech, self._head_then_rest(head, rest), started)
+        finally:
+            rest.cancel()
+
+    async def _head_then_rest(self, head: str, rest: AheadSynthesis) -> AsyncIterator[bytes]:
+        async for pcm in self.services.tts.stream(head):
             yield pcm
-        await prefetch  # a synthesis error of the rest surfaces here
+        async for pcm in rest.follow():  # a synthesis error of the rest surfaces here
+            yield pcm
+
+    @staticmethod
+    async def _play(speech: _Speech, chunks: AsyncIterator[bytes], started: float) -> None:
+        """Feed the prompt's audio to its playback as it comes; time the first chunk."""
+        first = True
+        async for pcm in chunks:
+            if first:
+                metrics.TTS_SECONDS.observe(time.monotonic() - started)
+                first = False
+            speech.playback.feed(pcm)
+        speech.playback.finish()
 
     def _prompt_ended(self, playback: Playback) -> None:
         if playback.starved_frames:

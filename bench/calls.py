@@ -36,9 +36,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import numpy as np
 import psutil
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -242,20 +244,23 @@ async def _daemon_counters(port: int) -> dict[str, int]:
     """The daemon's own counts from its metrics endpoint: media clock ticks it was late for
     (tells a stall in the daemon from one in pbxsim, which shares the two cores) and silence
     frames it sent inside prompts because synthesis fell behind (a pause the caller hears)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-    body = (await reader.read()).decode()
-    writer.close()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as response,
+    ):
+        response.raise_for_status()
+        text = await response.text()
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
     wanted = {"outdial_late_frames_total": "daemon_late_ticks",
               "outdial_starved_frames_total": "starved_frames"}  # fmt: skip
-    counters = {}
-    for line in body.splitlines():
-        name, _, value = line.partition(" ")
-        if name in wanted:
-            counters[wanted[name]] = int(float(value))
-    if len(counters) != len(wanted):
-        raise RuntimeError(f"the daemon's metrics lack some of {sorted(wanted)}")
-    return counters
+    missing = sorted(set(wanted) - set(samples))
+    if missing:
+        raise RuntimeError(f"the daemon's metrics lack {missing}")
+    return {key: int(samples[name]) for name, key in wanted.items()}
 
 
 async def _processing_stages(db: Database) -> dict[str, list[float]]:

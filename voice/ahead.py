@@ -15,7 +15,8 @@ from voice.tts import TtsEngine
 
 
 class AheadSynthesis:
-    """One reply text being synthesised sentence by sentence, for one later listener."""
+    """One text being synthesised sentence by sentence in the background lane, for one later
+    listener: a reply made ahead, or the rest of a reply whose first clause is playing."""
 
     def __init__(self, tts: TtsEngine, text: str) -> None:
         self.chunks: list[bytes] = []

@@ -210,9 +210,8 @@ class AsrEngine:
         path = settings.model_path or default_model_path()
         model = await asyncio.to_thread(_load_model, path)
         engine = cls(model, settings, clock)
-        warm = [engine._pool.acquire() for _ in range(settings.prewarm_recognizers)]
-        for recognizer in warm:
-            engine._pool.release(recognizer)
+        for _ in range(settings.prewarm_recognizers):
+            engine._pool.grow()
         return engine
 
     async def fill_pool(self, size: int) -> None:
