@@ -6,7 +6,7 @@ per-connection temporary table lets `ON CONFLICT DO NOTHING` make every write id
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,10 +65,39 @@ async def copy_insert_ignore(
 
     Returns how many rows were new; the others already existed (or repeated within the batch).
     """
-    async with conn.transaction():
-        await conn.execute(target.create_staging_sql(), timeout=timeout_s)
+
+    async def copy() -> None:
         await conn.copy_records_to_table(
             target.staging, records=records, columns=target.columns, timeout=timeout_s
         )
+
+    return await _staged(conn, target, copy, constants, timeout_s)
+
+
+async def copy_text_insert_ignore(
+    conn: asyncpg.Connection,
+    target: CopyTarget,
+    text: memoryview,
+    constants: Sequence[Any] = (),
+) -> int:
+    """As `copy_insert_ignore`, for rows already in COPY's text format (tab-separated lines
+    in `target.columns` order), e.g. made by worker processes."""
+
+    async def copy() -> None:
+        await conn.copy_to_table(target.staging, source=text, columns=target.columns)
+
+    return await _staged(conn, target, copy, constants, None)
+
+
+async def _staged(
+    conn: asyncpg.Connection,
+    target: CopyTarget,
+    copy: Callable[[], Awaitable[None]],
+    constants: Sequence[Any],
+    timeout_s: float | None,
+) -> int:
+    async with conn.transaction():
+        await conn.execute(target.create_staging_sql(), timeout=timeout_s)
+        await copy()
         status = await conn.execute(target.insert_sql(), *constants, timeout=timeout_s)
     return _inserted(status)

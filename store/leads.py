@@ -27,7 +27,7 @@ from typing import IO
 import asyncpg
 import phonenumbers
 
-from store.copyinsert import CopyTarget
+from store.copyinsert import CopyTarget, copy_text_insert_ignore
 from store.leadrows import (
     COPY_COLUMNS,
     PHONE_COLUMNS,
@@ -279,7 +279,8 @@ class _Sink:
                 # Leads were stored meanwhile (another import, the API): skip what exists.
                 self.direct = False
         if new is None:
-            new = await _copy_skipping_existing(self.conn, self.campaign_id, lines)
+            data = _copy_data(lines)
+            new = await copy_text_insert_ignore(self.conn, LEADS, data, (self.campaign_id,))
         self.summary.imported += new
         self.summary.duplicates_in_db += len(lines) - new
 
@@ -305,17 +306,6 @@ async def _copy_new(conn: asyncpg.Connection, campaign_id: int, lines: list[str]
     async with conn.transaction():  # a savepoint if the caller has a transaction open
         await conn.copy_to_table("leads", source=data, columns=("campaign_id", *COPY_COLUMNS))
     return len(lines)
-
-
-async def _copy_skipping_existing(
-    conn: asyncpg.Connection, campaign_id: int, lines: list[str]
-) -> int:
-    """COPY rows into a staging table, then INSERT those not stored yet; how many were new."""
-    async with conn.transaction():
-        await conn.execute(LEADS.create_staging_sql())
-        await conn.copy_to_table(LEADS.staging, source=_copy_data(lines), columns=COPY_COLUMNS)
-        status = await conn.execute(LEADS.insert_sql(), campaign_id)
-    return int(status.rsplit(" ", 1)[1])  # command tag "INSERT 0 <rows>"
 
 
 def rejects_path(path: Path) -> Path:
