@@ -25,28 +25,8 @@ Normalised = tuple[str, str | None, str, str, int, bool]
 # Rows a statement holds locks on at once; a busy API fills batches of its concurrency.
 MAX_BATCH = 64
 
-_SET_VALUES = """
-ON CONFLICT (campaign_id, external_id) WHERE external_id IS NOT NULL DO UPDATE
-SET phone_e164 = EXCLUDED.phone_e164, timezone = EXCLUDED.timezone,
-    fields = EXCLUDED.fields, priority = EXCLUDED.priority, consent = EXCLUDED.consent,
-    updated_at = now()
-RETURNING *, (xmax = 0) AS inserted
-"""
-
-_UPSERT_ONE = f"""
-WITH up AS (
-    INSERT INTO leads (campaign_id, external_id, phone_e164, timezone, fields, priority, consent)
-    SELECT c.id, $2, $3, $4, $5::text::jsonb, $6, $7 FROM campaigns c WHERE c.name = $1
-    {_SET_VALUES}
-), logged AS (
-    INSERT INTO api_audit (token_id, token_name, action, target)
-    SELECT $8, $9, CASE WHEN inserted THEN 'lead.create' ELSE 'lead.update' END, $10 FROM up
-)
-SELECT * FROM up
-"""
-
 # `n` numbers the batch's leads; a lead of a campaign that does not exist has no row.
-_UPSERT_BATCH = f"""
+_UPSERT_BATCH = """
 WITH input AS (
     SELECT t.*, c.id AS campaign_id
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
@@ -58,7 +38,11 @@ WITH input AS (
     INSERT INTO leads (campaign_id, external_id, phone_e164, timezone, fields, priority, consent)
     SELECT campaign_id, external_id, phone, tz, fields::jsonb, priority, consent
     FROM input ORDER BY n
-    {_SET_VALUES}
+    ON CONFLICT (campaign_id, external_id) WHERE external_id IS NOT NULL DO UPDATE
+    SET phone_e164 = EXCLUDED.phone_e164, timezone = EXCLUDED.timezone,
+        fields = EXCLUDED.fields, priority = EXCLUDED.priority, consent = EXCLUDED.consent,
+        updated_at = now()
+    RETURNING *, (xmax = 0) AS inserted
 ), logged AS (
     INSERT INTO api_audit (token_id, token_name, action, target)
     SELECT i.token_id, i.token_name,
@@ -163,18 +147,8 @@ class LeadWrites:
     async def _write_one(
         self, write: LeadWrite, future: asyncio.Future[asyncpg.Record | None]
     ) -> None:
-        phone, external_id, *rest = write.values
         try:
-            row = await self._pool.fetchrow(
-                _UPSERT_ONE,
-                write.campaign,
-                external_id,
-                phone,
-                *rest,
-                write.token.id,
-                write.token.name,
-                write.target,
-            )
+            row = await self._pool.fetchrow(_UPSERT_BATCH, *_columns([write]))
         except Exception as exc:
             _settle(future, exc)
         else:
