@@ -163,8 +163,12 @@ class TtsEngine:
             yield cached
             return
         lane = self._executor if urgent else self._background
-        for sentence in split_sentences(text):
-            cached = await asyncio.to_thread(_read_if_exists, self.cache_path(sentence))
+        sentences = split_sentences(text)
+        for sentence in sentences:
+            # A one-sentence text was looked up whole just above: no second read.
+            cached = None
+            if len(sentences) > 1:
+                cached = await asyncio.to_thread(_read_if_exists, self.cache_path(sentence))
             if cached is not None:
                 yield cached
                 continue
