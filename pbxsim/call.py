@@ -1,8 +1,8 @@
 """One originated call: a Local channel pair, the customer leg's script and the bot's dialplan.
 
-Event order and fields follow ../shared/asterisk-captures: `;1` is the originated (bot) half,
-`;2` the customer half. Where two threads race in real Asterisk the order seen in the captures is
-used; within one leg the order is always the captured one.
+Event order and fields follow the captures in tests/fixtures/asterisk-captures: `;1` is the
+originated (bot) half, `;2` the customer half. Where two threads race in real Asterisk the order
+seen in the captures is used; within one leg the order is always the captured one.
 """
 
 from __future__ import annotations

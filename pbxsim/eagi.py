@@ -1,6 +1,6 @@
 """`EAGI(script,args)`: pbxsim forks an AGI script the way Asterisk's res_agi does.
 
-As in ../shared/asterisk-captures/eagi-session.json: the `agi_*` environment (with
+As in tests/fixtures/asterisk-captures/eagi-session.json: the `agi_*` environment (with
 `agi_enhanced: 1.0` and `agi_arg_N`) on the script's stdin, its commands read from its stdout,
 and the caller's audio written to its file descriptor 3 in 320-byte pieces (8 kHz slin),
 nothing while the caller is silent. Asterisk feeds fd 3 only between AGI commands, so a

@@ -1,4 +1,4 @@
-"""Readers for the real Asterisk FastAGI captures in ../shared/asterisk-captures."""
+"""Readers for the real Asterisk FastAGI captures in tests/fixtures/asterisk-captures."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "asterisk-captures"
+CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk-captures"
 _SENT = re.compile(r"^>>> (.*)$")
 _GOT = re.compile(r"^<<< ('.*')\s+\(")
 

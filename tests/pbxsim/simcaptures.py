@@ -1,4 +1,4 @@
-"""Parsers for ../shared/asterisk-captures, so the tests compare against the real files."""
+"""Parsers for the real Asterisk captures in tests/fixtures/asterisk-captures."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "asterisk-captures"
+CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk-captures"
 
 Fields = list[tuple[str, str]]
 
