@@ -23,10 +23,11 @@ from store.outbox import enqueue_outcome
 
 log = logging.getLogger(__name__)
 
+# By the number's hash: an erased person's opt-out is kept as the hash alone (docs/privacy.md).
 _DNC_FLAGS = """
-    EXISTS (SELECT 1 FROM dnc d WHERE d.phone_e164 = l.phone_e164 AND d.campaign_id IS NULL)
-        AS dnc_global,
-    EXISTS (SELECT 1 FROM dnc d WHERE d.phone_e164 = l.phone_e164
+    EXISTS (SELECT 1 FROM dnc d WHERE d.phone_hash = subject_hash(l.phone_e164)
+                                  AND d.campaign_id IS NULL) AS dnc_global,
+    EXISTS (SELECT 1 FROM dnc d WHERE d.phone_hash = subject_hash(l.phone_e164)
                                   AND d.campaign_id = l.campaign_id) AS dnc_campaign"""
 
 _LEAD_COLUMNS = """l.id, l.campaign_id, l.phone_e164, l.timezone, l.consent, l.attempts,

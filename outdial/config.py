@@ -22,7 +22,7 @@ from emotion.settings import EmotionSettings
 from nlu.settings import NluSettings
 from outdial.api.settings import ApiSettings
 from outdial.errors import UserError
-from store.settings import DatabaseSettings
+from store.settings import DatabaseSettings, PrivacySettings
 from voice.settings import AsrSettings, TtsSettings
 
 SEARCH_PATHS = (Path("outdial.yaml"), Path("/etc/outdial/outdial.yaml"))
@@ -81,6 +81,8 @@ class Config(BaseModel):
     emotion: EmotionSettings = EmotionSettings()
     compliance: ComplianceSettings = ComplianceSettings()
     api: ApiSettings = ApiSettings()
+    # Retention of personal data and the purge job (docs/privacy.md).
+    privacy: PrivacySettings = PrivacySettings()
 
     @property
     def models_dir(self) -> Path:

@@ -30,6 +30,7 @@ from outdial.api.server import ApiServer
 from outdial.config import Config
 from outdial.metrics import MetricsServer
 from outdial.models import voice_settings
+from outdial.retention import RetentionJob
 from outdial.systemd import Notifier, start_watchdog
 from outdial.webhooks import WebhookSender
 from store.db import Database
@@ -129,6 +130,10 @@ class Daemon:
         retirement = RetirementJob(pool, config.analytics.ab)  # type: ignore[arg-type]
         retirement.start()
         self._closers.append(retirement)
+        sending = bool(config.webhooks.urls)
+        retention = RetentionJob(pool, config.privacy, webhooks=sending)  # type: ignore[arg-type]
+        retention.start()
+        self._closers.append(retention)
         if config.webhooks.urls:
             sender = WebhookSender(pool, config.webhooks)  # type: ignore[arg-type]
             await sender.start()

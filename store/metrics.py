@@ -10,3 +10,8 @@ TURNS_WRITTEN = Counter(
     "outdial_turns_written",
     "Turn rows written to PostgreSQL",
 )
+ROWS_PURGED = Counter(
+    "outdial_privacy_rows_purged",
+    "Rows deleted or anonymised by the retention job, by retention rule and table",
+    ["rule", "table"],
+)

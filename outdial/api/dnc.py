@@ -66,7 +66,8 @@ async def remove(req: ApiRequest) -> Reply:
     async with req.state.pool.acquire() as conn, conn.transaction():
         campaign_id = await _campaign_id(conn, body.campaign)
         removed = await conn.fetchval(
-            """DELETE FROM dnc WHERE phone_e164 = $1 AND campaign_id IS NOT DISTINCT FROM $2
+            """DELETE FROM dnc WHERE phone_hash = subject_hash($1)
+                 AND campaign_id IS NOT DISTINCT FROM $2
                RETURNING true""",
             phone,
             campaign_id,
@@ -85,7 +86,7 @@ async def check(req: ApiRequest) -> Reply:
         row = await conn.fetchrow(
             """SELECT coalesce(bool_or(campaign_id IS NULL), false) AS on_global,
                       coalesce(bool_or(campaign_id = $2), false) AS on_campaign
-               FROM dnc WHERE phone_e164 = $1""",
+               FROM dnc WHERE phone_hash = subject_hash($1)""",
             phone,
             campaign_id,
         )

@@ -1,0 +1,80 @@
+"""The retention job: purge what is past its time (`privacy.retention`), batch by batch.
+
+The daemon runs a pass every `privacy.purge_interval_s`; `outdial privacy purge` runs one now
+(or, with `--dry-run`, counts what would go). The SQL is in store/retention.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+
+from store.metrics import ROWS_PURGED
+from store.retention import LATE_TURNS, RuleResult, active_rules, count_expired, purge_batch
+from store.settings import PrivacySettings
+
+log = logging.getLogger(__name__)
+
+
+async def purge(
+    pool: asyncpg.Pool, settings: PrivacySettings, *, webhooks: bool, dry_run: bool = False
+) -> list[RuleResult]:
+    """One pass over every rule: rows purged (or, dry run, rows that would be) per rule."""
+    rules = [*active_rules(settings.retention, webhooks=webhooks), (LATE_TURNS, 0)]
+    results = []
+    for rule, days in rules:
+        if dry_run:
+            rows = await count_expired(pool, rule, days)
+        else:
+            rows = 0
+            while True:
+                done = await purge_batch(pool, rule, days, settings.purge_batch_rows)
+                rows += done
+                ROWS_PURGED.labels(rule.kind, rule.table).inc(done)
+                if done < settings.purge_batch_rows:
+                    break
+                await asyncio.sleep(settings.purge_pause_s)  # calls get the database between
+        results.append(RuleResult(rule.kind, rule.table, rows))
+    return results
+
+
+class RetentionJob:
+    """Runs `purge` every `purge_interval_s` until stopped (the daemon owns one)."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: PrivacySettings, *, webhooks: bool) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._webhooks = webhooks
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._stopping.clear()
+            self._task = asyncio.create_task(self._loop(), name="retention")
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._stopping.set()
+        self._task.cancel()  # a pass may be mid-batch: its statement is atomic, nothing is lost
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                results = await purge(self._pool, self._settings, webhooks=self._webhooks)
+            except (asyncpg.PostgresError, OSError) as exc:
+                # A database outage must not end the job; the next pass tries again.
+                log.warning("retention pass failed: %s", exc)
+            else:
+                purged = ", ".join(f"{r.table} {r.rows}" for r in results if r.rows)
+                if purged:
+                    log.info("retention: purged %s", purged)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._settings.purge_interval_s)
