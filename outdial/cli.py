@@ -16,6 +16,7 @@ from outdial.commands import db as db_cmd
 from outdial.commands import demo as demo_cmd
 from outdial.commands import leads as leads_cmd
 from outdial.commands import models as models_cmd
+from outdial.commands import privacy as privacy_cmd
 from outdial.commands import report as report_cmd
 from outdial.commands import run as run_cmd
 from outdial.commands import scoring as scoring_cmd
@@ -37,8 +38,11 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
 app.command("demo")(demo_cmd.demo)
 leads_cmd.app.command("score")(scoring_cmd.score)
+leads_cmd.app.command("forget")(privacy_cmd.forget)
+leads_cmd.app.command("export")(privacy_cmd.export)
 app.add_typer(leads_cmd.app, name="leads")
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(privacy_cmd.app, name="privacy")
 app.command("report")(report_cmd.report)
 app.command("run")(run_cmd.run)
 app.add_typer(script_cmd.app, name="script")

@@ -81,7 +81,9 @@ TURN_CONTENT_SCRUB = """text = '', dtmf = NULL, entities = '{}'::jsonb, emotion 
     agitation = NULL"""
 
 
-async def erase_subject(conn: asyncpg.Connection, subject: Subject, who: str) -> ErasureReport:
+async def erase_subject(
+    conn: asyncpg.Connection, subject: Subject, who: str, *, token_id: int | None = None
+) -> ErasureReport:
     """Erase the person everywhere, audited as done by `who`; all or nothing."""
     async with conn.transaction():
         leads = subject.lead_ids
@@ -142,7 +144,13 @@ async def erase_subject(conn: asyncpg.Connection, subject: Subject, who: str) ->
         )
         await _tell_the_crm(conn, leads)
         await record_access(
-            conn, who, "personal_data.erase", "subject", subject.phone_e164, report.as_dict()
+            conn,
+            who,
+            "personal_data.erase",
+            "subject",
+            subject.phone_e164,
+            report.as_dict(),
+            token_id,
         )
     return report
 

@@ -1,35 +1,31 @@
-"""The audit log: every write through the API, in the same transaction as the write."""
+"""The audit log: every write through the API (in the write's transaction) and every read of
+personal data."""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 import asyncpg
 
 from outdial.api.tokens import Token
+from store.erasure import record_access
 
 log = logging.getLogger(__name__)
 
 
 async def audit(
-    conn: asyncpg.Connection,
+    conn: asyncpg.Connection | asyncpg.Pool,
     token: Token,
     action: str,
     target: str,
     detail: dict[str, Any] | None = None,
+    *,
+    subject: str | None = None,
 ) -> None:
-    """Record that `token` did `action` to `target` (no phone numbers in clear in `target`)."""
-    await conn.execute(
-        """INSERT INTO api_audit (token_id, token_name, action, target, detail)
-           VALUES ($1, $2, $3, $4, $5::text::jsonb)""",
-        token.id,
-        token.name,
-        action,
-        target,
-        json.dumps(detail or {}),
-    )
+    """Record that `token` did `action` to `target`, about the person with the E.164 number
+    `subject` (kept as its hash). No numbers or field values in `target` or `detail`."""
+    await record_access(conn, token.name, action, target, subject, detail, token.id)
     log.debug("api: %s %s %s", token.name, action, target)
 
 

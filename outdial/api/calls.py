@@ -14,6 +14,7 @@ from collections import defaultdict
 import asyncpg
 
 from compliance.redact import redact
+from outdial.api.audit import audit, lead_target
 from outdial.api.problems import ApiProblem
 from outdial.api.routing import ApiRequest, ApiState, Operation, Reply
 from outdial.api.schemas import CallList, CallOut, TurnOut
@@ -43,6 +44,12 @@ FROM call_attempts a
 FULL JOIN calls c USING (call_id)
 LEFT JOIN campaigns cp ON cp.id = coalesce(c.campaign_id, a.campaign_id)
 LEFT JOIN leads l ON l.id = coalesce(c.lead_id, a.lead_id)
+"""
+
+_PHONE_OF_CALL = """
+SELECT l.phone_e164 FROM leads l
+WHERE l.id = coalesce((SELECT lead_id FROM calls WHERE call_id = $1),
+                      (SELECT lead_id FROM call_attempts WHERE call_id = $1))
 """
 
 _TURNS = """
@@ -99,21 +106,26 @@ async def get_call(req: ApiRequest) -> Reply:
     rows = await req.state.pool.fetch(_CALLS + " WHERE call_id = $1", call_id)
     if not rows:
         raise ApiProblem(404, "not_found", f"no call with id {call_id!r}")
+    phone = await req.state.pool.fetchval(_PHONE_OF_CALL, call_id)
+    await audit(req.state.pool, req.who, "call.read", f"call/{call_id}", subject=phone)
     return Reply((await _with_turns(req.state, rows))[0])
 
 
 async def lead_calls(req: ApiRequest) -> Reply:
     campaign, external_id = req.path["campaign"], req.path["external_id"]
-    lead_id = await req.state.pool.fetchval(
-        """SELECT l.id FROM leads l JOIN campaigns c ON c.id = l.campaign_id
+    lead = await req.state.pool.fetchrow(
+        """SELECT l.id, l.phone_e164 FROM leads l JOIN campaigns c ON c.id = l.campaign_id
            WHERE c.name = $1 AND l.external_id = $2""",
         campaign,
         external_id,
     )
-    if lead_id is None:
+    if lead is None:
         raise ApiProblem(
             404, "not_found", f"no lead {external_id!r} in a campaign named {campaign!r}"
         )
+    lead_id = lead["id"]
+    target = lead_target(campaign, external_id)
+    await audit(req.state.pool, req.who, "lead.calls.read", target, subject=lead["phone_e164"])
     rows = await req.state.pool.fetch(
         _CALLS
         + """ WHERE coalesce(c.lead_id, a.lead_id) = $1

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncpg
 
-from dialer.masking import mask_number
 from outdial.api.audit import audit
 from outdial.api.leads import region_of
 from outdial.api.problems import ApiProblem, body_field, invalid
@@ -38,8 +37,9 @@ async def _campaign_id(conn: asyncpg.Connection, name: str | None) -> int | None
     return campaign_id
 
 
-def _target(phone: str, campaign: str | None) -> str:
-    return f"dnc/{campaign or 'global'}/{mask_number(phone)}"
+def _target(campaign: str | None) -> str:
+    # The number is the audit row's subject (a hash), so an erasure leaves nothing to scrub.
+    return f"dnc/{campaign or 'global'}"
 
 
 async def add(req: ApiRequest) -> Reply:
@@ -55,7 +55,12 @@ async def add(req: ApiRequest) -> Reply:
             body.reason,
         )
         await audit(
-            conn, req.who, "dnc.add", _target(phone, body.campaign), {"changed": bool(added)}
+            conn,
+            req.who,
+            "dnc.add",
+            _target(body.campaign),
+            {"changed": bool(added)},
+            subject=phone,
         )
     return Reply(DncAdded(added=bool(added)), 201 if added else 200)
 
@@ -73,7 +78,12 @@ async def remove(req: ApiRequest) -> Reply:
             campaign_id,
         )
         await audit(
-            conn, req.who, "dnc.remove", _target(phone, body.campaign), {"changed": bool(removed)}
+            conn,
+            req.who,
+            "dnc.remove",
+            _target(body.campaign),
+            {"changed": bool(removed)},
+            subject=phone,
         )
     return Reply(DncRemoved(removed=bool(removed)))
 
@@ -90,6 +100,7 @@ async def check(req: ApiRequest) -> Reply:
             phone,
             campaign_id,
         )
+        await audit(conn, req.who, "dnc.check", _target(body.campaign), subject=phone)
     on_campaign = row["on_campaign"] if campaign_id is not None else None
     return Reply(
         DncStatus(

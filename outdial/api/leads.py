@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import asyncpg
 import phonenumbers
 
-from outdial.api.audit import lead_target
+from outdial.api.audit import audit, lead_target
 from outdial.api.leadwrites import LeadWrite, Normalised
 from outdial.api.problems import ApiProblem, FieldError, body_field, invalid
 from outdial.api.routing import ApiRequest, ApiState, Operation, Reply
@@ -135,6 +135,8 @@ async def get_lead(req: ApiRequest) -> Reply:
         raise ApiProblem(
             404, "not_found", f"no lead {external_id!r} in a campaign named {campaign!r}"
         )
+    target = lead_target(campaign, external_id)
+    await audit(req.state.pool, req.who, "lead.read", target, subject=row["phone_e164"])
     return Reply(lead_out(row, campaign))
 
 

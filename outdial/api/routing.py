@@ -50,6 +50,11 @@ PATH_PARAMS: dict[str, PathParam] = {
         TypeAdapter(Annotated[Text, Field(min_length=1, max_length=200)]),
         "c-20240601-0001",
     ),
+    "lead_id": PathParam(
+        "Outdial's id of the lead (`id` in lead responses, `lead_id` in webhooks).",
+        TypeAdapter(Annotated[str, Field(pattern=r"^[1-9][0-9]{0,17}$")]),
+        "1042",
+    ),
 }
 
 

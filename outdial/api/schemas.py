@@ -316,3 +316,21 @@ class ReportOut(_Response):
 
 class HealthOut(_Response):
     status: Literal["ok", "ready"]
+
+
+# -- personal data ----------------------------------------------------------------------------
+
+
+class ErasureOut(_Response):
+    """What an erasure changed: the person's leads in every campaign and all they left."""
+
+    leads: int = Field(description="Leads with the person's number, in every campaign.")
+    calls: int
+    call_attempts: int
+    turns: int = Field(description="Turns whose text, keyed digits and emotion were blanked.")
+    compliance_events: int
+    outbox_events: int = Field(description="Webhook events about the person, deleted.")
+    dnc_entries_kept_as_hash: int = Field(
+        description="Do-not-call entries kept as a hash of the number alone (opt-out honoured)."
+    )
+    audit_rows: int

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiohttp import web
 
-from outdial.api import calls, campaigns, dnc, health, leads, reports
+from outdial.api import calls, campaigns, dnc, health, leads, personal, reports
 from outdial.api.openapi import build_document
 from outdial.api.problems import ApiProblem
 from outdial.api.routing import ApiState, Operation, endpoint
@@ -24,6 +24,7 @@ OPERATIONS: list[Operation] = [
     *dnc.OPERATIONS,
     *calls.OPERATIONS,
     *reports.OPERATIONS,
+    *personal.OPERATIONS,
 ]
 _CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 

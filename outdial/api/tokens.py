@@ -22,6 +22,8 @@ SCOPES = (
     "dnc:write",
     "calls:read",
     "reports:read",
+    # Erasure on request: given to the system that handles data subjects' requests alone.
+    "personal-data:erase",
 )
 _PREFIX = "odt_"
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
