@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,6 +50,11 @@ class ScriptRuntime:
     @property
     def name(self) -> str:
         return self.loaded.script.name
+
+    @cached_property
+    def default_opening(self) -> str | None:
+        """The opening as the script's defaults render it; None when it needs lead data."""
+        return default_opening(self.loaded.script)
 
 
 @dataclass
@@ -144,6 +150,23 @@ def lead_free_pieces(script: Script) -> list[str]:
     return list(dict.fromkeys(pieces))
 
 
+def opening_pieces(script: Script) -> list[str]:
+    """The clauses and sentences of an opening with lead data that hold none ("This call may
+    be recorded."), cut as the session streams the opening; the rest is never cached."""
+    head, tail = split_first_clause(script.opening_template())
+    candidates = [head, tail, *split_sentences(tail)]
+    return [t for c in candidates if c and (t := _with_defaults(script, c)) is not None]
+
+
+def cacheable_texts(script: Script) -> list[str]:
+    """Every text of the script that may go to the on-disk prompt cache: made from the script
+    alone (literal text and defaults), never from a lead's data."""
+    texts = script.static_prompts() + lead_free_pieces(script)
+    opening = default_opening(script)
+    # An opening with lead data is streamed: only its pieces without any are cached.
+    return texts + ([opening] if opening is not None else opening_pieces(script))
+
+
 def train_classifier(
     loaded: LoadedScript, settings: NluSettings, cache_dir: Path
 ) -> IntentClassifier:
@@ -163,8 +186,5 @@ async def prepare_script(
     """Load, train and pre-render one script file (CPU work off the event loop)."""
     loaded = await asyncio.to_thread(load_script, path)
     classifier = await services.run_cpu(train_classifier, loaded, services.settings.nlu, cache_dir)
-    prompts = loaded.script.static_prompts() + lead_free_pieces(loaded.script)
-    if (opening := default_opening(loaded.script)) is not None:
-        prompts.append(opening)
-    await services.tts.prerender(prompts)
+    await services.tts.prerender(cacheable_texts(loaded.script))
     return ScriptRuntime(loaded=loaded, version=version, classifier=classifier)

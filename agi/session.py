@@ -435,10 +435,12 @@ class CallSession:
         self._advance_speech(time.monotonic())
 
     def _cacheable(self, say: Say) -> bool:
-        """Prompts without lead data: pre-rendered static texts and the opening identification
-        (who is calling and how to opt out), which is the same for every lead of a campaign.
-        Everything else is streamed and never written to disk."""
-        return say.static or say.node == "identification"
+        """Only text made from the script alone goes through the on-disk prompt cache: static
+        texts, and the opening as the script's defaults render it. An opening that carries a
+        lead's data ("Hi {customer_name}, ...") is streamed and never written to disk."""
+        return say.static or (
+            say.node == "identification" and say.text == self.runtime.default_opening
+        )
 
     async def _produce(self, speech: _Speech) -> None:
         started = time.monotonic()
@@ -446,6 +448,10 @@ class CallSession:
             speech.playback.feed(await self.services.tts.render(speech.say.text))
             metrics.TTS_SECONDS.observe(time.monotonic() - started)
             speech.playback.finish()
+            return
+        if speech.say.node == "identification":
+            # The caller hears nothing before the greeting: all of it on the urgent lane.
+            await self._play(speech, self._urgently(speech.say.text), started)
             return
         ahead = speech.ahead
         if ahead is not None and ahead.started:
@@ -465,6 +471,13 @@ class CallSession:
             await self._play(speech, self._head_then_rest(head, rest), started)
         finally:
             rest.cancel()
+
+    async def _urgently(self, text: str) -> AsyncIterator[bytes]:
+        """The short first clause, then the rest, both synthesised on the urgent lane."""
+        for part in split_first_clause(text):
+            if part:
+                async for pcm in self.services.tts.stream(part):
+                    yield pcm
 
     async def _head_then_rest(self, head: str, rest: AheadSynthesis) -> AsyncIterator[bytes]:
         async for pcm in self.services.tts.stream(head):

@@ -21,6 +21,7 @@ from dialog.yamlsource import YamlSyntaxError, parse_yaml
 from emotion.settings import EmotionSettings
 from nlu.settings import NluSettings
 from outdial.api.settings import ApiSettings
+from outdial.credentials import read_credential
 from outdial.errors import UserError
 from store.settings import DatabaseSettings, PrivacySettings
 from voice.settings import AsrSettings, TtsSettings
@@ -120,19 +121,21 @@ def _read(path: Path) -> str:
 
 
 def _apply_environment(data: dict[str, Any]) -> None:
-    """Secrets and the state directory come from the environment when set."""
-    if url := os.environ.get("OUTDIAL_DATABASE_URL"):
+    """Secrets and the state directory come from the environment when set, secrets else
+    from systemd credentials (outdial/credentials.py)."""
+    if url := os.environ.get("OUTDIAL_DATABASE_URL") or read_credential("database-url"):
         data.setdefault("database", {})["url"] = url
     if state := os.environ.get("OUTDIAL_STATE_DIR"):
         data["state_dir"] = state
-    if secret := os.environ.get("OUTDIAL_WEBHOOK_SECRET"):
+    if secret := os.environ.get("OUTDIAL_WEBHOOK_SECRET") or read_credential("webhook-secret"):
         data.setdefault("webhooks", {})["secret"] = secret
     _apply_ami_secrets(data)
 
 
 def _apply_ami_secrets(data: dict[str, Any]) -> None:
-    """`OUTDIAL_AMI_SECRET_<TRUNK>` for one trunk, else `OUTDIAL_AMI_SECRET` for all."""
-    common = os.environ.get("OUTDIAL_AMI_SECRET")
+    """`OUTDIAL_AMI_SECRET_<TRUNK>` for one trunk, else `OUTDIAL_AMI_SECRET` (or the
+    `ami-secret` credential) for all."""
+    common = os.environ.get("OUTDIAL_AMI_SECRET") or read_credential("ami-secret")
     trunks = data.get("trunks")
     if trunks is None:
         if not (common or os.environ.get("OUTDIAL_AMI_SECRET_DEFAULT")):

@@ -28,13 +28,14 @@ from dialog.schema import BASE_VARIANT
 from emotion.warmup import warm
 from outdial.api.server import ApiServer
 from outdial.config import Config
+from outdial.credentials import spool_keys
 from outdial.metrics import MetricsServer
 from outdial.models import voice_settings
 from outdial.retention import RetentionJob
 from outdial.systemd import Notifier, start_watchdog
 from outdial.webhooks import WebhookSender
 from store.db import Database
-from store.spool import spool_dir
+from store.spool import spool_cipher, spool_dir
 from store.turns import TurnWriter
 from voice.asr import AsrEngine
 from voice.tts import TtsEngine
@@ -86,7 +87,11 @@ class Daemon:
         )
         loaded = await self.catalog.reload()
         log.info("scripts ready: %s", ", ".join(r.name for r in loaded) or "none")
-        self.turns = TurnWriter(pool, spool_dir(config.database, config.state_dir) / "turns")
+        self.turns = TurnWriter(
+            pool,
+            spool_dir(config.database, config.state_dir) / "turns",
+            cipher=spool_cipher(spool_keys(config.state_dir)),  # rows hold personal data
+        )
         await self.turns.start()
         allocator = VariantAllocator(pool, config.analytics.ab)
 

@@ -30,6 +30,9 @@ _PHONE = re.compile(
 )
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*):[^@/\s]+@")
 MASK = "********"
+# Libraries whose DEBUG lines echo the data they are given (piper logs every text it speaks:
+# a customer's name): kept at INFO whatever log.level says.
+_ECHOING_LOGGERS = ("piper",)
 # Attributes every LogRecord has; anything else came in through `extra=`.
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()
@@ -130,6 +133,8 @@ def setup_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(_level(settings.level))
+    for name in _ECHOING_LOGGERS:
+        logging.getLogger(name).setLevel(max(root.level, logging.INFO))
     logging.captureWarnings(True)
     return handler
 

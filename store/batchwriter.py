@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from cryptography.fernet import MultiFernet
 
 from store.copyinsert import CopyTarget, copy_insert_ignore
 from store.db import create_pool
@@ -92,6 +93,7 @@ class BatchWriter:
         write_timeout: float = 10.0,
         max_backoff: float = 5.0,
         segment_rows: int = 10_000,
+        cipher: MultiFernet | None = None,
         on_written: Callable[[int], None] | None = None,
         on_spool_depth: Callable[[int], None] | None = None,
     ) -> None:
@@ -101,7 +103,7 @@ class BatchWriter:
         self._pool = db if isinstance(db, asyncpg.Pool) else None
         self._url = db if isinstance(db, str) else None
         self._kind = kind
-        self._spool = Spool(spool_dir, kind.name, segment_rows=segment_rows)
+        self._spool = Spool(spool_dir, kind.name, segment_rows=segment_rows, cipher=cipher)
         self._flush_interval = flush_interval
         self._batch_rows = batch_rows
         self._max_queue = max_queue

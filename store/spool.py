@@ -1,7 +1,10 @@
 """An on-disk spool: rows wait here, fsync'd, while PostgreSQL is unreachable.
 
 Rows are JSON objects, one per line, in numbered segment files `<kind>-<number>.jsonl` so
-several row kinds (turns, call records, ...) can share one directory. Segments are replayed
+several row kinds (turns, call records, ...) can share one directory. Rows hold personal data
+(what a customer said, prompts with their name): given a cipher, each line is a Fernet token
+(AES-128-CBC with HMAC-SHA256, from `cryptography`) instead of the JSON itself; lines written
+without one (before an upgrade) are still read. Segments are replayed
 oldest first and deleted only after their rows are committed, so a crash at any point
 replays a segment at most once more; the writers' idempotent keys make that harmless.
 """
@@ -18,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
 from store.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
@@ -29,6 +34,17 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 def spool_dir(settings: DatabaseSettings, state_dir: Path) -> Path:
     """Where writers spool: `database.spool_dir` if configured, else `<state_dir>/spool`."""
     return Path(settings.spool_dir) if settings.spool_dir else state_dir / "spool"
+
+
+def spool_cipher(keys: Sequence[bytes]) -> MultiFernet:
+    """Encrypts with the first key, decrypts with any (segments written before a key change)."""
+    if not keys:
+        raise ValueError("a spool cipher needs at least one key")
+    return MultiFernet([Fernet(key) for key in keys])
+
+
+class SpoolKeyError(RuntimeError):
+    """A complete spool line no key opens: replaying on would lose its rows."""
 
 
 class SpoolBusyError(RuntimeError):
@@ -47,12 +63,20 @@ def _fsync_dir(directory: Path) -> None:
 class Spool:
     """Append-only JSON-lines segments for one row kind; safe to use from several threads."""
 
-    def __init__(self, directory: Path, kind: str, *, segment_rows: int = 10_000) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        kind: str,
+        *,
+        segment_rows: int = 10_000,
+        cipher: MultiFernet | None = None,
+    ) -> None:
         if not re.fullmatch(r"[a-z0-9_]+", kind):
             raise ValueError(f"spool kind must be lowercase letters, digits, _: {kind!r}")
         self.directory = directory
         self.kind = kind
         self.segment_rows = segment_rows
+        self._cipher = cipher
         self._name = re.compile(rf"^{kind}-(\d{{12}})\.jsonl$")
         self._lock = threading.Lock()
         self._lock_file: IO[bytes] | None = None
@@ -101,7 +125,7 @@ class Spool:
         """Write `rows` durably (returns after fsync)."""
         if not rows:
             return
-        data = "".join(_ENCODER.encode(row) + "\n" for row in rows).encode()
+        data = b"".join(self._line(row) for row in rows)
         with self._lock:
             if self._lock_file is None:
                 raise RuntimeError("spool is not open")
@@ -112,6 +136,22 @@ class Spool:
             self._segments[path] += len(rows)
             if self._segments[path] >= self.segment_rows:
                 self._close_active()
+
+    def _line(self, row: Row) -> bytes:
+        plain = _ENCODER.encode(row).encode()
+        return (plain if self._cipher is None else self._cipher.encrypt(plain)) + b"\n"
+
+    def _row(self, line: bytes) -> dict[str, Any]:
+        if line.startswith(b"{"):  # written without a cipher
+            return json.loads(line)
+        if self._cipher is None:
+            raise SpoolKeyError("the spool holds encrypted rows: configure its key")
+        try:
+            return json.loads(self._cipher.decrypt(line.rstrip(b"\n")))
+        except InvalidToken as exc:
+            raise SpoolKeyError(
+                "a spool row opens with none of the spool keys (was spool.key replaced?)"
+            ) from exc
 
     def seal(self) -> None:
         """Finish the active segment so replay can read it while new rows go to a new one."""
@@ -131,7 +171,7 @@ class Spool:
                 try:
                     if not line.endswith(b"\n"):
                         raise ValueError("no line end")
-                    rows.append(json.loads(line))
+                    rows.append(self._row(line))
                 except ValueError:
                     # Only an append cut short by a crash leaves this; its rows were never
                     # acknowledged to the writer, which kept them in memory at the time.

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import asyncpg
+from cryptography.fernet import MultiFernet
 
 from store.batchwriter import BatchWriter, RowKind
 from store.copyinsert import CopyTarget
@@ -158,7 +159,9 @@ class TurnWriter(BatchWriter):
         max_queue: int = 20_000,
         write_timeout: float = 10.0,
         max_backoff: float = 5.0,
+        cipher: MultiFernet | None = None,
     ) -> None:
+        """`cipher` (store.spool.spool_cipher) encrypts the rows the spool holds on disk."""
         super().__init__(
             db,
             spool_dir,
@@ -168,6 +171,7 @@ class TurnWriter(BatchWriter):
             max_queue=max_queue,
             write_timeout=write_timeout,
             max_backoff=max_backoff,
+            cipher=cipher,
             on_written=TURNS_WRITTEN.inc,
             on_spool_depth=SPOOL_DEPTH_ROWS.set,
         )

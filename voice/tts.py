@@ -193,7 +193,7 @@ class TtsEngine:
             self.sentences_synthesized += 1
             yield chunk
         if not produced:
-            raise TtsError(f"nothing to speak in {text!r}")
+            raise TtsError(f"nothing to speak in a text of {len(text)} characters")
 
     def _next_sentence(self, sentences: Iterator[AudioChunk]) -> bytes | None:
         chunk = next(sentences, None)

@@ -114,8 +114,8 @@ async def test_rows_past_their_time_go_and_the_others_stay(db_pool: asyncpg.Pool
         kept = t["call_id"] == "call-1"
         assert (t["text"] == "my name is Ann") is kept and (t["dtmf"] == "4") is kept
         assert (t["emotion"] == {}) is not kept and t["intent"] == "affirm"
-    assert [r["call_id"] for r in await db_pool.fetch("SELECT call_id FROM call_attempts "
-                                                       "ORDER BY 1")] == ["call-1", "call-2"]  # fmt: skip
+    attempts = await db_pool.fetch("SELECT call_id FROM call_attempts ORDER BY 1")
+    assert [r["call_id"] for r in attempts] == ["call-1", "call-2"]
     assert await db_pool.fetchval("SELECT count(*) FROM compliance_events") == 2
     assert await db_pool.fetchval("SELECT count(*) FROM api_audit") == 1
     outbox = await db_pool.fetch("SELECT idempotency_key FROM outbox ORDER BY 1")
@@ -133,7 +133,7 @@ async def test_rows_past_their_time_go_and_the_others_stay(db_pool: asyncpg.Pool
 async def test_unsent_events_wait_for_a_configured_webhook(db_pool: asyncpg.Pool) -> None:
     async with db_pool.acquire() as conn:
         await _seed(conn)
-    off = RetentionSettings(**{f: None for f in RetentionSettings.model_fields})
+    off = RetentionSettings(**dict.fromkeys(RetentionSettings.model_fields))
     settings = PrivacySettings(retention=off.model_copy(update={"outbox_unsent_days": 7}))
     assert sum(r.rows for r in await purge(db_pool, settings, webhooks=True)) == 0
     assert await db_pool.fetchval("SELECT count(*) FROM outbox") == 4
@@ -146,8 +146,7 @@ async def test_unsent_events_wait_for_a_configured_webhook(db_pool: asyncpg.Pool
     [
         (
             "privacy:\n  retention:\n    calls_days: 7\n",
-            "x.yaml:3:5: privacy.retention.calls_days: Input should be greater than or equal "
-            "to 30",
+            "x.yaml:3:5: privacy.retention.calls_days: Input should be greater than or equal to 30",
         ),
         (
             "privacy:\n  retention:\n    turns_days: 7\n",

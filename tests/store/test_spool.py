@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
+from outdial.credentials import spool_keys
 from store.settings import DatabaseSettings
-from store.spool import Spool, SpoolBusyError, spool_dir
+from store.spool import Spool, SpoolBusyError, SpoolKeyError, spool_cipher, spool_dir
 
 
 def _rows(start: int, count: int) -> list[dict[str, int]]:
@@ -104,3 +106,46 @@ def test_spool_dir_follows_the_settings(tmp_path: Path) -> None:
     assert spool_dir(DatabaseSettings(), tmp_path) == tmp_path / "spool"
     chosen = DatabaseSettings(spool_dir=str(tmp_path / "elsewhere"))
     assert spool_dir(chosen, tmp_path) == tmp_path / "elsewhere"
+
+
+def test_rows_are_encrypted_at_rest_and_read_back(tmp_path: Path) -> None:
+    old_key, key = Fernet.generate_key(), Fernet.generate_key()
+    plain = Spool(tmp_path, "turns")  # written before the upgrade: plain JSON lines
+    plain.open()
+    plain.append([{"text": "before"}])
+    plain.close()
+    older = Spool(tmp_path, "turns", cipher=spool_cipher([old_key]))
+    older.open()
+    older.append([{"text": "Hi Ann Example"}])
+    older.close()
+    spool = Spool(tmp_path, "turns", cipher=spool_cipher([key, old_key]))
+    spool.open()
+    spool.append([{"text": "owes 1,234.56"}])
+    spool.seal()
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.glob("turns-*.jsonl"))
+    assert b"Ann Example" not in on_disk and b"1,234.56" not in on_disk
+    read = [r["text"] for s in spool.sealed_segments() for r in spool.read(s)]
+    assert read == ["before", "Hi Ann Example", "owes 1,234.56"]
+    spool.close()
+
+    stranger = Spool(tmp_path, "turns", cipher=spool_cipher([Fernet.generate_key()]))
+    stranger.open()
+    with pytest.raises(SpoolKeyError, match="none of the spool keys"):
+        [stranger.read(s) for s in stranger.sealed_segments()]
+    stranger.close()
+    keyless = Spool(tmp_path, "turns")
+    keyless.open()
+    with pytest.raises(SpoolKeyError, match="configure its key"):
+        [keyless.read(s) for s in keyless.sealed_segments()]
+    keyless.close()
+
+
+def test_the_spool_key_is_made_once_and_a_credential_comes_first(tmp_path: Path) -> None:
+    made = spool_keys(tmp_path, {})
+    assert len(made) == 1 and (tmp_path / "spool.key").stat().st_mode & 0o777 == 0o600
+    assert spool_keys(tmp_path, {}) == made
+    credentials = tmp_path / "creds"
+    credentials.mkdir()
+    (credentials / "spool-key").write_bytes(Fernet.generate_key() + b"\n")
+    keys = spool_keys(tmp_path, {"CREDENTIALS_DIRECTORY": str(credentials)})
+    assert keys[1:] == made and keys[0] == (credentials / "spool-key").read_bytes().strip()
