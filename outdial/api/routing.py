@@ -70,6 +70,9 @@ class ApiState:
     buckets: TokenBuckets = field(init=False)
     lead_writes: LeadWrites = field(init=False)
     _tokens: dict[str, tuple[Token, float]] = field(default_factory=dict)
+    # True while the revocation announcements arrive (ApiServer's listener): the cache is used
+    # only then, so a revoked token can never outlive its announcement.
+    revocations_heard: bool = False
 
     def __post_init__(self) -> None:
         self.buckets = TokenBuckets(self.settings.rate_per_s, self.settings.burst)
@@ -83,15 +86,28 @@ class ApiState:
         secret = secret.strip()
         now = time.monotonic()
         cached = self._tokens.get(secret)
-        if cached is not None and cached[1] > now:
+        if cached is not None and cached[1] > now and self.revocations_heard:
             return cached[0]
         token = await find_token(self.pool, secret)
         if token is None:
             self._tokens.pop(secret, None)
             raise _unauthorized("unknown or revoked token")
-        if self.settings.token_cache_s > 0:
+        if self.settings.token_cache_s > 0 and self.revocations_heard:
             self._tokens[secret] = (token, now + self.settings.token_cache_s)
         return token
+
+    def forget_token(self, token_id: int) -> None:
+        """A token was revoked (on any daemon): never trust its cached check again."""
+        for secret, (token, _) in list(self._tokens.items()):
+            if token.id == token_id:
+                del self._tokens[secret]
+
+    def cached_token_ids(self) -> set[int]:
+        return {token.id for token, _ in self._tokens.values()}
+
+    def stop_caching(self) -> None:
+        self.revocations_heard = False
+        self._tokens.clear()
 
 
 def _unauthorized(detail: str) -> ApiProblem:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -26,6 +27,8 @@ OPERATIONS: list[Operation] = [
     *reports.OPERATIONS,
     *personal.OPERATIONS,
 ]
+# Migration 090's trigger announces each revoked or deleted token's id here.
+REVOKED_CHANNEL = "outdial_token_revoked"
 _CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
@@ -54,10 +57,12 @@ async def problem_details(
         )
 
 
-def create_app(config: Config, pool: asyncpg.Pool) -> web.Application:
+def create_app(
+    config: Config, pool: asyncpg.Pool, state: ApiState | None = None
+) -> web.Application:
     settings = config.api
     app = web.Application(middlewares=[problem_details], client_max_size=settings.max_body_bytes)
-    state = ApiState(pool, settings, config.compliance, config.default_region)
+    state = state or ApiState(pool, settings, config.compliance, config.default_region)
     document = build_document(OPERATIONS)
 
     async def openapi(_: web.Request) -> web.Response:
@@ -76,11 +81,15 @@ class ApiServer:
         self._config = config
         self._pool = pool
         self._runner: web.AppRunner | None = None
+        self._listener: asyncpg.Connection | None = None
         self.port: int | None = None
+        self.state = ApiState(pool, config.api, config.compliance, config.default_region)
 
     async def start(self) -> int:
         settings = self._config.api
-        runner = web.AppRunner(create_app(self._config, self._pool), access_log=None)
+        if settings.token_cache_s > 0:
+            await self._hear_revocations()
+        runner = web.AppRunner(create_app(self._config, self._pool, self.state), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)
         try:
@@ -100,3 +109,26 @@ class ApiServer:
             await self._runner.cleanup()
             self._runner = None
             self.port = None
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            self.state.stop_caching()
+            # A connection that died was already taken back by the pool.
+            with contextlib.suppress(asyncpg.InterfaceError):
+                listener.remove_termination_listener(self._listener_lost)
+                await listener.remove_listener(REVOKED_CHANNEL, self._on_revoked)  # UNLISTEN
+                await self._pool.release(listener)
+
+    async def _hear_revocations(self) -> None:
+        """Hold one connection LISTENing for revocations, so cached tokens can be trusted."""
+        listener = await self._pool.acquire()
+        await listener.add_listener(REVOKED_CHANNEL, self._on_revoked)
+        listener.add_termination_listener(self._listener_lost)
+        self._listener = listener
+        self.state.revocations_heard = True
+
+    def _on_revoked(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self.state.forget_token(int(payload))
+
+    def _listener_lost(self, _conn: object) -> None:
+        log.warning("API: lost the revocation channel; every request now asks the database")
+        self.state.stop_caching()

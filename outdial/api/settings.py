@@ -18,6 +18,8 @@ class ApiSettings(BaseModel):
     # Per token: a bucket of `burst` requests refilled at `rate_per_s`; empty bucket -> 429.
     rate_per_s: float = Field(default=50.0, gt=0)
     burst: int = Field(default=100, ge=1)
-    # How long a checked token is trusted without asking the database: a revocation takes
-    # effect within this many seconds.
-    token_cache_s: float = Field(default=5.0, ge=0)
+    # How long a checked token is trusted without asking the database. 0: every request asks,
+    # so a revocation holds from the next request on. Above 0, PostgreSQL announces each
+    # revocation to every daemon (LISTEN outdial_token_revoked), which drops the token at once;
+    # while that announcement channel is down, nothing is cached.
+    token_cache_s: float = Field(default=0.0, ge=0)

@@ -86,7 +86,7 @@ def list_(
 
 @token_app.command("revoke")
 def revoke(ctx: typer.Context, name: str) -> None:
-    """Revoke a token (a running daemon refuses it within api.token_cache_s seconds)."""
+    """Revoke a token: every daemon on the database refuses it from its next request on."""
     config = cli_state(ctx).loaded.config
     _with_db(config, lambda conn: revoke_token(conn, name))
     Console().print(f"revoked {name}")
