@@ -171,7 +171,9 @@ class PromptSpool:
         self._count += 1
         name = os.path.join(self.directory, f"{PROMPT_PREFIX}{os.getpid()}-{self._count}")
         try:
-            with wave.open(f"{name}.wav", "wb") as out:
+            # The prompt may say the customer's name: readable by Asterisk's user alone.
+            fd = os.open(f"{name}.wav", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as raw, wave.open(raw, "wb") as out:
                 out.setnchannels(1)
                 out.setsampwidth(2)
                 out.setframerate(SAMPLE_RATE)
