@@ -7,6 +7,7 @@ import typer
 from outdial.checks import CheckResult, run_checks
 from outdial.config import ConfigError
 from outdial.context import cli_state, run_async
+from outdial.secretcheck import readable_secrets_warning
 
 
 def check(ctx: typer.Context) -> None:
@@ -22,5 +23,7 @@ def check(ctx: typer.Context) -> None:
     results = [CheckResult("config", True, source), *run_async(run_checks(loaded.config))]
     for result in results:
         typer.echo(result.line)
+    if (warning := readable_secrets_warning(loaded.source)) is not None:
+        typer.echo(f"WARN secrets: {warning}")  # a warning: the daemon still runs
     if not all(r.ok for r in results):
         raise typer.Exit(1)
