@@ -102,14 +102,19 @@ class LiveStack:
 
 @contextlib.asynccontextmanager
 async def open_live_stack(
-    engines: tuple[AsrEngine, TtsEngine], pg_url: str, scripts: Path, work: Path
+    engines: tuple[AsrEngine, TtsEngine],
+    pg_url: str,
+    scripts: Path,
+    work: Path,
+    turns: TurnWriter | None = None,
 ) -> AsyncIterator[LiveStack]:
-    """The call service over `scripts` with a real PostgreSQL; `work` holds caches and spool."""
+    """The call service over `scripts` with a real PostgreSQL; `work` holds caches and spool
+    (or `turns` writes the turn log)."""
     pool = await create_pool(pg_url, DatabaseSettings())
     services = call_services(engines)
     catalog = ScriptCatalog(scripts, services, work / "nlu", pool)
     await catalog.reload()
-    turns = TurnWriter(pool, work / "spool")
+    turns = turns or TurnWriter(pool, work / "spool")
     await turns.start()
 
     async def first_variant(runtime: object) -> None:

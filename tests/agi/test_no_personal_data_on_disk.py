@@ -16,11 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from agi.callstore import CallStore
-from agi.catalog import ScriptCatalog
 from agi.runtime import cacheable_texts
-from agi.service import CallService, ScriptSource
-from agi.settings import AgiSettings, AudioSocketSettings
 from outdial.config import LogSettings
 from outdial.credentials import spool_keys
 from outdial.logging import setup_logging
@@ -30,7 +26,7 @@ from store.db import create_pool
 from store.settings import DatabaseSettings
 from store.spool import Spool, spool_cipher
 from store.turns import TurnWriter
-from tests.agi.conftest import YES, call_services, originate
+from tests.agi.conftest import YES, open_live_stack, originate
 from voice.asr import AsrEngine
 from voice.settings import TtsSettings
 from voice.tts import TtsEngine
@@ -74,7 +70,6 @@ nodes:
     disposition: completed
     outcome: declined
 """
-# Nothing listens here: every turn goes to the spool, as during a database outage.
 UNREACHABLE = "postgresql://outdial@127.0.0.1:9/outdial?connect_timeout=1"
 
 
@@ -127,7 +122,6 @@ async def test_a_greeting_with_lead_data_leaves_nothing_on_disk(
     (scripts / "balance_en.yaml").write_text(SCRIPT, encoding="utf-8")
     asr = engines[0]
     tts = await TtsEngine.load(TtsSettings(cache_dir=state / "tts-cache"))
-    services = call_services((asr, tts))
     pool = await create_pool(pg_url, DatabaseSettings())
     async with pool.acquire() as conn:
         campaign = await conn.fetchval(
@@ -147,29 +141,11 @@ async def test_a_greeting_with_lead_data_leaves_nothing_on_disk(
             campaign,
         )
     log_file = state / "outdial.log"
-    state.mkdir(exist_ok=True)
+    cipher = spool_cipher(spool_keys(state))  # as the daemon makes it
+    # Nothing listens at UNREACHABLE: every turn goes to the spool, as in a database outage.
+    turns = TurnWriter(UNREACHABLE, state / "spool" / "turns", write_timeout=1.0, cipher=cipher)
     with daemon_log(log_file):
-        catalog = ScriptCatalog(scripts, services, state / "nlu-cache", pool)
-        await catalog.reload()
-        cipher = spool_cipher(spool_keys(state))  # as the daemon makes it
-        turns = TurnWriter(UNREACHABLE, state / "spool" / "turns", write_timeout=1.0,
-                           cipher=cipher)  # fmt: skip
-        await turns.start()
-
-        async def base_variant(runtime: object) -> None:
-            return None
-
-        service = CallService(
-            AgiSettings(port=0),
-            AudioSocketSettings(port=0),
-            services,
-            ScriptSource(catalog.get),
-            CallStore(pool),
-            turns,
-            base_variant,
-        )
-        await service.start()
-        try:
+        async with open_live_stack((asr, tts), pg_url, scripts, state, turns) as stack:
             scenario = Scenario.model_validate(
                 {
                     "seed": 1,
@@ -180,17 +156,16 @@ async def test_a_greeting_with_lead_data_leaves_nothing_on_disk(
                     },
                 }
             )
-            agi = f"agi://127.0.0.1:{service.agi_port}/outdial?campaign=dues"
+            agi = f"agi://127.0.0.1:{stack.service.agi_port}/outdial?campaign=dues"
             config = SimConfig(scenario=scenario, dialplan=default_dialplan(agi),
                                bot_silence_gap=1.0)  # fmt: skip
             async with PbxSim(config) as sim:
                 await originate(sim.ami_port, [("2025550147", "call-dues")])
                 await sim.wait_calls_done(1, timeout=120)
-        finally:
-            await service.drain(5)
+            await stack.service.drain(5)
             spooled = turns.spool_depth
-            await turns.close()
-            tts.shutdown()
+            runtime = stack.catalog.get("balance_en")
+        tts.shutdown()
     call = await pool.fetchrow("SELECT outcome FROM calls WHERE call_id = 'call-dues'")
     await pool.close()
 
@@ -201,7 +176,6 @@ async def test_a_greeting_with_lead_data_leaves_nothing_on_disk(
     greeting = f"Hi {NAME}, this is Northwind Energy about your balance of {AMOUNT} dollars."
     assert not tts.is_cached(greeting) and not tts.is_cached(f"Hi {NAME},")
     # Every file in the prompt cache is one of the script's lead-free texts.
-    runtime = catalog.get("balance_en")
     assert runtime is not None
     texts = cacheable_texts(runtime.script)
     assert "This call may be recorded." in texts and not [t for t in texts if NAME in t]
