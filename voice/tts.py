@@ -129,7 +129,10 @@ class TtsEngine:
         return self.cache_path(text).is_file()
 
     async def render(self, text: str) -> bytes:
-        """The whole text as 8 kHz slin, from the cache or synthesised and cached."""
+        """The whole text as 8 kHz slin, from the cache or synthesised and cached.
+
+        It is written to disk: only for text made from a script alone, never a lead's data
+        (agi/runtime.py `cacheable_texts`, agi/session.py `_cacheable`)."""
         text = _clean(text)
         path = self.cache_path(text)
         cached = await asyncio.to_thread(_read_if_exists, path)
