@@ -94,7 +94,7 @@ class Timed:
     cpu_postgres_s: float | None
 
 
-async def run(leads: int, concurrency: int) -> dict[str, object]:
+async def run(leads: int, concurrency: int, token_cache_s: float) -> dict[str, object]:
     async with scratch_database(SCRATCH_DB) as db:
         pool = await create_pool(db.url, DatabaseSettings(pool_min=4, pool_max=16))
         try:
@@ -105,7 +105,13 @@ async def run(leads: int, concurrency: int) -> dict[str, object]:
                 )
             config = Config(
                 database=DatabaseSettings(url=SecretStr(db.url)),
-                api=ApiSettings(enabled=True, port=0, rate_per_s=1e6, burst=1_000_000),
+                api=ApiSettings(
+                    enabled=True,
+                    port=0,
+                    rate_per_s=1e6,
+                    burst=1_000_000,
+                    token_cache_s=token_cache_s,
+                ),
             )
             server = ApiServer(config, pool)
             port = await server.start()
@@ -175,9 +181,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--token-cache-s",
+        type=float,
+        default=ApiSettings().token_cache_s,
+        help="api.token_cache_s (default: the config's default, 0: a token check per request)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     args = parser.parse_args()
-    result = uvloop.run(run(args.leads, args.concurrency))
+    result = uvloop.run(run(args.leads, args.concurrency, args.token_cache_s))
     print(
         f"{result['leads']:,} single-lead creates over HTTP in {result['seconds']} s "
         f"({result['concurrency']} connections)"
