@@ -11,11 +11,10 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from compliance import CallingWindow
+from compliance import parse_days as parse_day_names
 from dialer.dispositions import ANSWERED, HUMAN_ANSWERED
 from dialer.settings import DialerSettings
 
-DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_WINDOW = re.compile(r"^\d{2}:\d{2}-\d{2}:\d{2}$")
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _CALLER_ID = re.compile(r"^\+?[0-9]{2,20}$")
 
@@ -28,26 +27,18 @@ class CampaignError(ValueError):
 
 def parse_window(text: str) -> CallingWindow:
     """`09:00-21:00`: local times a call may start, start <= t < end, within one day."""
-    if not _WINDOW.match(text.strip()):
-        raise CampaignError(f"window {text!r}: expected HH:MM-HH:MM, for example 09:00-21:00")
     try:
         return CallingWindow.parse(text)
     except ValueError as exc:
-        raise CampaignError(f"window {text!r}: {exc}") from exc
+        raise CampaignError(str(exc)) from exc
 
 
 def parse_days(text: str) -> frozenset[int]:
     """`mon-sat`, `mon,wed,fri` or `fri-mon` as weekday numbers (Monday = 0)."""
-    days: set[int] = set()
-    for part in text.lower().replace(" ", "").split(","):
-        first, _, last = part.partition("-")
-        if first not in DAY_NAMES or (last and last not in DAY_NAMES):
-            raise CampaignError(f"days {text!r}: use day names {','.join(DAY_NAMES)}, e.g. mon-sat")
-        a = DAY_NAMES.index(first)
-        b = DAY_NAMES.index(last) if last else a
-        span = range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)]
-        days.update(span)
-    return frozenset(days)
+    try:
+        return parse_day_names(text)
+    except ValueError as exc:
+        raise CampaignError(str(exc)) from exc
 
 
 class CampaignSettings(BaseModel):

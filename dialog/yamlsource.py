@@ -4,6 +4,8 @@ Scripts are parsed twice from the same text: `yaml.compose` gives the node tree 
 (kept in a `SourceMap`), and the loader constructs plain data for pydantic. The loader
 resolves booleans the YAML 1.2 way (only true/false), so an admin's `yes`, `no`, `on` and
 `off` stay strings: in a conversation script they are nearly always words a customer says.
+Dates stay strings too: pydantic reads them where a date is wanted, and a bad one
+(`2026-13-01`) is then reported with its position instead of crashing the YAML loader.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ class ScriptLoader(yaml.SafeLoader):
     """SafeLoader whose booleans are only true/false (YAML 1.2 core schema)."""
 
 
+_PLAIN_STRING_TAGS = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
 ScriptLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    first: [(tag, rx) for tag, rx in resolvers if tag not in _PLAIN_STRING_TAGS]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 ScriptLoader.add_implicit_resolver(

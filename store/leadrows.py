@@ -64,6 +64,13 @@ class RowSpec:
     custom: tuple[tuple[int, str], ...]
 
 
+def known_region(region: str) -> str:
+    """`region` upper-cased when phonenumbers knows it; ValueError otherwise."""
+    if region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"unknown region {region!r} (expected a code like US, GB, CN)")
+    return region.upper()
+
+
 def _find(names: list[str], wanted: tuple[str, ...]) -> int | None:
     return next((i for i, name in enumerate(names) if name in wanted), None)
 

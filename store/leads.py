@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import IO
 
 import asyncpg
-import phonenumbers
 
 from store.copyinsert import CopyTarget, copy_text_insert_ignore
 from store.leadrows import (
@@ -37,6 +36,7 @@ from store.leadrows import (
     RecordError,
     Reject,
     RowSpec,
+    known_region,
     process_chunk,
     read_records,
     row_spec,
@@ -352,12 +352,14 @@ async def import_leads(
     `workers`: processes normalising rows; None picks by file size and CPU count.
     `chunk_rows`: lines handed to a worker at a time; `copy_rows`: rows per COPY.
     """
-    if region.upper() not in phonenumbers.SUPPORTED_REGIONS:
-        raise LeadImportError(f"unknown region {region!r} (expected a code like US, GB, CN)")
+    try:
+        region = known_region(region)
+    except ValueError as exc:
+        raise LeadImportError(str(exc)) from exc
     started = time.perf_counter()
     try:
         summary = await _import(
-            conn, path, campaign, region.upper(), workers, chunk_rows, copy_rows, progress
+            conn, path, campaign, region, workers, chunk_rows, copy_rows, progress
         )
     except RecordError as exc:
         raise LeadImportError(f"{path}:{exc.line}: {exc}") from exc
