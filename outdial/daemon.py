@@ -6,6 +6,8 @@ READY=1 goes to systemd only after all of that. SIGTERM drains: the dialer stops
 originating, its live calls finish (bounded) while the call listeners keep serving them, leases
 are released, then the listeners close and the turn log is flushed.
 SIGHUP reloads the scripts: new calls get the new version, live calls keep theirs.
+The dialer runs supervised (outdial.supervision): if it dies it is logged with its traceback,
+`/readyz` turns 503, STATUS= says so, and it is restarted with backoff.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import asyncio
 import gc
 import logging
 import signal
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from agi.callstore import CallStore
 from agi.catalog import ScriptCatalog
@@ -30,6 +34,7 @@ from outdial.api.server import ApiServer
 from outdial.config import Config
 from outdial.metrics import MetricsServer
 from outdial.models import voice_settings
+from outdial.supervision import Backoff, Readiness, Supervisor
 from outdial.systemd import Notifier, start_watchdog
 from outdial.webhooks import WebhookSender
 from store.db import Database
@@ -69,6 +74,9 @@ class Daemon:
     calls: CallService | None = None
     dialer: Dialer | None = None
     notifier: Notifier = field(default_factory=Notifier.from_environ)
+    readiness: Readiness = field(default_factory=Readiness)
+    supervisor: Supervisor | None = None
+    backoff: Backoff = field(default_factory=Backoff)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _closers: list[object] = field(default_factory=list)
@@ -77,6 +85,7 @@ class Daemon:
     async def start(self, *, with_dialer: bool = True) -> None:
         config = self.config
         config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.supervisor = Supervisor(self.readiness, self._report_status, self.backoff)
         self.db = await Database.open(config.database, config.state_dir)
         pool = self.db.pool
         self.services = await build_call_services(config)
@@ -106,24 +115,42 @@ class Daemon:
         await self.calls.start()
         await self._start_side_jobs(pool)
         if with_dialer and config.trunks:
-            self.dialer = Dialer(
-                pool, config.dialer, config.trunks, capacity=lambda: self.calls.free_slots
-            )
-            self._tasks.append(asyncio.create_task(self.dialer.run(), name="dialer"))
+            self.supervisor.supervise("dialer", self._run_dialer)
         # Models, scripts and caches live for the whole process: move them out of the
         # collector's way so a full collection does not stall the 20 ms media clock.
         gc.freeze()
-        self.notifier.ready("outdial ready")
+        self.notifier.ready(self.status_text())
         # Recognizers beyond the ones built before READY, for a full house of calls.
         fill = self.services.asr.fill_pool(config.session.max_calls)
         self._tasks.append(asyncio.create_task(fill, name="asr-pool"))
         if (task := start_watchdog(self.notifier)) is not None:
             self._tasks.append(task)
 
+    def _run_dialer(self) -> Coroutine[Any, Any, None]:
+        """A fresh Dialer for each (re)start: a crashed one has already drained itself."""
+        assert self.db is not None and self.calls is not None
+        calls = self.calls
+        self.dialer = Dialer(
+            self.db.pool,
+            self.config.dialer,
+            self.config.trunks,
+            capacity=lambda: calls.free_slots,
+        )
+        return self.dialer.run()
+
+    def status_text(self) -> str:
+        """What systemd's STATUS= shows: ready, or what is degraded."""
+        assert self.supervisor is not None
+        problems = [f"{p.name} {p.detail}" for p in self.supervisor.down()]
+        return "degraded: " + "; ".join(problems) if problems else "ready"
+
+    def _report_status(self) -> None:
+        self.notifier.status(self.status_text())
+
     async def _start_side_jobs(self, pool: object) -> None:
         config = self.config
         if config.metrics.enabled:
-            metrics = MetricsServer(config.metrics)
+            metrics = MetricsServer(config.metrics, self.readiness)
             self.metrics_port = await metrics.start()
             self._closers.append(metrics)
         retirement = RetirementJob(pool, config.analytics.ab)  # type: ignore[arg-type]
@@ -153,7 +180,7 @@ class Daemon:
         self.notifier.reloading()
         changed = await self.catalog.reload()
         log.info("reloaded scripts: %s", ", ".join(r.name for r in changed) or "no changes")
-        self.notifier.ready("outdial ready")
+        self.notifier.ready(self.status_text())
 
     async def wait_stopped(self) -> None:
         await self._stopping.wait()
@@ -163,32 +190,50 @@ class Daemon:
 
     async def stop(self) -> None:
         """Drain, then close; whatever the drain raises comes out after the close."""
-        self.notifier.stopping("draining")
+        live = self.live_calls()
+        log.info(
+            "stopping: no new calls; draining %d call%s (up to %.0f s)",
+            live,
+            "" if live == 1 else "s",
+            self.config.dialer.drain_timeout_s,
+        )
+        self.notifier.stopping(f"draining {live} calls")
         try:
             await self._drain()
         finally:
             await self._close()
+        log.info("stopped")
+
+    def live_calls(self) -> int:
+        """Calls in progress: dialled by this daemon, or talking to its bot."""
+        dialled = self.dialer.live_calls if self.dialer is not None else 0
+        talking = self.calls.active if self.calls is not None else 0
+        return max(dialled, talking)
 
     async def _drain(self) -> None:
         """The dialer drains first (no new originates; its live calls get
         `dialer.drain_timeout_s`, then are hung up; its leases go back) while FastAGI and
         AudioSocket still serve: a person who answers a call placed before SIGTERM gets the
         bot, not dead air. Then the call service drains what is left."""
-        if self.dialer is not None:
-            self.dialer.stop()
-            dialing = next((t for t in self._tasks if t.get_name() == "dialer"), None)
-            if dialing is not None:
-                # No timeout of our own: the dialer bounds its drain, and cancelling it midway
-                # would leave leases and open attempts behind. TimeoutStopSec is the backstop.
-                await dialing
+        dialing = self.supervisor.jobs.get("dialer") if self.supervisor else None
+        if dialing is not None:
+            dialing.request_stop()
+            if self.dialer is not None:
+                self.dialer.stop()
+            # No timeout of our own: the dialer bounds its drain, and cancelling it midway
+            # would leave leases and open attempts behind. TimeoutStopSec is the backstop.
+            await dialing.wait()
         if self.calls is not None:
             await self.calls.drain(self.config.dialer.drain_timeout_s)
+        log.info("calls drained; closing listeners and the database")
 
     async def _close(self) -> None:
         # The watchdog pinged all through the drain; it stops only now.
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.supervisor is not None:
+            await self.supervisor.cancel_all()
         for closer in reversed(self._closers):
             await closer.stop()  # type: ignore[attr-defined]
         if self.turns is not None:
