@@ -89,8 +89,10 @@ class Config(BaseModel):
     analytics: AnalyticsSettings = AnalyticsSettings()
     webhooks: WebhookSettings = WebhookSettings()
     models: ModelsSettings = ModelsSettings()
-    # Conversation scripts (*.yaml) served by this daemon; SIGHUP reloads them.
-    scripts_dir: Path = Path("scripts")
+    # Conversation scripts (*.yaml) served by this daemon; SIGHUP reloads them. None: the
+    # `scripts` directory beside the config file (/etc/outdial/scripts), or without a file
+    # `<state_dir>/scripts`. A relative path is read from the config file's directory.
+    scripts_dir: Path | None = None
     session: SessionSettings = SessionSettings()
     asr: AsrSettings = AsrSettings()
     tts: TtsSettings = TtsSettings()
@@ -107,6 +109,16 @@ class Config(BaseModel):
     @property
     def models_dir(self) -> Path:
         return self.models.dir or self.state_dir / "models"
+
+    @property
+    def scripts_path(self) -> Path:
+        """Where the scripts are, as an absolute path (never the working directory's)."""
+        return (self.scripts_dir or self.state_dir / "scripts").absolute()
+
+    def beside(self, config_file: Path) -> Config:
+        """Relative to the file it came from: the scripts directory of this config."""
+        base = config_file.absolute().parent
+        return self.model_copy(update={"scripts_dir": base / (self.scripts_dir or "scripts")})
 
 
 @dataclass(frozen=True)
@@ -204,7 +216,7 @@ def load_config(explicit: Path | None = None) -> LoadedConfig:
     path = find_config_file(explicit)
     if path is None:
         return LoadedConfig(parse_config("{}", "(defaults)"), None)
-    return LoadedConfig(parse_config(_read(path), str(path)), path)
+    return LoadedConfig(parse_config(_read(path), str(path)).beside(path), path)
 
 
 NOT_SET = "(not set)"

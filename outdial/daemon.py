@@ -27,10 +27,18 @@ from agi.service import CallService, ScriptSource
 from analytics.allocation import VariantAllocator
 from analytics.retirement import RetirementJob
 from compliance.words import WordFilter
+from dialer.campaigns import (
+    PauseReason,
+    list_campaigns,
+    pause_active,
+    paused_for,
+    resume_paused,
+)
 from dialer.engine import Dialer
 from dialog.schema import BASE_VARIANT
 from emotion.warmup import warm
 from outdial.api.server import ApiServer
+from outdial.checks import configured_voice_paths
 from outdial.config import Config
 from outdial.metrics import MetricsServer
 from outdial.models import voice_settings
@@ -49,6 +57,7 @@ log = logging.getLogger(__name__)
 async def build_call_services(config: Config) -> CallServices:
     """Load every model once for the process (NOTES §3), off the event loop."""
     asr_settings, tts_settings = voice_settings(config)  # the installed language pack, if any
+    log.info("loading %s", configured_voice_paths(config).summary)
     # Recognizers for the first calls are built before READY (about 80 ms each); the rest
     # for `max_calls` follow in the background (Daemon.start).
     prewarm = max(asr_settings.prewarm_recognizers, min(config.session.max_calls, 16))
@@ -78,6 +87,9 @@ class Daemon:
     supervisor: Supervisor | None = None
     backoff: Backoff = field(default_factory=Backoff)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Campaigns paused because this daemon cannot serve their script (for STATUS=).
+    unserved: list[str] = field(default_factory=list)
+    manages_campaigns: bool = False
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _closers: list[object] = field(default_factory=list)
     metrics_port: int | None = None
@@ -90,10 +102,23 @@ class Daemon:
         pool = self.db.pool
         self.services = await build_call_services(config)
         self.catalog = ScriptCatalog(
-            config.scripts_dir, self.services, config.state_dir / "nlu-cache", pool
+            config.scripts_path, self.services, config.state_dir / "nlu-cache", pool
         )
-        loaded = await self.catalog.reload()
-        log.info("scripts ready: %s", ", ".join(r.name for r in loaded) or "none")
+        await self.catalog.reload()
+        if self.catalog.names:
+            log.info(
+                "scripts ready: %s (from %s)", ", ".join(self.catalog.names), config.scripts_path
+            )
+        else:
+            log.warning(
+                "no scripts loaded from %s: every answered call would be refused",
+                config.scripts_path,
+            )
+        # Before the dialer starts: no lead of a campaign without its script is dialled. A
+        # daemon that does not dial (the demo's) leaves the campaigns alone.
+        self.manages_campaigns = with_dialer
+        if self.manages_campaigns:
+            await self._pause_unservable_campaigns()
         self.turns = TurnWriter(pool, spool_dir(config.database, config.state_dir) / "turns")
         await self.turns.start()
         allocator = VariantAllocator(pool, config.analytics.ab)
@@ -138,10 +163,34 @@ class Daemon:
         )
         return self.dialer.run()
 
+    async def _pause_unservable_campaigns(self) -> None:
+        """Pause every active campaign whose script this daemon cannot serve (WARNING, with
+        the reason on the campaign); resume the ones it paused once their script loads."""
+        assert self.db is not None and self.catalog is not None
+        catalog = self.catalog
+        async with self.db.pool.acquire() as conn:
+            for campaign in await list_campaigns(conn, active_only=True):
+                if catalog.get(campaign.script_name) is None:
+                    why = catalog.why_not(campaign.script_name)
+                    if await pause_active(conn, campaign.id, PauseReason.SCRIPT_UNAVAILABLE, why):
+                        log.warning("campaign %s paused: %s", campaign.name, why)
+            unserved = []
+            for campaign in await paused_for(conn, PauseReason.SCRIPT_UNAVAILABLE):
+                if catalog.get(campaign.script_name) is None:
+                    unserved.append(campaign.name)
+                elif await resume_paused(conn, campaign.id, PauseReason.SCRIPT_UNAVAILABLE):
+                    log.info("campaign %s resumed: its script %s loads", campaign.name,
+                             campaign.script_name)  # fmt: skip
+        self.unserved = unserved
+        self._report_status()
+
     def status_text(self) -> str:
         """What systemd's STATUS= shows: ready, or what is degraded."""
-        assert self.supervisor is not None
-        problems = [f"{p.name} {p.detail}" for p in self.supervisor.down()]
+        problems = (
+            [f"{p.name} {p.detail}" for p in self.supervisor.down()] if self.supervisor else []
+        )
+        if self.unserved:
+            problems.append(f"campaign(s) paused, script not loaded: {', '.join(self.unserved)}")
         return "degraded: " + "; ".join(problems) if problems else "ready"
 
     def _report_status(self) -> None:
@@ -180,6 +229,8 @@ class Daemon:
         self.notifier.reloading()
         changed = await self.catalog.reload()
         log.info("reloaded scripts: %s", ", ".join(r.name for r in changed) or "no changes")
+        if self.manages_campaigns:
+            await self._pause_unservable_campaigns()
         self.notifier.ready(self.status_text())
 
     async def wait_stopped(self) -> None:

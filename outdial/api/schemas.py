@@ -179,7 +179,7 @@ class CampaignIn(_Request):
     settings: CampaignSettingsIn = Field(default_factory=CampaignSettingsIn)
 
 
-CampaignStatus = Literal["active", "paused", "finished"]
+CampaignStatus = Literal["active", "paused", "finished", "archived"]
 
 
 class CampaignOut(_Response):
@@ -187,6 +187,12 @@ class CampaignOut(_Response):
     name: str
     script: str
     status: CampaignStatus
+    paused_reason: str | None = Field(
+        description="Why a paused campaign is paused: operator (paused by hand or the API), "
+        "script_unavailable (the daemon cannot serve its script; it resumes the campaign "
+        "once the script loads)."
+    )
+    paused_detail: str | None = Field(description="The reason in a sentence.")
     settings: dict[str, Any] = Field(description="The settings that differ from the defaults.")
 
 
@@ -196,7 +202,16 @@ class CampaignList(_Response):
 
 class CampaignStatsOut(_Response):
     campaign: str
+    status: CampaignStatus
+    paused_reason: str | None
+    paused_detail: str | None
     leads_by_status: dict[str, int]
+    blocked_by_reason: dict[str, int] = Field(
+        description="Leads the dialer stopped for good, by reason (dnc, no_consent, ...)."
+    )
+    postponed_by_reason: dict[str, int] = Field(
+        description="Leads waiting to be dialled again, by reason (outside_window, ...)."
+    )
     attempts_by_disposition: dict[str, int]
     live_attempts: int
     answer_rate: float | None = Field(description="Answered / settled attempts.")

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from outdial.commands.campaign import servable_script
 from outdial.config import Config
 from outdial.context import cli_state, run_async
 from outdial.errors import UserError
@@ -42,7 +43,10 @@ def import_(
         bool, typer.Option("--create-campaign", help="Create the campaign if it does not exist.")
     ] = False,
     script: Annotated[
-        str | None, typer.Option("--script", help="Script of a campaign created here.")
+        str | None,
+        typer.Option(
+            "--script", help="Script of a campaign created here (a name the daemon serves)."
+        ),
     ] = None,
     workers: Annotated[
         int | None,
@@ -57,7 +61,8 @@ def import_(
         # Checked before the database starts: a typo should not cost a server start.
         raise UserError(f"{file}: no such file")
     config = cli_state(ctx).loaded.config
-    job = _Job(file, campaign, region or config.default_region, script if create_campaign else None)
+    script_name = servable_script(script, config) if create_campaign and script else None
+    job = _Job(file, campaign, region or config.default_region, script_name)
     console = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}"),
