@@ -1,16 +1,18 @@
 """Lead import: a CSV file into the `leads` table of one campaign.
 
-Every data row ends up in exactly one place: imported, counted as a duplicate (same campaign
-and number, in the file or already in the database), or written with its line number and the
-reason to `<file>.rejects.csv`. Chunks of the file's bytes are decoded, parsed and normalised
-in a process pool for large files (phonenumbers is pure Python and dominates the cost) and
-committed in batches: a first import COPYs straight into `leads`; once the campaign has leads,
-through COPY + `INSERT ... ON CONFLICT DO NOTHING`, so re-running an import only adds what is new.
+Every data row ends up in exactly one place: imported, or written with its line number and the
+reason to `<file>.rejects.csv` (a duplicate, in the file or already in the campaign, is written
+there too, with reason `duplicate_in_file` or `duplicate_in_campaign`, and counted apart).
+Chunks of the file's bytes are decoded, parsed and normalised in a process pool for large
+files (phonenumbers is pure Python and dominates the cost) and committed in batches: a first
+import COPYs straight into `leads`; once the campaign has leads, through COPY + `INSERT ... ON
+CONFLICT DO NOTHING RETURNING`, so re-running an import only adds what is new and names the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import csv
 import io
 import multiprocessing
@@ -48,6 +50,7 @@ LEADS = CopyTarget(
     columns=COPY_COLUMNS,
     json_columns=frozenset({"fields"}),
     constants=("campaign_id",),
+    key="phone_e164",
 )
 # Files this large are normalised in worker processes; below it, spawning them costs more.
 PARALLEL_MIN_BYTES = 1 << 20
@@ -183,7 +186,8 @@ def _fields_at(first_line: int, data: bytes, line: int) -> list[str]:
 
 
 class _Rejects:
-    """`FILE.rejects.csv`: line, reason, then the row as it was (bytes preserved)."""
+    """`FILE.rejects.csv`: line, reason (`category: sentence`), then the row as it was (bytes
+    preserved)."""
 
     def __init__(self, path: Path, header: list[str]) -> None:
         self.path = path
@@ -193,12 +197,18 @@ class _Rejects:
         self.reasons: Counter[str] = Counter()
 
     def add(self, reject: Reject) -> None:
+        """A refused row: written and counted as rejected."""
+        self.write(reject)
+        self.count += 1
+        self.reasons[reject.category] += 1
+
+    def write(self, reject: Reject) -> None:
+        """A row written to the file only (a duplicate: counted apart, not as rejected)."""
         if self._file is None:
             self._file = self.path.open("w", encoding="utf-8", errors="surrogateescape", newline="")
             csv.writer(self._file).writerow(["line", "reason", *self._header])
-        csv.writer(self._file).writerow([reject.line, reject.reason, *reject.fields])
-        self.count += 1
-        self.reasons[reject.category] += 1
+        reason = f"{reject.category}: {reject.reason}"
+        csv.writer(self._file).writerow([reject.line, reason, *reject.fields])
 
     def finish(self) -> str | None:
         if self._file is None:
@@ -224,13 +234,16 @@ class _Sink:
     # COPY straight into `leads` while no batch has met a lead already stored: true when the
     # campaign had no leads at the start (a first import), the common and costly case.
     direct: bool
-    _phones: set[str] = field(default_factory=set)
+    _phones: dict[str, int] = field(default_factory=dict)  # number -> line it was first on
     _external_ids: dict[str, int] = field(default_factory=dict)
     _pending: list[str] = field(default_factory=list)  # COPY text lines
+    _pending_lines: list[tuple[int, str]] = field(default_factory=list)  # (line, number)
+    _chunks: _ChunkIndex = field(default_factory=lambda: _ChunkIndex())
     _writing: asyncio.Task[None] | None = None
 
     async def take(self, first_line: int, data: bytes, result: ChunkResult) -> None:
         # Rejects from the worker and duplicates found here are merged back in line order.
+        self._chunks.add(first_line, data)
         worker_rejects = deque(result.rejects)
         for lead in result.leads:
             while worker_rejects and worker_rejects[0].line < lead[0]:
@@ -240,13 +253,22 @@ class _Sink:
             self.rejects.add(reject)
         if len(self._pending) >= self.copy_rows:
             await self.settle()
-            rows, self._pending = self._pending, []
-            self._writing = asyncio.create_task(self._write(rows))
+            batch = self._take_batch()
+            self._writing = asyncio.create_task(self._write(*batch))
+
+    def _take_batch(self) -> tuple[list[str], list[tuple[int, str]], _ChunkIndex]:
+        batch = (self._pending, self._pending_lines, self._chunks)
+        self._pending, self._pending_lines, self._chunks = [], [], _ChunkIndex()
+        return batch
 
     def _accept(self, lead: LeadRow, first_line: int, data: bytes) -> None:
         line, phone, ext, text = lead
-        if phone in self._phones:
+        first = self._phones.get(phone)
+        if first is not None:
             self.summary.duplicates_in_file += 1
+            reason = f"the number is already on line {first}"
+            fields = _fields_at(first_line, data, line)
+            self.rejects.write(Reject(line, "duplicate_in_file", reason, fields))
             return
         if ext is not None:
             first = self._external_ids.setdefault(ext, line)
@@ -255,8 +277,9 @@ class _Sink:
                 fields = _fields_at(first_line, data, line)
                 self.rejects.add(Reject(line, "duplicate_external_id", reason, fields))
                 return
-        self._phones.add(phone)
+        self._phones[phone] = line
         self._pending.append(text)
+        self._pending_lines.append((line, phone))
 
     async def settle(self) -> None:
         """Wait for the batch being written, if any."""
@@ -267,22 +290,45 @@ class _Sink:
     async def finish(self) -> None:
         await self.settle()
         if self._pending:
-            rows, self._pending = self._pending, []
-            await self._write(rows)
+            await self._write(*self._take_batch())
 
-    async def _write(self, lines: list[str]) -> None:
-        new = None
+    async def _write(
+        self, lines: list[str], numbered: list[tuple[int, str]], chunks: _ChunkIndex
+    ) -> None:
         if self.direct:
             try:
-                new = await _copy_new(self.conn, self.campaign_id, lines)
+                self.summary.imported += await _copy_new(self.conn, self.campaign_id, lines)
+                return
             except asyncpg.UniqueViolationError:
                 # Leads were stored meanwhile (another import, the API): skip what exists.
                 self.direct = False
-        if new is None:
-            data = _copy_data(lines)
-            new = await copy_text_insert_ignore(self.conn, LEADS, data, (self.campaign_id,))
-        self.summary.imported += new
-        self.summary.duplicates_in_db += len(lines) - new
+        data = _copy_data(lines)
+        new = await copy_text_insert_ignore(self.conn, LEADS, data, (self.campaign_id,))
+        self.summary.imported += len(new)
+        self.summary.duplicates_in_db += len(lines) - len(new)
+        if len(new) < len(lines):
+            inserted = set(new)
+            for line, phone in numbered:
+                if phone not in inserted:
+                    reason = "the number is already in this campaign"
+                    reject = Reject(line, "duplicate_in_campaign", reason, chunks.fields_at(line))
+                    self.rejects.write(reject)
+
+
+class _ChunkIndex:
+    """The chunks of one batch, to read back the fields of a row by its line number."""
+
+    def __init__(self) -> None:
+        self._firsts: list[int] = []
+        self._data: list[bytes] = []
+
+    def add(self, first_line: int, data: bytes) -> None:
+        self._firsts.append(first_line)
+        self._data.append(data)
+
+    def fields_at(self, line: int) -> list[str]:
+        i = bisect.bisect_right(self._firsts, line) - 1
+        return _fields_at(self._firsts[i], self._data[i], line)
 
 
 def _copy_data(lines: list[str]) -> memoryview:

@@ -104,11 +104,17 @@ async def test_every_row_of_a_messy_file_is_accounted_for(
     header, *rejected = _read_rejects(Path(summary.rejects_file))
     assert header == ["line", "reason", "external_id", "name", "phone", "priority", "consent",
                       "timezone", "plan"]  # fmt: skip
-    assert [int(r[0]) for r in rejected] == sorted(MIXED_REJECTS)
+    # Duplicates are written too (line 10 repeats line 2's number; line 20's is already in
+    # the campaign), but counted apart from the rejected rows.
+    assert sorted(int(r[0]) for r in rejected) == sorted([*MIXED_REJECTS, 10, 20])
+    by_line = {int(r[0]): r for r in rejected}
+    assert by_line[10][1] == "duplicate_in_file: the number is already on line 2"
+    assert by_line[20][1] == "duplicate_in_campaign: the number is already in this campaign"
+    assert by_line[20][2:5] == ["E16", "Quinn", "+1 202 555 0147"]
+    assert by_line[5][1].startswith("bad_number: ")
     assert summary.reject_reasons == {
         c: list(MIXED_REJECTS.values()).count(c) for c in set(MIXED_REJECTS.values())
     }
-    by_line = {int(r[0]): r for r in rejected}
     assert by_line[16][2:4] == ["E1", "Oli"]  # the row as it was, after line and reason
     assert "line 2" in by_line[16][1]
     assert "Mars/Olympus" in by_line[12][1]
@@ -317,8 +323,8 @@ async def test_quoted_records_over_several_lines_survive_chunking(
         "a\\6": ("+12015550128", "tab\there, back\\slash"),
     }
     header, *rejected = _read_rejects(rejects_path(path))
-    assert [(r[0], r[1].split(" ")[0]) for r in rejected] == [
-        ("7", "the"), ("10", "external_id"), ("11", "not"),
+    assert [(r[0], r[1].split(":")[0]) for r in rejected] == [
+        ("7", "non_utf8"), ("10", "duplicate_external_id"), ("11", "bad_number"),
     ]  # fmt: skip
     assert summary.reject_reasons == {"non_utf8": 1, "duplicate_external_id": 1, "bad_number": 1}
     assert rejected[1][2:] == ["+1 201 555 0127", "", "a1"]  # the row as it was
