@@ -24,7 +24,8 @@ from phonenumbers import PhoneMetadata, PhoneNumber, PhoneNumberType, timezone
 # re's own bounded cache that is a quarter of its cost (or recompiling, with many countries).
 phonenumbers.enable_pattern_cache()
 
-# Header names recognised (case-insensitive, surrounding blanks ignored).
+# Header names recognised: case, surrounding blanks and inner blanks or hyphens do not matter
+# ("Phone Number", "phone-number" and "PHONE_NUMBER" are all phone_number).
 PHONE_COLUMNS = ("phone", "phone_number", "number", "msisdn", "mobile", "telephone", "tel")
 TIMEZONE_COLUMNS = ("timezone", "time_zone", "tz")
 _TRUE = frozenset({"1", "true", "yes", "y", "t"})
@@ -56,6 +57,7 @@ class RowSpec:
 
     header: tuple[str, ...]
     region: str
+    delimiter: str
     phone: int
     timezone: int | None
     external_id: int | None
@@ -75,9 +77,25 @@ def _find(names: list[str], wanted: tuple[str, ...]) -> int | None:
     return next((i for i, name in enumerate(names) if name in wanted), None)
 
 
-def row_spec(header: list[str], region: str) -> RowSpec | None:
+_NAME_SEPARATORS = re.compile(r"[\s\-]+")
+
+
+def column_key(name: str) -> str:
+    """How a header name is matched: `Phone Number` -> `phone_number`."""
+    return _NAME_SEPARATORS.sub("_", name.strip().lower())
+
+
+def sniff_delimiter(sample: str) -> str:
+    """The field separator of a CSV sample: `,` `;` tab or `|` (`,` when it cannot tell)."""
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:  # e.g. one column only: nothing to separate
+        return ","
+
+
+def row_spec(header: list[str], region: str, delimiter: str = ",") -> RowSpec | None:
     """The layout of a header, or None when it has no phone column."""
-    names = [h.strip().lower() for h in header]
+    names = [column_key(h) for h in header]
     phone = _find(names, PHONE_COLUMNS)
     if phone is None:
         return None
@@ -85,7 +103,7 @@ def row_spec(header: list[str], region: str) -> RowSpec | None:
     prio, consent = _find(names, ("priority",)), _find(names, ("consent",))
     known = {phone, tz, ext, prio, consent}
     custom = tuple((i, header[i].strip()) for i in range(len(header)) if i not in known)
-    return RowSpec(tuple(header), region, phone, tz, ext, prio, consent, custom)
+    return RowSpec(tuple(header), region, delimiter, phone, tz, ext, prio, consent, custom)
 
 
 @dataclass(frozen=True)
@@ -106,7 +124,9 @@ class RecordError(ValueError):
         return (RecordError, (self.line, str(self)))
 
 
-def read_records(lines: Iterable[bytes], first_line: int) -> Iterator[RawRecord]:
+def read_records(
+    lines: Iterable[bytes], first_line: int, delimiter: str = ","
+) -> Iterator[RawRecord]:
     """The non-blank CSV records of `lines` (physical lines, first one numbered `first_line`)."""
     bad_lines: set[int] = set()
     line_no = first_line - 1
@@ -122,7 +142,7 @@ def read_records(lines: Iterable[bytes], first_line: int) -> Iterator[RawRecord]
                 bad_lines.add(line_no)
                 yield raw.decode("utf-8", "surrogateescape")
 
-    reader = csv.reader(decoded())
+    reader = csv.reader(decoded(), delimiter=delimiter)
     last = first_line - 1
     while True:
         try:
@@ -152,7 +172,7 @@ def process_chunk(spec: RowSpec, first_line: int, data: bytes) -> ChunkResult:
     leads: list[LeadRow] = []
     rejects: list[Reject] = []
     # Iterating a binary stream splits lines exactly as iterating the file does (on b"\n").
-    for line, fields, bad_bytes in read_records(io.BytesIO(data), first_line):
+    for line, fields, bad_bytes in read_records(io.BytesIO(data), first_line, spec.delimiter):
         try:
             leads.append(_lead(spec, line, fields, bad_bytes))
         except LeadError as exc:

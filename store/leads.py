@@ -38,10 +38,12 @@ from store.leadrows import (
     RecordError,
     Reject,
     RowSpec,
+    column_key,
     known_region,
     process_chunk,
     read_records,
     row_spec,
+    sniff_delimiter,
 )
 
 # The staging table and INSERT for batches that may meet leads already stored.
@@ -54,6 +56,8 @@ LEADS = CopyTarget(
 )
 # Files this large are normalised in worker processes; below it, spawning them costs more.
 PARALLEL_MIN_BYTES = 1 << 20
+# The start of the file the delimiter is told from.
+SNIFF_BYTES = 64 * 1024
 
 ProgressCallback = Callable[[int, int], None]  # (bytes read, file size)
 
@@ -115,8 +119,9 @@ class _Chunker:
     holds a quote, which may open a field running over the next lines.
     """
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: IO[bytes], delimiter: str) -> None:
         self._lines = iter(raw)  # split on b"\n" only, which csv.reader expects
+        self.delimiter = delimiter
         self.lines_read = 0
         self.bytes_read = 0
 
@@ -152,7 +157,7 @@ class _Chunker:
                 yield more.decode("utf-8", "surrogateescape")
 
         try:
-            next(csv.reader(feed()), None)
+            next(csv.reader(feed(), delimiter=self.delimiter), None)
         except csv.Error as exc:
             raise RecordError(line_no, str(exc)) from exc
         return rest
@@ -164,22 +169,31 @@ def _read_header(chunker: _Chunker, path: Path) -> list[str]:
         first, data = chunker.chunk(1)
         if not data:
             raise LeadImportError(f"{path}: the file is empty (expected a header line)")
-        records = list(read_records(io.BytesIO(data), first))
+        records = list(read_records(io.BytesIO(data), first, chunker.delimiter))
     line, header, bad = records[0]
     if bad:
         raise LeadImportError(f"{path}:{line}: the header is not UTF-8")
     header[0] = header[0].removeprefix("\ufeff")  # a byte-order mark from spreadsheet exports
-    names = [h.strip().lower() for h in header]
+    names = [column_key(h) for h in header]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise LeadImportError(f"{path}:{line}: repeated column names: {', '.join(repeated)}")
     return header
 
 
-def _fields_at(first_line: int, data: bytes, line: int) -> list[str]:
+def _sniff(raw: IO[bytes]) -> str:
+    """The file's delimiter, from its first whole lines (the file is left at its start)."""
+    sample = raw.read(SNIFF_BYTES)
+    raw.seek(0)
+    text = sample.decode("utf-8", "replace").removeprefix("\ufeff")
+    whole_lines = text[: text.rfind("\n") + 1] or text
+    return sniff_delimiter(whole_lines)
+
+
+def _fields_at(first_line: int, data: bytes, line: int, delimiter: str) -> list[str]:
     """The fields of the record starting at `line` of a chunk (to write it to the rejects)."""
     lines = list(io.BytesIO(data))[line - first_line :]
-    return next(read_records(lines, line))[1]
+    return next(read_records(lines, line, delimiter))[1]
 
 
 # -- the import -------------------------------------------------------------------------------
@@ -234,12 +248,16 @@ class _Sink:
     # COPY straight into `leads` while no batch has met a lead already stored: true when the
     # campaign had no leads at the start (a first import), the common and costly case.
     direct: bool
+    delimiter: str  # of the file, to read a row back for the rejects file
     _phones: dict[str, int] = field(default_factory=dict)  # number -> line it was first on
     _external_ids: dict[str, int] = field(default_factory=dict)
     _pending: list[str] = field(default_factory=list)  # COPY text lines
     _pending_lines: list[tuple[int, str]] = field(default_factory=list)  # (line, number)
-    _chunks: _ChunkIndex = field(default_factory=lambda: _ChunkIndex())
+    _chunks: _ChunkIndex = field(init=False)
     _writing: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self._chunks = _ChunkIndex(self.delimiter)
 
     async def take(self, first_line: int, data: bytes, result: ChunkResult) -> None:
         # Rejects from the worker and duplicates found here are merged back in line order.
@@ -258,7 +276,7 @@ class _Sink:
 
     def _take_batch(self) -> tuple[list[str], list[tuple[int, str]], _ChunkIndex]:
         batch = (self._pending, self._pending_lines, self._chunks)
-        self._pending, self._pending_lines, self._chunks = [], [], _ChunkIndex()
+        self._pending, self._pending_lines, self._chunks = [], [], _ChunkIndex(self.delimiter)
         return batch
 
     def _accept(self, lead: LeadRow, first_line: int, data: bytes) -> None:
@@ -267,14 +285,14 @@ class _Sink:
         if first is not None:
             self.summary.duplicates_in_file += 1
             reason = f"the number is already on line {first}"
-            fields = _fields_at(first_line, data, line)
+            fields = _fields_at(first_line, data, line, self.delimiter)
             self.rejects.write(Reject(line, "duplicate_in_file", reason, fields))
             return
         if ext is not None:
             first = self._external_ids.setdefault(ext, line)
             if first != line:
                 reason = f"external_id {ext!r} is already used on line {first}"
-                fields = _fields_at(first_line, data, line)
+                fields = _fields_at(first_line, data, line, self.delimiter)
                 self.rejects.add(Reject(line, "duplicate_external_id", reason, fields))
                 return
         self._phones[phone] = line
@@ -318,7 +336,8 @@ class _Sink:
 class _ChunkIndex:
     """The chunks of one batch, to read back the fields of a row by its line number."""
 
-    def __init__(self) -> None:
+    def __init__(self, delimiter: str) -> None:
+        self._delimiter = delimiter
         self._firsts: list[int] = []
         self._data: list[bytes] = []
 
@@ -328,7 +347,7 @@ class _ChunkIndex:
 
     def fields_at(self, line: int) -> list[str]:
         i = bisect.bisect_right(self._firsts, line) - 1
-        return _fields_at(self._firsts[i], self._data[i], line)
+        return _fields_at(self._firsts[i], self._data[i], line, self._delimiter)
 
 
 def _copy_data(lines: list[str]) -> memoryview:
@@ -425,9 +444,9 @@ async def _import(
 ) -> ImportSummary:
     with _open(path) as raw:
         size = os.fstat(raw.fileno()).st_size
-        chunker = _Chunker(raw)
+        chunker = _Chunker(raw, await asyncio.to_thread(_sniff, raw))
         header = await asyncio.to_thread(_read_header, chunker, path)
-        spec = row_spec(header, region)
+        spec = row_spec(header, region, chunker.delimiter)
         if spec is None:
             raise LeadImportError(
                 f"{path}: no phone column (expected one of: {', '.join(PHONE_COLUMNS)})"
@@ -438,7 +457,7 @@ async def _import(
             workers = (os.cpu_count() or 1) if size >= PARALLEL_MIN_BYTES else 1
         summary = ImportSummary(file=str(path), campaign=campaign)
         rejects = _Rejects(rejects_path(path), header)
-        sink = _Sink(conn, campaign_id, rejects, summary, copy_rows, direct)
+        sink = _Sink(conn, campaign_id, rejects, summary, copy_rows, direct, spec.delimiter)
         try:
             try:
                 with _executor(workers) as executor:

@@ -427,3 +427,39 @@ def test_normalise_number_agrees_with_phonenumbers(raw: str, region: str) -> Non
     assert e164 == phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     expected = pn_timezone.time_zones_for_number(number)
     assert zones == (None if expected == (pn_timezone.UNKNOWN_TIMEZONE,) else tuple(expected))
+
+
+@pytest.mark.parametrize(
+    ("text", "delimiter"),
+    [
+        ("Phone Number;Time Zone;Customer Name\n+1 202 555 0101;America/New_York;Ann\n", ";"),
+        ("PHONE-NUMBER\tTZ\tCustomer Name\n+1 202 555 0101\tAmerica/New_York\tAnn\n", "\t"),
+        (" phone number |Timezone|Customer Name\n+1 202 555 0101|America/New_York|Ann\n", "|"),
+        (
+            '"Phone Number","Time_Zone","Customer Name"\n'
+            '"+1 202 555 0101","America/New_York",Ann\n',
+            ",",
+        ),
+    ],
+)
+async def test_headers_match_whatever_their_case_and_spacing_and_the_delimiter_is_sniffed(
+    db_pool: asyncpg.Pool, campaign: int, tmp_path: Path, text: str, delimiter: str
+) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text(text, encoding="utf-8")
+    async with db_pool.acquire() as conn:
+        summary = await import_leads(conn, path, campaign="spring", region="US")
+    assert (summary.imported, summary.rejected) == (1, 0), summary
+    row = await db_pool.fetchrow("SELECT phone_e164, timezone, fields FROM leads")
+    assert tuple(row) == ("+12025550101", "America/New_York", {"Customer Name": "Ann"})
+
+
+async def test_a_semicolon_file_keeps_commas_inside_its_fields(
+    db_pool: asyncpg.Pool, campaign: int, tmp_path: Path
+) -> None:
+    path = tmp_path / "eu.csv"
+    path.write_text("telefon;phone;amount\nx;+44 20 7946 0958;35,50\n", encoding="utf-8")
+    async with db_pool.acquire() as conn:
+        summary = await import_leads(conn, path, campaign="spring", region="GB")
+    assert summary.imported == 1
+    assert await db_pool.fetchval("SELECT fields FROM leads") == {"telefon": "x", "amount": "35,50"}
