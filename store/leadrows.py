@@ -184,7 +184,7 @@ def _lead(spec: RowSpec, line: int, fields: list[str], bad_bytes: bool) -> LeadR
     if bad_bytes:
         raise LeadError("non_utf8", "the row has bytes that are not UTF-8")
     if len(fields) != len(spec.header):
-        raise LeadError("column_count", f"expected {len(spec.header)} columns, found {len(fields)}")
+        fields = _short_row_filled(spec, fields)
     phone, ext, tz, fields_json, priority, consent = normalise_lead(
         spec.region,
         fields[spec.phone],
@@ -199,6 +199,19 @@ def _lead(spec: RowSpec, line: int, fields: list[str], bad_bytes: bool) -> LeadR
         f"{_copy_escape(fields_json)}\t{priority}\t{'t' if consent else 'f'}\n"
     )
     return (line, phone, ext, text)
+
+
+def _short_row_filled(spec: RowSpec, fields: list[str]) -> list[str]:
+    """A row shorter than the header, as spreadsheets write trailing empty cells: read it
+    with those cells empty when it has the phone. Longer rows are refused (a stray comma)."""
+    expected = len(spec.header)
+    if len(fields) > expected:
+        raise LeadError("column_count", f"expected {expected} columns, found {len(fields)}")
+    if spec.phone >= len(fields):
+        raise LeadError(
+            "missing_phone", f"the row has {len(fields)} of {expected} columns and no phone"
+        )
+    return fields + [""] * (expected - len(fields))
 
 
 # COPY text format: backslash, tab, newline and carriage return are escaped; \N is NULL.
