@@ -82,6 +82,7 @@ class ImportSummary:
     rejects_file: str | None = None
     reject_reasons: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)  # about the file as a whole
 
     @property
     def rows_per_s(self) -> float:
@@ -355,6 +356,23 @@ def _copy_data(lines: list[str]) -> memoryview:
     return memoryview("".join(lines).encode())
 
 
+async def _file_warnings(
+    conn: asyncpg.Connection, campaign_id: int, campaign: str, spec: RowSpec
+) -> list[str]:
+    """What is wrong with the file as a whole for this campaign (the rows may still be fine)."""
+    requires_consent = await conn.fetchval(
+        "SELECT coalesce((settings->>'require_consent')::boolean, false) FROM campaigns "
+        "WHERE id = $1",
+        campaign_id,
+    )
+    if requires_consent and spec.consent is None:
+        return [
+            f"campaign {campaign!r} dials only leads with consent, and the file has no consent "
+            "column: its leads are stored without consent and will not be dialled"
+        ]
+    return []
+
+
 async def _has_leads(conn: asyncpg.Connection, campaign_id: int) -> bool:
     return await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM leads WHERE campaign_id = $1)", campaign_id
@@ -452,10 +470,11 @@ async def _import(
                 f"{path}: no phone column (expected one of: {', '.join(PHONE_COLUMNS)})"
             )
         campaign_id = await find_campaign(conn, campaign)
+        warnings = await _file_warnings(conn, campaign_id, campaign, spec)
         direct = not await _has_leads(conn, campaign_id)
         if workers is None:
             workers = (os.cpu_count() or 1) if size >= PARALLEL_MIN_BYTES else 1
-        summary = ImportSummary(file=str(path), campaign=campaign)
+        summary = ImportSummary(file=str(path), campaign=campaign, warnings=warnings)
         rejects = _Rejects(rejects_path(path), header)
         sink = _Sink(conn, campaign_id, rejects, summary, copy_rows, direct, spec.delimiter)
         try:

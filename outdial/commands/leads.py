@@ -79,6 +79,8 @@ def import_(
             progress.update(task, completed=done, total=total)
 
         summary = run_async(_run(config, job, workers, advance))
+    for warning in summary.warnings:
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
     if as_json:
         typer.echo(json.dumps(_as_dict(summary)))
     else:

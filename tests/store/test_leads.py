@@ -484,3 +484,26 @@ async def test_a_short_row_is_read_when_it_has_its_phone(
     assert summary.reject_reasons == {"missing_phone": 1}
     _, cy = _read_rejects(rejects_path(path))
     assert cy[:2] == ["2", "missing_phone: the row has 1 of 2 columns and no phone"]
+
+
+async def test_a_consent_campaign_warns_about_a_file_without_consent(
+    db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    await db_pool.execute(
+        """INSERT INTO campaigns (name, script_name, settings)
+           VALUES ('strict', 's', '{"require_consent": true}'), ('lax', 's', '{}')"""
+    )
+    path = tmp_path / "no-consent.csv"
+    path.write_text("phone\n+1 202 555 0101\n", encoding="utf-8")
+    async with db_pool.acquire() as conn:
+        strict = await import_leads(conn, path, campaign="strict", region="US")
+        lax = await import_leads(conn, path, campaign="lax", region="US")
+    assert strict.warnings == [
+        "campaign 'strict' dials only leads with consent, and the file has no consent column: "
+        "its leads are stored without consent and will not be dialled"
+    ]
+    assert lax.warnings == []
+    path.write_text("phone,Consent\n+1 202 555 0102,yes\n", encoding="utf-8")
+    async with db_pool.acquire() as conn:
+        with_column = await import_leads(conn, path, campaign="strict", region="US")
+    assert with_column.warnings == []
