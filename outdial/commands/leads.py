@@ -33,7 +33,13 @@ app = typer.Typer(help="Import leads into campaigns.", no_args_is_help=True)
 @app.command("import")
 def import_(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="CSV file with a header line and a phone column.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV with a header line and a phone column; also read: timezone, consent, "
+            "priority, external_id; other columns become lead fields."
+        ),
+    ],
     campaign: Annotated[str, typer.Option("--campaign", help="Campaign to add the leads to.")],
     region: Annotated[
         str | None,
@@ -54,7 +60,8 @@ def import_(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Import FILE: numbers to E.164, rejected rows to FILE.rejects.csv, duplicates skipped."""
+    """Import FILE (CSV; columns in docs/operator-guide.md): numbers to E.164; rejected and
+    duplicate rows to STEM.rejects.csv beside it (may.csv: may.rejects.csv)."""
     if create_campaign and not script:
         raise typer.BadParameter("--create-campaign needs --script NAME", param_hint="--script")
     if not file.is_file():
