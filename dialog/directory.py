@@ -7,12 +7,10 @@ so that they agree with the daemon.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dialog.validate import LoadedScript, ScriptError, load_script
+from dialog.validate import LoadedScript, ScriptError, did_you_mean, load_script
 
 
 @dataclass(frozen=True)
@@ -48,9 +46,3 @@ def scan_scripts(directory: Path) -> ScriptDirectory:
             continue
         result.scripts.setdefault(loaded.script.name, loaded)
     return result
-
-
-def did_you_mean(name: str, known: Iterable[str]) -> str | None:
-    """`did you mean 'confirmed'?` for the closest of `known` names, or None."""
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None

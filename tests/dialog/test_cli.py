@@ -26,7 +26,9 @@ def test_validate_reports_file_line_col_and_exits_1(tmp_path: Path) -> None:
     bad.write_text(MINIMAL.replace("      deny: bye", "      deny: goodbye"))
     result = runner.invoke(app, ["validate", ZH, str(bad)])
     assert result.exit_code == 1
-    assert result.output.splitlines() == [f"{bad}:19:7: undefined node 'goodbye'"]
+    assert result.output.splitlines() == [
+        f"{bad}:19:7: undefined node 'goodbye'; did you mean 'bye'?"
+    ]
 
 
 def test_validate_missing_file(tmp_path: Path) -> None:

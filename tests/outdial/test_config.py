@@ -27,7 +27,7 @@ def test_defaults_need_no_file() -> None:
         ("state_dir: x\nbogus: 1\n", "cfg.yaml:2:1: bogus: Extra inputs"),
         ("agi:\n  port: not-a-port\n", "cfg.yaml:2:3: agi.port: Input should be a valid integer"),
         ("session:\n  max_calls: 0\n", "cfg.yaml:2:3: session.max_calls: Input should be greater"),
-        ("agi:\n  port: [1\n", "cfg.yaml:3:1:"),
+        ("agi:\n  port: [1\n", "cfg.yaml:2:9: YAML syntax error: this [ ] list"),
         ("agi: {port: 1}\nagi: {port: 2}\n", "cfg.yaml:2:1: duplicate key 'agi'"),
         ("- a\n- b\n", "cfg.yaml:1:1: the config must be a mapping"),
     ],
