@@ -26,7 +26,7 @@ from dialer.campaigns import (
 from dialog import ScriptError, load_script
 from dialog.directory import scan_scripts
 from outdial.config import Config
-from outdial.context import cli_state, run_async
+from outdial.context import FLAG, cli_state, run_async
 from outdial.errors import UserError
 from store.db import Database
 
@@ -93,7 +93,9 @@ def create(
     require_consent: Annotated[
         bool,
         typer.Option(
-            "--require-consent", help="A flag (no value): dial only leads with recorded consent."
+            "--require-consent",
+            help="Dial only leads with recorded consent (a flag: no value).",
+            metavar=FLAG,
         ),
     ] = False,
 ) -> None:
@@ -120,7 +122,9 @@ def create(
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    all_: Annotated[bool, typer.Option("--all", help="Archived campaigns too.")] = False,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Archived campaigns too.", metavar=FLAG)
+    ] = False,
 ) -> None:
     """Every campaign with its status (and why it is paused) and script."""
     config = cli_state(ctx).loaded.config

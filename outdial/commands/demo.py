@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from outdial.config import Config, load_config
-from outdial.context import cli_state, run_async
+from outdial.context import FLAG, cli_state, run_async
 from outdial.logging import config_secrets, setup_logging
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def demo(
         ),
     ] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the summary as one JSON object.")
+        bool, typer.Option("--json", help="Print the summary as one JSON object.", metavar=FLAG)
     ] = False,
 ) -> None:
     """Run a small campaign against pbxsim with real ASR, TTS, NLU and emotion detection.

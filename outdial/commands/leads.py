@@ -15,7 +15,7 @@ from rich.table import Table
 
 from outdial.commands.campaign import servable_script
 from outdial.config import Config
-from outdial.context import cli_state, run_async
+from outdial.context import FLAG, cli_state, run_async
 from outdial.errors import UserError
 from store.db import Database
 from store.leads import (
@@ -46,7 +46,10 @@ def import_(
         typer.Option("--region", help="Region for numbers without +CC (default: config)."),
     ] = None,
     create_campaign: Annotated[
-        bool, typer.Option("--create-campaign", help="Create the campaign if it does not exist.")
+        bool,
+        typer.Option(
+            "--create-campaign", help="Create the campaign if it does not exist.", metavar=FLAG
+        ),
     ] = False,
     script: Annotated[
         str | None,
@@ -58,7 +61,9 @@ def import_(
         int | None,
         typer.Option("--workers", min=1, help="Processes normalising numbers (default: auto)."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON.", metavar=FLAG)
+    ] = False,
 ) -> None:
     """Import FILE (CSV; columns in docs/operator-guide.md): numbers to E.164; rejected and
     duplicate rows to STEM.rejects.csv beside it (may.csv: may.rejects.csv)."""

@@ -191,3 +191,9 @@ def test_without_ami_environment_the_default_trunk_stays(monkeypatch: pytest.Mon
     assert trunks[0].secret.get_secret_value() == ""
     with pytest.raises(UserError, match="dial_string"):
         parse_config("trunks:\n  - name: x\n    dial_string: PJSIP/carrier\n", "t.yaml")
+
+
+def test_require_consent_reads_as_a_flag_in_help() -> None:
+    result = CliRunner().invoke(app, ["campaign", "create", "--help"], env={"COLUMNS": "200"})
+    line = next(x for x in result.output.splitlines() if "--require-consent" in x)
+    assert "<bool>" not in line and "a flag: no value" in line
