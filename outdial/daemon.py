@@ -20,6 +20,8 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
+
 from agi.callstore import CallStore
 from agi.catalog import ScriptCatalog
 from agi.runtime import CallServices, CallSettings, ScriptRuntime
@@ -28,6 +30,7 @@ from analytics.allocation import VariantAllocator
 from analytics.retirement import RetirementJob
 from compliance.words import WordFilter
 from dialer.campaigns import (
+    CampaignError,
     PauseReason,
     list_campaigns,
     pause_active,
@@ -166,6 +169,14 @@ class Daemon:
     async def _pause_unservable_campaigns(self) -> None:
         """Pause every active campaign whose script this daemon cannot serve (WARNING, with
         the reason on the campaign); resume the ones it paused once their script loads."""
+        try:
+            await self._reconcile_campaign_scripts()
+        except (OSError, asyncpg.PostgresError, CampaignError) as exc:
+            # The dialer's own checks go on; the next start or reload tries again.
+            log.error("could not check the campaigns' scripts: %s", exc)
+        self._report_status()
+
+    async def _reconcile_campaign_scripts(self) -> None:
         assert self.db is not None and self.catalog is not None
         catalog = self.catalog
         async with self.db.pool.acquire() as conn:
@@ -182,7 +193,6 @@ class Daemon:
                     log.info("campaign %s resumed: its script %s loads", campaign.name,
                              campaign.script_name)  # fmt: skip
         self.unserved = unserved
-        self._report_status()
 
     def status_text(self) -> str:
         """What systemd's STATUS= shows: ready, or what is degraded."""

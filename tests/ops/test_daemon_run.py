@@ -413,7 +413,8 @@ async def test_the_shipped_unit_serves_calls_from_any_working_directory(
 ) -> None:
     """The unit's WorkingDirectory is the state directory and the config says nothing of
     scripts: the scripts come from beside the config file, and calls are served. A campaign
-    whose script is not installed is paused with the reason, and said so at WARNING."""
+    whose script is not installed is paused with the reason, said so at WARNING, and resumed
+    once the script is installed and the daemon reloaded."""
     unit = shipped_unit_layout(tmp_path)
     assert unit.working_dir == tmp_path / "var/lib/outdial"
     assert unit.environment["OUTDIAL_STATE_DIR"] == str(unit.working_dir)
@@ -422,6 +423,7 @@ async def test_the_shipped_unit_serves_calls_from_any_working_directory(
     shutil.copy(REPO / "scripts" / f"{DEMO_SCRIPT}.yaml", unit.config.parent / "scripts")
     ports = Ports()
     log = tmp_path / "journal.log"
+    scripts = unit.config.parent / "scripts"
     served = await seed_campaign(db_pool, leads=4)
     orphan = await seed_campaign(db_pool, leads=2, name="orphan", script="payment_reminder_zh")
     async with PbxSim(sim_config(ports.agi)) as sim:
@@ -446,19 +448,29 @@ async def test_the_shipped_unit_serves_calls_from_any_working_directory(
             status = await db_pool.fetchrow(
                 "SELECT status, paused_reason, paused_detail FROM campaigns WHERE id = $1", orphan
             )
+            dialled_while_paused = await db_pool.fetchval(
+                "SELECT count(*) FROM call_attempts WHERE campaign_id = $1", orphan
+            )
+            # The script installed and the daemon reloaded: the campaign it paused resumes.
+            shutil.copy(REPO / "scripts" / "payment_reminder_zh.yaml", scripts)
+            proc.send_signal(signal.SIGHUP)
+            async with asyncio.timeout(120):
+                reloading = await notify_socket.wait_for("RELOADING=1")
+                await notify_socket.wait_for("READY=1", after=reloading)
+            resumed = await db_pool.fetchrow(
+                "SELECT status, paused_reason FROM campaigns WHERE id = $1", orphan
+            )
             proc.send_signal(signal.SIGTERM)
             async with asyncio.timeout(STOP_TIMEOUT_S):
                 assert await proc.wait() == 0, tail(log)
     text = log.read_text()
-    scripts = unit.config.parent / "scripts"
     assert f"scripts ready: {DEMO_SCRIPT} (from {scripts})" in text
     assert (status["status"], status["paused_reason"]) == ("paused", "script_unavailable")
     assert f"script 'payment_reminder_zh' is not loaded from {scripts}" in status["paused_detail"]
     assert f"WARNING outdial.daemon: campaign orphan paused: {status['paused_detail']}" in text
-    orphan_dialled = await db_pool.fetchval(
-        "SELECT count(*) FROM call_attempts WHERE campaign_id = $1", orphan
-    )
-    assert orphan_dialled == 0
+    assert dialled_while_paused == 0
+    assert tuple(resumed) == ("active", None)
+    assert "campaign orphan resumed: its script payment_reminder_zh loads" in text
     assert "stopping: no new calls; draining" in text
     assert text.rstrip().endswith("INFO outdial.daemon: stopped"), tail(log)
     # Nothing was written where the daemon was not told to write.

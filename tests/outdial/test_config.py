@@ -151,3 +151,22 @@ def test_config_show_says_which_secrets_are_not_set(
     monkeypatch.setenv("OUTDIAL_AMI_SECRET", "s3cret-value")
     code, shown = _cli(config, "config", "show")
     assert "secret: '********'" in shown and "s3cret-value" not in shown
+
+
+def test_scripts_are_found_from_the_config_file_never_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OUTDIAL_CONFIG", raising=False)
+    monkeypatch.delenv("OUTDIAL_STATE_DIR", raising=False)
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    config = etc / "outdial.yaml"
+    config.write_text("state_dir: /var/lib/outdial\n")
+    assert load_config(config).config.scripts_path == etc / "scripts"
+    config.write_text("scripts_dir: campaigns/scripts\n")
+    assert load_config(config).config.scripts_path == etc / "campaigns" / "scripts"
+    config.write_text("scripts_dir: /srv/scripts\n")
+    assert load_config(config).config.scripts_path == Path("/srv/scripts")
+    # No file at all: the state directory's, made absolute.
+    assert load_config().config.scripts_path == tmp_path / ".outdial" / "scripts"
