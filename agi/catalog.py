@@ -15,6 +15,7 @@ import asyncpg
 
 from agi.runtime import CallServices, ScriptRuntime, prepare_script
 from dialog import ScriptError
+from dialog.directory import did_you_mean
 from dialog.validate import content_hash
 from store.scripts import record_script_version
 
@@ -39,6 +40,20 @@ class ScriptCatalog:
     @property
     def names(self) -> list[str]:
         return sorted(self._current)
+
+    def why_not(self, name: str) -> str:
+        """Why the script `name` cannot be served, in one sentence (for logs and campaigns)."""
+        if not self.directory.is_dir():
+            return f"script {name!r}: the scripts directory {self.directory} does not exist"
+        text = (
+            f"script {name!r} is not loaded from {self.directory} "
+            f"(loaded: {', '.join(self.names) or 'none'})"
+        )
+        if hint := did_you_mean(name, self.names):
+            text += f"; {hint}"
+        if self.errors:
+            text += f"; {len(self.errors)} file(s) there do not validate (see the log)"
+        return text
 
     async def reload(self) -> list[ScriptRuntime]:
         """(Re)load every changed `*.yaml` in the directory; returns the new versions."""

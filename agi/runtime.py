@@ -16,6 +16,7 @@ from agi.settings import SessionSettings
 from compliance.settings import ComplianceSettings
 from compliance.words import WordFilter
 from dialog import Listen, LoadedScript, Script, load_script
+from dialog.spoken import spoken
 from dialog.templates import TemplateError, is_static, placeholders, render
 from emotion.settings import EmotionSettings
 from nlu.classifier import IntentClassifier, NluResult
@@ -128,7 +129,8 @@ def _with_defaults(script: Script, template: str) -> str | None:
         spec = script.variables.get(name)
         if spec is None or spec.default is None:
             return None
-        defaults[name] = spec.default
+        # As the engine will say it (a `date` default as a date).
+        defaults[name] = spoken(spec.default, spec.type, script.language, spec.currency)
     return render(template, defaults)
 
 

@@ -6,6 +6,7 @@ retirement job and Grafana agree on them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,6 +28,19 @@ class VariantStats:
     opt_outs: int
     opt_out_rate: float | None
     compliance_hits: int
+
+
+# A span ending now, as `outdial report --since` and the API's `since` take it.
+SPAN_PATTERN = r"^\s*([1-9][0-9]*)([mhd])\s*$"
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_span(text: str) -> timedelta:
+    """`90m`, `1h`, `24h`, `7d` -> timedelta; ValueError otherwise."""
+    match = re.match(SPAN_PATTERN, text)
+    if not match:
+        raise ValueError(f"{text!r} is not a span like 1h, 24h or 7d")
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})
 
 
 @dataclass(frozen=True)

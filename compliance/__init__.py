@@ -10,7 +10,13 @@ Pure: no sockets, no database, no environment. Public API:
 """
 
 from compliance.redact import PiiHit, RedactionResult, redact
-from compliance.rules import CallingWindow, is_on_dnc, is_within_calling_window, may_call
+from compliance.rules import (
+    CallingWindow,
+    is_on_dnc,
+    is_within_calling_window,
+    may_call,
+    parse_days,
+)
 from compliance.words import FilterResult, WordFilter, WordHit, default_word_filter
 
 __all__ = [
@@ -24,5 +30,6 @@ __all__ = [
     "is_on_dnc",
     "is_within_calling_window",
     "may_call",
+    "parse_days",
     "redact",
 ]

@@ -7,12 +7,16 @@ name, via zoneinfo), as US (47 CFR 64.1200: 8:00-21:00 local) and Chinese rules 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
+
+_WINDOW = re.compile(r"^\s*(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})\s*$")
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +32,33 @@ class CallingWindow:
 
     @classmethod
     def parse(cls, text: str) -> CallingWindow:
-        """From "HH:MM-HH:MM", e.g. "08:00-21:00"."""
+        """From "HH:MM-HH:MM", e.g. "08:00-21:00" (the config, campaigns and the API all
+        read windows here, so a value one accepts works everywhere)."""
+        match = _WINDOW.match(text)
+        if match is None:
+            raise ValueError(f"window {text!r}: expected HH:MM-HH:MM, for example 09:00-21:00")
         try:
-            start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
+            start, end = (time.fromisoformat(part) for part in match.groups())
         except ValueError as exc:
-            raise ValueError(f"calling window must look like '08:00-21:00', got {text!r}") from exc
-        return cls(start, end)
+            raise ValueError(f"window {text!r}: {exc}") from exc
+        try:
+            return cls(start, end)
+        except ValueError as exc:
+            raise ValueError(f"window {text!r}: {exc}") from exc
+
+
+def parse_days(text: str) -> frozenset[int]:
+    """`mon-sat`, `mon,wed,fri` or `fri-mon` as weekday numbers (Monday = 0)."""
+    days: set[int] = set()
+    for part in text.lower().replace(" ", "").split(","):
+        first, _, last = part.partition("-")
+        if first not in DAY_NAMES or (last and last not in DAY_NAMES):
+            raise ValueError(f"days {text!r}: use day names {','.join(DAY_NAMES)}, e.g. mon-sat")
+        a = DAY_NAMES.index(first)
+        b = DAY_NAMES.index(last) if last else a
+        span = range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)]
+        days.update(span)
+    return frozenset(days)
 
 
 ALL_DAYS = frozenset(range(7))  # Monday=0 ... Sunday=6

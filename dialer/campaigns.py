@@ -5,21 +5,29 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 from typing import Any, Literal
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from compliance import CallingWindow
+from compliance import parse_days as parse_day_names
 from dialer.dispositions import ANSWERED, HUMAN_ANSWERED
 from dialer.settings import DialerSettings
 
-DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_WINDOW = re.compile(r"^\d{2}:\d{2}-\d{2}:\d{2}$")
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _CALLER_ID = re.compile(r"^\+?[0-9]{2,20}$")
 
-Status = Literal["active", "paused", "finished"]
+Status = Literal["active", "paused", "finished", "archived"]
+
+
+class PauseReason(StrEnum):
+    """Why a campaign is paused (`campaigns.paused_reason`)."""
+
+    OPERATOR = "operator"  # `campaign pause` or the API
+    # The daemon cannot serve the campaign's script; it resumes the campaign once it can.
+    SCRIPT_UNAVAILABLE = "script_unavailable"
 
 
 class CampaignError(ValueError):
@@ -28,26 +36,18 @@ class CampaignError(ValueError):
 
 def parse_window(text: str) -> CallingWindow:
     """`09:00-21:00`: local times a call may start, start <= t < end, within one day."""
-    if not _WINDOW.match(text.strip()):
-        raise CampaignError(f"window {text!r}: expected HH:MM-HH:MM, for example 09:00-21:00")
     try:
         return CallingWindow.parse(text)
     except ValueError as exc:
-        raise CampaignError(f"window {text!r}: {exc}") from exc
+        raise CampaignError(str(exc)) from exc
 
 
 def parse_days(text: str) -> frozenset[int]:
     """`mon-sat`, `mon,wed,fri` or `fri-mon` as weekday numbers (Monday = 0)."""
-    days: set[int] = set()
-    for part in text.lower().replace(" ", "").split(","):
-        first, _, last = part.partition("-")
-        if first not in DAY_NAMES or (last and last not in DAY_NAMES):
-            raise CampaignError(f"days {text!r}: use day names {','.join(DAY_NAMES)}, e.g. mon-sat")
-        a = DAY_NAMES.index(first)
-        b = DAY_NAMES.index(last) if last else a
-        span = range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)]
-        days.update(span)
-    return frozenset(days)
+    try:
+        return parse_day_names(text)
+    except ValueError as exc:
+        raise CampaignError(str(exc)) from exc
 
 
 class CampaignSettings(BaseModel):
@@ -119,6 +119,16 @@ class Campaign:
     script_name: str
     status: Status
     settings: CampaignSettings
+    paused_reason: str | None = None
+    paused_detail: str | None = None
+
+    @property
+    def status_text(self) -> str:
+        """`paused (script_unavailable: script 'x' is not in /etc/outdial/scripts)`."""
+        if self.status != "paused" or self.paused_reason is None:
+            return self.status
+        why = self.paused_reason + (f": {self.paused_detail}" if self.paused_detail else "")
+        return f"paused ({why})"
 
 
 def _campaign(row: asyncpg.Record) -> Campaign:
@@ -127,7 +137,15 @@ def _campaign(row: asyncpg.Record) -> Campaign:
         settings = CampaignSettings.model_validate(raw)
     except ValidationError as exc:
         raise CampaignError(f"campaign {row['name']!r} has unusable settings: {exc}") from exc
-    return Campaign(row["id"], row["name"], row["script_name"], row["status"], settings)
+    return Campaign(
+        row["id"],
+        row["name"],
+        row["script_name"],
+        row["status"],
+        settings,
+        row["paused_reason"],
+        row["paused_detail"],
+    )
 
 
 async def create_campaign(
@@ -155,27 +173,108 @@ async def get_campaign(conn: asyncpg.Connection, name: str) -> Campaign:
     return _campaign(row)
 
 
-async def list_campaigns(conn: asyncpg.Connection, *, active_only: bool = False) -> list[Campaign]:
+async def list_campaigns(
+    conn: asyncpg.Connection, *, active_only: bool = False, archived: bool = False
+) -> list[Campaign]:
     rows = await conn.fetch(
-        "SELECT * FROM campaigns WHERE NOT $1 OR status = 'active' ORDER BY id", active_only
+        """SELECT * FROM campaigns
+            WHERE (NOT $1 OR status = 'active') AND ($2 OR status <> 'archived')
+            ORDER BY id""",
+        active_only,
+        archived,
     )
     return [_campaign(r) for r in rows]
 
 
-async def set_status(conn: asyncpg.Connection, name: str, status: Status) -> Campaign:
+async def set_status(
+    conn: asyncpg.Connection,
+    name: str,
+    status: Status,
+    reason: PauseReason | None = None,
+    detail: str | None = None,
+) -> Campaign:
+    """Set a campaign's status; a pause records its reason, anything else clears it."""
+    if status == "paused" and reason is None:
+        reason = PauseReason.OPERATOR
     row = await conn.fetchrow(
-        "UPDATE campaigns SET status = $2, updated_at = now() WHERE name = $1 RETURNING *",
+        """UPDATE campaigns SET status = $2, paused_reason = $3, paused_detail = $4,
+                                updated_at = now()
+            WHERE name = $1 RETURNING *""",
         name,
         status,
+        reason if status == "paused" else None,
+        detail if status == "paused" else None,
     )
     if row is None:
         raise CampaignError(f"no campaign named {name!r}")
     return _campaign(row)
 
 
+async def pause_active(
+    conn: asyncpg.Connection, campaign_id: int, reason: PauseReason, detail: str
+) -> bool:
+    """Pause a campaign if it is still active (another daemon may have got there first)."""
+    paused = await conn.fetchval(
+        """UPDATE campaigns SET status = 'paused', paused_reason = $2, paused_detail = $3,
+                                updated_at = now()
+            WHERE id = $1 AND status = 'active' RETURNING true""",
+        campaign_id,
+        reason,
+        detail,
+    )
+    return bool(paused)
+
+
+async def paused_for(conn: asyncpg.Connection, reason: PauseReason) -> list[Campaign]:
+    rows = await conn.fetch(
+        "SELECT * FROM campaigns WHERE status = 'paused' AND paused_reason = $1 ORDER BY id",
+        reason,
+    )
+    return [_campaign(r) for r in rows]
+
+
+async def resume_paused(conn: asyncpg.Connection, campaign_id: int, reason: PauseReason) -> bool:
+    """Resume a campaign only if it is still paused for `reason` (an operator's pause stays)."""
+    resumed = await conn.fetchval(
+        """UPDATE campaigns SET status = 'active', paused_reason = NULL, paused_detail = NULL,
+                                updated_at = now()
+            WHERE id = $1 AND status = 'paused' AND paused_reason = $2 RETURNING true""",
+        campaign_id,
+        reason,
+    )
+    return bool(resumed)
+
+
+async def delete_campaign(conn: asyncpg.Connection, name: str) -> int:
+    """Delete a campaign that never placed a call (with its leads); returns the leads removed.
+
+    A campaign with calls keeps its records: archive it instead.
+    """
+    campaign = await get_campaign(conn, name)
+    async with conn.transaction():
+        calls = await conn.fetchval(
+            "SELECT count(*) FROM call_attempts WHERE campaign_id = $1", campaign.id
+        )
+        if calls:
+            raise CampaignError(
+                f"campaign {name!r} has placed {calls} call(s): its records are kept; "
+                "archive it instead (`outdial campaign archive`)"
+            )
+        leads = await conn.fetchval(
+            "SELECT count(*) FROM leads WHERE campaign_id = $1", campaign.id
+        )
+        await conn.execute("DELETE FROM campaigns WHERE id = $1", campaign.id)
+    return int(leads)
+
+
 @dataclass(frozen=True)
 class CampaignStats:
+    campaign: Campaign
     leads_by_status: dict[str, int]
+    # Leads the dialer's gates held back, by reason: for good (`blocked`, e.g. dnc) and for
+    # now (`pending` with a reason, e.g. outside_window: dialled when it allows).
+    blocked_by_reason: dict[str, int]
+    postponed_by_reason: dict[str, int]
     attempts_by_disposition: dict[str, int]
     live_attempts: int
     answer_rate: float | None  # answered (person or machine) / settled attempts
@@ -205,11 +304,21 @@ async def campaign_stats(conn: asyncpg.Connection, name: str) -> CampaignStats:
            FROM call_attempts WHERE campaign_id = $1 GROUP BY 1""",
         campaign.id,
     )
+    held = await conn.fetch(
+        """SELECT status, block_reason, count(*) AS n FROM leads
+            WHERE campaign_id = $1 AND block_reason IS NOT NULL
+              AND status IN ('blocked', 'pending')
+            GROUP BY 1, 2""",
+        campaign.id,
+    )
     by_disposition = {r["disposition"]: r["n"] for r in attempts}
     live = by_disposition.pop("live", 0)
     settled = sum(by_disposition.values())
     answered = sum(n for d, n in by_disposition.items() if d in ANSWERED)
     return CampaignStats(
+        campaign=campaign,
+        blocked_by_reason={r["block_reason"]: r["n"] for r in held if r["status"] == "blocked"},
+        postponed_by_reason={r["block_reason"]: r["n"] for r in held if r["status"] == "pending"},
         leads_by_status={r["status"]: r["n"] for r in leads},
         attempts_by_disposition=by_disposition,
         live_attempts=live,

@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -103,7 +103,10 @@ class Dialer:
         *,
         capacity: Callable[[], int] = lambda: UNLIMITED_SESSIONS,
         clock: Callable[[], datetime] = utc_now,
+        only_campaigns: Collection[int] | None = None,
     ) -> None:
+        """`only_campaigns`: dial these campaign ids and touch no other campaign's leads
+        (not even to reclaim expired leases): the demo's dialer beside real campaigns."""
         if not trunks:
             raise ValueError("the dialer needs at least one trunk")
         names = [t.name for t in trunks]
@@ -115,6 +118,7 @@ class Dialer:
         self._trunk_settings = trunks
         self._capacity = capacity
         self._clock = clock
+        self._only = frozenset(only_campaigns) if only_campaigns is not None else None
         self._trunks: dict[str, _Trunk] = {}
         self._campaigns: dict[int, _CampaignState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -220,8 +224,11 @@ class Dialer:
         try:
             async with self.pool.acquire() as conn:
                 await renew_leases(conn, self.owner, now, self.settings.lease_s)
-                await reclaim_expired(conn, now)
+                if self._only is None:
+                    await reclaim_expired(conn, now)
                 campaigns = await db_list_campaigns(conn, active_only=True)
+                if self._only is not None:
+                    campaigns = [c for c in campaigns if c.id in self._only]
                 for campaign in campaigns:
                     rate = await abandoned_rate_30d(conn, campaign.id)
                     self._campaign_state(campaign).abandoned_rate = rate

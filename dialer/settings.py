@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from compliance import CallingWindow, parse_days
+
 
 class RetryDelays(BaseModel):
     """Seconds until a lead is tried again after each retryable disposition."""
@@ -87,3 +89,16 @@ class DialerSettings(BaseModel):
     reconnect_initial_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
     ami_timeout_s: float = Field(default=10.0, gt=0)
+
+    # Read by the same parsers the dialer applies to every lead, so a value that loads works.
+    @field_validator("window")
+    @classmethod
+    def _window_parses(cls, value: str) -> str:
+        CallingWindow.parse(value)
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _days_parse(cls, value: str) -> str:
+        parse_days(value)
+        return value

@@ -41,7 +41,16 @@ from dialog.schema import (
     Script,
     TransferNode,
 )
+from dialog.spoken import Kind, spoken
 from dialog.templates import is_static, render
+
+# Entity labels whose captured value is spoken as that kind (yes_no stays text).
+CAPTURED_KINDS: dict[str, Kind] = {
+    "date": "date",
+    "time": "time",
+    "amount": "amount",
+    "number": "number",
+}
 
 
 class ScriptRuntimeError(RuntimeError):
@@ -84,6 +93,8 @@ class DialogEngine:
         self.script = script
         self.variant = variant
         self.variables = _initial_variables(script, variables)
+        # How each variable is spoken: as declared, or as what a capture put in it.
+        self._kinds: dict[str, Kind] = {n: v.type for n, v in script.variables.items()}
         self._filter = word_filter or default_word_filter()
         self._state = _State()
         self._prompts = script.variants[variant].prompts if variant else {}
@@ -137,7 +148,7 @@ class DialogEngine:
         fallback: str | None,
     ) -> list[Action]:
         """Template, filter, and fall back if blocked; never returns a blocked Say."""
-        text = render(template, self.variables)
+        text = render(template, self._spoken_variables())
         result = self._filter.check(text, "bot")
         hits: list[Action] = [
             ComplianceHit("bot", node, h.category, h.term, h.action, result.blocked)
@@ -149,13 +160,27 @@ class DialogEngine:
         for candidate in (fallback, self.script.fallback):
             if candidate is None:
                 continue
-            alt_text = render(candidate, self.variables)
+            alt_text = render(candidate, self._spoken_variables())
             alt = self._filter.check(alt_text, "bot")
             if not alt.blocked:
                 static = is_static(candidate) and alt.text == alt_text
                 say = _say_action(alt.text, node, interruptible, barge_in_min_ms, static)
                 return [*hits, say]
         return hits
+
+    def _spoken_variables(self) -> dict[str, str]:
+        """The variables as they are said aloud in the script's language."""
+        language = self.script.language
+        return {
+            name: value
+            if self._kinds.get(name, "text") == "text"
+            else spoken(value, self._kinds[name], language, self._currency(name))
+            for name, value in self.variables.items()
+        }
+
+    def _currency(self, name: str) -> str | None:
+        declared = self.script.variables.get(name)
+        return declared.currency if declared else None
 
     def _speak_node_text(self, name: str, template: str | None) -> list[Action]:
         node = self.script.nodes[name]
@@ -334,6 +359,8 @@ class DialogEngine:
             if entity is not None:
                 value = str(entity.value)
                 self.variables[var] = value
+                if label in CAPTURED_KINDS:
+                    self._kinds[var] = CAPTURED_KINDS[label]
                 actions.append(SetVariable(var, value))
         return actions
 

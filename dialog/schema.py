@@ -41,6 +41,12 @@ class Variable(_Model):
     required: bool = False
     default: str | None = None
     description: str = ""
+    # How the value is spoken: `date` (2026-12-17 -> "Thursday, December 17th"), `time`,
+    # `amount` (35.5 -> "35 dollars and 50 cents"), `number`, or `text` as written. A variable
+    # filled by `capture` is spoken as what was captured (a date as a date).
+    type: Literal["text", "date", "time", "amount", "number"] = "text"
+    # ISO 4217 code of an amount; default USD for English scripts, CNY for Chinese ones.
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
 
 
 class Identification(_Model):

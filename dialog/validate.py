@@ -11,14 +11,16 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from compliance.words import WordFilter, default_word_filter
+from dialog import schema
 from dialog.schema import EndNode, ListenNode, SayNode, Script
 from dialog.templates import TemplateError, placeholders
 from dialog.yamlsource import Loc, Position, SourceMap, YamlSyntaxError, parse_yaml
@@ -55,6 +57,28 @@ class LoadedScript:
     source: str
     content_hash: str  # sha256 hex of the source bytes
     path: str
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str | None:
+    """`did you mean 'confirmed'?` for the closest of `known` names, or None."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def _with_hint(message: str, name: str, known: Iterable[str]) -> str:
+    hint = did_you_mean(name, known)
+    return f"{message}; {hint}" if hint else message
+
+
+# Every field name of the script schema, for "did you mean" on an unknown one.
+_FIELD_NAMES = sorted(
+    {
+        name
+        for model in vars(schema).values()
+        if isinstance(model, type) and issubclass(model, BaseModel)
+        for name in model.model_fields
+    }
+)
 
 
 def content_hash(source: str) -> str:
@@ -133,7 +157,7 @@ def _schema_issue(path: str, smap: SourceMap, err: dict) -> ScriptIssue:  # type
         parent = where.rpartition(".")[0]
         message = f"{parent + ': ' if parent else ''}missing required field {loc[-1]!r}"
     elif kind == "extra_forbidden":
-        message = f"{where}: unknown field {loc[-1]!r}"
+        message = _with_hint(f"{where}: unknown field {loc[-1]!r}", str(loc[-1]), _FIELD_NAMES)
     elif kind == "union_tag_not_found":
         message = f"{where}: a node needs `kind: say|listen|transfer|end`"
     elif kind == "union_tag_invalid":
@@ -194,7 +218,10 @@ class _SemanticChecks:
     def _references(self) -> Iterator[tuple[Position, str]]:
         for loc, target in self._edges():
             if target not in self.script.nodes:
-                yield self._at(loc), f"undefined node {target!r}"
+                yield (
+                    self._at(loc),
+                    _with_hint(f"undefined node {target!r}", target, self.script.nodes),
+                )
         for vname, variant in self.script.variants.items():
             for node_name in variant.prompts:
                 node = self.script.nodes.get(node_name)
@@ -259,8 +286,12 @@ class _SemanticChecks:
                 if intent not in known and intent not in self.script.intents:
                     yield (
                         self._at(("nodes", name, "intents", intent)),
-                        f"intent {intent!r} has no examples: it is not built-in "
-                        f"({', '.join(library)}) nor defined under `intents:`",
+                        _with_hint(
+                            f"intent {intent!r} has no examples: it is not built-in "
+                            f"({', '.join(library)}) nor defined under `intents:`",
+                            intent,
+                            [*library, *self.script.intents],
+                        ),
                     )
             for intent in node.expect:
                 if intent not in node.intents:
@@ -279,7 +310,10 @@ class _SemanticChecks:
                 continue
             for var in names:
                 if var not in declared:
-                    yield self.smap.value_position(loc), f"template uses unknown variable {{{var}}}"
+                    yield (
+                        self.smap.value_position(loc),
+                        _with_hint(f"template uses unknown variable {{{var}}}", var, declared),
+                    )
             if not names:
                 for hit in self.word_filter.check(text, "bot").hits:
                     if hit.action in ("block", "escalate"):
@@ -296,7 +330,11 @@ class _SemanticChecks:
                     if var not in self.script.variables:
                         yield (
                             self._at(("nodes", name, "capture", label)),
-                            f"capture into undeclared variable {var!r} (add it to `variables`)",
+                            _with_hint(
+                                f"capture into undeclared variable {var!r} (add it to `variables`)",
+                                var,
+                                self.script.variables,
+                            ),
                         )
 
     def _handlers(self) -> Iterator[tuple[Position, str]]:

@@ -4,6 +4,8 @@ Scripts are parsed twice from the same text: `yaml.compose` gives the node tree 
 (kept in a `SourceMap`), and the loader constructs plain data for pydantic. The loader
 resolves booleans the YAML 1.2 way (only true/false), so an admin's `yes`, `no`, `on` and
 `off` stay strings: in a conversation script they are nearly always words a customer says.
+Dates stay strings too: pydantic reads them where a date is wanted, and a bad one
+(`2026-13-01`) is then reported with its position instead of crashing the YAML loader.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ class ScriptLoader(yaml.SafeLoader):
     """SafeLoader whose booleans are only true/false (YAML 1.2 core schema)."""
 
 
+_PLAIN_STRING_TAGS = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
 ScriptLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    first: [(tag, rx) for tag, rx in resolvers if tag not in _PLAIN_STRING_TAGS]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 ScriptLoader.add_implicit_resolver(
@@ -123,16 +126,67 @@ class YamlSyntaxError(ValueError):
         self.position = position
 
 
+def _previous_line(lines: list[str], index: int) -> int | None:
+    """Index of the last non-blank, non-comment line before `index`."""
+    for i in range(index - 1, -1, -1):
+        stripped = lines[i].strip()
+        if stripped and not stripped.startswith("#"):
+            return i
+    return None
+
+
+def _end_of(lines: list[str], index: int) -> Position:
+    return Position(index + 1, len(lines[index].rstrip()) + 1)
+
+
+def _explain(exc: yaml.MarkedYAMLError, text: str) -> tuple[Position, str]:
+    """PyYAML's complaint in plain words, at the line where the mistake is (PyYAML often
+    notices it a line later)."""
+    problem, context = exc.problem or "", exc.context or ""
+    found = exc.problem_mark or exc.context_mark
+    where = _pos(found) if found else Position(1, 1)
+    began = _pos(exc.context_mark) if exc.context_mark else where
+    lines = text.splitlines()
+    if "could not find expected ':'" in problem:
+        return began, "missing ':' after the key on this line (write `key: value`)"
+    if "cannot start any token" in problem and "\\t" in problem:
+        return where, "a tab character: indent with spaces only"
+    if "end of stream" in problem and "quoted scalar" in context:
+        return began, "this quoted text is never closed (a quote is missing at its end)"
+    if "flow sequence" in context or "flow mapping" in context:
+        return began, "this [ ] list or { } mapping is not closed, or lacks a comma"
+    if problem == "mapping values are not allowed here" and found is not None:
+        before = _previous_line(lines, found.line)
+        if (
+            before is not None
+            and ":" not in lines[before]
+            and not lines[before].strip().startswith("-")
+        ):
+            return _end_of(lines, before), "missing ':' at the end of this line"
+        return where, (
+            "unexpected ':' here: quote a text that contains ': ', or check this line's indentation"
+        )
+    line = lines[found.line] if found is not None and found.line < len(lines) else ""
+    if "expected <block end>" in problem and (": {" in line or ": [" in line):
+        return where, "a text that starts with { or [ must be quoted"
+    if "expected <block end>" in problem and "<scalar>" in problem:
+        return where, "unexpected text after the value on this line (quote the whole text?)"
+    if "expected <block end>" in problem:
+        return where, (
+            "this line's indentation does not match the lines above it: give it the same "
+            "number of spaces as the keys (or `- ` items) it belongs with"
+        )
+    return where, " ".join(p for p in (context, problem) if p)
+
+
 def parse_yaml(text: str) -> ParsedYaml:
     """Data plus source map; YamlSyntaxError (with a position) when the text is not YAML."""
     try:
         root = yaml.compose(text, Loader=ScriptLoader)
         data = yaml.load(text, Loader=ScriptLoader)  # noqa: S506 - ScriptLoader is a SafeLoader
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        position = _pos(mark) if mark else Position(1, 1)
-        problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        raise YamlSyntaxError(f"YAML syntax error: {problem}", position) from exc
+        position, message = _explain(exc, text)
+        raise YamlSyntaxError(f"YAML syntax error: {message}", position) from exc
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(f"YAML error: {exc}", Position(1, 1)) from exc
     if root is None:

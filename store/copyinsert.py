@@ -22,6 +22,8 @@ class CopyTarget:
     json_columns: frozenset[str] = field(default_factory=frozenset)
     # Constant values filled in by the INSERT (e.g. campaign_id), bound as $1, $2, ...
     constants: tuple[str, ...] = ()
+    # A column the INSERT returns for each new row, to tell which rows already existed.
+    key: str | None = None
 
     @property
     def staging(self) -> str:
@@ -42,9 +44,10 @@ class CopyTarget:
         targets = ", ".join((*self.constants, *self.columns))
         params = [f"${i}" for i in range(1, len(self.constants) + 1)]
         values = [f"{c}::jsonb" if c in self.json_columns else c for c in self.columns]
+        returning = f" RETURNING {self.key}" if self.key else ""
         return (
             f"INSERT INTO {self.table} ({targets}) SELECT {', '.join((*params, *values))} "
-            f"FROM {self.staging} ON CONFLICT DO NOTHING"
+            f"FROM {self.staging} ON CONFLICT DO NOTHING{returning}"
         )
 
 
@@ -79,14 +82,19 @@ async def copy_text_insert_ignore(
     target: CopyTarget,
     text: memoryview,
     constants: Sequence[Any] = (),
-) -> int:
+) -> list[Any]:
     """As `copy_insert_ignore`, for rows already in COPY's text format (tab-separated lines
-    in `target.columns` order), e.g. made by worker processes."""
+    in `target.columns` order), e.g. made by worker processes. Returns the `target.key` of
+    each new row, so the caller can name the rows that already existed."""
+    assert target.key is not None
 
     async def copy() -> None:
         await conn.copy_to_table(target.staging, source=text, columns=target.columns)
 
-    return await _staged(conn, target, copy, constants, None)
+    async with conn.transaction():
+        await conn.execute(target.create_staging_sql())
+        await copy()
+        return [row[0] for row in await conn.fetch(target.insert_sql(), *constants)]
 
 
 async def _staged(

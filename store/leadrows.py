@@ -24,7 +24,8 @@ from phonenumbers import PhoneMetadata, PhoneNumber, PhoneNumberType, timezone
 # re's own bounded cache that is a quarter of its cost (or recompiling, with many countries).
 phonenumbers.enable_pattern_cache()
 
-# Header names recognised (case-insensitive, surrounding blanks ignored).
+# Header names recognised: case, surrounding blanks and inner blanks or hyphens do not matter
+# ("Phone Number", "phone-number" and "PHONE_NUMBER" are all phone_number).
 PHONE_COLUMNS = ("phone", "phone_number", "number", "msisdn", "mobile", "telephone", "tel")
 TIMEZONE_COLUMNS = ("timezone", "time_zone", "tz")
 _TRUE = frozenset({"1", "true", "yes", "y", "t"})
@@ -56,6 +57,7 @@ class RowSpec:
 
     header: tuple[str, ...]
     region: str
+    delimiter: str
     phone: int
     timezone: int | None
     external_id: int | None
@@ -64,13 +66,36 @@ class RowSpec:
     custom: tuple[tuple[int, str], ...]
 
 
+def known_region(region: str) -> str:
+    """`region` upper-cased when phonenumbers knows it; ValueError otherwise."""
+    if region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"unknown region {region!r} (expected a code like US, GB, CN)")
+    return region.upper()
+
+
 def _find(names: list[str], wanted: tuple[str, ...]) -> int | None:
     return next((i for i, name in enumerate(names) if name in wanted), None)
 
 
-def row_spec(header: list[str], region: str) -> RowSpec | None:
+_NAME_SEPARATORS = re.compile(r"[\s\-]+")
+
+
+def column_key(name: str) -> str:
+    """How a header name is matched: `Phone Number` -> `phone_number`."""
+    return _NAME_SEPARATORS.sub("_", name.strip().lower())
+
+
+def sniff_delimiter(sample: str) -> str:
+    """The field separator of a CSV sample: `,` `;` tab or `|` (`,` when it cannot tell)."""
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:  # e.g. one column only: nothing to separate
+        return ","
+
+
+def row_spec(header: list[str], region: str, delimiter: str = ",") -> RowSpec | None:
     """The layout of a header, or None when it has no phone column."""
-    names = [h.strip().lower() for h in header]
+    names = [column_key(h) for h in header]
     phone = _find(names, PHONE_COLUMNS)
     if phone is None:
         return None
@@ -78,7 +103,7 @@ def row_spec(header: list[str], region: str) -> RowSpec | None:
     prio, consent = _find(names, ("priority",)), _find(names, ("consent",))
     known = {phone, tz, ext, prio, consent}
     custom = tuple((i, header[i].strip()) for i in range(len(header)) if i not in known)
-    return RowSpec(tuple(header), region, phone, tz, ext, prio, consent, custom)
+    return RowSpec(tuple(header), region, delimiter, phone, tz, ext, prio, consent, custom)
 
 
 @dataclass(frozen=True)
@@ -99,7 +124,9 @@ class RecordError(ValueError):
         return (RecordError, (self.line, str(self)))
 
 
-def read_records(lines: Iterable[bytes], first_line: int) -> Iterator[RawRecord]:
+def read_records(
+    lines: Iterable[bytes], first_line: int, delimiter: str = ","
+) -> Iterator[RawRecord]:
     """The non-blank CSV records of `lines` (physical lines, first one numbered `first_line`)."""
     bad_lines: set[int] = set()
     line_no = first_line - 1
@@ -115,7 +142,7 @@ def read_records(lines: Iterable[bytes], first_line: int) -> Iterator[RawRecord]
                 bad_lines.add(line_no)
                 yield raw.decode("utf-8", "surrogateescape")
 
-    reader = csv.reader(decoded())
+    reader = csv.reader(decoded(), delimiter=delimiter)
     last = first_line - 1
     while True:
         try:
@@ -145,7 +172,7 @@ def process_chunk(spec: RowSpec, first_line: int, data: bytes) -> ChunkResult:
     leads: list[LeadRow] = []
     rejects: list[Reject] = []
     # Iterating a binary stream splits lines exactly as iterating the file does (on b"\n").
-    for line, fields, bad_bytes in read_records(io.BytesIO(data), first_line):
+    for line, fields, bad_bytes in read_records(io.BytesIO(data), first_line, spec.delimiter):
         try:
             leads.append(_lead(spec, line, fields, bad_bytes))
         except LeadError as exc:
@@ -157,7 +184,7 @@ def _lead(spec: RowSpec, line: int, fields: list[str], bad_bytes: bool) -> LeadR
     if bad_bytes:
         raise LeadError("non_utf8", "the row has bytes that are not UTF-8")
     if len(fields) != len(spec.header):
-        raise LeadError("column_count", f"expected {len(spec.header)} columns, found {len(fields)}")
+        fields = _short_row_filled(spec, fields)
     phone, ext, tz, fields_json, priority, consent = normalise_lead(
         spec.region,
         fields[spec.phone],
@@ -172,6 +199,19 @@ def _lead(spec: RowSpec, line: int, fields: list[str], bad_bytes: bool) -> LeadR
         f"{_copy_escape(fields_json)}\t{priority}\t{'t' if consent else 'f'}\n"
     )
     return (line, phone, ext, text)
+
+
+def _short_row_filled(spec: RowSpec, fields: list[str]) -> list[str]:
+    """A row shorter than the header, as spreadsheets write trailing empty cells: read it
+    with those cells empty when it has the phone. Longer rows are refused (a stray comma)."""
+    expected = len(spec.header)
+    if len(fields) > expected:
+        raise LeadError("column_count", f"expected {expected} columns, found {len(fields)}")
+    if spec.phone >= len(fields):
+        raise LeadError(
+            "missing_phone", f"the row has {len(fields)} of {expected} columns and no phone"
+        )
+    return fields + [""] * (expected - len(fields))
 
 
 # COPY text format: backslash, tab, newline and carriage return are escaped; \N is NULL.

@@ -1,16 +1,18 @@
 """Lead import: a CSV file into the `leads` table of one campaign.
 
-Every data row ends up in exactly one place: imported, counted as a duplicate (same campaign
-and number, in the file or already in the database), or written with its line number and the
-reason to `<file>.rejects.csv`. Chunks of the file's bytes are decoded, parsed and normalised
-in a process pool for large files (phonenumbers is pure Python and dominates the cost) and
-committed in batches: a first import COPYs straight into `leads`; once the campaign has leads,
-through COPY + `INSERT ... ON CONFLICT DO NOTHING`, so re-running an import only adds what is new.
+Every data row ends up in exactly one place: imported, or written with its line number and the
+reason to `<file>.rejects.csv` (a duplicate, in the file or already in the campaign, is written
+there too, with reason `duplicate_in_file` or `duplicate_in_campaign`, and counted apart).
+Chunks of the file's bytes are decoded, parsed and normalised in a process pool for large
+files (phonenumbers is pure Python and dominates the cost) and committed in batches: a first
+import COPYs straight into `leads`; once the campaign has leads, through COPY + `INSERT ... ON
+CONFLICT DO NOTHING RETURNING`, so re-running an import only adds what is new and names the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import csv
 import io
 import multiprocessing
@@ -25,7 +27,6 @@ from pathlib import Path
 from typing import IO
 
 import asyncpg
-import phonenumbers
 
 from store.copyinsert import CopyTarget, copy_text_insert_ignore
 from store.leadrows import (
@@ -37,9 +38,12 @@ from store.leadrows import (
     RecordError,
     Reject,
     RowSpec,
+    column_key,
+    known_region,
     process_chunk,
     read_records,
     row_spec,
+    sniff_delimiter,
 )
 
 # The staging table and INSERT for batches that may meet leads already stored.
@@ -48,9 +52,12 @@ LEADS = CopyTarget(
     columns=COPY_COLUMNS,
     json_columns=frozenset({"fields"}),
     constants=("campaign_id",),
+    key="phone_e164",
 )
 # Files this large are normalised in worker processes; below it, spawning them costs more.
 PARALLEL_MIN_BYTES = 1 << 20
+# The start of the file the delimiter is told from.
+SNIFF_BYTES = 64 * 1024
 
 ProgressCallback = Callable[[int, int], None]  # (bytes read, file size)
 
@@ -75,6 +82,7 @@ class ImportSummary:
     rejects_file: str | None = None
     reject_reasons: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)  # about the file as a whole
 
     @property
     def rows_per_s(self) -> float:
@@ -112,8 +120,9 @@ class _Chunker:
     holds a quote, which may open a field running over the next lines.
     """
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: IO[bytes], delimiter: str) -> None:
         self._lines = iter(raw)  # split on b"\n" only, which csv.reader expects
+        self.delimiter = delimiter
         self.lines_read = 0
         self.bytes_read = 0
 
@@ -149,7 +158,7 @@ class _Chunker:
                 yield more.decode("utf-8", "surrogateescape")
 
         try:
-            next(csv.reader(feed()), None)
+            next(csv.reader(feed(), delimiter=self.delimiter), None)
         except csv.Error as exc:
             raise RecordError(line_no, str(exc)) from exc
         return rest
@@ -161,29 +170,39 @@ def _read_header(chunker: _Chunker, path: Path) -> list[str]:
         first, data = chunker.chunk(1)
         if not data:
             raise LeadImportError(f"{path}: the file is empty (expected a header line)")
-        records = list(read_records(io.BytesIO(data), first))
+        records = list(read_records(io.BytesIO(data), first, chunker.delimiter))
     line, header, bad = records[0]
     if bad:
         raise LeadImportError(f"{path}:{line}: the header is not UTF-8")
     header[0] = header[0].removeprefix("\ufeff")  # a byte-order mark from spreadsheet exports
-    names = [h.strip().lower() for h in header]
+    names = [column_key(h) for h in header]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise LeadImportError(f"{path}:{line}: repeated column names: {', '.join(repeated)}")
     return header
 
 
-def _fields_at(first_line: int, data: bytes, line: int) -> list[str]:
+def _sniff(raw: IO[bytes]) -> str:
+    """The file's delimiter, from its first whole lines (the file is left at its start)."""
+    sample = raw.read(SNIFF_BYTES)
+    raw.seek(0)
+    text = sample.decode("utf-8", "replace").removeprefix("\ufeff")
+    whole_lines = text[: text.rfind("\n") + 1] or text
+    return sniff_delimiter(whole_lines)
+
+
+def _fields_at(first_line: int, data: bytes, line: int, delimiter: str) -> list[str]:
     """The fields of the record starting at `line` of a chunk (to write it to the rejects)."""
     lines = list(io.BytesIO(data))[line - first_line :]
-    return next(read_records(lines, line))[1]
+    return next(read_records(lines, line, delimiter))[1]
 
 
 # -- the import -------------------------------------------------------------------------------
 
 
 class _Rejects:
-    """`FILE.rejects.csv`: line, reason, then the row as it was (bytes preserved)."""
+    """`FILE.rejects.csv`: line, reason (`category: sentence`), then the row as it was (bytes
+    preserved)."""
 
     def __init__(self, path: Path, header: list[str]) -> None:
         self.path = path
@@ -193,12 +212,18 @@ class _Rejects:
         self.reasons: Counter[str] = Counter()
 
     def add(self, reject: Reject) -> None:
+        """A refused row: written and counted as rejected."""
+        self.write(reject)
+        self.count += 1
+        self.reasons[reject.category] += 1
+
+    def write(self, reject: Reject) -> None:
+        """A row written to the file only (a duplicate: counted apart, not as rejected)."""
         if self._file is None:
             self._file = self.path.open("w", encoding="utf-8", errors="surrogateescape", newline="")
             csv.writer(self._file).writerow(["line", "reason", *self._header])
-        csv.writer(self._file).writerow([reject.line, reject.reason, *reject.fields])
-        self.count += 1
-        self.reasons[reject.category] += 1
+        reason = f"{reject.category}: {reject.reason}"
+        csv.writer(self._file).writerow([reject.line, reason, *reject.fields])
 
     def finish(self) -> str | None:
         if self._file is None:
@@ -224,13 +249,20 @@ class _Sink:
     # COPY straight into `leads` while no batch has met a lead already stored: true when the
     # campaign had no leads at the start (a first import), the common and costly case.
     direct: bool
-    _phones: set[str] = field(default_factory=set)
+    delimiter: str  # of the file, to read a row back for the rejects file
+    _phones: dict[str, int] = field(default_factory=dict)  # number -> line it was first on
     _external_ids: dict[str, int] = field(default_factory=dict)
     _pending: list[str] = field(default_factory=list)  # COPY text lines
+    _pending_lines: list[tuple[int, str]] = field(default_factory=list)  # (line, number)
+    _chunks: _ChunkIndex = field(init=False)
     _writing: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self._chunks = _ChunkIndex(self.delimiter)
 
     async def take(self, first_line: int, data: bytes, result: ChunkResult) -> None:
         # Rejects from the worker and duplicates found here are merged back in line order.
+        self._chunks.add(first_line, data)
         worker_rejects = deque(result.rejects)
         for lead in result.leads:
             while worker_rejects and worker_rejects[0].line < lead[0]:
@@ -240,23 +272,33 @@ class _Sink:
             self.rejects.add(reject)
         if len(self._pending) >= self.copy_rows:
             await self.settle()
-            rows, self._pending = self._pending, []
-            self._writing = asyncio.create_task(self._write(rows))
+            batch = self._take_batch()
+            self._writing = asyncio.create_task(self._write(*batch))
+
+    def _take_batch(self) -> tuple[list[str], list[tuple[int, str]], _ChunkIndex]:
+        batch = (self._pending, self._pending_lines, self._chunks)
+        self._pending, self._pending_lines, self._chunks = [], [], _ChunkIndex(self.delimiter)
+        return batch
 
     def _accept(self, lead: LeadRow, first_line: int, data: bytes) -> None:
         line, phone, ext, text = lead
-        if phone in self._phones:
+        first = self._phones.get(phone)
+        if first is not None:
             self.summary.duplicates_in_file += 1
+            reason = f"the number is already on line {first}"
+            fields = _fields_at(first_line, data, line, self.delimiter)
+            self.rejects.write(Reject(line, "duplicate_in_file", reason, fields))
             return
         if ext is not None:
             first = self._external_ids.setdefault(ext, line)
             if first != line:
                 reason = f"external_id {ext!r} is already used on line {first}"
-                fields = _fields_at(first_line, data, line)
+                fields = _fields_at(first_line, data, line, self.delimiter)
                 self.rejects.add(Reject(line, "duplicate_external_id", reason, fields))
                 return
-        self._phones.add(phone)
+        self._phones[phone] = line
         self._pending.append(text)
+        self._pending_lines.append((line, phone))
 
     async def settle(self) -> None:
         """Wait for the batch being written, if any."""
@@ -267,27 +309,68 @@ class _Sink:
     async def finish(self) -> None:
         await self.settle()
         if self._pending:
-            rows, self._pending = self._pending, []
-            await self._write(rows)
+            await self._write(*self._take_batch())
 
-    async def _write(self, lines: list[str]) -> None:
-        new = None
+    async def _write(
+        self, lines: list[str], numbered: list[tuple[int, str]], chunks: _ChunkIndex
+    ) -> None:
         if self.direct:
             try:
-                new = await _copy_new(self.conn, self.campaign_id, lines)
+                self.summary.imported += await _copy_new(self.conn, self.campaign_id, lines)
+                return
             except asyncpg.UniqueViolationError:
                 # Leads were stored meanwhile (another import, the API): skip what exists.
                 self.direct = False
-        if new is None:
-            data = _copy_data(lines)
-            new = await copy_text_insert_ignore(self.conn, LEADS, data, (self.campaign_id,))
-        self.summary.imported += new
-        self.summary.duplicates_in_db += len(lines) - new
+        data = _copy_data(lines)
+        new = await copy_text_insert_ignore(self.conn, LEADS, data, (self.campaign_id,))
+        self.summary.imported += len(new)
+        self.summary.duplicates_in_db += len(lines) - len(new)
+        if len(new) < len(lines):
+            inserted = set(new)
+            for line, phone in numbered:
+                if phone not in inserted:
+                    reason = "the number is already in this campaign"
+                    reject = Reject(line, "duplicate_in_campaign", reason, chunks.fields_at(line))
+                    self.rejects.write(reject)
+
+
+class _ChunkIndex:
+    """The chunks of one batch, to read back the fields of a row by its line number."""
+
+    def __init__(self, delimiter: str) -> None:
+        self._delimiter = delimiter
+        self._firsts: list[int] = []
+        self._data: list[bytes] = []
+
+    def add(self, first_line: int, data: bytes) -> None:
+        self._firsts.append(first_line)
+        self._data.append(data)
+
+    def fields_at(self, line: int) -> list[str]:
+        i = bisect.bisect_right(self._firsts, line) - 1
+        return _fields_at(self._firsts[i], self._data[i], line, self._delimiter)
 
 
 def _copy_data(lines: list[str]) -> memoryview:
     # A buffer, not bytes: asyncpg would take bytes for a file name.
     return memoryview("".join(lines).encode())
+
+
+async def _file_warnings(
+    conn: asyncpg.Connection, campaign_id: int, campaign: str, spec: RowSpec
+) -> list[str]:
+    """What is wrong with the file as a whole for this campaign (the rows may still be fine)."""
+    requires_consent = await conn.fetchval(
+        "SELECT coalesce((settings->>'require_consent')::boolean, false) FROM campaigns "
+        "WHERE id = $1",
+        campaign_id,
+    )
+    if requires_consent and spec.consent is None:
+        return [
+            f"campaign {campaign!r} dials only leads with consent, and the file has no consent "
+            "column: its leads are stored without consent and will not be dialled"
+        ]
+    return []
 
 
 async def _has_leads(conn: asyncpg.Connection, campaign_id: int) -> bool:
@@ -352,12 +435,14 @@ async def import_leads(
     `workers`: processes normalising rows; None picks by file size and CPU count.
     `chunk_rows`: lines handed to a worker at a time; `copy_rows`: rows per COPY.
     """
-    if region.upper() not in phonenumbers.SUPPORTED_REGIONS:
-        raise LeadImportError(f"unknown region {region!r} (expected a code like US, GB, CN)")
+    try:
+        region = known_region(region)
+    except ValueError as exc:
+        raise LeadImportError(str(exc)) from exc
     started = time.perf_counter()
     try:
         summary = await _import(
-            conn, path, campaign, region.upper(), workers, chunk_rows, copy_rows, progress
+            conn, path, campaign, region, workers, chunk_rows, copy_rows, progress
         )
     except RecordError as exc:
         raise LeadImportError(f"{path}:{exc.line}: {exc}") from exc
@@ -377,20 +462,21 @@ async def _import(
 ) -> ImportSummary:
     with _open(path) as raw:
         size = os.fstat(raw.fileno()).st_size
-        chunker = _Chunker(raw)
+        chunker = _Chunker(raw, await asyncio.to_thread(_sniff, raw))
         header = await asyncio.to_thread(_read_header, chunker, path)
-        spec = row_spec(header, region)
+        spec = row_spec(header, region, chunker.delimiter)
         if spec is None:
             raise LeadImportError(
                 f"{path}: no phone column (expected one of: {', '.join(PHONE_COLUMNS)})"
             )
         campaign_id = await find_campaign(conn, campaign)
+        warnings = await _file_warnings(conn, campaign_id, campaign, spec)
         direct = not await _has_leads(conn, campaign_id)
         if workers is None:
             workers = (os.cpu_count() or 1) if size >= PARALLEL_MIN_BYTES else 1
-        summary = ImportSummary(file=str(path), campaign=campaign)
+        summary = ImportSummary(file=str(path), campaign=campaign, warnings=warnings)
         rejects = _Rejects(rejects_path(path), header)
-        sink = _Sink(conn, campaign_id, rejects, summary, copy_rows, direct)
+        sink = _Sink(conn, campaign_id, rejects, summary, copy_rows, direct, spec.delimiter)
         try:
             try:
                 with _executor(workers) as executor:

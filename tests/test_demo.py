@@ -1,4 +1,5 @@
-"""`outdial demo` end to end: its summary is read back from the database and must match it."""
+"""`outdial demo` end to end: its summary is read back from the database and must match it,
+and it touches nothing it did not create."""
 
 from __future__ import annotations
 
@@ -8,13 +9,33 @@ import asyncpg
 import pytest
 from pydantic import SecretStr
 
+from dialer.campaigns import CampaignSettings, create_campaign
+from outdial.commands.demo import demo_config
 from outdial.config import Config
-from outdial.demo import run_demo
-
-pytestmark = pytest.mark.slow
+from outdial.demo import DEMO_SCRIPT, run_demo
 
 
-async def test_demo_summary_matches_the_database(pg_url: str, tmp_path: Path) -> None:
+async def _operator_campaign(pool: asyncpg.Pool) -> list[asyncpg.Record]:
+    """An operator's live campaign, due now, in the database the demo is given."""
+    async with pool.acquire() as conn:
+        always = CampaignSettings(window="00:00-23:59", days="mon-sun")
+        campaign = await create_campaign(conn, "operators-own", DEMO_SCRIPT, always)
+        await conn.execute(
+            """INSERT INTO leads (campaign_id, phone_e164, timezone, fields)
+               SELECT $1, '+1202555' || (3000 + n), 'UTC', '{"customer_name": "Pat"}'
+                 FROM generate_series(1, 5) AS n""",
+            campaign.id,
+        )
+        return await conn.fetch(
+            "SELECT * FROM leads WHERE campaign_id = $1 ORDER BY id", campaign.id
+        )
+
+
+@pytest.mark.slow
+async def test_demo_summary_matches_the_database_and_leaves_others_alone(
+    pg_url: str, db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    before = await _operator_campaign(db_pool)
     config = Config.model_validate({"state_dir": str(tmp_path / "state")})
     config = config.model_copy(
         update={"database": config.database.model_copy(update={"url": SecretStr(pg_url)})}
@@ -24,16 +45,20 @@ async def test_demo_summary_matches_the_database(pg_url: str, tmp_path: Path) ->
 
     assert summary.calls == 4
     assert progress[-1] == (4, 4)
-    conn = await asyncpg.connect(pg_url)
-    try:
+    async with db_pool.acquire() as conn:
         attempts = await conn.fetch(
             """SELECT a.disposition FROM call_attempts a JOIN campaigns c ON c.id = a.campaign_id
                 WHERE c.name = $1""",
             summary.campaign,
         )
         turns = await conn.fetchval("SELECT count(*) FROM turns")
-    finally:
-        await conn.close()
+        statuses = dict(await conn.fetch("SELECT name, status FROM campaigns"))
+        after = await conn.fetch(
+            "SELECT * FROM leads WHERE campaign_id = $1 ORDER BY id", before[0]["campaign_id"]
+        )
+        operator_attempts = await conn.fetchval(
+            "SELECT count(*) FROM call_attempts WHERE campaign_id = $1", before[0]["campaign_id"]
+        )
     counted: dict[str, int] = {}
     for row in attempts:
         counted[row["disposition"]] = counted.get(row["disposition"], 0) + 1
@@ -43,3 +68,30 @@ async def test_demo_summary_matches_the_database(pg_url: str, tmp_path: Path) ->
     if answered:
         assert summary.turns > 0
         assert summary.greeting_ms_p50 is not None
+    # The operator's campaign: same leads, byte for byte, no attempt, still active; the demo's
+    # own campaign is left finished, so no real daemon dials it later.
+    assert after == before
+    assert operator_attempts == 0
+    assert statuses == {"operators-own": "active", summary.campaign: "finished"}
+
+
+def test_demo_ignores_the_working_directorys_config_and_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outdial.yaml").write_text("models: {language: en}\nstate_dir: /var/lib/outdial\n")
+    monkeypatch.setenv("OUTDIAL_CONFIG", str(tmp_path / "outdial.yaml"))
+    monkeypatch.setenv("OUTDIAL_DATABASE_URL", "postgresql://u:p@real-db/outdial")
+    monkeypatch.setenv("OUTDIAL_STATE_DIR", "/var/lib/outdial")
+    with demo_config(None, None) as config:
+        temporary = config.state_dir
+        assert temporary.is_dir() and temporary.name.startswith("outdial-demo-")
+        assert config.database.url is None  # its own embedded database
+        assert config.models.language is None
+    assert not temporary.exists()
+    with demo_config(None, tmp_path / "keep") as config:
+        assert config.state_dir == tmp_path / "keep" and config.database.url is None
+    explicit = tmp_path / "explicit.yaml"
+    explicit.write_text("default_region: GB\n")
+    with demo_config(explicit, None) as config:
+        assert config.default_region == "GB"

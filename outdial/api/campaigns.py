@@ -24,6 +24,8 @@ def campaign_out(campaign: Campaign) -> CampaignOut:
         name=campaign.name,
         script=campaign.script_name,
         status=campaign.status,
+        paused_reason=campaign.paused_reason,
+        paused_detail=campaign.paused_detail,
         settings=campaign.settings.model_dump(mode="json", exclude_defaults=True),
     )
 
@@ -94,7 +96,12 @@ async def stats(req: ApiRequest) -> Reply:
     return Reply(
         CampaignStatsOut(
             campaign=name,
+            status=result.campaign.status,
+            paused_reason=result.campaign.paused_reason,
+            paused_detail=result.campaign.paused_detail,
             leads_by_status=result.leads_by_status,
+            blocked_by_reason=result.blocked_by_reason,
+            postponed_by_reason=result.postponed_by_reason,
             attempts_by_disposition=result.attempts_by_disposition,
             live_attempts=result.live_attempts,
             answer_rate=result.answer_rate,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
-from analytics.evaluation import Window, campaign_exists, evaluate
+from analytics.evaluation import Window, campaign_exists, evaluate, parse_span
 from outdial.api.problems import FieldError, invalid
 from outdial.api.routing import ApiRequest, Operation, Reply
 from outdial.api.schemas import ReportOut, ReportQuery, VariantStatsOut
@@ -16,7 +16,10 @@ DEFAULT_SPAN = timedelta(hours=24)
 async def effectiveness(req: ApiRequest) -> Reply:
     query: ReportQuery = req.query
     until = query.until or datetime.now(UTC)
-    since = query.since or until - DEFAULT_SPAN
+    if isinstance(query.since, str):  # a span, as the CLI's --since takes it
+        since = until - parse_span(query.since)
+    else:
+        since = query.since or until - DEFAULT_SPAN
     if since >= until:
         raise invalid(
             [FieldError(detail="since must be before until", code="bad_window", parameter="since")]

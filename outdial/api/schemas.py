@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+)
 
+from analytics.evaluation import SPAN_PATTERN
 from dialer.campaigns import CampaignSettings
 
 MAX_BULK_LEADS = 5_000
@@ -26,6 +39,52 @@ def _plain_text(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_plain_text)]
+
+
+def _field_value(value: Any) -> str:
+    """A lead field as text, the way a CSV cell holds it: 35.5 -> "35.5", true -> "true"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float) and math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return _plain_text(value)
+    raise ValueError("a field is a string, a number or a boolean")
+
+
+FieldValue = Annotated[
+    str,
+    PlainValidator(_field_value),
+    WithJsonSchema({"type": ["string", "number", "boolean"]}),
+]
+_AWARE_TIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+
+
+def _time_or_span(value: Any) -> datetime | str:
+    """An RFC 3339 time with offset, or a span such as 24h (one clear error for either)."""
+    if isinstance(value, str) and re.match(SPAN_PATTERN, value):
+        return value.strip()
+    try:
+        return _AWARE_TIME.validate_python(value)
+    except ValidationError as exc:
+        raise ValueError(
+            "expected an RFC 3339 time with offset (2024-06-01T00:00:00Z) or a span such as "
+            "90m, 24h or 7d"
+        ) from exc
+
+
+TimeOrSpan = Annotated[
+    datetime | str,
+    PlainValidator(_time_or_span),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "pattern": SPAN_PATTERN, "examples": ["24h"]},
+            ]
+        }
+    ),
+]
 CampaignName = Annotated[
     str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Letters, digits, '.', '_', '-'.")
 ]
@@ -73,10 +132,11 @@ class _LeadValues(_Request):
         json_schema_extra={"minimum": INT32_MIN, "maximum": INT32_MAX},
     )
     consent: bool | None = Field(default=None, description="Recorded consent (default false).")
-    fields: dict[Text, Text] = Field(
+    fields: dict[Text, FieldValue] = Field(
         default_factory=dict,
         max_length=200,
-        description="Custom fields the conversation script can use, e.g. name, amount_due.",
+        description="Custom fields the conversation script can use, e.g. name, amount_due: "
+        'strings, numbers or booleans, stored as text as a CSV cell holds them ("35.5").',
     )
 
 
@@ -179,7 +239,7 @@ class CampaignIn(_Request):
     settings: CampaignSettingsIn = Field(default_factory=CampaignSettingsIn)
 
 
-CampaignStatus = Literal["active", "paused", "finished"]
+CampaignStatus = Literal["active", "paused", "finished", "archived"]
 
 
 class CampaignOut(_Response):
@@ -187,6 +247,12 @@ class CampaignOut(_Response):
     name: str
     script: str
     status: CampaignStatus
+    paused_reason: str | None = Field(
+        description="Why a paused campaign is paused: operator (paused by hand or the API), "
+        "script_unavailable (the daemon cannot serve its script; it resumes the campaign "
+        "once the script loads)."
+    )
+    paused_detail: str | None = Field(description="The reason in a sentence.")
     settings: dict[str, Any] = Field(description="The settings that differ from the defaults.")
 
 
@@ -196,7 +262,16 @@ class CampaignList(_Response):
 
 class CampaignStatsOut(_Response):
     campaign: str
+    status: CampaignStatus
+    paused_reason: str | None
+    paused_detail: str | None
     leads_by_status: dict[str, int]
+    blocked_by_reason: dict[str, int] = Field(
+        description="Leads the dialer stopped for good, by reason (dnc, no_consent, ...)."
+    )
+    postponed_by_reason: dict[str, int] = Field(
+        description="Leads waiting to be dialled again, by reason (outside_window, ...)."
+    )
     attempts_by_disposition: dict[str, int]
     live_attempts: int
     answer_rate: float | None = Field(description="Answered / settled attempts.")
@@ -284,8 +359,10 @@ class CallList(_Response):
 class ReportQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime | None = Field(
-        default=None, description="Start (RFC 3339 with offset); default: 24 hours before until."
+    since: TimeOrSpan | None = Field(
+        default=None,
+        description="Start: RFC 3339 with offset, or a span before `until` as the CLI's "
+        "--since takes it (90m, 24h, 7d); default: 24h.",
     )
     until: AwareDatetime | None = Field(default=None, description="End; default: now.")
     campaign: CampaignName | None = None

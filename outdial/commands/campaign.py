@@ -1,4 +1,4 @@
-"""`outdial campaign ...`: create, list, pause, resume and inspect dialling campaigns."""
+"""`outdial campaign ...`: create, list, pause, resume, archive, delete and inspect campaigns."""
 
 from __future__ import annotations
 
@@ -19,12 +19,14 @@ from dialer.campaigns import (
     CampaignStats,
     campaign_stats,
     create_campaign,
+    delete_campaign,
     list_campaigns,
     set_status,
 )
 from dialog import ScriptError, load_script
+from dialog.directory import scan_scripts
 from outdial.config import Config
-from outdial.context import cli_state, run_async
+from outdial.context import FLAG, cli_state, run_async
 from outdial.errors import UserError
 from store.db import Database
 
@@ -47,11 +49,39 @@ def _with_db(config: Config, work: Callable[[asyncpg.Connection], Awaitable[T]])
     return run_async(_run())
 
 
+def servable_script(spec: str, config: Config) -> str:
+    """The name of the script `spec` names (a script name or a file), once it is certain the
+    daemon can serve it: it validates and sits in the daemon's scripts directory."""
+    directory = scan_scripts(config.scripts_path)
+    if spec in directory.scripts:
+        return spec
+    path = Path(spec)
+    if not (path.suffix in (".yaml", ".yml") or path.exists()):
+        raise UserError(f"--script {spec!r}: {directory.why_not(spec)}")
+    try:
+        name = load_script(path).script.name
+    except ScriptError as exc:
+        raise UserError(f"script does not validate:\n{exc}") from exc
+    if name not in directory.scripts:
+        raise UserError(
+            f"script {name!r} ({path}) is not in the daemon's scripts directory "
+            f"{config.scripts_path}: copy it there (then `systemctl reload outdial`)"
+        )
+    return name
+
+
 @app.command()
 def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Campaign name (letters, digits, . _ -).")],
-    script: Annotated[Path, typer.Option("--script", help="Conversation script YAML.")],
+    script: Annotated[
+        str,
+        typer.Option(
+            "--script",
+            help="Script name (or its file) in the daemon's scripts directory "
+            "(`outdial config show` prints scripts_dir).",
+        ),
+    ],
     max_channels: Annotated[int | None, typer.Option(min=1, help="Live calls at most.")] = None,
     cps: Annotated[float | None, typer.Option(min=0.001, help="Originates per second.")] = None,
     window: Annotated[
@@ -61,15 +91,17 @@ def create(
     caller_id: Annotated[str | None, typer.Option(help="Caller ID number sent.")] = None,
     max_attempts: Annotated[int | None, typer.Option(min=1, help="Attempts per lead.")] = None,
     require_consent: Annotated[
-        bool, typer.Option("--require-consent", help="Dial only leads with consent.")
+        bool,
+        typer.Option(
+            "--require-consent",
+            help="Dial only leads with recorded consent (a flag: no value).",
+            metavar=FLAG,
+        ),
     ] = False,
 ) -> None:
-    """Create a campaign bound to a validated script."""
+    """Create a campaign bound to a script the daemon serves (stored by name)."""
     config = cli_state(ctx).loaded.config
-    try:
-        loaded = load_script(script)
-    except ScriptError as exc:
-        raise UserError(f"script does not validate:\n{exc}") from exc
+    script_name = servable_script(script, config)
     try:
         settings = CampaignSettings(
             max_channels=max_channels,
@@ -83,22 +115,25 @@ def create(
     except ValidationError as exc:
         problems = "; ".join(e["msg"] for e in exc.errors())
         raise UserError(f"campaign settings: {problems}") from exc
-    campaign = _with_db(
-        config, lambda conn: create_campaign(conn, name, loaded.script.name, settings)
-    )
-    Console().print(f"created campaign {campaign.name} (id {campaign.id})")
+    campaign = _with_db(config, lambda conn: create_campaign(conn, name, script_name, settings))
+    Console().print(f"created campaign {campaign.name} (id {campaign.id}, script {script_name})")
 
 
 @app.command("list")
-def list_(ctx: typer.Context) -> None:
-    """Every campaign with its status and script."""
+def list_(
+    ctx: typer.Context,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Archived campaigns too.", metavar=FLAG)
+    ] = False,
+) -> None:
+    """Every campaign with its status (and why it is paused) and script."""
     config = cli_state(ctx).loaded.config
-    campaigns: list[Campaign] = _with_db(config, list_campaigns)
+    campaigns: list[Campaign] = _with_db(config, lambda conn: list_campaigns(conn, archived=all_))
     table = Table("id", "name", "status", "script", "settings")
     for c in campaigns:
         shown = c.settings.model_dump(exclude_defaults=True, mode="json")
-        table.add_row(str(c.id), c.name, c.status, c.script_name, str(shown or ""))
-    Console().print(table)
+        table.add_row(str(c.id), c.name, c.status_text, c.script_name, str(shown or ""))
+    Console(soft_wrap=True).print(table)
 
 
 @app.command()
@@ -118,14 +153,34 @@ def resume(ctx: typer.Context, name: str) -> None:
 
 
 @app.command()
+def archive(ctx: typer.Context, name: str) -> None:
+    """Finish with a campaign: never dialled again, hidden from `list` (records kept)."""
+    config = cli_state(ctx).loaded.config
+    _with_db(config, lambda conn: set_status(conn, name, "archived"))
+    Console().print(f"archived {name}")
+
+
+@app.command()
+def delete(ctx: typer.Context, name: str) -> None:
+    """Delete a campaign that never placed a call, with its leads (else: archive it)."""
+    config = cli_state(ctx).loaded.config
+    leads = _with_db(config, lambda conn: delete_campaign(conn, name))
+    Console().print(f"deleted {name} and its {leads} lead(s)")
+
+
+@app.command()
 def stats(ctx: typer.Context, name: str) -> None:
-    """Leads by status, attempts by disposition, answer and abandoned rates."""
+    """Status, leads by status, why leads are held back, attempts, answer and abandoned rates."""
     config = cli_state(ctx).loaded.config
     result: CampaignStats = _with_db(config, lambda conn: campaign_stats(conn, name))
-    console = Console()
-    console.print(f"campaign {name}")
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(f"campaign {name}: {result.campaign.status_text}")
     for status, n in sorted(result.leads_by_status.items()):
         console.print(f"  leads {status}: {n}")
+    for reason, n in sorted(result.blocked_by_reason.items()):
+        console.print(f"  blocked for good, {reason}: {n}")
+    for reason, n in sorted(result.postponed_by_reason.items()):
+        console.print(f"  waiting, {reason}: {n}")
     for disposition, n in sorted(result.attempts_by_disposition.items()):
         console.print(f"  attempts {disposition}: {n}")
     console.print(f"  live attempts: {result.live_attempts}")

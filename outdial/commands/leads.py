@@ -13,8 +13,9 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from outdial.commands.campaign import servable_script
 from outdial.config import Config
-from outdial.context import cli_state, run_async
+from outdial.context import FLAG, cli_state, run_async
 from outdial.errors import UserError
 from store.db import Database
 from store.leads import (
@@ -32,32 +33,48 @@ app = typer.Typer(help="Import leads into campaigns.", no_args_is_help=True)
 @app.command("import")
 def import_(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="CSV file with a header line and a phone column.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV with a header line and a phone column; also read: timezone, consent, "
+            "priority, external_id; other columns become lead fields."
+        ),
+    ],
     campaign: Annotated[str, typer.Option("--campaign", help="Campaign to add the leads to.")],
     region: Annotated[
         str | None,
         typer.Option("--region", help="Region for numbers without +CC (default: config)."),
     ] = None,
     create_campaign: Annotated[
-        bool, typer.Option("--create-campaign", help="Create the campaign if it does not exist.")
+        bool,
+        typer.Option(
+            "--create-campaign", help="Create the campaign if it does not exist.", metavar=FLAG
+        ),
     ] = False,
     script: Annotated[
-        str | None, typer.Option("--script", help="Script of a campaign created here.")
+        str | None,
+        typer.Option(
+            "--script", help="Script of a campaign created here (a name the daemon serves)."
+        ),
     ] = None,
     workers: Annotated[
         int | None,
         typer.Option("--workers", min=1, help="Processes normalising numbers (default: auto)."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON.", metavar=FLAG)
+    ] = False,
 ) -> None:
-    """Import FILE: numbers to E.164, rejected rows to FILE.rejects.csv, duplicates skipped."""
+    """Import FILE (CSV; columns in docs/operator-guide.md): numbers to E.164; rejected and
+    duplicate rows to STEM.rejects.csv beside it (may.csv: may.rejects.csv)."""
     if create_campaign and not script:
         raise typer.BadParameter("--create-campaign needs --script NAME", param_hint="--script")
     if not file.is_file():
         # Checked before the database starts: a typo should not cost a server start.
         raise UserError(f"{file}: no such file")
     config = cli_state(ctx).loaded.config
-    job = _Job(file, campaign, region or config.default_region, script if create_campaign else None)
+    script_name = servable_script(script, config) if create_campaign and script else None
+    job = _Job(file, campaign, region or config.default_region, script_name)
     console = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}"),
@@ -74,6 +91,8 @@ def import_(
             progress.update(task, completed=done, total=total)
 
         summary = run_async(_run(config, job, workers, advance))
+    for warning in summary.warnings:
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
     if as_json:
         typer.echo(json.dumps(_as_dict(summary)))
     else:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -21,15 +20,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from analytics.evaluation import VariantStats, Window, campaign_exists, evaluate
+from analytics.evaluation import VariantStats, Window, campaign_exists, evaluate, parse_span
 from analytics.variants import list_variants
 from outdial.config import Config
 from outdial.context import cli_state, run_async
 from outdial.errors import UserError
 from store.db import Database
-
-_SPAN = re.compile(r"^(\d+)([mhd])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
 class Format(StrEnum):
@@ -38,12 +34,11 @@ class Format(StrEnum):
     csv = "csv"
 
 
-def parse_span(text: str) -> timedelta:
-    """`90m`, `1h`, `24h`, `7d` -> timedelta."""
-    match = _SPAN.match(text.strip())
-    if not match or int(match[1]) == 0:
-        raise typer.BadParameter(f"{text!r} is not a span like 1h, 24h or 7d", param_hint="--since")
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+def since_option(text: str) -> timedelta:
+    try:
+        return parse_span(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from exc
 
 
 @asynccontextmanager
@@ -121,7 +116,7 @@ def report(
     output: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
 ) -> None:
     """Success rate, duration, efficiency, transfer and opt-out rates per script and variant."""
-    window = Window.last(parse_span(since), datetime.now(UTC))
+    window = Window.last(since_option(since), datetime.now(UTC))
     rows = run_async(collect(cli_state(ctx).loaded.config, window, campaign))
     if output is Format.json:
         document = {

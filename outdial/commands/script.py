@@ -32,6 +32,7 @@ from dialog import (
     validate_script,
 )
 from nlu.settings import NluSettings
+from outdial.context import cli_state
 from outdial.errors import UserError
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ def validate(
 
 @app.command("chat")
 def chat(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="Script to rehearse.")],
     var: Annotated[
         list[str] | None,
@@ -71,9 +73,13 @@ def chat(
     ] = None,
     variant: Annotated[str | None, typer.Option("--variant", help="A/B variant to use.")] = None,
     cache_dir: Annotated[
-        Path,
-        typer.Option("--cache-dir", help="Where trained intent models are cached."),
-    ] = Path(".outdial") / "nlu-cache",
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            help="Where trained intent models are cached (default: the state directory's "
+            "nlu-cache, shared with the daemon; OUTDIAL_STATE_DIR moves it).",
+        ),
+    ] = None,
     threshold: Annotated[
         float, typer.Option("--threshold", help="Intent confidence below this is a no-match.")
     ] = NluSettings().threshold,
@@ -88,6 +94,8 @@ def chat(
         engine = DialogEngine(loaded.script, _parse_vars(var or []), variant)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
+    if cache_dir is None:
+        cache_dir = cli_state(ctx).loaded.config.state_dir / "nlu-cache"
     console.print(f"[dim]training intents for {loaded.script.language}...[/dim]")
     from nlu.classifier import IntentClassifier  # spaCy: only when chatting
 

@@ -26,7 +26,10 @@ from outdial.config import Config
 from outdial.context import cli_state, run_async
 from outdial.errors import UserError
 
-app = typer.Typer(help="A/B script variants: list, retire, restore.", no_args_is_help=True)
+app = typer.Typer(
+    help="A/B script variants: list, retire, restore, and review (run the retirement pass now).",
+    no_args_is_help=True,
+)
 
 
 def _actor() -> str:

@@ -162,9 +162,21 @@ async def test_report_window_and_campaign_filter(api: Api) -> None:
 
 
 @pytest.mark.parametrize(
+    ("span", "length"), [("90m", timedelta(minutes=90)), ("7d", timedelta(days=7))]
+)
+async def test_since_takes_a_span_as_the_cli_does(api: Api, span: str, length: timedelta) -> None:
+    status, report, _ = await api.call("GET", "/v1/reports/effectiveness", params={"since": span})
+    assert status == 200
+    since, until = (datetime.fromisoformat(report[k]) for k in ("since", "until"))
+    assert until - since == length
+
+
+@pytest.mark.parametrize(
     ("params", "parameter"),
     [
         ({"since": "yesterday"}, "since"),
+        ({"since": "0h"}, "since"),
+        ({"since": "24 hours"}, "since"),
         ({"since": "2024-06-01T00:00:00"}, "since"),  # no offset: ambiguous
         ({"since": "2024-06-02T00:00:00Z", "until": "2024-06-01T00:00:00Z"}, "since"),
         ({"campaign": "ghost"}, "campaign"),

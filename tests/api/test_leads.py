@@ -65,6 +65,13 @@ async def test_update_keeps_the_dialling_state(api: Api) -> None:
     assert (body["status"], body["attempts"], body["priority"]) == ("done", 2, 9)
 
 
+async def test_fields_may_be_numbers_and_booleans_stored_as_a_csv_holds_them(api: Api) -> None:
+    lead = {"phone": GB_NUMBER, "fields": {"amount": 35.5, "count": 3, "vip": True, "name": "Ann"}}
+    status, body, _ = await api.call("PUT", LEAD, lead)
+    assert status == 201, body
+    assert body["fields"] == {"amount": "35.5", "count": "3", "vip": "true", "name": "Ann"}
+
+
 @pytest.mark.parametrize(
     ("lead", "pointer", "code"),
     [
@@ -78,7 +85,8 @@ async def test_update_keeps_the_dialling_state(api: Api) -> None:
         ({"phone": GB_NUMBER, "priority": 2**31}, "#/priority", "bad_priority"),
         ({"phone": GB_NUMBER, "priority": "5"}, "#/priority", "int_type"),
         ({"phone": GB_NUMBER, "consent": "yes"}, "#/consent", "bool_type"),
-        ({"phone": GB_NUMBER, "fields": {"a": 1}}, "#/fields/a", "string_type"),
+        ({"phone": GB_NUMBER, "fields": {"a": {"b": 1}}}, "#/fields/a", "value_error"),
+        ({"phone": GB_NUMBER, "fields": {"a": [1]}}, "#/fields/a", "value_error"),
         ({"phone": GB_NUMBER, "fields": {"a": "x\u0000y"}}, "#/fields/a", "value_error"),
         ({"phone": GB_NUMBER, "colour": "red"}, "#/colour", "extra_forbidden"),
         ({"phone": GB_NUMBER, "region": "XX"}, "#/region", "bad_region"),

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import shlex
 import sys
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from outdial.api.openapi import document_text
 from outdial.api.server import OPERATIONS
@@ -84,3 +87,45 @@ async def test_schemathesis_finds_no_server_error_or_schema_violation(
     text = out.decode(errors="replace")
     assert process.returncode == 0, text[-6000:]
     assert "Test cases:" in text or "passed" in text
+
+
+def _guide_curls(guide: str) -> list[list[str]]:
+    """Every curl command of the operator guide, as shell words (continuations joined)."""
+    text = re.sub(r"\\\n\s*", " ", guide)
+    commands = []
+    for line in text.splitlines():
+        for part in line.split(";"):
+            if part.strip().startswith("curl ") and "$API" in part:
+                commands.append(shlex.split(part.strip()))
+    return commands
+
+
+def test_every_curl_example_in_the_guide_is_a_valid_request(repo_root: Path) -> None:
+    """The guide's curl examples name real operations, with bodies and queries they accept."""
+    guide = (repo_root / "docs" / "operator-guide.md").read_text(encoding="utf-8")
+    curls = _guide_curls(guide)
+    assert len(curls) >= 15
+    seen = set()
+    for words in curls:
+        method = words[words.index("-X") + 1] if "-X" in words else "GET"
+        url = next(w for w in words if w.startswith("$API"))
+        path, _, query = url.removeprefix("$API").partition("?")
+        operation = next(
+            (
+                op
+                for op in OPERATIONS
+                if op.method == method
+                and re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", op.path), path)
+            ),
+            None,
+        )
+        assert operation is not None, f"no operation {method} {path}"
+        seen.add(operation.operation_id)
+        if "-d" in words:
+            assert operation.body is not None, operation.operation_id
+            operation.body.model_validate(json.loads(words[words.index("-d") + 1]))
+        if query:
+            assert operation.query is not None
+            operation.query.model_validate(dict(parse_qsl(query)))
+    # The common tasks are all shown.
+    assert {"putLead", "createCampaign", "pauseCampaign", "campaignStats"} <= seen

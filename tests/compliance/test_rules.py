@@ -73,8 +73,10 @@ def test_bad_inputs_are_rejected() -> None:
         is_within_calling_window(datetime(2025, 1, 1, tzinfo=UTC), "Mars/Olympus", WINDOW)
     with pytest.raises(ValueError, match="must be before end"):
         CallingWindow(time(21), time(8))
-    with pytest.raises(ValueError, match="08:00-21:00"):
+    with pytest.raises(ValueError, match="expected HH:MM-HH:MM"):
         CallingWindow.parse("8 to 9")
+    with pytest.raises(ValueError, match="expected HH:MM-HH:MM"):
+        CallingWindow.parse("8am-9pm")
 
 
 def test_dnc_matches_any_format_of_the_number() -> None:
@@ -99,7 +101,7 @@ def test_settings_defaults_and_validation() -> None:
     settings = ComplianceSettings()
     assert settings.keep_raw_transcripts is False and settings.redaction is True
     assert settings.window() == CallingWindow(time(8), time(21))
-    with pytest.raises(ValueError, match="08:00-21:00"):
+    with pytest.raises(ValueError, match="expected HH:MM-HH:MM"):
         ComplianceSettings(calling_window="late")
     with pytest.raises(ValueError, match="calling_days"):
         ComplianceSettings(calling_days=[7])

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 from pathlib import Path
 
+import asyncpg
 import pytest
 from typer.testing import CliRunner
 
@@ -12,11 +15,15 @@ from outdial.config import parse_config
 from outdial.errors import UserError
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "order_confirmation_en.yaml"
+NAME = "order_confirmation_en"
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "outdial.yaml"
+    """A config file with the shipped English script in its scripts directory beside it."""
+    path = tmp_path / "etc" / "outdial.yaml"
+    (path.parent / "scripts").mkdir(parents=True)
+    shutil.copy(SCRIPT, path.parent / "scripts" / "confirm.yaml")  # file name != script name
     path.write_text(f"state_dir: {tmp_path / 'state'}\n")
     return path
 
@@ -30,22 +37,110 @@ def _run(url: str, config: Path, *args: str) -> tuple[int, str, BaseException | 
 
 def test_create_list_pause_resume_and_stats(pg_url: str, config: Path) -> None:
     code, out, exc = _run(
-        pg_url, config, "create", "spring", "--script", str(SCRIPT), "--max-channels", "20",
+        pg_url, config, "create", "spring", "--script", NAME, "--max-channels", "20",
         "--cps", "5", "--window", "09:00-20:00", "--days", "mon-sat", "--caller-id",
         "+15550001111", "--max-attempts", "3", "--require-consent",
     )  # fmt: skip
     assert code == 0, exc
-    assert "created campaign spring" in out
+    assert "created campaign spring" in out and "script order_confirmation_en" in out
     code, out, _ = _run(pg_url, config, "list")
     assert code == 0
     assert "spring" in out and "active" in out and "09:00-20:00" in out
     assert _run(pg_url, config, "pause", "spring")[0] == 0
-    assert "paused" in _run(pg_url, config, "list")[1]
+    assert "paused (operator)" in _run(pg_url, config, "list")[1]
+    assert "campaign spring: paused (operator)" in _run(pg_url, config, "stats", "spring")[1]
     assert _run(pg_url, config, "resume", "spring")[0] == 0
     assert "active" in _run(pg_url, config, "list")[1]
     code, out, _ = _run(pg_url, config, "stats", "spring")
     assert code == 0
+    assert "campaign spring: active" in out
     assert "answer rate: n/a" in out
+
+
+def test_a_script_is_stored_by_name_and_must_be_in_the_scripts_directory(
+    pg_url: str, config: Path, tmp_path: Path
+) -> None:
+    in_dir = config.parent / "scripts" / "confirm.yaml"
+    code, out, exc = _run(pg_url, config, "create", "by-path", "--script", str(in_dir))
+    assert code == 0, exc
+    assert "order_confirmation_en" in _run(pg_url, config, "list")[1]
+    assert "confirm.yaml" not in _run(pg_url, config, "list")[1]
+    elsewhere = tmp_path / "copy.yaml"
+    shutil.copy(SCRIPT.parent / "payment_reminder_zh.yaml", elsewhere)
+    _, _, exc = _run(pg_url, config, "create", "outside", "--script", str(elsewhere))
+    assert isinstance(exc, UserError)
+    assert "'payment_reminder_zh'" in str(exc) and "is not in the daemon's scripts" in str(exc)
+    _, _, exc = _run(pg_url, config, "create", "typo", "--script", "order_confirmation")
+    assert isinstance(exc, UserError)
+    assert "no script named 'order_confirmation'" in str(exc)
+    assert "did you mean 'order_confirmation_en'?" in str(exc)
+
+
+def test_leads_import_cannot_create_a_campaign_on_a_missing_script(
+    pg_url: str, config: Path, tmp_path: Path
+) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text("phone\n+12025550100\n")
+    result = CliRunner().invoke(
+        app,
+        ["--config", str(config), "leads", "import", str(leads), "--campaign", "x",
+         "--create-campaign", "--script", "nosuchscript"],
+        env={"OUTDIAL_DATABASE_URL": pg_url},
+    )  # fmt: skip
+    assert isinstance(result.exception, UserError)
+    assert "no script named 'nosuchscript'" in str(result.exception)
+
+
+def _sql(url: str, statement: str) -> None:
+    async def execute() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(execute())
+
+
+def test_archive_hides_and_delete_refuses_a_campaign_with_calls(pg_url: str, config: Path) -> None:
+    for name in ("old", "unused"):
+        assert _run(pg_url, config, "create", name, "--script", NAME)[0] == 0
+    _sql(
+        pg_url,
+        """WITH lead AS (
+               INSERT INTO leads (campaign_id, phone_e164, timezone)
+               SELECT id, '+12025550100', 'UTC' FROM campaigns WHERE name = 'old'
+               RETURNING id, campaign_id)
+           INSERT INTO call_attempts (call_id, lead_id, campaign_id, trunk, owner)
+           SELECT 'c1', id, campaign_id, 't', 'o' FROM lead""",
+    )
+    _, _, exc = _run(pg_url, config, "delete", "old")
+    assert isinstance(exc, UserError) and "archive it instead" in str(exc)
+    assert _run(pg_url, config, "archive", "old")[0] == 0
+    listed = _run(pg_url, config, "list")[1]
+    assert "old" not in listed and "unused" in listed
+    assert "archived" in _run(pg_url, config, "list", "--all")[1]
+    code, out, _ = _run(pg_url, config, "delete", "unused")
+    assert code == 0 and "deleted unused and its 0 lead(s)" in out
+    assert "unused" not in _run(pg_url, config, "list", "--all")[1]
+
+
+def test_stats_show_why_leads_are_held_back(pg_url: str, config: Path) -> None:
+    assert _run(pg_url, config, "create", "held", "--script", NAME)[0] == 0
+    _sql(
+        pg_url,
+        """INSERT INTO leads (campaign_id, phone_e164, timezone, status, block_reason)
+           SELECT c.id, '+1202555010' || n, 'UTC', s, r
+             FROM campaigns c,
+                  (VALUES (1, 'blocked', 'dnc'), (2, 'blocked', 'dnc'),
+                          (3, 'pending', 'outside_window'), (4, 'pending', NULL)) AS v(n, s, r)
+            WHERE c.name = 'held'""",
+    )
+    code, out, _ = _run(pg_url, config, "stats", "held")
+    assert code == 0
+    assert "blocked for good, dnc: 2" in out
+    assert "waiting, outside_window: 1" in out
+    assert "leads pending: 2" in out
 
 
 @pytest.mark.parametrize(
@@ -53,11 +148,14 @@ def test_create_list_pause_resume_and_stats(pg_url: str, config: Path) -> None:
     [
         (["pause", "nope"], "no campaign named 'nope'"),
         (["stats", "nope"], "no campaign named 'nope'"),
-        (["create", "x", "--script", str(SCRIPT), "--window", "9-5"], "window"),
-        (["create", "x", "--script", str(SCRIPT), "--days", "someday"], "days"),
-        (["create", "x", "--script", str(SCRIPT), "--caller-id", "abc"], "caller_id"),
-        (["create", "bad name", "--script", str(SCRIPT)], "campaign name"),
+        (["create", "x", "--script", NAME, "--window", "9-5"], "window"),
+        (["create", "x", "--script", NAME, "--days", "someday"], "days"),
+        (["create", "x", "--script", NAME, "--caller-id", "abc"], "caller_id"),
+        (["create", "bad name", "--script", NAME], "campaign name"),
         (["create", "x", "--script", "/nonexistent.yaml"], "script does not validate"),
+        (["create", "x", "--script", "nosuchscript"], "no script named 'nosuchscript'"),
+        (["delete", "nope"], "no campaign named 'nope'"),
+        (["archive", "nope"], "no campaign named 'nope'"),
     ],
 )
 def test_bad_input_is_a_one_line_user_error(
@@ -69,8 +167,8 @@ def test_bad_input_is_a_one_line_user_error(
 
 
 def test_a_campaign_name_is_taken_once(pg_url: str, config: Path) -> None:
-    assert _run(pg_url, config, "create", "dup", "--script", str(SCRIPT))[0] == 0
-    _, _, exc = _run(pg_url, config, "create", "dup", "--script", str(SCRIPT))
+    assert _run(pg_url, config, "create", "dup", "--script", NAME)[0] == 0
+    _, _, exc = _run(pg_url, config, "create", "dup", "--script", NAME)
     assert isinstance(exc, UserError) and "already exists" in str(exc)
 
 
@@ -93,3 +191,9 @@ def test_without_ami_environment_the_default_trunk_stays(monkeypatch: pytest.Mon
     assert trunks[0].secret.get_secret_value() == ""
     with pytest.raises(UserError, match="dial_string"):
         parse_config("trunks:\n  - name: x\n    dial_string: PJSIP/carrier\n", "t.yaml")
+
+
+def test_require_consent_reads_as_a_flag_in_help() -> None:
+    result = CliRunner().invoke(app, ["campaign", "create", "--help"], env={"COLUMNS": "200"})
+    line = next(x for x in result.output.splitlines() if "--require-consent" in x)
+    assert "<bool>" not in line and "a flag: no value" in line

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from outdial.cli import app as root_app
 from outdial.commands.script import app
 from outdial.errors import UserError
 from tests.dialog.conftest import MINIMAL, SCRIPTS
@@ -26,7 +28,9 @@ def test_validate_reports_file_line_col_and_exits_1(tmp_path: Path) -> None:
     bad.write_text(MINIMAL.replace("      deny: bye", "      deny: goodbye"))
     result = runner.invoke(app, ["validate", ZH, str(bad)])
     assert result.exit_code == 1
-    assert result.output.splitlines() == [f"{bad}:19:7: undefined node 'goodbye'"]
+    assert result.output.splitlines() == [
+        f"{bad}:19:7: undefined node 'goodbye'; did you mean 'bye'?"
+    ]
 
 
 def test_validate_missing_file(tmp_path: Path) -> None:
@@ -86,3 +90,24 @@ def test_chat_unknown_variant(tmp_path: Path) -> None:
     args = [ZH, "--var", "customer_name=a", "--var", "amount=1", "--variant", "nope"]
     result = chat(args, "", tmp_path)
     assert "unknown variant 'nope'" in str(result.exception)
+
+
+def test_chat_caches_intents_in_the_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OUTDIAL_CONFIG", raising=False)
+    monkeypatch.setenv("OUTDIAL_STATE_DIR", str(tmp_path / "state"))
+    # Examples no other test trains on: the classifier is trained here, not taken from memory.
+    script = tmp_path / "s.yaml"
+    script.write_text(
+        MINIMAL.replace(
+            "start: ask\n", f"start: ask\nintents:\n  affirm:\n    examples: [{tmp_path.name}]\n"
+        )
+    )
+    result = CliRunner().invoke(
+        root_app, ["script", "chat", str(script), "--var", "customer_name=Ann"], input="/hangup\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert any((tmp_path / "state" / "nlu-cache").iterdir())
+    assert not (tmp_path / ".outdial").exists()

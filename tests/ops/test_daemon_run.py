@@ -104,8 +104,14 @@ class Ports:
 
 
 def write_config(
-    path: Path, pg_url: str, state_dir: Path, scripts_dir: Path, ports: Ports, ami_port: int | None
+    path: Path,
+    pg_url: str,
+    state_dir: Path | None,
+    scripts_dir: Path | None,
+    ports: Ports,
+    ami_port: int | None,
 ) -> None:
+    """The daemon's config; None for state_dir or scripts_dir leaves them to their defaults."""
     trunks = []
     if ami_port is not None:
         trunks.append(
@@ -120,13 +126,11 @@ def write_config(
                 "ring_timeout_s": 5,
             }
         )
-    config = {
-        "state_dir": str(state_dir),
+    config: dict[str, object] = {
         "database": {"url": pg_url},
         "agi": {"port": ports.agi},
         "audiosocket": {"port": ports.audiosocket},
         "metrics": {"port": 0},
-        "scripts_dir": str(scripts_dir),
         # The shipped model is Korean; the demo customers answer in Korean (NOTES §3).
         "session": {"phrase_map": PHRASE_MAP},
         "dialer": {
@@ -137,18 +141,31 @@ def write_config(
         },
         "trunks": trunks,
     }
+    if state_dir is not None:
+        config["state_dir"] = str(state_dir)
+    if scripts_dir is not None:
+        config["scripts_dir"] = str(scripts_dir)
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
 
 
 @asynccontextmanager
 async def outdial_run(
-    config_path: Path, notify: NotifySocket, log_path: Path
+    config_path: Path,
+    notify: NotifySocket,
+    log_path: Path,
+    *,
+    cwd: Path | None = None,
+    environment: dict[str, str] | None = None,
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    env = os.environ | {
-        "NOTIFY_SOCKET": notify.address,
-        "WATCHDOG_USEC": str(WATCHDOG_USEC),
-        "OUTDIAL_AMI_SECRET": AMI_SECRET,
-    }
+    env = (
+        os.environ
+        | (environment or {})
+        | {
+            "NOTIFY_SOCKET": notify.address,
+            "WATCHDOG_USEC": str(WATCHDOG_USEC),
+            "OUTDIAL_AMI_SECRET": AMI_SECRET,
+        }
+    )
     env.pop("OUTDIAL_DATABASE_URL", None)  # the config file's URL is the one under test
     assert OUTDIAL.is_file(), f"{OUTDIAL} is missing: install the project (make test does)"
     with log_path.open("wb") as log:
@@ -160,7 +177,7 @@ async def outdial_run(
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
             env=env,
-            cwd=config_path.parent,
+            cwd=cwd or config_path.parent,
         )
         try:
             yield proc
@@ -194,17 +211,19 @@ def accepts_connections(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-async def seed_campaign(pool: asyncpg.Pool, leads: int) -> int:
+async def seed_campaign(
+    pool: asyncpg.Pool, leads: int, name: str = "run-test", script: str = DEMO_SCRIPT
+) -> int:
     settings = CampaignSettings(window="00:00-23:59", days="mon-sun", max_attempts=1)
     async with pool.acquire() as conn, conn.transaction():
-        campaign = await create_campaign(conn, "run-test", DEMO_SCRIPT, settings)
+        campaign = await create_campaign(conn, name, script, settings)
         await conn.executemany(
             """INSERT INTO leads (campaign_id, phone_e164, timezone, fields)
                VALUES ($1, $2, 'UTC', $3)""",
             [
                 (
                     campaign.id,
-                    f"+1202555{2000 + i:04d}",
+                    f"+1202555{2000 + i + 100 * campaign.id:04d}",
                     {
                         "customer_name": "Robin",
                         "order_number": f"B-{i}",
@@ -358,3 +377,101 @@ async def script_versions(pool: asyncpg.Pool) -> dict[str, list[int]]:
     for row in rows:
         versions.setdefault(row["name"], []).append(row["version"])
     return versions
+
+
+@dataclass(frozen=True)
+class UnitLayout:
+    """The shipped unit's settings, with its absolute paths moved under a test directory."""
+
+    config: Path  # --config of ExecStart
+    working_dir: Path  # WorkingDirectory=
+    environment: dict[str, str]  # Environment= lines
+
+
+def shipped_unit_layout(root: Path) -> UnitLayout:
+    unit = (REPO / "deploy" / "systemd" / "outdial.service").read_text(encoding="utf-8")
+
+    def moved(value: str) -> str:
+        for system_path in ("/var/lib/outdial", "/etc/outdial"):
+            value = value.replace(system_path, f"{root}{system_path}")
+        return value.replace("%t/", f"{root}/run/")
+
+    settings = [line.split("=", 1) for line in unit.splitlines() if "=" in line]
+    environment = dict(v.split("=", 1) for k, v in settings if k == "Environment")
+    # The numba cache stays the test run's own: a fresh one costs a ~25 s compile.
+    environment.pop("NUMBA_CACHE_DIR")
+    exec_start = next(v for k, v in settings if k == "ExecStart").split()
+    return UnitLayout(
+        config=Path(moved(exec_start[exec_start.index("--config") + 1])),
+        working_dir=Path(moved(next(v for k, v in settings if k == "WorkingDirectory"))),
+        environment={k: moved(v) for k, v in environment.items()},
+    )
+
+
+async def test_the_shipped_unit_serves_calls_from_any_working_directory(
+    pg_url: str, db_pool: asyncpg.Pool, notify_socket: NotifySocket, tmp_path: Path
+) -> None:
+    """The unit's WorkingDirectory is the state directory and the config says nothing of
+    scripts: the scripts come from beside the config file, and calls are served. A campaign
+    whose script is not installed is paused with the reason, said so at WARNING, and resumed
+    once the script is installed and the daemon reloaded."""
+    unit = shipped_unit_layout(tmp_path)
+    assert unit.working_dir == tmp_path / "var/lib/outdial"
+    assert unit.environment["OUTDIAL_STATE_DIR"] == str(unit.working_dir)
+    unit.working_dir.mkdir(parents=True)
+    (unit.config.parent / "scripts").mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / f"{DEMO_SCRIPT}.yaml", unit.config.parent / "scripts")
+    ports = Ports()
+    log = tmp_path / "journal.log"
+    scripts = unit.config.parent / "scripts"
+    served = await seed_campaign(db_pool, leads=4)
+    orphan = await seed_campaign(db_pool, leads=2, name="orphan", script="payment_reminder_zh")
+    async with PbxSim(sim_config(ports.agi)) as sim:
+        write_config(unit.config, pg_url, None, None, ports, sim.ami_port)
+        async with outdial_run(
+            unit.config, notify_socket, log, cwd=unit.working_dir, environment=unit.environment
+        ) as proc:
+            await wait_ready(notify_socket, proc, log)
+
+            async def a_call_talked_to_the_bot() -> bool:
+                return bool(
+                    await db_pool.fetchval(
+                        """SELECT EXISTS (SELECT 1 FROM calls WHERE campaign_id = $1
+                                  AND ended_at IS NOT NULL AND disposition IS NOT NULL
+                                  AND greeting_latency_ms IS NOT NULL)""",
+                        served,
+                    )
+                )
+
+            async with asyncio.timeout(180):
+                await until(a_call_talked_to_the_bot)
+            status = await db_pool.fetchrow(
+                "SELECT status, paused_reason, paused_detail FROM campaigns WHERE id = $1", orphan
+            )
+            dialled_while_paused = await db_pool.fetchval(
+                "SELECT count(*) FROM call_attempts WHERE campaign_id = $1", orphan
+            )
+            # The script installed and the daemon reloaded: the campaign it paused resumes.
+            shutil.copy(REPO / "scripts" / "payment_reminder_zh.yaml", scripts)
+            proc.send_signal(signal.SIGHUP)
+            async with asyncio.timeout(120):
+                reloading = await notify_socket.wait_for("RELOADING=1")
+                await notify_socket.wait_for("READY=1", after=reloading)
+            resumed = await db_pool.fetchrow(
+                "SELECT status, paused_reason FROM campaigns WHERE id = $1", orphan
+            )
+            proc.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(STOP_TIMEOUT_S):
+                assert await proc.wait() == 0, tail(log)
+    text = log.read_text()
+    assert f"scripts ready: {DEMO_SCRIPT} (from {scripts})" in text
+    assert (status["status"], status["paused_reason"]) == ("paused", "script_unavailable")
+    assert f"script 'payment_reminder_zh' is not loaded from {scripts}" in status["paused_detail"]
+    assert f"WARNING outdial.daemon: campaign orphan paused: {status['paused_detail']}" in text
+    assert dialled_while_paused == 0
+    assert tuple(resumed) == ("active", None)
+    assert "campaign orphan resumed: its script payment_reminder_zh loads" in text
+    assert "stopping: no new calls; draining" in text
+    assert text.rstrip().endswith("INFO outdial.daemon: stopped"), tail(log)
+    # Nothing was written where the daemon was not told to write.
+    assert not (tmp_path / ".outdial").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,7 @@ def test_defaults_need_no_file() -> None:
         ("state_dir: x\nbogus: 1\n", "cfg.yaml:2:1: bogus: Extra inputs"),
         ("agi:\n  port: not-a-port\n", "cfg.yaml:2:3: agi.port: Input should be a valid integer"),
         ("session:\n  max_calls: 0\n", "cfg.yaml:2:3: session.max_calls: Input should be greater"),
-        ("agi:\n  port: [1\n", "cfg.yaml:3:1:"),
+        ("agi:\n  port: [1\n", "cfg.yaml:2:9: YAML syntax error: this [ ] list"),
         ("agi: {port: 1}\nagi: {port: 2}\n", "cfg.yaml:2:1: duplicate key 'agi'"),
         ("- a\n- b\n", "cfg.yaml:1:1: the config must be a mapping"),
     ],
@@ -78,3 +80,93 @@ def test_config_show_masks_secrets(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert result.exit_code == 0, result.output
     assert "hunter2" not in result.output
     assert "********" in result.output
+
+
+# Each value is refused when the file is loaded, by the code that would use it, so
+# `config check`, `check` and `run` all stop on it before anything starts.
+BAD_VALUES = [
+    (
+        'dialer:\n  window: "8am-9pm"\n',
+        "2:3: dialer.window: window '8am-9pm': expected HH:MM-HH:MM",
+    ),
+    ('dialer:\n  window: "21:00-08:00"\n', "2:3: dialer.window: window '21:00-08:00'"),
+    ('dialer:\n  window: "09:00-25:00"\n', "2:3: dialer.window: window '09:00-25:00'"),
+    ("dialer:\n  days: mon-funday\n", "2:3: dialer.days: days 'mon-funday': use day names"),
+    (
+        "dialer:\n  holidays: [2026-13-01]\n",
+        "2:14: dialer.holidays.0: Input should be a valid date",
+    ),
+    ('compliance:\n  calling_window: "9-5"\n', "2:3: compliance.calling_window: window '9-5'"),
+    ("log:\n  level: LOUD\n", "2:3: log.level: unknown level 'LOUD'"),
+    ("default_region: XX\n", "1:1: default_region: unknown region 'XX'"),
+]
+
+
+def _cli(config: Path, *args: str) -> tuple[int, str]:
+    """What the operator sees: main() prints a UserError as one line and exits 1."""
+    result = CliRunner().invoke(app, ["--config", str(config), *args])
+    shown = result.output + (str(result.exception) if result.exception else "")
+    return result.exit_code, shown
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD_VALUES)
+def test_each_bad_value_stops_config_check_check_and_run(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    config = tmp_path / "outdial.yaml"
+    config.write_text(text)
+    for command in (["config", "check"], ["check"], ["run"]):
+        code, shown = _cli(config, *command)
+        assert code == 1, (command, shown)
+        assert f"{config}:{expected}" in shown, (command, shown)
+
+
+def test_run_fails_on_a_bad_value_before_starting_anything(tmp_path: Path) -> None:
+    """The real command, as systemd starts it: exit 1, one line, no traceback, no state."""
+    config = tmp_path / "outdial.yaml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\ndialer:\n  window: 8am-9pm\n")
+    outdial = Path(sys.executable).parent / "outdial"
+    done = subprocess.run(
+        [str(outdial), "--config", str(config), "run"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"error: {config}:3:3: dialer.window: window '8am-9pm': expected HH:MM-HH:MM, "
+        "for example 09:00-21:00"
+    ]
+    assert not (tmp_path / "state").exists()
+
+
+def test_config_show_says_which_secrets_are_not_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("OUTDIAL_DATABASE_URL", "OUTDIAL_AMI_SECRET", "OUTDIAL_WEBHOOK_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "outdial.yaml"
+    config.write_text("trunks: [{name: main}]\n")
+    code, shown = _cli(config, "config", "show")
+    assert code == 0
+    assert "********" not in shown
+    assert "secret: (not set)" in shown and "url: (not set)" in shown
+    monkeypatch.setenv("OUTDIAL_AMI_SECRET", "s3cret-value")
+    code, shown = _cli(config, "config", "show")
+    assert "secret: '********'" in shown and "s3cret-value" not in shown
+
+
+def test_scripts_are_found_from_the_config_file_never_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OUTDIAL_CONFIG", raising=False)
+    monkeypatch.delenv("OUTDIAL_STATE_DIR", raising=False)
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    config = etc / "outdial.yaml"
+    config.write_text("state_dir: /var/lib/outdial\n")
+    assert load_config(config).config.scripts_path == etc / "scripts"
+    config.write_text("scripts_dir: campaigns/scripts\n")
+    assert load_config(config).config.scripts_path == etc / "campaigns" / "scripts"
+    config.write_text("scripts_dir: /srv/scripts\n")
+    assert load_config(config).config.scripts_path == Path("/srv/scripts")
+    # No file at all: the state directory's, made absolute.
+    assert load_config().config.scripts_path == tmp_path / ".outdial" / "scripts"

@@ -29,10 +29,15 @@ def _invoke(url: str, config: Path, *args: str) -> tuple[int, str, BaseException
     return result.exit_code, result.stdout, result.exception
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "outdial.yaml"
     path.write_text(f"state_dir: {tmp_path / 'state'}\ndefault_region: GB\n")
+    (tmp_path / "scripts").mkdir()  # the daemon's scripts, beside the config file
+    shutil.copy(REPO / "scripts" / "payment_reminder_zh.yaml", tmp_path / "scripts")
     return path
 
 
@@ -50,24 +55,31 @@ def test_import_creates_the_campaign_and_prints_json(
     csv_path = Path(shutil.copy(FIXTURES / "mixed.csv", tmp_path / "mixed.csv"))
     code, out, exc = _invoke(
         pg_url, config, str(csv_path), "--campaign", "spring", "--region", "US",
-        "--create-campaign", "--script", "collections_v1", "--json",
+        "--create-campaign", "--script", "payment_reminder_zh", "--json",
     )  # fmt: skip
     assert code == 0, exc
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["rows"] == 19
     assert summary["imported"] == 7
-    assert summary["duplicates_in_file"] == 1
-    assert summary["rejected"] == 11
+    assert summary["duplicates_in_file"] == 2  # line 13 repeats the short row of line 8
+    assert summary["rejected"] == 10
     assert summary["rejects_file"] == str(tmp_path / "mixed.rejects.csv")
     campaigns = asyncio.run(_fetch(pg_url, "SELECT name, script_name FROM campaigns"))
-    assert [tuple(r) for r in campaigns] == [("spring", "collections_v1")]
+    assert [tuple(r) for r in campaigns] == [("spring", "payment_reminder_zh")]
 
 
 def test_region_comes_from_the_config(pg_url: str, config: Path, tmp_path: Path) -> None:
     csv_path = tmp_path / "uk.csv"
     csv_path.write_text("phone\n020 7946 0958\n", encoding="utf-8")
     code, out, exc = _invoke(
-        pg_url, config, str(csv_path), "--campaign", "uk", "--create-campaign", "--script", "s"
+        pg_url,
+        config,
+        str(csv_path),
+        "--campaign",
+        "uk",
+        "--create-campaign",
+        "--script",
+        "payment_reminder_zh",
     )
     assert code == 0, exc
     assert "imported" in out  # the rich summary table
