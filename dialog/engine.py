@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from compliance.words import WordFilter, default_word_filter
 from dialog.actions import Action, ComplianceHit, End, Listen, OptOut, Say, SetVariable, Transfer
-from dialog.events import Dtmf, EmotionScore, Event, Hangup, Silence, Utterance
+from dialog.events import Dtmf, EmotionScore, Event, Hangup, Silence, Unrecognized, Utterance
 from dialog.schema import (
     DTMF_DIGITS,
     EndNode,
@@ -122,6 +122,8 @@ class DialogEngine:
                 return self._on_dtmf(digit)
             case Silence():
                 return self._retry("no_input")
+            case Unrecognized():
+                return self._retry("no_match")
             case Utterance():
                 return self._on_utterance(event)
         raise TypeError(f"not a dialog event: {event!r}")
