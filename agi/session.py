@@ -288,6 +288,10 @@ class CallSession:
 
     async def _on_clock(self, now: float) -> None:
         self._advance_speech(now)
+        playing = self._current
+        if playing is not None and playing.playback.first_frame_at is not None:
+            with self._in_stage("speaking"):
+                faults.hit(faults.PROMPT, node=playing.say.node, campaign=self.context.campaign)
         self._asr_now = max(self._asr_now, now)
         if self.asr.in_speech:
             self._maybe_barge_in(self._asr_now)
@@ -425,8 +429,8 @@ class CallSession:
             return None
         pcm = np.frombuffer(final.audio, dtype=np.int16)
         words = [WordTiming(w.start_s, w.end_s) for w in final.words if w.end_s > w.start_s]
-        node = self.engine.node
-        return asyncio.ensure_future(self.services.run_cpu(_prosody, pcm, words or None, node))
+        where = (self.engine.node, self.context.campaign)
+        return asyncio.ensure_future(self.services.run_cpu(_prosody, pcm, words or None, where))
 
     async def _agitation(
         self, pending: asyncio.Future[ProsodyFeatures] | None, intent: str | None
@@ -464,6 +468,8 @@ class CallSession:
         outcome = self.outcome
         outcome.disposition, outcome.failure_stage = ERROR_DISPOSITION, stage
         outcome.outcome, outcome.success, outcome.transfer = None, False, None
+        if self._current is not None:  # the prompt it failed in, if it had reached the wire
+            self._note_first_frame(self._current)
         self.media.stop_playback()
         await self._stop_speech()
         script = self.runtime.script
@@ -589,7 +595,7 @@ class CallSession:
         started = time.monotonic()
         if self._cacheable(speech.say):
             speech.playback.feed(await self.services.tts.render(speech.say.text))
-            faults.hit(faults.PROMPT, node=speech.say.node)
+            faults.hit(faults.SYNTHESIS, node=speech.say.node, campaign=self.context.campaign)
             metrics.TTS_SECONDS.observe(time.monotonic() - started)
             speech.playback.finish()
             return
@@ -618,8 +624,7 @@ class CallSession:
         async for pcm in rest.follow():  # a synthesis error of the rest surfaces here
             yield pcm
 
-    @staticmethod
-    async def _play(speech: _Speech, chunks: AsyncIterator[bytes], started: float) -> None:
+    async def _play(self, speech: _Speech, chunks: AsyncIterator[bytes], started: float) -> None:
         """Feed the prompt's audio to its playback as it comes; time the first chunk."""
         first = True
         async for pcm in chunks:
@@ -627,7 +632,7 @@ class CallSession:
             if first:
                 metrics.TTS_SECONDS.observe(time.monotonic() - started)
                 first = False
-                faults.hit(faults.PROMPT, node=speech.say.node)
+                faults.hit(faults.SYNTHESIS, node=speech.say.node, campaign=self.context.campaign)
         speech.playback.finish()
 
     def _prompt_ended(self, playback: Playback) -> None:
@@ -748,9 +753,12 @@ class CallSession:
         )
 
 
-def _prosody(pcm: np.ndarray, words: list[WordTiming] | None, node: str | None) -> ProsodyFeatures:
+def _prosody(
+    pcm: np.ndarray, words: list[WordTiming] | None, where: tuple[str | None, str | None]
+) -> ProsodyFeatures:
     """The utterance's prosody (CPU executor); a test may make it fail here (agi/faults.py)."""
-    faults.hit(faults.EMOTION, node=node)
+    node, campaign = where
+    faults.hit(faults.EMOTION, node=node, campaign=campaign)
     return extract_features(pcm, 8000, words)
 
 

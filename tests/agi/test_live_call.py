@@ -1,8 +1,9 @@
 """End to end: pbxsim plays Asterisk and the customers; real Vosk, Piper, spaCy and PostgreSQL.
 
-Five customers call at once through one pbxsim: a happy path, a barge-in, DTMF answers, a
-hang-up in the middle of a prompt, and a transfer to an agent. The customers answer in Korean
-(the only ASR model a plain install has), mapped to the English script's words by phrase_map.
+Six customers call at once through one pbxsim: a happy path, a barge-in, DTMF answers, a
+hang-up in the middle of a prompt, a transfer to an agent, and a hang-up during the opening.
+The customers answer in Korean (the only ASR model a plain install has), mapped to the
+English script's words by phrase_map.
 Their audio arrives as a real PBX sends it: messages of random even lengths (a transcoding
 source), one customer on a wideband line (slin16) and one on a SIP-like trunk that sends
 line noise between utterances.
@@ -26,6 +27,8 @@ CUSTOMERS = {
     "dtmf": [{"wait_for_bot": True}, {"dtmf": "1"}, {"wait_for_bot": True}, {"dtmf": "1"}],
     "hangup": [{"wait_for_bot": True}, {"say": YES}, {"barge_in_after": 1.0}, {"hangup": True}],
     "transfer": [{"wait_for_bot": True}, {"say": YES}, {"wait_for_bot": True}, {"say": NO}],
+    # Gone a second into the opening, before hearing who calls: not reached, called again.
+    "early": [{"silence": 1}, {"hangup": True}],
 }
 
 
@@ -85,13 +88,15 @@ def _replies_ahead(disposition: str) -> float:
     return REGISTRY.get_sample_value("outdial_replies_ahead_total", labels) or 0.0
 
 
-async def test_five_live_calls(live_stack: LiveStack) -> None:
+async def test_six_live_calls(live_stack: LiveStack) -> None:
     used_before = _replies_ahead("used")
     records = await _run_calls(live_stack)
     await live_stack.turns.close()
     calls = await _calls(live_stack)
     # Partial, random-length and wideband frames and a noisy trunk: no call failed on them.
     assert all(c["disposition"] != "error" for c in calls.values()), calls
+    early = calls["call-early"]
+    assert (early["disposition"], early["hangup_side"]) == ("early-hangup", "customer")
 
     happy = calls["call-happy"]
     assert (happy["disposition"], happy["outcome"], happy["success"]) == (
@@ -124,7 +129,8 @@ async def test_five_live_calls(live_stack: LiveStack) -> None:
     assert calls["call-dtmf"]["outcome"] == "confirmed"
 
     hangup = calls["call-hangup"]
-    assert hangup["hangup_side"] == "customer"
+    # Gone mid-call after answering: a finished call, not an early hang-up.
+    assert hangup["hangup_side"] == "customer" and hangup["disposition"] == "completed"
     assert hangup["ended_at"] is not None
     assert records["call-hangup"].hangup_side == "customer"
 
