@@ -390,7 +390,8 @@ def _initial_variables(script: Script, given: Mapping[str, object]) -> dict[str,
     values: dict[str, str] = {}
     missing = []
     for name, spec in script.variables.items():
-        if name in given and given[name] is not None:
+        # A blank field is no value: the import, the API and the dialer's gates agree.
+        if name in given and given[name] is not None and str(given[name]).strip():
             values[name] = str(given[name])
         elif spec.default is not None:
             values[name] = spec.default

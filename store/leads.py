@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import io
 import multiprocessing
 import os
@@ -346,18 +347,29 @@ async def import_leads(
     chunk_rows: int = 4_000,
     copy_rows: int = 10_000,
     progress: ProgressCallback | None = None,
+    required_fields: tuple[str, ...] = (),
 ) -> ImportSummary:
     """Import `path` into `campaign` (which must exist); numbers without +CC read in `region`.
 
     `workers`: processes normalising rows; None picks by file size and CPU count.
     `chunk_rows`: lines handed to a worker at a time; `copy_rows`: rows per COPY.
+    `required_fields`: fields the campaign's script needs; a row lacking one is rejected
+    (`missing_field:NAME`).
     """
     if region.upper() not in phonenumbers.SUPPORTED_REGIONS:
         raise LeadImportError(f"unknown region {region!r} (expected a code like US, GB, CN)")
     started = time.perf_counter()
     try:
         summary = await _import(
-            conn, path, campaign, region.upper(), workers, chunk_rows, copy_rows, progress
+            conn,
+            path,
+            campaign,
+            region.upper(),
+            workers,
+            chunk_rows,
+            copy_rows,
+            progress,
+            required_fields,
         )
     except RecordError as exc:
         raise LeadImportError(f"{path}:{exc.line}: {exc}") from exc
@@ -374,6 +386,7 @@ async def _import(
     chunk_rows: int,
     copy_rows: int,
     progress: ProgressCallback | None,
+    required_fields: tuple[str, ...],
 ) -> ImportSummary:
     with _open(path) as raw:
         size = os.fstat(raw.fileno()).st_size
@@ -384,6 +397,7 @@ async def _import(
             raise LeadImportError(
                 f"{path}: no phone column (expected one of: {', '.join(PHONE_COLUMNS)})"
             )
+        spec = dataclasses.replace(spec, required=required_fields)
         campaign_id = await find_campaign(conn, campaign)
         direct = not await _has_leads(conn, campaign_id)
         if workers is None:
