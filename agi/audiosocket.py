@@ -1,10 +1,17 @@
 """AudioSocket: the media half of a live call (Asterisk `app_audiosocket`).
 
 Frames are `kind (1 byte) | length (2 bytes, big-endian) | payload`: `0x01` the call's
-16-byte UUID (first), `0x10` 8 kHz signed 16-bit LE mono audio, `0x03` one DTMF digit, `0x00`
+16-byte UUID (first), `0x10` 8 kHz signed 16-bit LE mono audio (`0x11`-`0x18` the same at
+12 ... 192 kHz, from `chan_audiosocket` on a wideband codec), `0x03` one DTMF digit, `0x00`
 hang-up, `0xff` an error code. Asterisk hangs up with a plain TCP close as often as with
 `0x00`, and sends nothing at all while the far end is silent (see asterisk-captures), so every
 timer in the call runs on the wall clock, never on frame counts.
+
+Inbound audio is received here and nowhere else: each message is taken as Asterisk framed it
+(any even length: the last frame of a file playback is partial, transcoded sources send what
+their codec framed), resampled to 8 kHz when it is wideband, and handed on as fixed 20 ms
+frames (`voice.framing.Reframer`). Outbound audio is always `0x10`: Asterisk accepts a frame
+of any format and sets up the translation itself (main/channel.c, `__ast_read`).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 from agi import eagi_protocol
+from voice.framing import Reframer
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +36,11 @@ FRAME_BYTES = 320  # 20 ms of 8 kHz 16-bit mono
 FRAME_SECONDS = 0.020
 MAX_PAYLOAD = 65535
 SILENCE_FRAME = bytes(FRAME_BYTES)
+# Asterisk sends one voice frame per message (20 ms, up to a codec's packet time): more than
+# this much audio in one message is not a frame but a broken peer.
+MAX_AUDIO_MS = 200
+# A partial frame is padded and handed on when no more audio follows within this time.
+PARTIAL_FRAME_WAIT_S = 0.06
 
 
 class Kind(enum.IntEnum):
@@ -35,6 +48,14 @@ class Kind(enum.IntEnum):
     UUID = 0x01
     DTMF = 0x03
     AUDIO = 0x10
+    AUDIO_SLIN12 = 0x11
+    AUDIO_SLIN16 = 0x12
+    AUDIO_SLIN24 = 0x13
+    AUDIO_SLIN32 = 0x14
+    AUDIO_SLIN44 = 0x15
+    AUDIO_SLIN48 = 0x16
+    AUDIO_SLIN96 = 0x17
+    AUDIO_SLIN192 = 0x18
     ERROR = 0xFF
     # outdial's EAGI bridge only (agi/eagi_protocol.py); Asterisk never sends these.
     EAGI_HELLO = eagi_protocol.HELLO
@@ -44,8 +65,20 @@ class Kind(enum.IntEnum):
     EAGI_OUTCOME = eagi_protocol.OUTCOME
 
 
+# Sample rate of each audio kind (include/asterisk/res_audiosocket.h upstream).
+AUDIO_RATES: dict[Kind, int] = {
+    Kind.AUDIO: 8000,
+    Kind.AUDIO_SLIN12: 12000,
+    Kind.AUDIO_SLIN16: 16000,
+    Kind.AUDIO_SLIN24: 24000,
+    Kind.AUDIO_SLIN32: 32000,
+    Kind.AUDIO_SLIN44: 44100,
+    Kind.AUDIO_SLIN48: 48000,
+    Kind.AUDIO_SLIN96: 96000,
+    Kind.AUDIO_SLIN192: 192000,
+}
 # What a plain AudioSocket peer (Asterisk) may send; anything else is refused as unknown.
-ASTERISK_KINDS = frozenset({Kind.HANGUP, Kind.UUID, Kind.DTMF, Kind.AUDIO, Kind.ERROR})
+ASTERISK_KINDS = frozenset({Kind.HANGUP, Kind.UUID, Kind.DTMF, Kind.ERROR, *AUDIO_RATES})
 
 
 class FrameError(Exception):
@@ -68,13 +101,26 @@ def encode_frame(kind: Kind, payload: bytes = b"") -> bytes:
     return bytes((kind,)) + len(payload).to_bytes(2, "big") + payload
 
 
+def max_audio_bytes(kind: Kind) -> int:
+    """The largest audio payload of `kind` that is still one frame (MAX_AUDIO_MS of audio)."""
+    return min(MAX_PAYLOAD, AUDIO_RATES[kind] * MAX_AUDIO_MS // 1000 * 2)
+
+
+def _check_length(kind: Kind, length: int) -> None:
+    """Refuse an audio length before waiting for its bytes: a peer whose length lies must
+    not hold the connection open for bytes that never come."""
+    if kind in AUDIO_RATES and length > max_audio_bytes(kind):
+        limit = max_audio_bytes(kind)
+        raise FrameError("oversized", f"{kind.name} message of {length} bytes (at most {limit})")
+
+
 def _check_payload(kind: Kind, payload: bytes) -> None:
     size = len(payload)
     if kind is Kind.UUID and size != 16:
         raise FrameError("bad_uuid", f"UUID frame of {size} bytes, expected 16")
     if kind is Kind.DTMF and (size != 1 or chr(payload[0]) not in "0123456789*#ABCD"):
         raise FrameError("bad_dtmf", f"DTMF frame {payload[:4]!r}")
-    if kind is Kind.AUDIO and (size == 0 or size % 2):
+    if kind in AUDIO_RATES and (size == 0 or size % 2):
         raise FrameError("bad_audio", f"audio frame of {size} bytes is not whole 16-bit samples")
 
 
@@ -95,6 +141,7 @@ async def read_frame(
     if kind is None or kind not in accept:
         raise FrameError("unknown_kind", f"frame kind 0x{header[0]:02x}")
     length = int.from_bytes(header[1:3], "big")
+    _check_length(kind, length)
     try:
         payload = await reader.readexactly(length)
     except asyncio.IncompleteReadError as exc:
@@ -122,7 +169,9 @@ class DtmfIn:
 @dataclass(frozen=True)
 class HangupIn:
     at: float
-    reason: str  # "close", "hangup_frame", "error_frame", or a FrameError reason
+    reason: str  # "close", "hangup_frame", "error_frame", "reset", or a FrameError reason
+    # The peer broke the protocol (this call only): a failure, not the customer leaving.
+    protocol_error: bool = False
 
 
 MediaEvent = AudioIn | DtmfIn | HangupIn
@@ -189,41 +238,109 @@ class MediaConnection:
         self.playback: Playback | None = None
         self.closed = asyncio.Event()
         self.frames_out = 0
-        self.frames_in = 0
+        self.frames_in = 0  # 20 ms frames handed to the session
+        self.messages_in = 0  # audio messages as the peer framed them
+        self.call_id: str | None = None  # the dialer's call id, for the logs
+        self._reframer = Reframer()
+        self._partial_flush: asyncio.TimerHandle | None = None
+        self._last_audio_at = float("-inf")
 
     # inbound
     async def pump(self, on_error: Callable[[str], None]) -> None:
-        """Read frames until hang-up or close; every outcome ends with one HangupIn."""
-        reason = "close"
+        """Read frames until hang-up or close; every outcome ends with one HangupIn.
+
+        A frame that breaks the protocol ends this call's inbound audio only: the sending half
+        stays up (the session may still apologise on it) until the session closes the media,
+        and what the peer sends meanwhile is read and dropped so Asterisk never blocks on us.
+        """
+        ended = await self._read_until_end(on_error)
+        if self._partial_flush is not None:
+            self._partial_flush.cancel()
+        self._emit(self._reframer.flush(), time.monotonic())
+        if ended.protocol_error:
+            self.events.put_nowait(ended)
+            await self._discard_until_closed()
+        else:
+            self._end_playback(time.monotonic())
+            self.events.put_nowait(ended)
+        self.closed.set()
+
+    async def _read_until_end(self, on_error: Callable[[str], None]) -> HangupIn:
         try:
             while True:
                 frame = await read_frame(self._reader, self.accepted_kinds)
                 now = time.monotonic()
                 if frame is None:
-                    break
-                if frame.kind is Kind.AUDIO:
-                    self.frames_in += 1
-                    self.events.put_nowait(AudioIn(frame.payload, now))
+                    return HangupIn(now, "close")
+                if frame.kind in AUDIO_RATES:
+                    self._on_audio(frame.kind, frame.payload, now)
                 elif frame.kind is Kind.DTMF:
                     self.events.put_nowait(DtmfIn(chr(frame.payload[0]), now))
                 elif frame.kind is Kind.HANGUP:
-                    reason = "hangup_frame"
-                    break
+                    return HangupIn(now, "hangup_frame")
                 elif frame.kind is Kind.ERROR:
-                    reason = "error_frame"
-                    break
+                    return HangupIn(now, "error_frame")
                 else:
                     self.on_control(frame)
         except FrameError as exc:
-            reason = exc.reason
             on_error(exc.reason)
-            log.warning("AudioSocket %s: %s", self.uuid, exc)
+            log.warning("call %s: AudioSocket protocol error: %s", self.label, exc)
+            return HangupIn(time.monotonic(), exc.reason, protocol_error=True)
         except (ConnectionError, OSError) as exc:
-            reason = "reset"
-            log.info("AudioSocket %s reset: %s", self.uuid, exc)
-        self._end_playback(time.monotonic())
-        self.events.put_nowait(HangupIn(time.monotonic(), reason))
-        self.closed.set()
+            log.info("call %s: AudioSocket reset: %s", self.label, exc)
+            return HangupIn(time.monotonic(), "reset")
+
+    @property
+    def label(self) -> str:
+        """How the logs name this call: its call id when known, else the AudioSocket UUID."""
+        return self.call_id or f"(AudioSocket {self.uuid})"
+
+    def _on_audio(self, kind: Kind, payload: bytes, now: float) -> None:
+        """One audio message as Asterisk framed it, on to the session as 20 ms frames."""
+        self.messages_in += 1
+        rate = AUDIO_RATES[kind]
+        if rate != self._reframer.rate:  # the peer changed format: finish the old audio
+            self._emit(self._reframer.flush(), now)
+            self._reframer = Reframer(rate)
+        self._emit(self._reframer.feed(payload), now)
+        if self._partial_flush is not None:
+            self._partial_flush.cancel()
+            self._partial_flush = None
+        if self._reframer.holding:
+            self._partial_flush = asyncio.get_running_loop().call_later(
+                PARTIAL_FRAME_WAIT_S, self._flush_partial
+            )
+
+    def _flush_partial(self) -> None:
+        """No more audio followed a partial frame (a playback's last): hand it on padded."""
+        self._partial_flush = None
+        self._emit(self._reframer.flush(), time.monotonic())
+
+    def _emit(self, frames: list[bytes], now: float) -> None:
+        """Frames completed at `now`: the last one ends now, the earlier ones 20 ms apart
+        before it (never before a frame already handed on)."""
+        count = len(frames)
+        for i, pcm in enumerate(frames):
+            at = max(self._last_audio_at, now - (count - 1 - i) * FRAME_SECONDS)
+            self._last_audio_at = at
+            self.frames_in += 1
+            self.events.put_nowait(AudioIn(pcm, at))
+
+    async def _discard_until_closed(self) -> None:
+        closing = asyncio.ensure_future(self.closed.wait())
+        try:
+            while not self.closed.is_set():
+                read = asyncio.ensure_future(self._reader.read(65536))
+                await asyncio.wait({read, closing}, return_when=asyncio.FIRST_COMPLETED)
+                if not read.done():
+                    read.cancel()
+                    return
+                if not read.result():
+                    return  # the peer is gone too
+        except (ConnectionError, OSError):
+            return
+        finally:
+            closing.cancel()
 
     def on_control(self, frame: Frame) -> None:
         """A frame that is neither media nor hang-up: a repeated UUID carries nothing new."""
@@ -328,24 +445,30 @@ class UuidRegistry:
 
     def __init__(self) -> None:
         self._waiting: dict[str, asyncio.Future[MediaConnection]] = {}
+        self._call_ids: dict[str, str | None] = {}
 
-    def register(self) -> tuple[str, asyncio.Future[MediaConnection]]:
+    def register(self, call_id: str | None = None) -> tuple[str, asyncio.Future[MediaConnection]]:
+        """A fresh UUID for the call `call_id` (named in the media's logs)."""
         call_uuid = str(uuid.uuid4())
         future: asyncio.Future[MediaConnection] = asyncio.get_running_loop().create_future()
         self._waiting[call_uuid] = future
+        self._call_ids[call_uuid] = call_id
         return call_uuid, future
 
     def forget(self, call_uuid: str) -> None:
+        self._call_ids.pop(call_uuid, None)
         future = self._waiting.pop(call_uuid, None)
         if future is not None and not future.done():
             future.cancel()
 
-    def claim(self, call_uuid: str) -> asyncio.Future[MediaConnection] | None:
-        """Take the UUID's waiting session (once); None for unknown or reused UUIDs."""
+    def claim(self, call_uuid: str) -> tuple[asyncio.Future[MediaConnection], str | None] | None:
+        """Take the UUID's waiting session and its call id (once); None for unknown or
+        reused UUIDs."""
         future = self._waiting.pop(call_uuid, None)
+        call_id = self._call_ids.pop(call_uuid, None)
         if future is None or future.done():
             return None
-        return future
+        return future, call_id
 
     def __len__(self) -> int:
         return len(self._waiting)
@@ -446,8 +569,8 @@ class AudioSocketServer:
         if call_uuid is None:
             writer.close()  # the bridge has its answer (an outcome frame)
             return
-        waiting = self.registry.claim(call_uuid)
-        if waiting is None:
+        claimed = self.registry.claim(call_uuid)
+        if claimed is None:
             self._reject("unknown_uuid")
             log.warning("AudioSocket connection with unregistered UUID %s refused", call_uuid)
             writer.close()
@@ -456,6 +579,7 @@ class AudioSocketServer:
             connection = self.bridge.media(call_uuid, reader, writer)
         else:
             connection = MediaConnection(call_uuid, reader, writer)
+        waiting, connection.call_id = claimed
         waiting.set_result(connection)
         self.clock.add(connection)
         try:

@@ -18,7 +18,9 @@ from dialog import ComplianceHit
 
 log = logging.getLogger(__name__)
 
-CALL_DISPOSITIONS = frozenset({"completed", "transferred", "abandoned", "machine", "failed"})
+CALL_DISPOSITIONS = frozenset(
+    {"completed", "transferred", "abandoned", "machine", "failed", "error", "early-hangup"}
+)
 _RETRIES = 3
 
 
@@ -68,12 +70,17 @@ class CallStore:
         )
 
     async def start(
-        self, context: CallContext, script: str, version: int, variant: str | None
+        self,
+        context: CallContext,
+        script: str,
+        version: int,
+        variant: str | None,
+        half_duplex: bool = False,
     ) -> None:
         await self._execute(
             """INSERT INTO calls (call_id, campaign_id, lead_id, script_name, script_version,
-                                  variant, amd_status)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)
+                                  variant, amd_status, half_duplex)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                ON CONFLICT (call_id) DO NOTHING""",
             context.call_id,
             context.campaign_id,
@@ -82,6 +89,7 @@ class CallStore:
             version,
             variant,
             context.amd_status,
+            half_duplex,
         )
 
     async def finish(self, context: CallContext, outcome: CallOutcome, summary: str | None) -> None:

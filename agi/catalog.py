@@ -78,7 +78,12 @@ class ScriptCatalog:
             self._fail(path, "; ".join(str(issue) for issue in exc.issues))
             return None
         version = await record_script_version(
-            self.pool, runtime.name, source, runtime.loaded.content_hash, str(path)
+            self.pool,
+            runtime.name,
+            source,
+            runtime.loaded.content_hash,
+            str(path),
+            runtime.script.required_fields(),
         )
         runtime = ScriptRuntime(runtime.loaded, version, runtime.classifier)
         self._hashes[path] = runtime.loaded.content_hash

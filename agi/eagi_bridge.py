@@ -362,7 +362,9 @@ class Bridge:
             raise AudioLost("the caller's audio (fd 3) closed during the call")
         buffer = self._audio_buffer
         buffer += data
-        whole = len(buffer) - len(buffer) % FRAME_BYTES
+        # Whole samples go on at once, however Asterisk framed them (the daemon re-frames):
+        # a playback's partial last frame is not held back until the caller speaks again.
+        whole = len(buffer) - len(buffer) % 2
         if whole:
             link.send_audio(bytes(buffer[:whole]))
             del buffer[:whole]

@@ -30,7 +30,7 @@ from agi.audiosocket import (
     encode_frame,
 )
 from agi.handover import Admitted, Declined, outcome_variables, refusal_message
-from agi.session import CallOutcome
+from agi.session import CallOutcome, failed_outcome
 
 if TYPE_CHECKING:
     from agi.service import CallService
@@ -166,11 +166,11 @@ class EagiCalls:
             return None
         service.active += 1  # taken before any await, as on the FastAGI path
         try:
-            variant = await service.begin(admitted.context, admitted.runtime)
+            variant = await service.begin(admitted.context, admitted.runtime, half_duplex=True)
         except BaseException:
             service.active -= 1
             raise
-        call_uuid, waiting = service.registry.register()
+        call_uuid, waiting = service.registry.register(admitted.context.call_id)
         task = asyncio.get_running_loop().create_task(
             self._call(admitted, variant, call_uuid, waiting)
         )
@@ -188,16 +188,17 @@ class EagiCalls:
         waiting: asyncio.Future[MediaConnection],
     ) -> None:
         service = self.service
+        script = admitted.runtime.script
         try:
             media = await self._media(call_uuid, waiting)
             if media is None:
-                outcome = CallOutcome(disposition="failed", hangup_side="customer")
+                outcome = failed_outcome(script, "media_connect", hangup_side="customer")
             else:
                 outcome = await service.session(media, admitted, variant, half_duplex=True).run()
         except Exception:
-            # A bug in one call must not take the process down; the call is recorded failed.
+            # A bug in one call must not take the process down; the call is settled `error`.
             log.exception("call %s failed", admitted.context.call_id)
-            media, outcome = None, CallOutcome(disposition="failed")
+            media, outcome = None, failed_outcome(script, "session")
         finally:
             service.active -= 1
         await service.conclude(admitted.context, outcome)

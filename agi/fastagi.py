@@ -141,7 +141,10 @@ class AgiChannel:
 
     async def _read_reply(self) -> AgiReply:
         while True:
-            raw = await self._reader.readline()
+            try:
+                raw = await self._reader.readline()
+            except ValueError as exc:  # a line over the stream limit: not an AGI reply
+                raise AgiProtocolError(f"AGI reply longer than {MAX_LINE_BYTES} bytes") from exc
             if not raw:
                 self.hung_up = True
                 raise AgiHangup("FastAGI connection closed")

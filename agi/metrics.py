@@ -61,3 +61,18 @@ REPLIES_AHEAD = Counter(
     "Replies synthesised ahead of the answer, by what became of them: used, late, unused.",
     ["disposition"],
 )
+CALL_FAILURES = Counter(
+    "outdial_call_failures_total",
+    "Calls the bot failed (the customer heard the fallback), by where: setup, admission, "
+    "media_connect, greeting, hearing, understanding, deciding, speaking, media, session.",
+    ["stage"],
+)
+SIGNAL_FAILURES = Counter(
+    "outdial_optional_signal_failures_total",
+    "Optional per-utterance signals that failed and were left out (the call went on).",
+    ["signal"],
+)
+WORD_TIMES_CLAMPED = Counter(
+    "outdial_word_times_clamped_total",
+    "ASR word times that fell outside the utterance audio and were clamped into it.",
+)

@@ -21,7 +21,14 @@ from agi.eagi_server import EagiCalls
 from agi.fastagi import AgiChannel, AgiHangup, FastAgiServer
 from agi.handover import Admitted, Declined, outcome_variables, refusal_message
 from agi.runtime import CallServices, ScriptRuntime
-from agi.session import CallContext, CallOutcome, CallRecorder, CallSession
+from agi.session import (
+    EARLY_HANGUP_DISPOSITION,
+    CallContext,
+    CallOutcome,
+    CallRecorder,
+    CallSession,
+    failed_outcome,
+)
 from agi.settings import AgiSettings, AudioSocketSettings
 from store.turns import TurnWriter
 
@@ -116,6 +123,10 @@ class CallService:
     async def admit(self, context: CallContext, amd: str | None) -> Admitted | Declined:
         """Apply the AMD verdict, find the script and a free slot (declines are recorded)."""
         context = replace(context, amd_status=amd)
+        if amd == "HANGUP":  # AMD() saw the customer hang up: nobody left to talk to
+            outcome = CallOutcome(disposition=EARLY_HANGUP_DISPOSITION, hangup_side="customer")
+            await self._finish(context, outcome, None)
+            return Declined(outcome)
         action = self.services.settings.session.amd_actions.get(amd or "HUMAN", "talk")
         if action == "hangup":
             outcome = CallOutcome(disposition="machine")
@@ -123,16 +134,21 @@ class CallService:
             return Declined(outcome)
         runtime = self._runtime_for(context)
         if runtime is None or self.free_slots == 0:
+            # Not the customer's doing: the call is settled `error` and the lead called again.
             reason = "no script loaded" if runtime is None else "no free call slot"
-            outcome = CallOutcome(disposition="failed")
+            outcome = failed_outcome(runtime.script if runtime else None, "admission")
             await self._finish(context, outcome, reason)
+            if outcome.transfer is not None:
+                return Declined(outcome)  # to people, as the script asks
             return Declined(outcome, reason)
         return Admitted(context, runtime)
 
-    async def begin(self, context: CallContext, runtime: ScriptRuntime) -> str | None:
+    async def begin(
+        self, context: CallContext, runtime: ScriptRuntime, *, half_duplex: bool = False
+    ) -> str | None:
         """Pick the call's variant and open its `calls` row; returns the variant."""
         variant = await self.choose_variant(runtime)
-        await self.store.start(context, runtime.name, runtime.version, variant)
+        await self.store.start(context, runtime.name, runtime.version, variant, half_duplex)
         return variant
 
     def session(
@@ -177,9 +193,9 @@ class CallService:
         except (AgiHangup, asyncio.CancelledError):
             raise
         except Exception:
-            # A bug in one call must not take the process down; the call is recorded failed.
+            # A bug in one call must not take the process down; the call is settled `error`.
             log.exception("call %s failed", admitted.context.call_id)
-            outcome = CallOutcome(disposition="failed")
+            outcome = failed_outcome(admitted.runtime.script, "session")
         finally:
             self.active -= 1
         await self.conclude(admitted.context, outcome)
@@ -190,17 +206,21 @@ class CallService:
 
     async def _converse(self, channel: AgiChannel, admitted: Admitted) -> CallOutcome:
         variant = await self.begin(admitted.context, admitted.runtime)
-        call_uuid, waiting = self.registry.register()
+        call_uuid, waiting = self.registry.register(admitted.context.call_id)
         await channel.set_variable("OUTDIAL_STAGE", "started")
         media_exec = asyncio.create_task(
             channel.exec("AudioSocket", f"{call_uuid},{self.media_address}")
         )
         try:
             media = await self._await_media(waiting, media_exec)
-        except (TimeoutError, AgiHangup, asyncio.CancelledError):
+        except (TimeoutError, AgiHangup, asyncio.CancelledError) as exc:
             self.registry.forget(call_uuid)
             media_exec.cancel()
-            return CallOutcome(disposition="failed", hangup_side="customer")
+            if channel.hung_up or isinstance(exc, asyncio.CancelledError):
+                # The customer left before the bot's first word.
+                return CallOutcome(disposition=EARLY_HANGUP_DISPOSITION, hangup_side="customer")
+            log.warning("call %s: the AudioSocket never connected", admitted.context.call_id)
+            return failed_outcome(admitted.runtime.script, "media_connect")
         outcome = await self.session(media, admitted, variant).run()
         with contextlib.suppress(AgiHangup, TimeoutError, ConnectionError):
             async with asyncio.timeout(AFTER_MEDIA_TIMEOUT_S):

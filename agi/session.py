@@ -13,14 +13,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from agi import metrics
+from agi import faults, metrics
 from agi.audiosocket import AudioIn, DtmfIn, HangupIn, MediaConnection, Playback
 from agi.runtime import CallServices, ScriptRuntime
 from compliance.redact import redact
@@ -35,11 +35,14 @@ from dialog import (
     Listen,
     OptOut,
     Say,
+    Script,
     Silence,
     Transfer,
+    Unrecognized,
     Utterance,
 )
 from dialog.actions import Action
+from dialog.templates import is_static, render
 from emotion.agitation import AgitationReading, AgitationTracker, LexicalCues
 from emotion.features import ProsodyFeatures, WordTiming, extract_features
 from store.turns import TurnRecord
@@ -54,6 +57,12 @@ TICK_S = 0.05
 COMPLAINT_INTENTS = frozenset({"complaint"})
 STOP_INTENTS = frozenset({"opt_out"})
 REPEAT_INTENTS = frozenset({"repeat"})
+# How long a failed call's apology or goodbye may take to play before the call moves on.
+FALLBACK_SPEECH_TIMEOUT_S = 15.0
+# The session's own dispositions beyond the script's: a bot failure (retried later) and a
+# customer who hung up during the opening identification (retried too: never really reached).
+ERROR_DISPOSITION = "error"
+EARLY_HANGUP_DISPOSITION = "early-hangup"
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,8 @@ class CallContext:
 
 @dataclass
 class CallOutcome:
-    disposition: str = "completed"  # completed, transferred, abandoned, machine, failed
+    # completed, transferred, abandoned, machine, failed, error, early-hangup
+    disposition: str = "completed"
     outcome: str | None = None
     success: bool = False
     transfer: Transfer | None = None
@@ -83,6 +93,8 @@ class CallOutcome:
     greeting_latency_ms: float | None = None
     turns: int = 0
     opted_out: bool = False
+    # Where the call failed (a label of outdial_call_failures_total), None if it did not.
+    failure_stage: str | None = None
 
 
 @dataclass
@@ -100,6 +112,14 @@ class _Speech:
     producer: asyncio.Task[None] | None = None
     latency_measured: bool = False
     ahead: AheadSynthesis | None = None  # its audio, synthesised ahead
+
+
+class MediaProtocolError(RuntimeError):
+    """The PBX sent this call's media something that is not AudioSocket."""
+
+
+class SpeechFailed(RuntimeError):
+    """A prompt's audio could not be made (the synthesiser failed)."""
 
 
 @dataclass
@@ -135,13 +155,17 @@ class CallSession:
         self.context = context
         self.recorder = recorder
         self.half_duplex = half_duplex
-        self.engine = DialogEngine(
-            runtime.script,
-            context.variables,
-            None if variant == BASE_VARIANT else variant,
-            word_filter=services.word_filter,
-        )
-        self.asr: AsrSession  # opened in run(), off the event loop
+        self._unusable: ValueError | None = None
+        try:
+            self.engine = DialogEngine(
+                runtime.script,
+                context.variables,
+                None if variant == BASE_VARIANT else variant,
+                word_filter=services.word_filter,
+            )
+        except ValueError as exc:  # the lead lacks a variable the script requires
+            self._unusable = exc
+        self._asr: AsrSession | None = None  # opened in run(), off the event loop
         self.tracker = AgitationTracker(services.settings.emotion)
         self.outcome = CallOutcome()
         self._seq = 0
@@ -149,7 +173,6 @@ class CallSession:
         self._current: _Speech | None = None
         self._timers = _Timers()
         self._pending_reply: _PendingReply | None = None
-        self._utterance_audio: list[bytes] = []
         self._deferred: deque[tuple[AsrFinal, bytes]] = deque()
         self._ahead: dict[str, AheadSynthesis] = {}  # reply text -> its audio
         self._barged_in = False
@@ -157,30 +180,77 @@ class CallSession:
         self._connected_at = time.monotonic()
         self._asr_now = self._connected_at
         self._campaign_label = context.campaign or "none"
+        self._stage = "setup"
+        self._failed_stage: str | None = None
+        self._speech_failure: BaseException | None = None
+        self._customer_gone = False
+        self._customer_heard = False  # a customer turn (speech or DTMF) was logged
+        self._greeting_done = False  # the opening identification was played through
 
     # --- the loop ---------------------------------------------------------------------------
 
     async def run(self) -> CallOutcome:
-        # A new recognizer takes ~80 ms to build when the pool is empty: not on the loop.
-        self.asr = await asyncio.to_thread(self.services.asr.session)
+        """The call from greeting to hang-up; a failure anywhere ends in the script's fallback
+        (`_recover`), never in silence."""
         metrics.ACTIVE_CALLS.labels(self._campaign_label).inc()
         try:
-            await self._perform(self.engine.start())
-            while not self.media.closed.is_set() or not self.media.events.empty():
-                if self._finishing is not None and self._speech_idle():
-                    break
-                event = await self._next_media_event()
-                if event is not None:
-                    await self._on_media(event)
-                    if isinstance(event, HangupIn):
-                        break
-                await self._on_clock(time.monotonic())
+            try:
+                await self._converse()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self._recover(exc)
         finally:
             metrics.ACTIVE_CALLS.labels(self._campaign_label).dec()
             await self._stop_speech()
-            await self.asr.close()
+            if self._asr is not None:
+                await self._asr.close()
             await self.media.close()
         return self.outcome
+
+    async def _converse(self) -> None:
+        with self._in_stage("setup"):
+            if self._unusable is not None:
+                raise self._unusable
+            # A new recognizer takes ~80 ms to build when the pool is empty: not on the loop.
+            self._asr = await asyncio.to_thread(self.services.asr.session)
+        with self._in_stage("greeting"):
+            await self._perform(self.engine.start())
+        while not self.media.closed.is_set() or not self.media.events.empty():
+            if self._speech_failure is not None:
+                with self._in_stage("speaking"):
+                    raise SpeechFailed("a prompt could not be synthesised") from (
+                        self._speech_failure
+                    )
+            if self._finishing is not None and self._speech_idle():
+                break
+            event = await self._next_media_event()
+            if event is not None:
+                await self._on_media(event)
+                if isinstance(event, HangupIn):
+                    break
+            with self._in_stage("hearing"):
+                await self._on_clock(time.monotonic())
+
+    @property
+    def asr(self) -> AsrSession:
+        """The call's recognizer session (open from the start of `run`)."""
+        if self._asr is None:
+            raise RuntimeError("the ASR session is not open yet")
+        return self._asr
+
+    @contextlib.contextmanager
+    def _in_stage(self, stage: str) -> Iterator[None]:
+        """Name what the call is doing; a failure inside is counted under that name."""
+        outer, self._stage = self._stage, stage
+        try:
+            yield
+        except Exception:
+            if self._failed_stage is None:
+                self._failed_stage = stage
+            raise
+        finally:
+            self._stage = outer
 
     async def _next_media_event(self) -> AudioIn | DtmfIn | HangupIn | None:
         try:
@@ -191,26 +261,42 @@ class CallSession:
     async def _on_media(self, event: AudioIn | DtmfIn | HangupIn) -> None:
         match event:
             case AudioIn(pcm=pcm, at=at):
-                await self._on_audio(pcm, at)
+                with self._in_stage("hearing"):
+                    await self._on_audio(pcm, at)
             case DtmfIn(digit=digit):
+                self._customer_heard = True
                 self._log_turn("customer", dtmf=digit, node=self.engine.node)
-                await self._perform(self.engine.handle(Dtmf(digit)))
+                with self._in_stage("deciding"):
+                    await self._perform(self.engine.handle(Dtmf(digit)))
+            case HangupIn(protocol_error=True, reason=reason):
+                with self._in_stage("media"):
+                    raise MediaProtocolError(f"the PBX broke the AudioSocket protocol: {reason}")
             case HangupIn():
+                self._customer_gone = True
                 if self._finishing is None:
-                    self.outcome.hangup_side = "customer"
-                    final = await self.asr.flush(max(self._asr_now, time.monotonic()))
-                    if final is not None:
-                        self._log_customer(final, None, None)
-                    self._finish_from(self.engine.handle(Hangup()))
+                    await self._customer_hung_up()
+
+    async def _customer_hung_up(self) -> None:
+        early = not self._greeting_done and not self._customer_heard
+        self.outcome.hangup_side = "customer"
+        final = await self.asr.flush(max(self._asr_now, time.monotonic()))
+        if final is not None:
+            self._log_customer(final, None, None)
+        self._finish_from(self.engine.handle(Hangup()))
+        if early:  # gone before hearing who called: not reached, so not done
+            self.outcome.disposition = EARLY_HANGUP_DISPOSITION
 
     async def _on_clock(self, now: float) -> None:
         self._advance_speech(now)
+        playing = self._current
+        if playing is not None and playing.playback.first_frame_at is not None:
+            with self._in_stage("speaking"):
+                faults.hit(faults.PROMPT, node=playing.say.node, campaign=self.context.campaign)
         self._asr_now = max(self._asr_now, now)
         if self.asr.in_speech:
             self._maybe_barge_in(self._asr_now)
         while self._deferred and not self._deferring():
-            final, audio = self._deferred.popleft()
-            await self._understand(final, audio, ready_at=now)
+            await self._understand(self._deferred.popleft(), ready_at=now)
         final = await self.asr.tick(self._asr_now)
         if final is not None:
             await self._on_final(final)
@@ -234,8 +320,6 @@ class CallSession:
         # Frames wait in the queue while the clock ticks on: never hand the ASR an older time.
         self._asr_now = max(self._asr_now, at)
         event = await self.asr.feed(pcm, self._asr_now)
-        if self.asr.in_speech or isinstance(event, AsrFinal):
-            self._utterance_audio.append(pcm)
         match event:
             case AsrStarted() | AsrPartial():
                 self._timers.listen_since = None
@@ -266,20 +350,19 @@ class CallSession:
         log.debug("call %s: barge-in at node %s", self.context.call_id, speech.say.node)
 
     async def _on_final(self, final: AsrFinal) -> None:
-        audio = b"".join(self._utterance_audio)
-        self._utterance_audio.clear()
+        metrics.WORD_TIMES_CLAMPED.inc(final.clamped_words)
         if self._deferring():
             # Heard during a legal notice: answered once the notice has been played through.
-            self._deferred.append((final, audio))
+            self._deferred.append(final)
             return
-        await self._understand(final, audio)
+        with self._in_stage("understanding"):
+            await self._understand(final)
 
-    async def _understand(
-        self, final: AsrFinal, audio: bytes, ready_at: float | None = None
-    ) -> None:
+    async def _understand(self, final: AsrFinal, ready_at: float | None = None) -> None:
+        self._customer_heard = True
         text = self._heard_text(final)
         if not text:
-            await self._unheard(final, audio)
+            await self._unrecognized(final)
             return
         # A whole answer spoken over a prompt is a barge-in even when it was too short to
         # trigger one while it was being spoken ("yes" is about 300 ms).
@@ -292,7 +375,7 @@ class CallSession:
             / max(0.02, final.speech_end - final.speech_start)
         )
         # Voice features and the intent are independent: compute them side by side.
-        features = self._voice_features(audio, final)
+        features = self._voice_features(final)
         nlu = await self.services.classify(self.runtime, text)
         reading = await self._agitation(features, nlu.intent)
         customer_hits = self.services.word_filter.check(text, "customer")
@@ -319,16 +402,17 @@ class CallSession:
         )
         await self._perform(emotion_actions + self.engine.handle(utterance))
 
-    async def _unheard(self, final: AsrFinal, audio: bytes) -> None:
-        """Speech the ASR could not match still counts for agitation: shouting is often
-        exactly what a closed-question grammar fails to recognise."""
-        reading = await self._agitation(self._voice_features(audio, final), None)
+    async def _unrecognized(self, final: AsrFinal) -> None:
+        """Speech nothing could be made of: a customer turn all the same, which still counts
+        for agitation (shouting is often exactly what a closed-question grammar fails to
+        recognise) and, heard while the bot listens, takes the node's no-match path."""
+        reading = await self._agitation(self._voice_features(final), None)
+        self._log_customer(final, None, reading)
         actions = self.engine.handle(EmotionScore(reading.score)) if reading else []
-        if actions:  # a calming prompt or a hand-over
-            self._log_customer(final, None, reading)
-            await self._perform(actions)
-            return
-        self._rearm_no_input()
+        if not actions and self._speech_idle():
+            speech_ms = round((final.speech_end - final.speech_start) * 1000 + 20)
+            actions = self.engine.handle(Unrecognized(speech_ms, final.raw_confidence))
+        await self._perform(actions)  # a calming prompt, a hand-over or the no-match prompt
 
     def _heard_text(self, final: AsrFinal) -> str:
         """The utterance in the script's language: grammar answers go through phrase_map."""
@@ -337,36 +421,95 @@ class CallSession:
             return ""
         return self.services.settings.session.phrase_map.get(heard, heard)
 
-    def _voice_features(
-        self, audio: bytes, final: AsrFinal
-    ) -> asyncio.Future[ProsodyFeatures] | None:
+    def _voice_features(self, final: AsrFinal) -> asyncio.Future[ProsodyFeatures] | None:
         """Pitch, energy and rate of the utterance, started in the CPU executor (None when
-        emotion is off or the utterance is too short to measure)."""
-        if not self.services.settings.emotion.enabled or len(audio) < 3200:
+        emotion is off or the utterance is too short to measure). The audio is the ASR's own,
+        so the word times are offsets into it."""
+        if not self.services.settings.emotion.enabled or len(final.audio) < 3200:
             return None
-        pcm = np.frombuffer(audio, dtype=np.int16)
-        words = [WordTiming(w.start_s, w.end_s) for w in final.words] or None
-        return asyncio.ensure_future(self.services.run_cpu(extract_features, pcm, 8000, words))
+        pcm = np.frombuffer(final.audio, dtype=np.int16)
+        words = [WordTiming(w.start_s, w.end_s) for w in final.words if w.end_s > w.start_s]
+        where = (self.engine.node, self.context.campaign)
+        return asyncio.ensure_future(self.services.run_cpu(_prosody, pcm, words or None, where))
 
     async def _agitation(
         self, pending: asyncio.Future[ProsodyFeatures] | None, intent: str | None
     ) -> AgitationReading | None:
+        """The agitation reading, or None: an optional signal never ends a call, so a
+        failure here is logged and counted and the call goes on without it."""
         if pending is None:
             return None
-        features = await pending
-        cues = LexicalCues(
-            complaint=intent in COMPLAINT_INTENTS,
-            stop=intent in STOP_INTENTS,
-            repeat=intent in REPEAT_INTENTS,
-        )
-        reading = self.tracker.update(features, cues)
+        try:
+            features = await pending
+            cues = LexicalCues(
+                complaint=intent in COMPLAINT_INTENTS,
+                stop=intent in STOP_INTENTS,
+                repeat=intent in REPEAT_INTENTS,
+            )
+            reading = self.tracker.update(features, cues)
+        except Exception as exc:
+            metrics.SIGNAL_FAILURES.labels("emotion").inc()
+            log.warning("call %s: no emotion reading (%s: %s)", self.context.call_id,
+                        type(exc).__name__, exc)  # fmt: skip
+            return None
         self.outcome.agitation = reading.score
         metrics.AGITATION.observe(reading.score)
         return reading
 
-    def _rearm_no_input(self) -> None:
-        if self._timers.listen is not None and self._speech_idle():
-            self._timers.listen_since = time.monotonic()
+    # --- failing well -----------------------------------------------------------------------
+
+    async def _recover(self, exc: Exception) -> None:
+        """The call failed: an apology while the line still carries audio, then the script's
+        fallback (a hand-over to people, else a goodbye). Settled `error`: the lead is
+        called again later."""
+        stage = self._failed_stage or "session"
+        log.error("call %s failed while %s: %s", self.context.call_id, stage, exc, exc_info=exc)
+        metrics.CALL_FAILURES.labels(stage).inc()
+        outcome = self.outcome
+        outcome.disposition, outcome.failure_stage = ERROR_DISPOSITION, stage
+        outcome.outcome, outcome.success, outcome.transfer = None, False, None
+        if self._current is not None:  # the prompt it failed in, if it had reached the wire
+            self._note_first_frame(self._current)
+        self.media.stop_playback()
+        await self._stop_speech()
+        script = self.runtime.script
+        await self._say_fallback(script.error_apology())
+        transfer = fallback_transfer(script, stage) if self._line_open() else None
+        if transfer is not None:
+            outcome.transfer = transfer
+            metrics.TRANSFERS.labels(self._campaign_label, transfer.reason).inc()
+        else:
+            await self._say_fallback(script.error_goodbye())
+
+    def _line_open(self) -> bool:
+        """The customer is still there and our audio still reaches them."""
+        return not self._customer_gone and not self.media.closed.is_set()
+
+    async def _say_fallback(self, template: str) -> None:
+        """Speak one fallback text and wait until it has been played (bounded); a failure
+        here is logged and the call moves on."""
+        if not self._line_open():
+            return
+        values = defaultdict(str, self.context.variables)
+        if self._unusable is None:
+            values.update(self.engine.variables)
+        text = render(template, values)
+        try:
+            async with asyncio.timeout(FALLBACK_SPEECH_TIMEOUT_S):
+                if is_static(template):  # pre-rendered when the script loaded
+                    audio = await self.services.tts.render(text)
+                else:  # lead data: streamed, never cached on disk
+                    audio = b"".join([pcm async for pcm in self.services.tts.stream(text)])
+                playback = Playback(interruptible=False)
+                playback.feed(audio)
+                playback.finish()
+                self.media.start_playback(playback)
+                played = await playback.done
+        except Exception as exc:  # noqa: BLE001 - nothing more can be said on this call
+            log.warning("call %s: fallback speech failed: %s", self.context.call_id, exc)
+            return
+        if played:
+            self._log_turn("bot", text=text, node="on_error")
 
     # --- deciding ---------------------------------------------------------------------------
 
@@ -430,6 +573,7 @@ class CallSession:
         # Claimed now: the question that follows this prompt replaces the replies ahead.
         speech = _Speech(say, playback, ahead=self._ahead.pop(say.text, None))
         speech.producer = asyncio.get_running_loop().create_task(self._produce(speech))
+        speech.producer.add_done_callback(self._produced)
         playback.done.add_done_callback(lambda _: self._prompt_ended(playback))
         self._speech.append(speech)
         self._advance_speech(time.monotonic())
@@ -442,10 +586,18 @@ class CallSession:
             say.node == "identification" and say.text == self.runtime.default_opening
         )
 
+    def _produced(self, producer: asyncio.Task[None]) -> None:
+        """A prompt whose audio could not be made fails the call (the loop raises it): the
+        customer must not be left listening to a prompt that never comes."""
+        if producer.cancelled() or self._speech_failure is not None:
+            return
+        self._speech_failure = producer.exception()
+
     async def _produce(self, speech: _Speech) -> None:
         started = time.monotonic()
         if self._cacheable(speech.say):
             speech.playback.feed(await self.services.tts.render(speech.say.text))
+            faults.hit(faults.SYNTHESIS, node=speech.say.node, campaign=self.context.campaign)
             metrics.TTS_SECONDS.observe(time.monotonic() - started)
             speech.playback.finish()
             return
@@ -485,15 +637,15 @@ class CallSession:
         async for pcm in rest.follow():  # a synthesis error of the rest surfaces here
             yield pcm
 
-    @staticmethod
-    async def _play(speech: _Speech, chunks: AsyncIterator[bytes], started: float) -> None:
+    async def _play(self, speech: _Speech, chunks: AsyncIterator[bytes], started: float) -> None:
         """Feed the prompt's audio to its playback as it comes; time the first chunk."""
         first = True
         async for pcm in chunks:
+            speech.playback.feed(pcm)
             if first:
                 metrics.TTS_SECONDS.observe(time.monotonic() - started)
                 first = False
-            speech.playback.feed(pcm)
+                faults.hit(faults.SYNTHESIS, node=speech.say.node, campaign=self.context.campaign)
         speech.playback.finish()
 
     def _prompt_ended(self, playback: Playback) -> None:
@@ -511,6 +663,8 @@ class CallSession:
             if not current.playback.done.done():
                 return
             self._current = None
+            if current.say.node == "identification" and current.playback.done.result():
+                self._greeting_done = True  # played through, not cut off by a hang-up
             if self._timers.listen is not None and not self._speech:
                 self._timers.listen_since = now
         if self._speech:
@@ -587,6 +741,7 @@ class CallSession:
 
     def _log_customer(self, final: AsrFinal, nlu: Any, reading: AgitationReading | None) -> None:
         barge_in, self._barged_in = self._barged_in, False
+        duration_ms = round((final.speech_end - final.speech_start) * 1000 + 20)
         timings = {
             "speech_start": final.speech_start,
             "speech_end": final.speech_end,
@@ -598,12 +753,42 @@ class CallSession:
             "customer",
             text=self._heard_text(final),
             node=self.engine.node,
-            asr_confidence=final.confidence,
+            # Nothing kept: what the recogniser thought of what it heard.
+            asr_confidence=final.confidence if final.words else final.raw_confidence,
             intent=nlu.intent if nlu else None,
             intent_confidence=nlu.confidence if nlu else None,
             entities={"items": [e.to_dict() for e in nlu.entities]} if nlu else {},
             emotion=dict(reading.z) if reading else {},
             agitation=reading.score if reading else None,
             barge_in=barge_in,
-            timings={k: round(v - self._connected_at, 4) for k, v in timings.items()},
+            timings={k: round(v - self._connected_at, 4) for k, v in timings.items()}
+            | {"speech_ms": duration_ms},
         )
+
+
+def _prosody(
+    pcm: np.ndarray, words: list[WordTiming] | None, where: tuple[str | None, str | None]
+) -> ProsodyFeatures:
+    """The utterance's prosody (CPU executor); a test may make it fail here (agi/faults.py)."""
+    node, campaign = where
+    faults.hit(faults.EMOTION, node=node, campaign=campaign)
+    return extract_features(pcm, 8000, words)
+
+
+def fallback_transfer(script: Script, stage: str) -> Transfer | None:
+    """The hand-over to people a failed call gets, when its script names one (`on_error`)."""
+    on_error = script.on_error
+    if on_error.target is None:
+        return None
+    summary = f"script {script.name}; reason: {on_error.reason}; failed while {stage}"
+    return Transfer(on_error.target, on_error.reason, summary)
+
+
+def failed_outcome(script: Script | None, stage: str, **facts: Any) -> CallOutcome:
+    """A call that failed before a session could speak: counted, settled `error` (retried),
+    and handed to people when the script has someone to take it."""
+    metrics.CALL_FAILURES.labels(stage).inc()
+    transfer = fallback_transfer(script, stage) if script is not None else None
+    return CallOutcome(
+        disposition=ERROR_DISPOSITION, failure_stage=stage, transfer=transfer, **facts
+    )

@@ -2,7 +2,11 @@
 
 The daemon runs as its own process (so its CPU and memory are measured alone) with its dialer
 pointed at pbxsim, keeping `--concurrency` calls up for `--duration` seconds. Every customer
-talks: answers after the bot's prompts, and one in three talks over a prompt (barge-in).
+talks: answers after the bot's prompts, and one in three talks over a prompt (barge-in). The
+customers' audio arrives as a real PBX sends it: messages of random even lengths (a
+transcoding source, `--framing random`, the default) with each utterance's last one partial,
+or exactly as Asterisk frames a file playback (`--framing asterisk`). `failed_calls` counts
+the calls whose session ended in an error (it must be 0).
 All latencies are measured on pbxsim's side of the wire, from frame arrival times:
 
 - greeting: AudioSocket connected -> first bot frame (AMD's own time is reported apart);
@@ -17,7 +21,8 @@ All latencies are measured on pbxsim's side of the wire, from frame arrival time
   daemon's own count of late clock ticks is reported apart (`daemon_late_ticks`), and so
   are the silence frames it sent inside prompts when synthesis fell behind (`starved_frames`).
 
-    .venv/bin/python bench/calls.py --concurrency 8 --duration 60 --asr grammar [--json]
+    .venv/bin/python bench/calls.py --concurrency 8 --duration 60 --asr grammar \
+        [--framing random|asterisk] [--json]
 """
 
 from __future__ import annotations
@@ -72,7 +77,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _scenario() -> Scenario:
+def _scenario(framing: str) -> Scenario:
     yes, yes2 = str(AUDIO / "ko_yes_1.wav"), str(AUDIO / "ko_yes_2.wav")
     talk = {"wait_for_bot": True}
     tail = {"silence": 20}
@@ -89,6 +94,7 @@ def _scenario() -> Scenario:
     return Scenario.model_validate(
         {
             "seed": 3,
+            "media": {"framing": framing},
             # Calls placed together are answered over several seconds, as people pick up.
             "ring_seconds": 2.0,
             "ring_spread": RING_SPREAD_S,
@@ -207,12 +213,16 @@ def _utterances(times: list[float]) -> list[tuple[float, float]]:
 
 
 def _voiced_times(record: CallRecord) -> list[float]:
-    """Arrival times of the customer frames that carry speech (the WAVs are padded with
-    silence, which must not count as talking)."""
+    """Times the customer's speech was on the wire, one per 20 ms of it (the WAVs are padded
+    with silence, which must not count as talking). Messages are of any length: each 20 ms of
+    audio is stamped with the arrival of the message that completed it."""
     audio = np.frombuffer(bytes(record.audio_sent), dtype=np.int16).astype(np.float32)
     frames = audio[: len(audio) // 160 * 160].reshape(-1, 160)
     rms = np.sqrt((frames**2).mean(axis=1)) / 32768
-    return [t for t, level in zip(record.audio_sent_times, rms, strict=False) if level > 0.01]
+    ends = np.cumsum(record.audio_sent_sizes) // 2  # samples sent by the end of each message
+    sent_at = np.searchsorted(ends, (np.arange(len(frames)) + 1) * 160)
+    times = np.asarray(record.audio_sent_times)[np.minimum(sent_at, len(ends) - 1)]
+    return [float(t) for t, level in zip(times, rms, strict=True) if level > 0.01]
 
 
 def measure(record: CallRecord, into: Measures, stalls: LoopStalls) -> None:
@@ -256,7 +266,8 @@ async def _daemon_counters(port: int) -> dict[str, int]:
         for sample in family.samples
     }
     wanted = {"outdial_late_frames_total": "daemon_late_ticks",
-              "outdial_starved_frames_total": "starved_frames"}  # fmt: skip
+              "outdial_starved_frames_total": "starved_frames",
+              "outdial_word_times_clamped_total": "word_times_clamped"}  # fmt: skip
     missing = sorted(set(wanted) - set(samples))
     if missing:
         raise RuntimeError(f"the daemon's metrics lack {missing}")
@@ -310,14 +321,14 @@ async def _wait_ready(notify: socket.socket, proc: asyncio.subprocess.Process) -
     raise RuntimeError("outdial run did not send READY=1 within 180 s")
 
 
-async def run(concurrency: int, duration: float, asr: str) -> dict[str, object]:
+async def run(concurrency: int, duration: float, asr: str, framing: str) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="bench-calls-") as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "scripts").mkdir()
         _bench_script(tmp / "scripts", asr)
         db = await Database.open(DatabaseSettings(), tmp / "db")
         try:
-            return await _run(tmp, db, concurrency, duration, asr)
+            return await _run(tmp, db, concurrency, duration, asr, framing)
         finally:
             await db.close()
 
@@ -347,13 +358,15 @@ def _lead_fields(i: int) -> dict[str, str]:
     }
 
 
-async def _run(tmp: Path, db: Database, concurrency: int, duration: float, asr: str) -> dict:
+async def _run(
+    tmp: Path, db: Database, concurrency: int, duration: float, asr: str, framing: str
+) -> dict:
     agi_port = _free_port()
     dialplan = default_dialplan(f"agi://127.0.0.1:{agi_port}/outdial")
     dialplan["orders_queue"] = [DialplanStep.model_validate(s) for s in ("Answer()", "Hangup()")]
     # Customers answer once the bot has been quiet for 0.7 s (not in a pause between sentences).
     sim_config = SimConfig(
-        scenario=_scenario(), dialplan=dialplan, secret=SECRET, bot_silence_gap=0.7
+        scenario=_scenario(framing), dialplan=dialplan, secret=SECRET, bot_silence_gap=0.7
     )
     stalls = LoopStalls()
     async with PbxSim(sim_config) as sim:
@@ -414,6 +427,7 @@ async def _run(tmp: Path, db: Database, concurrency: int, duration: float, asr: 
             "FROM calls GROUP BY 1 ORDER BY 2 DESC"
         )
     }
+    failed_calls = await db.pool.fetchval("SELECT count(*) FROM calls WHERE disposition = 'error'")
     call_s = await db.pool.fetchval(
         "SELECT percentile_cont(0.5) WITHIN GROUP "
         "(ORDER BY extract(epoch FROM ended_at - started_at)) FROM calls WHERE ended_at IS NOT NULL"
@@ -421,9 +435,11 @@ async def _run(tmp: Path, db: Database, concurrency: int, duration: float, asr: 
     barge = [max(0.0, b - BARGE_DETECT_MS / 1000) for b in measures.bargein_stop]
     return {
         "asr": asr,
+        "framing": framing,
         "concurrency": concurrency,
         "duration_s": duration,
         "calls": len(records),
+        "failed_calls": failed_calls,
         "greeting_p50_ms": _pct(measures.greeting, 50),
         "greeting_p95_ms": _pct(measures.greeting, 95),
         "greeting_p99_ms": _pct(measures.greeting, 99),
@@ -458,9 +474,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--asr", choices=("grammar", "free"), default="grammar")
+    parser.add_argument(
+        "--framing",
+        choices=("random", "asterisk"),
+        default="random",
+        help="how customers' audio is framed (pbxsim media.framing)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     args = parser.parse_args()
-    result = asyncio.run(run(args.concurrency, args.duration, args.asr))
+    result = asyncio.run(run(args.concurrency, args.duration, args.asr, args.framing))
     for key, value in result.items():
         print(f"{key:>22}: {value}")
     if args.json:

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 # Events the dialer follows; everything else is ignored without a callback.
 FOLLOWED_EVENTS = ("VarSet", "Hangup", "OriginateResponse")
 _MESSAGE_END = "\r\n\r\n"
+# A real message is a few hundred bytes; this much without its blank line is not AMI.
+MAX_MESSAGE_CHARS = 1 << 20
 
 
 class AmiError(Exception):
@@ -74,9 +76,22 @@ class _FilteringProtocol(AMIProtocol):
                 name = raw[7 : raw.find("\r\n")] if "\r\n" in raw else raw[7:]
                 if name not in FOLLOWED_EVENTS:
                     continue
-            message = Message.from_line(raw)
-            if message is not None:
-                self.handle_message(message)
+            try:
+                message = Message.from_line(raw)
+                if message is not None:
+                    self.handle_message(message)
+            except Exception as exc:  # noqa: BLE001 - one bad message must not end the others
+                # Its text may carry numbers: only its size goes to the log.
+                log.warning(
+                    "AMI peer sent a %d-character message that cannot be handled (%s); skipped",
+                    len(raw),
+                    type(exc).__name__,
+                )
+        if len(self._pending) > MAX_MESSAGE_CHARS:
+            # A message that never ends: the link is dropped (and made again), nothing else.
+            log.error("AMI peer sent %d characters without ending a message", len(self._pending))
+            self._pending = ""
+            self.transport.close()
 
 
 class _Manager(Manager):

@@ -25,13 +25,17 @@ class Disposition(StrEnum):
     TRANSFERRED = "transferred"
     ABANDONED = "abandoned"
     ERROR = "error"
+    # Answered, then hung up during AMD or the bot's opening: never really reached.
+    EARLY_HANGUP = "early-hangup"
 
 
 # Calls a person picked up: the denominator of the abandoned rate and the answer rate.
 HUMAN_ANSWERED = frozenset(
     {Disposition.ANSWERED, Disposition.COMPLETED, Disposition.TRANSFERRED, Disposition.ABANDONED}
 )
-ANSWERED = HUMAN_ANSWERED | {Disposition.MACHINE}
+# An early hang-up was answered, by a person or a machine nobody knows: it counts for the
+# answer rate, but never enlarges the abandoned rate's denominator.
+ANSWERED = HUMAN_ANSWERED | {Disposition.MACHINE, Disposition.EARLY_HANGUP}
 # What the live-call session may write into `calls.disposition` (contracts).
 SESSION_DISPOSITIONS = frozenset(
     {
@@ -40,6 +44,8 @@ SESSION_DISPOSITIONS = frozenset(
         Disposition.ABANDONED,
         Disposition.MACHINE,
         Disposition.FAILED,
+        Disposition.ERROR,
+        Disposition.EARLY_HANGUP,
     }
 )
 
@@ -86,6 +92,8 @@ def from_hangup_cause(cause: int, *, was_up: bool) -> Disposition:
 def from_amd(status: str | None, settings: DialerSettings) -> Disposition:
     """An answered call that no session reported on: AMD's verdict decides person or machine."""
     verdict = (status or "").upper()
+    if verdict == "HANGUP":  # AMD() saw the customer hang up before it could decide
+        return Disposition.EARLY_HANGUP
     if verdict == "MACHINE" or (verdict == "NOTSURE" and settings.amd_notsure == "machine"):
         return Disposition.MACHINE
     return Disposition.ANSWERED
@@ -122,6 +130,8 @@ def next_step(disposition: Disposition, ended_at: datetime, settings: DialerSett
             delay = delays.congestion_s
         case Disposition.ERROR:
             delay = delays.error_s
+        case Disposition.EARLY_HANGUP:
+            delay = delays.early_hangup_s
         case Disposition.MACHINE:
             delay = delays.machine_s if settings.machine == "retry" else None
         case _:

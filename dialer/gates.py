@@ -23,6 +23,9 @@ class BlockReason(StrEnum):
     MAX_ATTEMPTS_TODAY = "max_attempts_today"
     OUTSIDE_WINDOW = "outside_window"
     BAD_TIMEZONE = "bad_timezone"
+    # The campaign's current script needs a lead field this lead lacks: the call could only
+    # fail once the customer answered. Fixing the lead (API PUT) does not unblock it by itself.
+    MISSING_FIELD = "missing_field"
 
 
 # Reasons that end the lead for good; the others only postpone it.
@@ -33,6 +36,7 @@ PERMANENT = frozenset(
         BlockReason.NO_CONSENT,
         BlockReason.MAX_ATTEMPTS,
         BlockReason.BAD_TIMEZONE,
+        BlockReason.MISSING_FIELD,
     }
 )
 
@@ -46,6 +50,8 @@ class LeadFacts:
     attempts_today: int
     dnc_global: bool
     dnc_campaign: bool
+    # Fields the campaign's current script requires that this lead lacks.
+    missing_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,13 @@ class Verdict:
     reason: BlockReason | None = None
     # For a postponed lead: the earliest time the gates may pass again.
     not_before: datetime | None = None
+    # What exactly: the missing field's name.
+    detail: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The lead's `block_reason`: the reason, with its detail (`missing_field:NAME`)."""
+        return f"{self.reason}:{self.detail}" if self.detail else str(self.reason)
 
     @property
     def allowed(self) -> bool:
@@ -83,6 +96,8 @@ def evaluate(facts: LeadFacts, policy: CallingPolicy, now_utc: datetime) -> Verd
         return Verdict(BlockReason.DNC_GLOBAL)
     if facts.dnc_campaign:
         return Verdict(BlockReason.DNC_CAMPAIGN)
+    if facts.missing_fields:
+        return Verdict(BlockReason.MISSING_FIELD, detail=facts.missing_fields[0])
     if policy.require_consent and not facts.consent:
         return Verdict(BlockReason.NO_CONSENT)
     if facts.attempts >= policy.max_attempts:

@@ -18,7 +18,7 @@ import asyncpg
 from dialer import metrics
 from dialer.campaigns import CallingPolicy
 from dialer.dispositions import Disposition, NextStep
-from dialer.gates import LeadFacts, Verdict, evaluate, lead_zone, local_date
+from dialer.gates import BlockReason, LeadFacts, Verdict, evaluate, lead_zone, local_date
 from store.outbox import enqueue_outcome
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,10 @@ _DNC_FLAGS = """
 
 _LEAD_COLUMNS = """l.id, l.campaign_id, l.phone_e164, l.timezone, l.consent, l.attempts,
     l.attempts_day, l.attempts_today"""
+# The fields the lead lacks of those its campaign's current script requires (migration 060).
+_MISSING_FIELDS = """
+    lead_missing_fields(l.fields, (SELECT r.required_fields FROM campaign_required_fields r
+                                   WHERE r.campaign_id = l.campaign_id)) AS missing_fields"""
 
 
 def _with_session_verdict(update: str) -> str:
@@ -89,6 +93,7 @@ def _lead(row: asyncpg.Record) -> Lead:
         attempts_today=row["attempts_today"],
         dnc_global=row["dnc_global"],
         dnc_campaign=row["dnc_campaign"],
+        missing_fields=tuple(row["missing_fields"] or ()),
     )
     return Lead(row["id"], row["campaign_id"], row["phone_e164"], facts)
 
@@ -144,7 +149,7 @@ async def lease(
                                                   + make_interval(secs => $5::float8),
                                updated_at = $4
             FROM picked WHERE l.id = picked.id
-            RETURNING {_LEAD_COLUMNS}, {_DNC_FLAGS}""",
+            RETURNING {_LEAD_COLUMNS}, {_DNC_FLAGS}, {_MISSING_FIELDS}""",
         campaign_id,
         limit,
         owner,
@@ -173,7 +178,7 @@ async def record_blocks(
                             lease_owner = NULL, lease_expires_at = NULL, updated_at = $5
            WHERE id = $1""",
         [
-            (b.lead.id, b.verdict.permanent, b.verdict.reason, b.verdict.not_before, now)
+            (b.lead.id, b.verdict.permanent, b.verdict.label, b.verdict.not_before, now)
             for b in blocked
         ],
     )
@@ -187,7 +192,7 @@ async def record_blocks(
                 b.lead.campaign_id,
                 b.verdict.reason,
                 "blocked" if b.verdict.permanent else "postponed",
-                {"not_before": b.verdict.not_before.isoformat() if b.verdict.not_before else None},
+                _block_detail(b.verdict),
                 now,
             )
             for b in blocked
@@ -195,6 +200,15 @@ async def record_blocks(
     )
     for b in blocked:
         metrics.BLOCKED.labels(campaign_name, str(b.verdict.reason)).inc()
+
+
+def _block_detail(verdict: Verdict) -> dict[str, str | None]:
+    detail: dict[str, str | None] = {
+        "not_before": verdict.not_before.isoformat() if verdict.not_before else None
+    }
+    if verdict.reason is BlockReason.MISSING_FIELD:
+        detail["field"] = verdict.detail
+    return detail
 
 
 def split_by_gates(
@@ -254,7 +268,7 @@ async def claim_attempts(
     by_id = {r.lead.id: r for r in requests}
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
-            f"""SELECT {_LEAD_COLUMNS}, {_DNC_FLAGS} FROM leads l
+            f"""SELECT {_LEAD_COLUMNS}, {_DNC_FLAGS}, {_MISSING_FIELDS} FROM leads l
                 WHERE l.id = ANY($1::bigint[]) AND l.status = 'leased' AND l.lease_owner = $2
                 ORDER BY l.id FOR UPDATE""",
             list(by_id),

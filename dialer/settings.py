@@ -19,8 +19,11 @@ class RetryDelays(BaseModel):
     no_answer_s: float = Field(default=1800.0, ge=0)
     congestion_s: float = Field(default=600.0, ge=0)
     machine_s: float = Field(default=3600.0, ge=0)
-    # PBX-side errors and outcomes that could not be settled from AMI.
+    # Calls the bot failed (the customer heard its fallback), PBX-side errors and outcomes
+    # that could not be settled from AMI.
     error_s: float = Field(default=600.0, ge=0)
+    # The customer hung up during AMD or the bot's opening, before hearing who was calling.
+    early_hangup_s: float = Field(default=1800.0, ge=0)
 
 
 class TrunkSettings(BaseModel):

@@ -15,7 +15,7 @@ Pure: no sockets, no database, no environment; imports only nlu and compliance.
 
 from dialog.actions import Action, ComplianceHit, End, Listen, OptOut, Say, SetVariable, Transfer
 from dialog.engine import DialogEngine, ScriptRuntimeError
-from dialog.events import Dtmf, EmotionScore, Event, Hangup, Silence, Utterance
+from dialog.events import Dtmf, EmotionScore, Event, Hangup, Silence, Unrecognized, Utterance
 from dialog.schema import BASE_VARIANT, Script, json_schema_text
 from dialog.validate import (
     LoadedScript,
@@ -47,6 +47,7 @@ __all__ = [
     "SetVariable",
     "Silence",
     "Transfer",
+    "Unrecognized",
     "Utterance",
     "json_schema_text",
     "load_script",

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from compliance.words import WordFilter, default_word_filter
 from dialog.actions import Action, ComplianceHit, End, Listen, OptOut, Say, SetVariable, Transfer
-from dialog.events import Dtmf, EmotionScore, Event, Hangup, Silence, Utterance
+from dialog.events import Dtmf, EmotionScore, Event, Hangup, Silence, Unrecognized, Utterance
 from dialog.schema import (
     DTMF_DIGITS,
     EndNode,
@@ -133,6 +133,8 @@ class DialogEngine:
                 return self._on_dtmf(digit)
             case Silence():
                 return self._retry("no_input")
+            case Unrecognized():
+                return self._retry("no_match")
             case Utterance():
                 return self._on_utterance(event)
         raise TypeError(f"not a dialog event: {event!r}")
@@ -415,7 +417,8 @@ def _initial_variables(script: Script, given: Mapping[str, object]) -> dict[str,
     values: dict[str, str] = {}
     missing = []
     for name, spec in script.variables.items():
-        if name in given and given[name] is not None:
+        # A blank field is no value: the import, the API and the dialer's gates agree.
+        if name in given and given[name] is not None and str(given[name]).strip():
             values[name] = str(given[name])
         elif spec.default is not None:
             values[name] = spec.default

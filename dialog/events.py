@@ -31,6 +31,15 @@ class Silence:
 
 
 @dataclass(frozen=True, slots=True)
+class Unrecognized:
+    """The customer spoke, but nothing could be made of it (no word the recogniser trusts):
+    the node's no-match path, not silence."""
+
+    ms: int = 0
+    confidence: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class EmotionScore:
     score: float  # agitation in [0, 1]
     # The utterance that produced the score, so a hand-over summary includes it.
@@ -43,4 +52,4 @@ class Hangup:
     """The customer hung up."""
 
 
-Event = Utterance | Dtmf | Silence | EmotionScore | Hangup
+Event = Utterance | Unrecognized | Dtmf | Silence | EmotionScore | Hangup

@@ -191,6 +191,29 @@ class EmotionRule(_Model):
         return self
 
 
+# What a failed call says when the script does not: an apology, and a goodbye when there is no
+# one to hand the customer to.
+DEFAULT_APOLOGY = {
+    "en": "I'm sorry, something went wrong on our side.",
+    "zh": "抱歉，我们这边出了点问题。",
+}
+DEFAULT_GOODBYE = {
+    "en": "We'll call you back another time. Goodbye.",
+    "zh": "我们稍后再联系您，再见。",
+}
+
+
+class OnError(_Model):
+    """When the bot fails mid-call (any error): say `say` (an apology) if the line still carries
+    audio, then hand the customer to people at `target`, or without a target say `goodbye`.
+    The call is recorded as `error` and the lead is called again later."""
+
+    say: Text | None = None
+    goodbye: Text | None = None
+    target: Text | None = None
+    reason: Text = "bot error"
+
+
 class Variant(_Model):
     """An A/B variant: other prompt texts (node name -> text) and/or another start node."""
 
@@ -214,6 +237,7 @@ class Script(_Model):
     nodes: dict[Name, Node] = Field(min_length=1)
     handlers: Handlers = Field(default_factory=Handlers)
     on_emotion: list[EmotionRule] = Field(default_factory=list)
+    on_error: OnError = Field(default_factory=OnError)
     variants: dict[Name, Variant] = Field(default_factory=dict)
 
     @field_validator("variants")
@@ -241,6 +265,9 @@ class Script(_Model):
         for i, rule in enumerate(self.on_emotion):
             if rule.say:
                 yield ("on_emotion", i, "say"), rule.say
+        for field_name in ("say", "goodbye"):
+            if text := getattr(self.on_error, field_name):
+                yield ("on_error", field_name), text
         for vname, variant in self.variants.items():
             for node_name, text in variant.prompts.items():
                 yield ("variants", vname, "prompts", node_name), text
@@ -250,11 +277,26 @@ class Script(_Model):
         joiner = "" if self.language == "zh" else " "
         return f"{self.identification.who}{joiner}{self.identification.opt_out}"
 
+    def error_apology(self) -> str:
+        """The template a failed call apologises with."""
+        return self.on_error.say or DEFAULT_APOLOGY[self.language]
+
+    def error_goodbye(self) -> str:
+        """The template a failed call with no one to hand over to ends with."""
+        return self.on_error.goodbye or DEFAULT_GOODBYE[self.language]
+
+    def required_fields(self) -> tuple[str, ...]:
+        """Variables a lead must carry: required, with no default to fall back on."""
+        return tuple(name for name, v in self.variables.items() if v.required and v.default is None)
+
     def static_prompts(self) -> list[str]:
         """Texts without placeholders, deduplicated, for TTS to render when the script loads
-        (exactly the texts the engine will say, so a cache keyed by text hits)."""
+        (exactly the texts the engine will say, so a cache keyed by text hits). The failure
+        texts are among them: a failed call must not need the synthesiser that may have failed.
+        """
         templates = [self.opening_template()]
         templates += [t for loc, t in self.texts() if loc[0] != "identification"]
+        templates += [self.error_apology(), self.error_goodbye()]
         return list(dict.fromkeys(literal_text(t) for t in templates if is_static(t)))
 
     def training_intents(self) -> dict[str, tuple[str, ...]]:

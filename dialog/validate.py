@@ -346,3 +346,15 @@ class _SemanticChecks:
                     self._at(("handlers", "opt_out", "goto")),
                     "the opt_out handler must go to an `end` node: the customer refused the call",
                 )
+
+
+def find_script(directory: Path, name: str) -> Script | None:
+    """The valid script called `name` among the `*.yaml` files of `directory`, if any."""
+    for path in sorted(Path(directory).glob("*.yaml")):
+        try:
+            script = load_script(path).script
+        except ScriptError:
+            continue
+        if script.name == name:
+            return script
+    return None

@@ -79,6 +79,8 @@ def demo_scenario(seed: int) -> Scenario:
             "outcomes": {"answer": 0.75, "busy": 0.1, "no_answer": 0.05, "machine": 0.1},
             "machine_customer": "voicemail",
             "customers": customers,
+            # As a real PBX sends audio: any even length, each utterance's last one partial.
+            "media": {"framing": "random"},
         }
     )
 

@@ -33,12 +33,28 @@ VOICEFX_WAIT_SECONDS = 600.0
 
 @dataclass
 class AudioBank:
-    """8 kHz slin16 bytes for each (source, agitation) pair in a scenario."""
+    """8 kHz slin16 bytes for each (source, agitation) pair in a scenario, and the same at
+    the wideband rates customers' lines use (made on first use, then kept)."""
 
     clips: dict[tuple[str, Agitation | None], bytes] = field(default_factory=dict)
+    _wide: dict[tuple[str, Agitation | None, int], bytes] = field(default_factory=dict)
 
-    def get(self, source: str, agitation: Agitation | None) -> bytes:
-        return self.clips[(source, agitation)]
+    def get(self, source: str, agitation: Agitation | None, rate: int = SIM_RATE) -> bytes:
+        clip = self.clips[(source, agitation)]
+        if rate == SIM_RATE:
+            return clip
+        key = (source, agitation, rate)
+        if key not in self._wide:
+            self._wide[key] = resample_bytes(clip, SIM_RATE, rate)
+        return self._wide[key]
+
+
+def resample_bytes(pcm: bytes, from_rate: int, to_rate: int) -> bytes:
+    """slin16 bytes at another rate (soxr)."""
+    import soxr  # noqa: PLC0415 - heavy import only when a wideband line is simulated
+
+    samples = np.frombuffer(pcm, dtype="<i2")
+    return soxr.resample(samples, from_rate, to_rate, quality="HQ").astype("<i2").tobytes()
 
 
 def step_source(step: SayStep | SayTextStep) -> str:

@@ -1,8 +1,10 @@
 """AudioSocket client: the media half of a call, as Asterisk's `AudioSocket()` application runs it.
 
 Frames are `kind (1 byte) | length (2 bytes, big-endian) | payload`. Asterisk sends one `0x01`
-frame with the 16-byte binary UUID, then `0x10` audio (320 bytes = 20 ms of 8 kHz slin16) only
-while the far end produces media, `0x03` DTMF digits, and hangs up by closing the TCP connection.
+frame with the 16-byte binary UUID, then `0x10` audio only while the far end produces media
+(320 bytes = 20 ms of 8 kHz slin16, except the last frame of a file playback, which is
+partial; `0x11`-`0x18` at wideband rates from `chan_audiosocket`), `0x03` DTMF digits, and
+hangs up by closing the TCP connection.
 """
 
 from __future__ import annotations
@@ -23,7 +25,19 @@ KIND_UUID = 0x01
 KIND_DTMF = 0x03
 KIND_AUDIO = 0x10
 KIND_ERROR = 0xFF
-KNOWN_KINDS = {KIND_HANGUP, KIND_UUID, KIND_DTMF, KIND_AUDIO, KIND_ERROR}
+# slin, slin12, slin16, slin24, slin32, slin44, slin48, slin96, slin192 (res_audiosocket.h).
+AUDIO_KINDS = {
+    "slin": 0x10,
+    "slin12": 0x11,
+    "slin16": 0x12,
+    "slin24": 0x13,
+    "slin32": 0x14,
+    "slin44": 0x15,
+    "slin48": 0x16,
+    "slin96": 0x17,
+    "slin192": 0x18,
+}
+KNOWN_KINDS = {KIND_HANGUP, KIND_UUID, KIND_DTMF, KIND_ERROR, *AUDIO_KINDS.values()}
 
 FRAME_BYTES = 320
 FRAME_SECONDS = 0.02
@@ -124,7 +138,7 @@ class AudioSocketClient(asyncio.Protocol):
             return
         now = time.monotonic()
         for kind, payload in frames:
-            if kind == KIND_AUDIO:
+            if kind in AUDIO_KINDS.values():
                 self.on_bot_frame(BotFrame(now, payload if self.record_payloads else b""))
             elif kind == KIND_HANGUP:
                 self._finish(EndReason.SERVER_HANGUP_FRAME)
@@ -164,14 +178,15 @@ class AudioSocketClient(asyncio.Protocol):
     def send_dtmf(self, digit: str) -> None:
         self._write(encode_frame(KIND_DTMF, digit.encode("ascii")))
 
-    def send_audio(self, frame: bytes) -> None:
-        """Called once per 20 ms tick while the customer talks; never awaits drain."""
+    def send_audio(self, payload: bytes, kind: int = KIND_AUDIO) -> None:
+        """One audio message, from the shared 20 ms ticker while the customer talks; never
+        awaits drain."""
         if not self.open:
             return
         self.frames_sent += 1
         if self._inject_fault():
             return
-        self._write(encode_frame(KIND_AUDIO, frame))
+        self._write(encode_frame(kind, payload))
 
     def hang_up(self, *, with_frame: bool) -> None:
         """The customer hung up: a plain TCP close, as real Asterisk does, or a `0x00` frame."""

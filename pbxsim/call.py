@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import random
 import time
 import uuid
 from collections.abc import Awaitable
@@ -50,6 +52,7 @@ from pbxsim.scenario import (
     Customer,
     DtmfStep,
     HangupStep,
+    Media,
     Outcome,
     SayStep,
     SayTextStep,
@@ -71,22 +74,39 @@ _CID_PRES = ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")
 
 
 class Mouth:
-    """The customer's outgoing audio, pulled one 20 ms frame per tick by the shared ticker."""
+    """The customer's outgoing audio, sent on the shared 20 ms ticker as the line frames it
+    (scenario `media`): whole 20 ms frames with a partial last one, or random even lengths,
+    at the line's rate, and line noise in silence on a trunk."""
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: Call, media: Media, seed: int) -> None:
         self.call = call
+        self.media = media
+        self.kind = audiosocket.AUDIO_KINDS[media.kind]
+        self.frame_bytes = media.rate // 50 * 2
+        self.rng = random.Random(seed)
         self.clip = b""
         self.pos = 0
+        self.owed = 0  # random framing: bytes due on the line but not sent yet
         self.done: asyncio.Future[None] | None = None
         self.on_ticker = False
+        self._noise = _line_noise(media) if media.line == "trunk" else b""
+        self._noise_pos = 0
 
     def play(self, clip: bytes) -> asyncio.Future[None]:
-        self.clip, self.pos = clip, 0
+        self.clip, self.pos, self.owed = clip, 0, 0
         self.done = asyncio.get_running_loop().create_future()
+        self._run()
+        return self.done
+
+    def open_line(self) -> None:
+        """The media connected: a trunk sends its noise from now on."""
+        if self._noise:
+            self._run()
+
+    def _run(self) -> None:
         if not self.on_ticker:
             self.on_ticker = True
             self.call.sim.ticker.add(self)
-        return self.done
 
     def stop(self) -> None:
         self.clip = b""
@@ -94,16 +114,59 @@ class Mouth:
             self.done.set_result(None)
 
     def tick(self) -> bool:
-        if self.pos >= len(self.clip):
-            self.stop()
-            self.on_ticker = False
-            return False
-        frame = self.clip[self.pos : self.pos + audiosocket.FRAME_BYTES]
-        self.pos += audiosocket.FRAME_BYTES
-        if len(frame) < audiosocket.FRAME_BYTES:
-            frame += bytes(audiosocket.FRAME_BYTES - len(frame))
-        self.call.send_frame(frame)
-        return True
+        if self.pos < len(self.clip):
+            self._speak()
+            if self.pos >= len(self.clip):
+                self.stop()
+            return True
+        self.stop()
+        if self._noise and self.call.media is not None and not self.call.customer_gone.is_set():
+            self._hiss()
+            return True
+        self.on_ticker = False
+        return False
+
+    def _speak(self) -> None:
+        if self.media.framing == "asterisk":
+            # 20 ms frames; the last one is what is left of the clip, unpadded (as captured).
+            self._send(self.clip[self.pos : self.pos + self.frame_bytes])
+            return
+        self.owed += self.frame_bytes
+        if self.owed < 2 * self.frame_bytes and self.rng.random() < 0.25:
+            return  # held back a tick: it follows with the next
+        for size in self._random_sizes(self.owed):
+            self._send(self.clip[self.pos : self.pos + size])
+            self.owed -= size
+            if self.pos >= len(self.clip):
+                return
+
+    def _random_sizes(self, owed: int) -> list[int]:
+        """One to three messages of random even lengths: everything owed when the source is
+        a tick behind, else a random part of it."""
+        total = owed if owed >= 2 * self.frame_bytes else self.rng.randrange(2, owed + 1, 2)
+        pieces = self.rng.randrange(3) if total > 2 else 0
+        cuts = sorted(self.rng.randrange(2, total, 2) for _ in range(pieces))
+        edges = [0, *[c for c in cuts if 0 < c < total], total]
+        return [b - a for a, b in itertools.pairwise(edges) if b > a]
+
+    def _send(self, payload: bytes) -> None:
+        if payload:
+            self.pos += len(payload)
+            self.call.send_frame(payload, self.kind)
+
+    def _hiss(self) -> None:
+        """One 20 ms frame of the trunk's line noise (a SIP trunk never goes quiet)."""
+        noise = self._noise
+        frame = (noise + noise)[self._noise_pos : self._noise_pos + self.frame_bytes]
+        self._noise_pos = (self._noise_pos + self.frame_bytes) % len(noise)
+        self.call.send_frame(frame, self.kind)
+
+
+def _line_noise(media: Media) -> bytes:
+    """One second of white noise at the line's level and rate (looped)."""
+    rms = 32768 * 10 ** (media.noise_dbfs / 20)
+    samples = np.random.default_rng(7).normal(0.0, rms, media.rate)
+    return np.clip(samples, -32768, 32767).astype("<i2").tobytes()
 
 
 class Ears:
@@ -190,7 +253,8 @@ class Call:
         )
         self.gap = sim.config.bot_silence_gap / sim.config.speed
         self.ring = sim.scenario.ring_seconds  # drawn per call by the sim (ring_spread)
-        self.mouth = Mouth(self)
+        self.media_line = customer.media or sim.scenario.media
+        self.mouth = Mouth(self, self.media_line, seed=sim.scenario.seed * 100_003 + seq)
         self.ears = Ears(self)
         self.media: AudioSocketClient | EagiSession | None = None
         self.agi: AgiSession | None = None
@@ -267,14 +331,15 @@ class Call:
         for task in ours:  # never the stream's own future, which others await
             task.cancel()
 
-    def send_frame(self, frame: bytes) -> None:
+    def send_frame(self, payload: bytes, kind: int = audiosocket.KIND_AUDIO) -> None:
         media = self.media
         if media is None or not media.open:
             return  # Playback into a channel nobody listens to: the audio is lost
-        media.send_audio(frame)
+        media.send_audio(payload, kind)
         self.record.audio_sent_times.append(time.monotonic())
+        self.record.audio_sent_sizes.append(len(payload))
         if self.sim.config.record_audio:
-            self.record.audio_sent += frame
+            self.record.audio_sent += payload
 
     def on_bot_frame(self, frame: BotFrame) -> None:
         self.record.bot_frames.append(frame)
@@ -427,7 +492,13 @@ class Call:
                 data = step.say.rsplit(".", 1)[0] if isinstance(step, SayStep) else step.say_text
                 self.newexten(cust, "Playback", data)
                 agitation = step.agitation or self.customer.agitation
-                await self.mouth.play(self.sim.audio.get(step_source(step), agitation))
+                clip = self.sim.audio.get(step_source(step), agitation, self.mouth.media.rate)
+                playing = self.mouth.play(clip)
+                if step.dtmf:  # keys pressed while talking: DTMF between the audio frames
+                    await self.sleep(step.dtmf_at)
+                    for digit in step.dtmf:
+                        self._send_dtmf(digit)
+                await playing
                 self.set_var(cust, "PLAYBACKSTATUS", "SUCCESS")
             elif isinstance(step, SilenceStep):
                 cust.priority += 1
@@ -704,6 +775,7 @@ class Call:
             return -1
         self.media = client
         self.record.media_connected_at.append(time.monotonic())
+        self.mouth.open_line()
         reason = await client.ended
         self.media = None
         if client.error:

@@ -279,8 +279,9 @@ class EagiSession:
     def open(self) -> bool:
         return self._audio_w is not None and not self.ended.done()
 
-    def send_audio(self, frame: bytes) -> None:
-        """Customer audio to fd 3, unless a command (STREAM FILE) holds the channel."""
+    def send_audio(self, frame: bytes, kind: int = 0x10) -> None:
+        """Customer audio to fd 3, unless a command (STREAM FILE) holds the channel; EAGI
+        carries 8 kHz slin only (`kind` is the AudioSocket one and does not apply here)."""
         if self._audio_w is None or self._busy:
             return
         self._frames += 1

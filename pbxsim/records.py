@@ -41,8 +41,10 @@ class CallRecord:
     audiosocket_results: list[int] = field(default_factory=list)
     # time.monotonic() when each AudioSocket connection was established (greeting latency).
     media_connected_at: list[float] = field(default_factory=list)
+    # The customer's audio as sent (at the line's rate), one time and size per message.
     audio_sent: bytearray = field(default_factory=bytearray)
     audio_sent_times: list[float] = field(default_factory=list)
+    audio_sent_sizes: list[int] = field(default_factory=list)
     bot_frames: list[BotFrame] = field(default_factory=list)
     dtmf_sent: list[str] = field(default_factory=list)
     transfer: Transfer | None = None

@@ -28,16 +28,62 @@ class Agitation(BaseModel):
     tempo: float = Field(1.15, ge=0.5, le=2.0)
 
 
+# Audio kinds Asterisk's AudioSocket defines (include/asterisk/res_audiosocket.h) and their rates.
+AUDIO_KIND_RATES = {
+    "slin": 8000,
+    "slin12": 12000,
+    "slin16": 16000,
+    "slin24": 24000,
+    "slin32": 32000,
+    "slin44": 44100,
+    "slin48": 48000,
+    "slin96": 96000,
+    "slin192": 192000,
+}
+AudioKind = Literal[
+    "slin", "slin12", "slin16", "slin24", "slin32", "slin44", "slin48", "slin96", "slin192"
+]
+
+
+class Media(BaseModel):
+    """How the customer's audio reaches the bot (see docs/pbxsim.md, "Media").
+
+    `framing: asterisk` sends 20 ms frames, the last frame of every utterance partial, exactly
+    as a real Asterisk frames a file playback; `random` sends messages of any even length
+    (a transcoding or jittery source) that still keep real time. `kind` picks the audio
+    kind (`slin` is 0x10; the wideband ones are what `chan_audiosocket` sends on a wideband
+    codec). `line: local` sends nothing while the customer is silent (a Local channel, as
+    captured); `trunk` sends low-level line noise all the time, as a SIP trunk does.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    framing: Literal["asterisk", "random"] = "asterisk"
+    kind: AudioKind = "slin"
+    line: Literal["local", "trunk"] = "local"
+    noise_dbfs: float = Field(-60.0, le=-20.0, description="trunk line noise level")
+
+    @property
+    def rate(self) -> int:
+        return AUDIO_KIND_RATES[self.kind]
+
+
 class _Step(BaseModel):
     model_config = ConfigDict(extra="forbid")
     agitation: Agitation | None = None
 
 
-class SayStep(_Step):
+class _Speaking(_Step):
+    # DTMF pressed while this utterance is playing, `dtmf_at` seconds into it (a customer
+    # who talks and presses a key at once: DTMF frames between the audio frames).
+    dtmf: str | None = Field(None, pattern=r"^[0-9A-D*#]+$")
+    dtmf_at: float = Field(0.0, ge=0)
+
+
+class SayStep(_Speaking):
     say: str = Field(description="WAV file (any rate, mono or stereo), relative to the scenario")
 
 
-class SayTextStep(_Step):
+class SayTextStep(_Speaking):
     say_text: str = Field(min_length=1)
 
 
@@ -87,6 +133,7 @@ class Customer(BaseModel):
     answer_delay: float = Field(
         0.5, ge=0, description="Answer() on a Local channel waits up to 500 ms for media"
     )
+    media: Media | None = Field(None, description="this customer's line; default: the scenario's")
 
     def verdict(self, outcome: Outcome) -> AmdVerdict:
         if self.amd is not None:
@@ -127,6 +174,7 @@ class Scenario(BaseModel):
     outcomes: OutcomeWeights = Field(default_factory=OutcomeWeights)
     customers: dict[str, Customer] = Field(default_factory=lambda: {"default": Customer()})
     machine_customer: str | None = Field(None, description="customer used for machine outcomes")
+    media: Media = Field(default_factory=Media, description="how customers' audio is sent")
     numbers: dict[str, NumberPin] = Field(default_factory=dict)
     base_dir: Path = Field(Path("."), exclude=True)
 

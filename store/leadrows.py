@@ -64,6 +64,8 @@ class RowSpec:
     priority: int | None
     consent: int | None
     custom: tuple[tuple[int, str], ...]
+    # Fields the campaign's script cannot run without: a row lacking one is refused.
+    required: tuple[str, ...] = ()
 
 
 def known_region(region: str) -> str:
@@ -194,6 +196,8 @@ def _lead(spec: RowSpec, line: int, fields: list[str], bad_bytes: bool) -> LeadR
         consent=fields[spec.consent] if spec.consent is not None else None,
         custom={name: fields[i] for i, name in spec.custom},
     )
+    if spec.required:
+        check_required(spec.required, {name: fields[i] for i, name in spec.custom})
     text = (
         f"{phone}\t{_copy_escape(ext) if ext is not None else _COPY_NULL}\t{_copy_escape(tz)}\t"
         f"{_copy_escape(fields_json)}\t{priority}\t{'t' if consent else 'f'}\n"
@@ -212,6 +216,23 @@ def _short_row_filled(spec: RowSpec, fields: list[str]) -> list[str]:
             "missing_phone", f"the row has {len(fields)} of {expected} columns and no phone"
         )
     return fields + [""] * (expected - len(fields))
+
+
+def missing_fields(required: Iterable[str], fields: dict[str, object]) -> list[str]:
+    """The required fields that are absent, null or blank (the dialog engine could not fill
+    the script's template with them)."""
+    return [name for name in required if not str(fields.get(name) or "").strip()]
+
+
+def check_required(required: Iterable[str], fields: dict[str, object]) -> None:
+    """LeadError `missing_field` naming the first required field the lead lacks."""
+    missing = missing_fields(required, fields)
+    if missing:
+        raise LeadError(
+            "missing_field",
+            f"{missing[0]} is absent or blank, and the campaign's script needs it",
+            "fields",
+        )
 
 
 # COPY text format: backslash, tab, newline and carriage return are escaped; \N is NULL.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import csv
+import dataclasses
 import io
 import multiprocessing
 import os
@@ -429,11 +430,14 @@ async def import_leads(
     chunk_rows: int = 4_000,
     copy_rows: int = 10_000,
     progress: ProgressCallback | None = None,
+    required_fields: tuple[str, ...] = (),
 ) -> ImportSummary:
     """Import `path` into `campaign` (which must exist); numbers without +CC read in `region`.
 
     `workers`: processes normalising rows; None picks by file size and CPU count.
     `chunk_rows`: lines handed to a worker at a time; `copy_rows`: rows per COPY.
+    `required_fields`: fields the campaign's script needs; a row lacking one is rejected
+    (`missing_field:NAME`).
     """
     try:
         region = known_region(region)
@@ -442,7 +446,15 @@ async def import_leads(
     started = time.perf_counter()
     try:
         summary = await _import(
-            conn, path, campaign, region, workers, chunk_rows, copy_rows, progress
+            conn,
+            path,
+            campaign,
+            region,
+            workers,
+            chunk_rows,
+            copy_rows,
+            progress,
+            required_fields,
         )
     except RecordError as exc:
         raise LeadImportError(f"{path}:{exc.line}: {exc}") from exc
@@ -459,6 +471,7 @@ async def _import(
     chunk_rows: int,
     copy_rows: int,
     progress: ProgressCallback | None,
+    required_fields: tuple[str, ...],
 ) -> ImportSummary:
     with _open(path) as raw:
         size = os.fstat(raw.fileno()).st_size
@@ -469,6 +482,7 @@ async def _import(
             raise LeadImportError(
                 f"{path}: no phone column (expected one of: {', '.join(PHONE_COLUMNS)})"
             )
+        spec = dataclasses.replace(spec, required=required_fields)
         campaign_id = await find_campaign(conn, campaign)
         warnings = await _file_warnings(conn, campaign_id, campaign, spec)
         direct = not await _has_leads(conn, campaign_id)

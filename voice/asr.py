@@ -65,7 +65,7 @@ def _load_model(path: Path) -> vosk.Model:
 @dataclass(frozen=True)
 class Word:
     text: str
-    # Seconds from the start of the decoded utterance audio.
+    # Seconds from the start of the decoded utterance audio (`AsrFinal.audio`).
     start_s: float
     end_s: float
     confidence: float
@@ -111,6 +111,13 @@ class AsrFinal:
     final_at: float
     # Cut by max_speech_ms rather than by a pause.
     truncated: bool
+    # The audio the words were decoded from (8 kHz slin): pad, speech, trailing pad. Word
+    # times are offsets into it, so features cut from it agree with them (one clock).
+    audio: bytes = b""
+    # Words whose Vosk times fell outside `audio` and were clamped into it.
+    clamped_words: int = 0
+    # Mean confidence of every word Vosk returned (0.0 when it returned none).
+    raw_confidence: float = 0.0
 
 
 AsrEvent = AsrStarted | AsrPartial | AsrFinal
@@ -146,6 +153,8 @@ class _Utterance:
     # Recognizer clock (seconds) where this utterance's audio begins.
     offset_s: float
     buffered: list[bytes] = field(default_factory=list)
+    # Everything decoded so far: the utterance's audio on the recognizer's clock.
+    decoded: bytearray = field(default_factory=bytearray)
     segments: list[dict[str, Any]] = field(default_factory=list)
     trailing_quiet_s: float = 0.0
     partial: str = ""
@@ -395,7 +404,11 @@ class AsrSession:
         assert utterance is not None
         self._utterance = None
         result = await self._engine._run(self._decode_final, recognizer, utterance, final=True)
-        words = _words(utterance.segments + [result], utterance.offset_s)
+        audio = bytes(utterance.decoded)
+        words, clamped = _clamp(
+            _words(utterance.segments + [result], utterance.offset_s),
+            len(audio) / (SAMPLE_RATE * SAMPLE_WIDTH),
+        )
         kept = tuple(w for w in words if w.confidence >= self._floor)
         text = " ".join(w.text for w in kept)
         return AsrFinal(
@@ -410,6 +423,9 @@ class AsrSession:
             endpoint_at=now,
             final_at=self._engine._now(),
             truncated=event.truncated,
+            audio=audio,
+            clamped_words=clamped,
+            raw_confidence=sum(w.confidence for w in words) / len(words) if words else 0.0,
         )
 
     def _take_audio(self, recognizer: _Recognizer, utterance: _Utterance) -> None:
@@ -417,6 +433,7 @@ class AsrSession:
         recognizer.use_grammar(utterance.grammar)
         pcm = b"".join(utterance.buffered)
         utterance.buffered.clear()
+        utterance.decoded += pcm
         segment = recognizer.accept(pcm)
         if segment is not None:
             utterance.segments.append(segment)
@@ -445,6 +462,24 @@ def _words(results: list[dict[str, Any]], offset_s: float) -> list[Word]:
         for result in results
         for w in result.get("result", [])
     ]
+
+
+def _clamp(words: list[Word], duration_s: float) -> tuple[list[Word], int]:
+    """Words with times inside [0, duration_s], and how many had to be moved there.
+
+    Vosk's clock and ours can drift apart (the recognizer is pooled and reset between calls);
+    a time outside the audio says nothing true about the speech, so it is pinned to the edge
+    rather than allowed to break what reads it."""
+    inside: list[Word] = []
+    clamped = 0
+    for word in words:
+        start = min(max(word.start_s, 0.0), duration_s)
+        end = min(max(word.end_s, start), duration_s)
+        if (start, end) != (word.start_s, word.end_s):
+            clamped += 1
+            word = Word(word.text, start, end, word.confidence)
+        inside.append(word)
+    return inside, clamped
 
 
 def _whole_phrase(text: str, grammar: tuple[str, ...] | None) -> str | None:

@@ -25,7 +25,7 @@ from outdial.api.schemas import (
     LeadIn,
     LeadOut,
 )
-from store.leadrows import LeadError, normalise_lead
+from store.leadrows import LeadError, missing_fields, normalise_lead
 
 _UPSERT_MANY = """
 INSERT INTO leads (campaign_id, external_id, phone_e164, timezone, fields, priority, consent)
@@ -55,8 +55,19 @@ def region_of(state: ApiState, given: str | None, where: Sequence[str | int]) ->
 
 
 def _normalise(
-    lead: LeadIn | BulkLead, external_id: str, region: str, at: Sequence[str | int]
+    lead: LeadIn | BulkLead,
+    external_id: str,
+    region: str,
+    at: Sequence[str | int],
+    required: Sequence[str],
 ) -> Normalised:
+    """The lead as the import would store it; refused (with the field at fault) when the import
+    would refuse it, or when it lacks a field the campaign's script requires."""
+    missing = missing_fields(required, lead.fields)
+    if missing:
+        name = missing[0]
+        detail = f"missing_field:{name}: the campaign's script needs the lead field {name!r}"
+        raise _RefusedLead(body_field([*at, "fields", name], detail, "missing_field"))
     try:
         return normalise_lead(
             region,
@@ -107,8 +118,9 @@ async def put_lead(req: ApiRequest) -> Reply:
     campaign, external_id = req.path["campaign"], req.path["external_id"]
     body: LeadIn = req.body
     region = region_of(req.state, body.region, ["region"])
+    required = await req.state.required_fields(campaign)
     try:
-        values = _normalise(body, external_id, region, [])
+        values = _normalise(body, external_id, region, [], required)
     except _RefusedLead as exc:
         raise invalid([exc.error]) from exc
     write = LeadWrite(campaign, values, req.who, lead_target(campaign, external_id))
@@ -140,7 +152,7 @@ async def get_lead(req: ApiRequest) -> Reply:
     return Reply(lead_out(row, campaign))
 
 
-def _normalise_all(body: BulkLeadsIn, region: str) -> list[Normalised]:
+def _normalise_all(body: BulkLeadsIn, region: str, required: Sequence[str]) -> list[Normalised]:
     """Every lead normalised, or a 422 listing every refused one (nothing is written)."""
     rows: list[Normalised] = []
     errors: list[FieldError] = []
@@ -148,7 +160,7 @@ def _normalise_all(body: BulkLeadsIn, region: str) -> list[Normalised]:
     seen_phone: dict[str, int] = {}
     for i, lead in enumerate(body.leads):
         try:
-            row = _normalise(lead, lead.external_id, region, ["leads", i])
+            row = _normalise(lead, lead.external_id, region, ["leads", i], required)
         except _RefusedLead as exc:
             errors.append(exc.error)
             continue
@@ -173,8 +185,9 @@ async def bulk_leads(req: ApiRequest) -> Reply:
     campaign = req.path["campaign"]
     body: BulkLeadsIn = req.body
     region = region_of(req.state, body.region, ["region"])
+    required = await req.state.required_fields(campaign)
     # Number parsing is CPU work: a large batch must not stall the other requests.
-    rows = await asyncio.to_thread(_normalise_all, body, region)
+    rows = await asyncio.to_thread(_normalise_all, body, region, required)
     token = req.who
     async with req.state.pool.acquire() as conn, conn.transaction():
         campaign_id = await conn.fetchval("SELECT id FROM campaigns WHERE name = $1", campaign)
@@ -241,7 +254,9 @@ OPERATIONS = [
         body=LeadIn,
         problems=(404, 409),
         description="201 when the lead is new, 200 when the lead with this external id was "
-        "updated. Validation is the CSV import's. The lead's dialling state is kept.",
+        "updated. Validation is the CSV import's, including the fields the campaign's script "
+        "requires (422 `missing_field` pointing at the field). The lead's dialling state is "
+        "kept.",
     ),
     Operation(
         "GET",

@@ -30,8 +30,11 @@ from outdial.api.ratelimit import TokenBuckets, retry_after
 from outdial.api.schemas import CampaignName, ExternalId, Text
 from outdial.api.settings import ApiSettings
 from outdial.api.tokens import Token, find_token
+from store.scripts import campaign_required_fields
 
 JSON = "application/json"
+# A script loaded with new required fields reaches the API's lead checks within this time.
+REQUIRED_FIELDS_TTL_S = 5.0
 _PARAM = re.compile(r"{(\w+)}")
 
 
@@ -73,10 +76,23 @@ class ApiState:
     # True while the revocation announcements arrive (ApiServer's listener): the cache is used
     # only then, so a revoked token can never outlive its announcement.
     revocations_heard: bool = False
+    _required: dict[str, tuple[tuple[str, ...], float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.buckets = TokenBuckets(self.settings.rate_per_s, self.settings.burst)
         self.lead_writes = LeadWrites(self.pool)
+
+    async def required_fields(self, campaign: str) -> tuple[str, ...]:
+        """The lead fields the campaign's current script needs (looked up at most every
+        REQUIRED_FIELDS_TTL_S per campaign; nothing while no daemon has loaded the script)."""
+        now = time.monotonic()
+        cached = self._required.get(campaign)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        async with self.pool.acquire() as conn:
+            required = await campaign_required_fields(conn, campaign) or ()
+        self._required[campaign] = (required, now + REQUIRED_FIELDS_TTL_S)
+        return required
 
     async def authenticate(self, request: web.Request) -> Token:
         header = request.headers.get("Authorization", "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from pathlib import Path
@@ -13,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from dialog.validate import find_script
 from outdial.commands.campaign import servable_script
 from outdial.config import Config
 from outdial.context import FLAG, cli_state, run_async
@@ -26,6 +28,7 @@ from store.leads import (
     ensure_campaign,
     import_leads,
 )
+from store.scripts import campaign_required_fields
 
 app = typer.Typer(help="Import leads into campaigns.", no_args_is_help=True)
 
@@ -118,6 +121,7 @@ async def _run(
         async with db.pool.acquire() as conn:
             if job.create_with_script is not None:
                 await ensure_campaign(conn, job.campaign, job.create_with_script)
+            required = await _required_fields(conn, config, job.campaign)
             return await import_leads(
                 conn,
                 job.file,
@@ -125,6 +129,7 @@ async def _run(
                 region=job.region,
                 workers=workers,
                 progress=progress,
+                required_fields=required,
             )
     except CampaignNotFoundError as exc:
         raise UserError(f"{exc} (create it with --create-campaign --script NAME)") from exc
@@ -132,6 +137,30 @@ async def _run(
         raise UserError(str(exc)) from exc
     finally:
         await db.close()
+
+
+async def _required_fields(
+    conn: asyncpg.Connection, config: Config, campaign: str
+) -> tuple[str, ...]:
+    """What the campaign's script requires of a lead: from the version a daemon serves, else
+    from the script in scripts_dir. Neither known: nothing is checked now (a warning says
+    so) and the dialer blocks a lead that lacks a field before dialling it."""
+    served = await campaign_required_fields(conn, campaign)
+    if served is not None:
+        return served
+    script_name = await conn.fetchval("SELECT script_name FROM campaigns WHERE name = $1", campaign)
+    if script_name is None:
+        return ()  # no such campaign: the import says so
+    script = await asyncio.to_thread(find_script, config.scripts_dir, script_name)
+    if script is not None:
+        return script.required_fields()
+    typer.echo(
+        f"warning: script {script_name!r} of campaign {campaign!r} is neither loaded by a "
+        f"daemon nor in {config.scripts_dir}: required fields are not checked now (the dialer "
+        "checks them before dialling)",
+        err=True,
+    )
+    return ()
 
 
 def _as_dict(summary: ImportSummary) -> dict[str, object]:

@@ -20,11 +20,13 @@ from agi.service import CallService, ScriptSource
 from agi.settings import AgiSettings, AudioSocketSettings, SessionSettings
 from compliance.settings import ComplianceSettings
 from compliance.words import default_word_filter
+from dialer.campaigns import CampaignSettings, create_campaign
 from emotion.settings import EmotionSettings
 from nlu.settings import NluSettings
 from store.db import create_pool
 from store.settings import DatabaseSettings
 from store.turns import TurnWriter
+from tests.dialer.helpers import midday_timezone
 from voice.asr import AsrEngine
 from voice.settings import AsrSettings, TtsSettings
 from voice.tts import TtsEngine
@@ -100,6 +102,22 @@ class LiveStack:
         return lead
 
 
+async def order_campaign_lead(
+    pool: asyncpg.Pool, campaign: str, script: str, phone: str, settings: CampaignSettings
+) -> int:
+    """A campaign for the dialer to work, with one lead of the order script; the lead's id."""
+    async with pool.acquire() as conn:
+        created = await create_campaign(conn, campaign, script, settings)
+        return await conn.fetchval(
+            """INSERT INTO leads (campaign_id, phone_e164, timezone, fields)
+               VALUES ($1, $2, $3, $4) RETURNING id""",
+            created.id,
+            phone,
+            midday_timezone(),
+            ORDER_FIELDS,
+        )
+
+
 @contextlib.asynccontextmanager
 async def open_live_stack(
     engines: tuple[AsrEngine, TtsEngine],
@@ -138,13 +156,20 @@ async def open_live_stack(
         await pool.close()
 
 
+@pytest.fixture(scope="session")
+def trained_nlu(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Trained classifiers shared by the live stacks of a run (keyed by script content)."""
+    return tmp_path_factory.mktemp("agi-nlu")
+
+
 @pytest.fixture
 async def live_stack(
-    engines: tuple[AsrEngine, TtsEngine], pg_url: str, tmp_path: Path
+    engines: tuple[AsrEngine, TtsEngine], pg_url: str, tmp_path: Path, trained_nlu: Path
 ) -> AsyncIterator[LiveStack]:
     """Every shipped script, copied so a test may edit it."""
     scripts = tmp_path / "scripts"
     shutil.copytree(REPO / "scripts", scripts)
+    (tmp_path / "nlu").symlink_to(trained_nlu)
     async with open_live_stack(engines, pg_url, scripts, tmp_path) as stack:
         yield stack
 

@@ -1,8 +1,13 @@
 """End to end: pbxsim plays Asterisk and the customers; real Vosk, Piper, spaCy and PostgreSQL.
 
-Five customers call at once through one pbxsim: a happy path, a barge-in, DTMF answers, a
-hang-up in the middle of a prompt, and a transfer to an agent. The customers answer in Korean
-(the only ASR model a plain install has), mapped to the English script's words by phrase_map.
+Seven customers call at once through one pbxsim: a happy path, a barge-in, DTMF answers, a
+hang-up in the middle of a prompt, a transfer to an agent, a hang-up during the opening, and
+an answer the grammar cannot match.
+The customers answer in Korean (the only ASR model a plain install has), mapped to the
+English script's words by phrase_map.
+Their audio arrives as a real PBX sends it: messages of random even lengths (a transcoding
+source), one customer on a wideband line (slin16) and one on a SIP-like trunk that sends
+line noise between utterances.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ from prometheus_client import REGISTRY
 
 from pbxsim import PbxSim, Scenario, SimConfig
 from pbxsim.dialplan import DialplanStep, default_dialplan
-from tests.agi.conftest import NO, ORDER_FIELDS, YES, YES2, LiveStack, originate
+from tests.agi.conftest import AUDIO, NO, ORDER_FIELDS, YES, YES2, LiveStack, originate
 
 pytestmark = pytest.mark.slow
+
+UNMATCHED = str(AUDIO / "en_not_interested_us.wav")
 
 
 CUSTOMERS = {
@@ -23,6 +30,17 @@ CUSTOMERS = {
     "dtmf": [{"wait_for_bot": True}, {"dtmf": "1"}, {"wait_for_bot": True}, {"dtmf": "1"}],
     "hangup": [{"wait_for_bot": True}, {"say": YES}, {"barge_in_after": 1.0}, {"hangup": True}],
     "transfer": [{"wait_for_bot": True}, {"say": YES}, {"wait_for_bot": True}, {"say": NO}],
+    # Gone a second into the opening, before hearing who calls: not reached, called again.
+    "early": [{"silence": 1}, {"hangup": True}],
+    # Answers in words the yes/no grammar cannot match, then says yes twice.
+    "mumble": [
+        {"wait_for_bot": True},
+        {"say": UNMATCHED},
+        {"wait_for_bot": True},
+        {"say": YES},
+        {"wait_for_bot": True},
+        {"say": YES2},
+    ],  # fmt: skip
 }
 
 
@@ -31,8 +49,16 @@ def _scenario() -> Scenario:
         f"555000{i}": {"customer": name, "outcome": "answer"} for i, name in enumerate(CUSTOMERS)
     }
     customers = {name: {"steps": [*steps, {"silence": 20}]} for name, steps in CUSTOMERS.items()}
+    customers["barge"]["media"] = {"framing": "random", "kind": "slin16"}
+    customers["transfer"]["media"] = {"framing": "random", "line": "trunk"}
     return Scenario.model_validate(
-        {"seed": 1, "outcomes": {"answer": 1.0}, "numbers": numbers, "customers": customers}
+        {
+            "seed": 1,
+            "outcomes": {"answer": 1.0},
+            "numbers": numbers,
+            "customers": customers,
+            "media": {"framing": "random"},
+        }
     )
 
 
@@ -74,11 +100,26 @@ def _replies_ahead(disposition: str) -> float:
     return REGISTRY.get_sample_value("outdial_replies_ahead_total", labels) or 0.0
 
 
-async def test_five_live_calls(live_stack: LiveStack) -> None:
+async def test_seven_live_calls(live_stack: LiveStack) -> None:
     used_before = _replies_ahead("used")
     records = await _run_calls(live_stack)
     await live_stack.turns.close()
     calls = await _calls(live_stack)
+    # Partial, random-length and wideband frames and a noisy trunk: no call failed on them.
+    assert all(c["disposition"] != "error" for c in calls.values()), calls
+    # Speech nothing could be made of is a customer turn and the no-match path ("Sorry..."
+    # re-asks), not silence ("Hello? Is this...", then "I'm not hearing anything").
+    mumble = await _turns(live_stack, "call-mumble")
+    heard = [t for t in mumble if t["speaker"] == "customer"]
+    assert [t["intent"] for t in heard] == [None, "affirm", "affirm"]
+    assert heard[0]["text"] == "" and heard[0]["asr_confidence"] > 0
+    assert heard[0]["timings"]["speech_ms"] > 500
+    said = [t["text"] for t in mumble if t["speaker"] == "bot"]
+    assert said.count("Am I speaking with Alex?") == 2
+    assert not any(t.startswith(("Hello?", "I'm not hearing")) for t in said)
+    assert calls["call-mumble"]["outcome"] == "confirmed"
+    early = calls["call-early"]
+    assert (early["disposition"], early["hangup_side"]) == ("early-hangup", "customer")
 
     happy = calls["call-happy"]
     assert (happy["disposition"], happy["outcome"], happy["success"]) == (
@@ -111,7 +152,8 @@ async def test_five_live_calls(live_stack: LiveStack) -> None:
     assert calls["call-dtmf"]["outcome"] == "confirmed"
 
     hangup = calls["call-hangup"]
-    assert hangup["hangup_side"] == "customer"
+    # Gone mid-call after answering: a finished call, not an early hang-up.
+    assert hangup["hangup_side"] == "customer" and hangup["disposition"] == "completed"
     assert hangup["ended_at"] is not None
     assert records["call-hangup"].hangup_side == "customer"
 

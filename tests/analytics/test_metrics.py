@@ -45,8 +45,15 @@ CONTRACT: dict[str, dict[str, str]] = {
         "outdial_agitation_score": "histogram",
         "outdial_audiosocket_rejected": "counter",
         "outdial_late_frames": "counter",
+        "outdial_call_failures": "counter",
+        "outdial_optional_signal_failures": "counter",
+        "outdial_word_times_clamped": "counter",
     },
-    "store.metrics": {"outdial_spool_depth_rows": "gauge", "outdial_turns_written": "counter"},
+    "store.metrics": {
+        "outdial_spool_depth_rows": "gauge",
+        "outdial_turns_written": "counter",
+        "outdial_privacy_rows_purged": "counter",
+    },
     "analytics.metrics": {
         "outdial_variant_success_rate": "gauge",
         "outdial_variant_retirements": "counter",
@@ -55,6 +62,9 @@ CONTRACT: dict[str, dict[str, str]] = {
     },
 }
 ALLOWED_LABELS = {"campaign", "script", "variant", "disposition", "reason", "category", "direction"}
+# Small fixed sets too: where a call failed (agi.session stages), which optional signal, and
+# which retention rule purged which table.
+ALLOWED_LABELS |= {"stage", "signal", "rule", "table"}
 SUFFIXES = {
     "counter": ("_total",),
     "gauge": ("",),
@@ -230,8 +240,11 @@ def test_prometheus_config_and_rules() -> None:
         "OutdialSpoolGrowing",
         "OutdialGreetingLatencyHigh",
         "OutdialProcessingLatencyHigh",
+        "OutdialCallsFailing",
+        "OutdialCallFailureRateHigh",
     ):
         assert name in by_name, name
+    assert "outdial_call_failures_total" in by_name["OutdialCallsFailing"]["expr"]
     assert "outdial_abandoned_rate >= 0.03" in by_name["OutdialAbandonedRateHigh"]["expr"]
     assert "outdial_ami_connected == 0" in by_name["OutdialAmiDown"]["expr"]
     known = known_series()

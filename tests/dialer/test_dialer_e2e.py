@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from dialer.engine import Dialer
-from pbxsim import PbxSim
+from pbxsim import PbxSim, Scenario
 from store.db import create_pool
 from store.settings import DatabaseSettings
 from tests.dialer.helpers import (
@@ -187,3 +187,24 @@ async def test_three_ami_cuts_lose_and_duplicate_no_attempt(db_pool: asyncpg.Poo
             assert a["disposition"] == "error"
     # Most calls kept their real outcome: the cuts cost at most the calls in flight.
     assert settled_unknown < 100
+
+
+async def test_a_hang_up_during_amd_is_retried_not_done(db_pool: asyncpg.Pool) -> None:
+    """The customer answers and hangs up while AMD() still listens: AMD says HANGUP, and the
+    lead is called again after `retry.early_hangup_s` instead of being closed as answered."""
+    campaign = await make_campaign(db_pool)
+    await add_leads(db_pool, campaign.id, numbers(1))
+    impatient = {
+        "amd": {"status": "HUMAN", "cause": "HUMAN-800-800", "seconds": 3},
+        "steps": [{"silence": 0.5}, {"hangup": True}],
+    }
+    scenario = Scenario.model_validate({"ring_seconds": 0.5, "customers": {"impatient": impatient}})
+    retry = RETRY.model_copy(update={"early_hangup_s": 120})
+    async with PbxSim(sim_config(scenario)) as sim:
+        dialer = Dialer(db_pool, dialer_settings("amd", retry=retry), [trunk_for(sim)])
+        async with running(dialer), asyncio.timeout(30):
+            await wait_attempts_settled(db_pool, 1)
+    (attempt,) = await _attempts(db_pool)
+    assert (attempt["amd_status"], attempt["disposition"]) == ("HANGUP", "early-hangup")
+    assert attempt["status"] == "pending"
+    assert attempt["next_attempt_at"] - attempt["ended_at"] == timedelta(seconds=120)

@@ -52,12 +52,17 @@ def test_amd_notsure_is_a_person_unless_configured() -> None:
     assert from_amd("MACHINE", default) == "machine"
     assert from_amd(None, default) == "answered"
     assert from_amd("NOTSURE", DialerSettings(amd_notsure="machine")) == "machine"
+    # The customer hung up while AMD listened: answered, never reached, called again.
+    assert from_amd("HANGUP", default) == "early-hangup"
 
 
 def test_session_dispositions_outside_the_contract_are_ignored() -> None:
     assert parse_session_disposition("transferred") == Disposition.TRANSFERRED
     assert parse_session_disposition("busy") is None  # not one a session may write
     assert parse_session_disposition("nonsense") is None
+    # A failed session and an early hang-up are the session's to report.
+    assert parse_session_disposition("error") == Disposition.ERROR
+    assert parse_session_disposition("early-hangup") == Disposition.EARLY_HANGUP
     assert parse_session_disposition(None) is None
 
 
@@ -68,6 +73,11 @@ def test_retry_delays_follow_the_settings() -> None:
     assert next_step(Disposition.MACHINE, T0, settings).retry_at == T0 + timedelta(seconds=30)
     for final in ("answered", "completed", "transferred", "abandoned", "failed"):
         assert next_step(Disposition(final), T0, settings).done
+    # A call the bot failed and a hang-up during the opening are tried again.
+    delays = RetryDelays(error_s=45, early_hangup_s=90)
+    retrying = DialerSettings(retry=delays)
+    assert next_step(Disposition.ERROR, T0, retrying).retry_at == T0 + timedelta(seconds=45)
+    assert next_step(Disposition.EARLY_HANGUP, T0, retrying).retry_at == T0 + timedelta(seconds=90)
     # Leaving a message on the machine ends the lead.
     assert next_step(Disposition.MACHINE, T0, DialerSettings(machine="leave_message")).done
 

@@ -22,6 +22,7 @@ from dialog import (
     SetVariable,
     Silence,
     Transfer,
+    Unrecognized,
     Utterance,
     parse_script,
 )
@@ -94,6 +95,24 @@ def test_no_match_and_repeat(minimal: LoadedScript) -> None:
     assert says(engine.handle(Utterance("what", "repeat", 0.9))) == ["Is this Ann?"]
     assert says(engine.handle(Utterance("blah", None, 0.2))) == ["Is this Ann?"]
     assert engine.handle(Utterance("blah", None, 0.2))[-1] == End("completed", "declined", False)
+
+
+def test_unrecognized_speech_takes_the_no_match_path_not_the_no_input_one(
+    order_en: LoadedScript,
+) -> None:
+    """The customer said something the grammar could not match: "Sorry, I didn't get that",
+    never "Hello? Is this ...?" or "I'm not hearing anything"."""
+    engine = DialogEngine(order_en.script, ORDER_FIELDS)
+    engine.start()
+    engine.handle(Utterance("yes", "affirm", 0.9))  # on to confirm_order
+    first = engine.handle(Unrecognized(640, 0.31))
+    assert says(first) == [
+        "Sorry, I didn't get that. Say yes to confirm, change address, or cancel."
+    ]
+    assert engine.node == "confirm_order"
+    engine.handle(Unrecognized(500, 0.2))
+    # Out of no-match retries: the node's `then` (a person), not the no-input ending.
+    assert isinstance(engine.handle(Unrecognized(700, 0.4))[-1], Transfer)
 
 
 def test_opt_out_always_emits_opt_out_and_ends(minimal: LoadedScript) -> None:
@@ -274,6 +293,9 @@ def test_static_prompts_for_tts_match_what_is_said(minimal: LoadedScript) -> Non
         "Are you there?",
         "Is this the account holder?",
         "Goodbye.",
+        # What a failed call says (OnError defaults), pre-rendered like every static text.
+        "I'm sorry, something went wrong on our side.",
+        "We'll call you back another time. Goodbye.",
     ]
 
 

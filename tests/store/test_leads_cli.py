@@ -37,7 +37,12 @@ def config(tmp_path: Path) -> Path:
     path = tmp_path / "outdial.yaml"
     path.write_text(f"state_dir: {tmp_path / 'state'}\ndefault_region: GB\n")
     (tmp_path / "scripts").mkdir()  # the daemon's scripts, beside the config file
-    shutil.copy(REPO / "scripts" / "payment_reminder_zh.yaml", tmp_path / "scripts")
+    # The shipped script with defaults for its required fields, so these tests count rows by
+    # their numbers alone (missing_field rejects have tests of their own).
+    script = (REPO / "scripts" / "payment_reminder_zh.yaml").read_text(encoding="utf-8")
+    for field in ("customer_name", "amount"):
+        script = script.replace(f"  {field}: {{required: true,", f"  {field}: {{default: x,")
+    (tmp_path / "scripts" / "payment_reminder_zh.yaml").write_text(script, encoding="utf-8")
     return path
 
 

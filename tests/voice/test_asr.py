@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.voice.helpers import DEMO_GRAMMAR, feed_pcm, finals, fixture_pcm
-from voice.asr import AsrEngine, AsrFinal, AsrPartial, AsrStarted, GrammarError
+from voice.asr import AsrEngine, AsrFinal, AsrPartial, AsrStarted, GrammarError, Word, _clamp
 from voice.audio import FRAME_BYTES, FRAME_S, AudioFormatError, iter_frames
 from voice.settings import AsrSettings
 
@@ -54,10 +54,28 @@ async def test_two_answers_in_one_stream_with_a_grammar_change(asr_engine: AsrEn
     finally:
         await session.close()
     assert [f.phrase for f in first + second] == ["네", "아니요"]
-    # Word times are per utterance, not on the recognizer's running clock.
+    # Word times are per utterance, not on the recognizer's running clock: offsets into the
+    # audio the final carries (one clock for the words and for the emotion features).
     for final in first + second:
-        duration = final.speech_end - final.speech_start + 0.2
-        assert all(0.0 <= w.start_s < w.end_s <= duration + 0.5 for w in final.words)
+        duration = len(final.audio) / 16000
+        assert final.audio and len(final.audio) % FRAME_BYTES == 0
+        assert all(0.0 <= w.start_s < w.end_s <= duration for w in final.words)
+        assert final.clamped_words == 0
+        assert 0 < final.raw_confidence <= 1
+
+
+def test_word_times_outside_the_audio_are_clamped_and_counted() -> None:
+    """Times that fell before the audio's start on a real SIP trunk (-0.48..-0.15) killed the
+    call; pinned to the audio's edges they are harmless and counted."""
+    words = [
+        Word("네", -0.48, -0.15, 0.9),
+        Word("네", 0.1, 0.4, 0.9),
+        Word("아니요", 0.9, 1.7, 0.8),
+    ]
+    clamped, count = _clamp(words, duration_s=1.2)
+    assert count == 2
+    assert [(w.start_s, w.end_s) for w in clamped] == [(0.0, 0.0), (0.1, 0.4), (0.9, 1.2)]
+    assert [w.text for w in clamped] == ["네", "네", "아니요"]
 
 
 async def test_far_end_sends_no_frames_during_silence(asr_engine: AsrEngine) -> None:
