@@ -9,7 +9,16 @@ class AgiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=4573, ge=0, le=65535)
     # A FastAGI client that sends nothing for this long is dropped (it would hold a slot).
-    header_timeout_s: float = Field(default=5.0, gt=0)
+    header_timeout_s: float = Field(default=5.0, gt=0, le=300)
+    # A command's reply must arrive this soon (EXEC AudioSocket, which lasts the call, aside);
+    # a client that stops answering is dropped instead of holding its connection forever.
+    command_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    # Open FastAGI connections at most; more are closed at once. None: 2 x session.max_calls
+    # + 16 (every live call, as many being refused while the house is full, and slack).
+    max_connections: int | None = Field(default=None, ge=1, le=100_000)
+
+    def connection_cap(self, max_calls: int) -> int:
+        return self.max_connections or 2 * max_calls + 16
 
 
 class AudioSocketSettings(BaseModel):
