@@ -51,8 +51,7 @@ AUDIOSOCKET_REJECTED = Counter(
 )
 FASTAGI_REFUSED = Counter(
     "outdial_fastagi_refused_total",
-    "FastAGI connections refused or dropped: capacity, header_timeout, bad_header, "
-    "reply_timeout.",
+    "FastAGI connections refused or dropped: capacity, header_timeout, bad_header, reply_timeout.",
     ["reason"],
 )
 FASTAGI_CONNECTIONS = Gauge("outdial_fastagi_connections", "Open FastAGI connections.")
