@@ -9,9 +9,11 @@ import asyncpg
 from aiohttp import web
 
 from outdial.api import calls, campaigns, dnc, health, leads, reports
+from outdial.api.listener import GuardedSite, keepalive_limit
+from outdial.api.metrics import refusal_counter
 from outdial.api.openapi import build_document
 from outdial.api.problems import ApiProblem
-from outdial.api.routing import ApiState, Operation, endpoint
+from outdial.api.routing import ApiState, Operation, endpoint, limit_anonymous
 from outdial.config import Config
 from outdial.errors import UserError
 
@@ -26,6 +28,8 @@ OPERATIONS: list[Operation] = [
     *reports.OPERATIONS,
 ]
 _CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+# On stop, requests in flight get this long to finish before they are cancelled.
+SHUTDOWN_GRACE_S = 2.0
 
 
 @web.middleware
@@ -45,6 +49,13 @@ async def problem_details(
         return ApiProblem(exc.status, code, exc.text or exc.reason, headers=headers).response(
             request.path
         )
+    except ConnectionError as exc:
+        # The client went away mid-request (typically mid-body): nothing to answer, not our
+        # fault, no traceback.
+        log.info("API %s %s: the client disconnected (%s)", request.method, request.path, exc)
+        return ApiProblem(400, "client_gone", "the client disconnected", close=True).response(
+            request.path
+        )
     except Exception:
         # Paths carry campaign names and ids, never numbers: safe to log.
         log.exception("API %s %s failed", request.method, request.path)
@@ -55,8 +66,11 @@ async def problem_details(
 
 def create_app(config: Config, pool: asyncpg.Pool) -> web.Application:
     settings = config.api
-    app = web.Application(middlewares=[problem_details], client_max_size=settings.max_body_bytes)
-    state = ApiState(pool, settings, config.compliance, config.default_region)
+    state = ApiState(
+        pool, settings, config.compliance, config.default_region, refusal_counter("api")
+    )
+    middlewares = [keepalive_limit(settings.limits), limit_anonymous(state), problem_details]
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     document = build_document(OPERATIONS)
 
     async def openapi(_: web.Request) -> web.Response:
@@ -79,9 +93,15 @@ class ApiServer:
 
     async def start(self) -> int:
         settings = self._config.api
-        runner = web.AppRunner(create_app(self._config, self._pool), access_log=None)
+        runner = web.AppRunner(
+            create_app(self._config, self._pool),
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_GRACE_S,
+        )
         await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = GuardedSite(
+            runner, settings.host, settings.port, settings.limits, refusal_counter("api")
+        )
         try:
             await site.start()
         except OSError as exc:
