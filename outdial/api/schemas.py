@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from dialer.campaigns import CampaignSettings
+from dialer.campaigns import CAMPAIGN_NAME_PATTERN, CampaignSettings
 
 MAX_BULK_LEADS = 5_000
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -27,7 +27,11 @@ def _plain_text(value: str) -> str:
 
 Text = Annotated[str, AfterValidator(_plain_text)]
 CampaignName = Annotated[
-    str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Letters, digits, '.', '_', '-'.")
+    str,
+    Field(
+        pattern=CAMPAIGN_NAME_PATTERN,
+        description="Letters, digits, '.', '_', '-'; not starting with '.' (so never . or ..).",
+    ),
 ]
 ExternalId = Annotated[
     Text,

@@ -416,3 +416,40 @@ async def test_server_stop_is_prompt_with_idle_clients(db_pool: asyncpg.Pool, pg
     for reader, writer in idle:
         assert await closed_by_server(reader) == b""
         writer.close()
+
+
+# -- finding 7: campaign settings without bounds, dot names --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "pointer"),
+    [
+        ({"name": "big", "settings": {"max_channels": 2**63}}, "#/settings/max_channels"),
+        ({"name": "fast", "settings": {"cps": 1e308}}, "#/settings/cps"),
+        (
+            {"name": "hols", "settings": {"holidays": ["2030-01-01"] * 10_000}},
+            "#/settings/holidays",
+        ),
+        ({"name": "tries", "settings": {"max_attempts": 10**6}}, "#/settings/max_attempts"),
+        ({"name": "."}, "#/name"),
+        ({"name": ".."}, "#/name"),
+        ({"name": ".hidden"}, "#/name"),
+    ],
+)
+async def test_campaign_settings_have_upper_bounds_and_names_no_leading_dot(
+    target: Target, body: dict[str, object], pointer: str
+) -> None:
+    sent = json.dumps({"script": SCRIPT, **body}).encode()
+    reply = await target.send(
+        target.request("POST", "/v1/campaigns", sent, Content_Type="application/json")
+    )
+    assert reply.status == 422, reply
+    assert [e["pointer"] for e in reply.problem()["errors"]] == [pointer]  # type: ignore[union-attr]
+    assert await target.pool.fetchval("SELECT count(*) FROM campaigns") == 1  # 'spring' alone
+
+
+@pytest.mark.parametrize("name", [".", "..", ".hidden"])
+async def test_dot_campaign_names_in_paths_are_422(target: Target, name: str) -> None:
+    reply = await target.send(target.request("GET", f"/v1/campaigns/{name}/stats"))
+    assert reply.status == 422, reply
+    assert reply.problem()["errors"][0]["parameter"] == "campaign"  # type: ignore[index]

@@ -57,6 +57,10 @@ def test_create_list_pause_resume_and_stats(pg_url: str, config: Path) -> None:
         (["create", "x", "--script", str(SCRIPT), "--days", "someday"], "days"),
         (["create", "x", "--script", str(SCRIPT), "--caller-id", "abc"], "caller_id"),
         (["create", "bad name", "--script", str(SCRIPT)], "campaign name"),
+        (["create", "..", "--script", str(SCRIPT)], "not starting with '.'"),
+        (["create", ".hidden", "--script", str(SCRIPT)], "not starting with '.'"),
+        (["create", "x", "--script", str(SCRIPT), "--max-channels", "100000"], "max_channels"),
+        (["create", "x", "--script", str(SCRIPT), "--cps", "1e308"], "cps"),
         (["create", "x", "--script", "/nonexistent.yaml"], "script does not validate"),
     ],
 )

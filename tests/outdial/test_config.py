@@ -28,6 +28,12 @@ def test_defaults_need_no_file() -> None:
         ("agi:\n  port: [1\n", "cfg.yaml:3:1:"),
         ("agi: {port: 1}\nagi: {port: 2}\n", "cfg.yaml:2:1: duplicate key 'agi'"),
         ("- a\n- b\n", "cfg.yaml:1:1: the config must be a mapping"),
+        # Upper bounds (issue 23): a typo or a hostile value is refused with its field.
+        ("dialer:\n  max_channels: 1000000000\n", "cfg.yaml:2:3: dialer.max_channels: Input"),
+        ("trunks:\n- cps: 1.0e+308\n", "cfg.yaml:2:3: trunks.0.cps: Input should be less"),
+        ("session:\n  max_calls: 100000\n", "cfg.yaml:2:3: session.max_calls: Input should"),
+        ("api:\n  max_body_bytes: 9999999999\n", "cfg.yaml:2:3: api.max_body_bytes: Input"),
+        ("dialer:\n  retry: {busy_s: .inf}\n", "cfg.yaml:2:11: dialer.retry.busy_s: Input"),
     ],
 )
 def test_errors_name_file_line_and_field(text: str, expected: str) -> None:
