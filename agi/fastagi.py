@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
@@ -205,6 +207,27 @@ class AgiChannel:
 Handler = Callable[[AgiChannel], Awaitable[None]]
 
 
+class RefusalLog:
+    """At most one WARNING per reason every `interval_s`, saying how many were left out since:
+    a flood of bad clients must not flood the log (the refusal metric counts every one)."""
+
+    def __init__(self, interval_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self._interval = interval_s
+        self._clock = clock
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def warn(self, reason: str, message: str, *args: object) -> None:
+        now = self._clock()
+        last, left_out = self._last.get(reason, (-math.inf, 0))
+        if now - last < self._interval:
+            self._last[reason] = (last, left_out + 1)
+            return
+        self._last[reason] = (now, 0)
+        if left_out:
+            message += f" ({left_out} more like it since the last such line)"
+        log.warning(message, *args)
+
+
 class FastAgiServer:
     """Accepts FastAGI connections and runs `handler` for each valid one.
 
@@ -232,6 +255,7 @@ class FastAgiServer:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_header: set[asyncio.Task[None]] = set()
+        self._refusal_log = RefusalLog()
         self.rejected = 0
 
     @property
@@ -257,7 +281,8 @@ class FastAgiServer:
 
     def _refuse_at_capacity(self, writer: asyncio.StreamWriter) -> None:
         self._on_refuse("capacity")
-        log.warning(
+        self._refusal_log.warn(
+            "capacity",
             "FastAGI client %s refused: %d connections open (the cap)",
             writer.get_extra_info("peername"),
             self._max_connections,
@@ -274,6 +299,10 @@ class FastAgiServer:
             await self._handler(channel)
         except AgiHangup:
             log.info("FastAGI channel %s hung up", channel.request.uniqueid)
+        except AgiTimeout as exc:
+            self._refusal_log.warn(
+                "reply_timeout", "FastAGI session %s ended: %s", channel.request.uniqueid, exc
+            )
         except (AgiProtocolError, ConnectionError, TimeoutError) as exc:
             log.warning("FastAGI session %s ended: %s", channel.request.uniqueid, exc)
         finally:
@@ -294,9 +323,11 @@ class FastAgiServer:
         except (AgiProtocolError, TimeoutError, ValueError, ConnectionError) as exc:
             # ValueError: a line longer than the stream limit.
             self.rejected += 1
-            self._on_refuse("header_timeout" if isinstance(exc, TimeoutError) else "bad_header")
+            reason = "header_timeout" if isinstance(exc, TimeoutError) else "bad_header"
+            self._on_refuse(reason)
             peer = writer.get_extra_info("peername")
-            log.warning("FastAGI client %s rejected: %s", peer, exc or type(exc).__name__)
+            why = exc or type(exc).__name__
+            self._refusal_log.warn(reason, "FastAGI client %s rejected: %s", peer, why)
             writer.close()
             return None
         finally:

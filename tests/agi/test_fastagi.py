@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -12,6 +13,7 @@ from agi.fastagi import (
     AgiProtocolError,
     AgiTimeout,
     FastAgiServer,
+    RefusalLog,
     parse_reply,
 )
 from tests.agi.captures import load_agi_capture
@@ -240,3 +242,21 @@ async def test_stop_drops_clients_still_owing_their_header() -> None:
     assert await _closed_by_server(reader)
     writer.close()
     assert server.connections == 0
+
+
+def test_refusals_are_logged_once_a_minute_per_reason(caplog: pytest.LogCaptureFixture) -> None:
+    """A flood of bad clients must not flood the log: one line per reason per interval, the
+    next one saying how many were left out."""
+    now = [0.0]
+    refusals = RefusalLog(interval_s=60, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="agi.fastagi"):
+        for _ in range(5):
+            refusals.warn("header_timeout", "client %s rejected", "a")
+        refusals.warn("capacity", "client %s refused", "b")
+        now[0] = 61
+        refusals.warn("header_timeout", "client %s rejected", "c")
+    assert [r.getMessage() for r in caplog.records] == [
+        "client a rejected",
+        "client b refused",
+        "client c rejected (4 more like it since the last such line)",
+    ]
