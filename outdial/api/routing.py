@@ -36,7 +36,8 @@ from outdial.api.settings import ApiSettings
 from outdial.api.tokens import Token, find_token, token_hash
 
 JSON = "application/json"
-# Bodies aiohttp decodes and we accept; anything else is 415 before the body is read.
+# Content-Encodings the API decodes (the listener leaves bodies encoded); anything else is
+# 415 before the body is read.
 BODY_ENCODINGS = frozenset({"identity", "gzip", "deflate"})
 # Source addresses whose anonymous buckets are remembered at once (a flood from more only
 # resets the oldest ones).
