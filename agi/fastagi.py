@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
@@ -32,6 +34,11 @@ class AgiProtocolError(Exception):
 
 class AgiHangup(Exception):
     """The channel is gone: the caller hung up (`HANGUP` line, `511`, or a closed socket)."""
+
+
+class AgiTimeout(AgiProtocolError, TimeoutError):
+    """The peer sent no reply to a command in time; the connection is no longer usable (a
+    late reply would be read as the answer to the next command)."""
 
 
 @dataclass(frozen=True)
@@ -114,30 +121,53 @@ class AgiChannel:
     """Sends AGI commands on one FastAGI connection and reads their replies."""
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: AgiRequest
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        request: AgiRequest,
+        *,
+        reply_timeout: float | None = None,
     ) -> None:
         self._reader = reader
         self._writer = writer
         self.request = request
+        self.reply_timeout = reply_timeout
         self.hung_up = False
+        self.timed_out = False
         self.log: list[tuple[str, str]] = []
 
-    async def command(self, text: str) -> AgiReply:
-        """Send one command; raise AgiHangup once the channel is dead."""
+    async def command(self, text: str, *, long_running: bool = False) -> AgiReply:
+        """Send one command; raise AgiHangup once the channel is dead, AgiTimeout when no
+        reply comes within `reply_timeout` (`long_running`: no bound here, e.g. an EXEC that
+        lasts the whole call; the caller bounds it)."""
         if "\n" in text or "\r" in text:
             raise ValueError("an AGI command is a single line")
+        if self.timed_out:
+            raise AgiTimeout("the peer stopped answering AGI commands")
+        try:
+            async with asyncio.timeout(None if long_running else self.reply_timeout):
+                await self._send(text)
+                reply = await self._read_reply()
+        except TimeoutError as exc:
+            raise self._no_reply(text) from exc
+        self.log.append((text, reply.raw))
+        if reply.code == 511:
+            self.hung_up = True
+            raise AgiHangup(reply.raw)
+        return reply
+
+    async def _send(self, text: str) -> None:
         self._writer.write(text.encode() + b"\n")
         try:
             await self._writer.drain()
         except ConnectionError as exc:
             self.hung_up = True
             raise AgiHangup(str(exc)) from exc
-        reply = await self._read_reply()
-        self.log.append((text, reply.raw))
-        if reply.code == 511:
-            self.hung_up = True
-            raise AgiHangup(reply.raw)
-        return reply
+
+    def _no_reply(self, text: str) -> AgiTimeout:
+        self.timed_out = self.hung_up = True
+        verb = " ".join(text.split()[:2])  # never the arguments: they may carry lead data
+        return AgiTimeout(f"no reply to {verb} within {self.reply_timeout:g} s")
 
     async def _read_reply(self) -> AgiReply:
         while True:
@@ -164,8 +194,12 @@ class AgiChannel:
         escaped = value.replace("\\", "\\\\").replace('"', '\\"')
         await self.command(f'SET VARIABLE {name} "{escaped}"')
 
-    async def exec(self, application: str, options: str = "") -> AgiReply:
-        return await self.command(f"EXEC {application} {options}".rstrip())
+    async def exec(
+        self, application: str, options: str = "", *, long_running: bool = False
+    ) -> AgiReply:
+        return await self.command(
+            f"EXEC {application} {options}".rstrip(), long_running=long_running
+        )
 
     async def close(self) -> None:
         self._writer.close()
@@ -176,21 +210,69 @@ class AgiChannel:
 Handler = Callable[[AgiChannel], Awaitable[None]]
 
 
-class FastAgiServer:
-    """Accepts FastAGI connections and runs `handler` for each valid one."""
+class RefusalLog:
+    """At most one WARNING per reason every `interval_s`, saying how many were left out since:
+    a flood of bad clients must not flood the log (the refusal metric counts every one)."""
 
-    def __init__(self, handler: Handler, *, header_timeout: float = 5.0) -> None:
+    def __init__(self, interval_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self._interval = interval_s
+        self._clock = clock
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def warn(self, reason: str, message: str, *args: object) -> None:
+        now = self._clock()
+        last, left_out = self._last.get(reason, (-math.inf, 0))
+        if now - last < self._interval:
+            self._last[reason] = (last, left_out + 1)
+            return
+        self._last[reason] = (now, 0)
+        if left_out:
+            message += f" ({left_out} more like it since the last such line)"
+        log.warning(message, *args)
+
+
+class FastAgiServer:
+    """Accepts FastAGI connections and runs `handler` for each valid one.
+
+    FastAGI has no authentication, so nothing a client does may hold a connection forever:
+    the header must arrive within `header_timeout`, each command's reply within
+    `reply_timeout`, and at most `max_connections` are open at once (more are closed at
+    once). `on_refuse(reason)` counts what was refused: capacity, header_timeout,
+    bad_header, reply_timeout.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        header_timeout: float = 5.0,
+        reply_timeout: float | None = 10.0,
+        max_connections: int | None = None,
+        on_refuse: Callable[[str], None] = lambda reason: None,
+    ) -> None:
         self._handler = handler
         self._header_timeout = header_timeout
+        self._reply_timeout = reply_timeout
+        self._max_connections = max_connections
+        self._on_refuse = on_refuse
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_header: set[asyncio.Task[None]] = set()
+        self._refusal_log = RefusalLog()
         self.rejected = 0
+
+    @property
+    def connections(self) -> int:
+        return len(self._tasks)
 
     async def start(self, host: str, port: int) -> int:
         self._server = await asyncio.start_server(self._accept, host, port, limit=MAX_LINE_BYTES)
         return self._server.sockets[0].getsockname()[1]
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._max_connections is not None and len(self._tasks) >= self._max_connections:
+            self._refuse_at_capacity(writer)
+            return
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
@@ -198,32 +280,70 @@ class FastAgiServer:
             await self._serve(reader, writer)
         finally:
             self._tasks.discard(task)
+            writer.close()  # also when stop() cancelled us
+
+    def _refuse_at_capacity(self, writer: asyncio.StreamWriter) -> None:
+        self._on_refuse("capacity")
+        self._refusal_log.warn(
+            "capacity",
+            "FastAGI client %s refused: %d connections open (the cap)",
+            writer.get_extra_info("peername"),
+            self._max_connections,
+        )
+        writer.transport.abort()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        try:
-            async with asyncio.timeout(self._header_timeout):
-                env = await read_header(reader)
-        except (AgiProtocolError, TimeoutError, ValueError, ConnectionError) as exc:
-            # ValueError: a line longer than the stream limit.
-            self.rejected += 1
-            log.warning("FastAGI client %s rejected: %s", peer, exc or type(exc).__name__)
-            writer.close()
+        env = await self._header_of(reader, writer)
+        if env is None:
             return
-        channel = AgiChannel(reader, writer, AgiRequest.from_env(env))
+        request = AgiRequest.from_env(env)
+        channel = AgiChannel(reader, writer, request, reply_timeout=self._reply_timeout)
         try:
             await self._handler(channel)
         except AgiHangup:
             log.info("FastAGI channel %s hung up", channel.request.uniqueid)
+        except AgiTimeout as exc:
+            self._refusal_log.warn(
+                "reply_timeout", "FastAGI session %s ended: %s", channel.request.uniqueid, exc
+            )
         except (AgiProtocolError, ConnectionError, TimeoutError) as exc:
             log.warning("FastAGI session %s ended: %s", channel.request.uniqueid, exc)
         finally:
+            if channel.timed_out:
+                self._on_refuse("reply_timeout")
             await channel.close()
 
+    async def _header_of(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> dict[str, str] | None:
+        """The AGI environment, or None when the client was dropped (said why in the log)."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_header.add(task)
+        try:
+            async with asyncio.timeout(self._header_timeout):
+                return await read_header(reader)
+        except (AgiProtocolError, TimeoutError, ValueError, ConnectionError) as exc:
+            # ValueError: a line longer than the stream limit.
+            self.rejected += 1
+            reason = "header_timeout" if isinstance(exc, TimeoutError) else "bad_header"
+            self._on_refuse(reason)
+            peer = writer.get_extra_info("peername")
+            why = exc or type(exc).__name__
+            self._refusal_log.warn(reason, "FastAGI client %s rejected: %s", peer, why)
+            writer.close()
+            return None
+        finally:
+            self._in_header.discard(task)
+
     async def stop(self, grace: float = 5.0) -> None:
+        """Stop listening; drop clients that have not sent their header yet and give the
+        sessions `grace` seconds to end."""
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        for task in self._in_header:
+            task.cancel()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:

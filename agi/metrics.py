@@ -49,6 +49,12 @@ AUDIOSOCKET_REJECTED = Counter(
     "AudioSocket connections or frames refused.",
     ["reason"],
 )
+FASTAGI_REFUSED = Counter(
+    "outdial_fastagi_refused_total",
+    "FastAGI connections refused or dropped: capacity, header_timeout, bad_header, reply_timeout.",
+    ["reason"],
+)
+FASTAGI_CONNECTIONS = Gauge("outdial_fastagi_connections", "Open FastAGI connections.")
 LATE_FRAMES = Counter(
     "outdial_late_frames_total", "Media clock ticks skipped because the loop was late."
 )

@@ -76,7 +76,13 @@ class CallService:
             on_reject=lambda reason: metrics.AUDIOSOCKET_REJECTED.labels(reason).inc(),
             bridge=self.eagi,
         )
-        self.fastagi = FastAgiServer(self._handle, header_timeout=agi.header_timeout_s)
+        self.fastagi = FastAgiServer(
+            self._handle,
+            header_timeout=agi.header_timeout_s,
+            reply_timeout=agi.command_timeout_s,
+            max_connections=agi.connection_cap(services.settings.session.max_calls),
+            on_refuse=lambda reason: metrics.FASTAGI_REFUSED.labels(reason).inc(),
+        )
         self.active = 0
         self.finished: list[CallOutcome] = []
         self._draining = False
@@ -95,6 +101,7 @@ class CallService:
             self.audiosocket_settings.host, self.audiosocket_settings.port
         )
         self.agi_port = await self.fastagi.start(self.agi_settings.host, self.agi_settings.port)
+        metrics.FASTAGI_CONNECTIONS.set_function(lambda: self.fastagi.connections)
 
     @property
     def media_address(self) -> str:
@@ -208,8 +215,10 @@ class CallService:
         variant = await self.begin(admitted.context, admitted.runtime)
         call_uuid, waiting = self.registry.register(admitted.context.call_id)
         await channel.set_variable("OUTDIAL_STAGE", "started")
+        # EXEC AudioSocket returns when the media ends: the session bounds it, not a reply
+        # timeout.
         media_exec = asyncio.create_task(
-            channel.exec("AudioSocket", f"{call_uuid},{self.media_address}")
+            channel.exec("AudioSocket", f"{call_uuid},{self.media_address}", long_running=True)
         )
         try:
             media = await self._await_media(waiting, media_exec)

@@ -9,7 +9,16 @@ class AgiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=4573, ge=0, le=65535)
     # A FastAGI client that sends nothing for this long is dropped (it would hold a slot).
-    header_timeout_s: float = Field(default=5.0, gt=0)
+    header_timeout_s: float = Field(default=5.0, gt=0, le=300)
+    # A command's reply must arrive this soon (EXEC AudioSocket, which lasts the call, aside);
+    # a client that stops answering is dropped instead of holding its connection forever.
+    command_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    # Open FastAGI connections at most; more are closed at once. None: 2 x session.max_calls
+    # + 16 (every live call, as many being refused while the house is full, and slack).
+    max_connections: int | None = Field(default=None, ge=1, le=100_000)
+
+    def connection_cap(self, max_calls: int) -> int:
+        return self.max_connections or 2 * max_calls + 16
 
 
 class AudioSocketSettings(BaseModel):
@@ -20,7 +29,7 @@ class AudioSocketSettings(BaseModel):
     # The address Asterisk dials for `EXEC AudioSocket uuid,host:port`; defaults to host:port.
     advertise: str | None = None
     # A registered UUID that Asterisk does not connect within this time is forgotten.
-    connect_timeout_s: float = Field(default=10.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=600)
 
 
 class SessionSettings(BaseModel):
@@ -29,7 +38,7 @@ class SessionSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Free call-session slots: the dialer never originates more calls than this.
-    max_calls: int = Field(default=40, ge=1)
+    max_calls: int = Field(default=40, ge=1, le=1_000)
     # Phrases the ASR model can hear -> the text they stand for in the script's language.
     # Needed only when the installed ASR language differs from the script's (the demo's
     # Korean model with an English script); production language packs leave it empty.
@@ -39,11 +48,11 @@ class SessionSettings(BaseModel):
         default_factory=lambda: {"HUMAN": "talk", "NOTSURE": "talk", "MACHINE": "hangup"}
     )
     # The AudioSocket connection must arrive this soon after `EXEC AudioSocket`.
-    media_timeout_s: float = Field(default=5.0, gt=0)
+    media_timeout_s: float = Field(default=5.0, gt=0, le=600)
     # Synthesise the replies to a question's expected answers while the customer listens
     # (background CPU for replies that start at once; off saves the CPU of unused ones).
     synthesize_ahead: bool = True
     # Longest a single call may last before the bot ends it.
-    max_call_s: float = Field(default=600.0, gt=0)
+    max_call_s: float = Field(default=600.0, gt=0, le=86_400)
     # Dialplan target for transfers whose script target is a bare name: context,exten,priority.
     transfer_context: str = "outdial-transfer"

@@ -11,9 +11,9 @@ class AbSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Calls older than this do not count for allocation or retirement.
-    window_hours: float = Field(default=168.0, gt=0)
+    window_hours: float = Field(default=168.0, gt=0, le=24 * 366)
     # A variant is judged only once it has this many completed calls.
-    min_calls: int = Field(default=200, ge=1)
+    min_calls: int = Field(default=200, ge=1, le=10_000_000)
     # One-sided confidence that a variant is worse than the best one before it is retired.
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     # Only variants whose success rate is below this are candidates for retirement.
@@ -22,9 +22,9 @@ class AbSettings(BaseModel):
     # allocation=fixed: script name -> variant name -> weight; unlisted scripts split evenly,
     # unlisted variants of a listed script get no calls.
     fixed_split: dict[str, dict[str, float]] = Field(default_factory=dict)
-    retire_interval_s: float = Field(default=3600.0, gt=0)
+    retire_interval_s: float = Field(default=3600.0, gt=0, le=7 * 86_400)
     # The allocator re-reads variant counts at most this often per script (0: every call).
-    allocation_refresh_s: float = Field(default=10.0, ge=0)
+    allocation_refresh_s: float = Field(default=10.0, ge=0, le=86_400)
 
     @field_validator("fixed_split")
     @classmethod
@@ -63,15 +63,15 @@ class AnalyticsSettings(BaseModel):
 class WebhookSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    urls: list[str] = Field(default_factory=list)
+    urls: list[str] = Field(default_factory=list, max_length=100)
     # HMAC-SHA256 key for the X-Outdial-Signature header; set it with $OUTDIAL_WEBHOOK_SECRET.
     secret: SecretStr | None = None
-    timeout_s: float = Field(default=10.0, gt=0)
-    backoff_initial_s: float = Field(default=2.0, gt=0)
-    backoff_max_s: float = Field(default=900.0, gt=0)
-    backoff_factor: float = Field(default=2.0, ge=1.0)
-    poll_interval_s: float = Field(default=1.0, gt=0)
-    batch_size: int = Field(default=100, ge=1)
+    timeout_s: float = Field(default=10.0, gt=0, le=600)
+    backoff_initial_s: float = Field(default=2.0, gt=0, le=86_400)
+    backoff_max_s: float = Field(default=900.0, gt=0, le=7 * 86_400)
+    backoff_factor: float = Field(default=2.0, ge=1.0, le=100)
+    poll_interval_s: float = Field(default=1.0, gt=0, le=3600)
+    batch_size: int = Field(default=100, ge=1, le=10_000)
 
     @field_validator("urls")
     @classmethod

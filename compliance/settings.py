@@ -26,7 +26,7 @@ class ComplianceSettings(BaseModel):
     calling_window: str = "08:00-21:00"
     # Allowed weekdays, Monday=0 ... Sunday=6.
     calling_days: list[int] = Field(default_factory=lambda: list(range(7)))
-    holidays: list[date] = Field(default_factory=list)
+    holidays: list[date] = Field(default_factory=list, max_length=1_000)
     # Regions where a lead without recorded consent is never dialled.
     consent_required_regions: list[str] = Field(default_factory=lambda: ["US", "CN"])
 

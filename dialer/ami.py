@@ -156,10 +156,14 @@ class AmiConnection:
         await self._ready.wait()
 
     async def close(self) -> None:
+        """Stop at once: a connect attempt, resync or backoff wait in progress is abandoned
+        (waiting a backoff out held SIGTERM up to `reconnect_max_s` with the PBX down)."""
         self._closing = True
-        self._lost.set()
-        if self._task is not None:
-            await self._task
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+        self._teardown()
 
     async def _supervise(self) -> None:
         delay = self._backoff[0]

@@ -14,9 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from compliance import CallingWindow
 from compliance import parse_days as parse_day_names
 from dialer.dispositions import ANSWERED, HUMAN_ANSWERED
-from dialer.settings import DialerSettings
+from dialer.settings import MAX_ATTEMPTS, MAX_CHANNELS, MAX_CPS, MAX_HOLIDAYS, DialerSettings
 
-_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Letters, digits, '.', '_', '-', not starting with '.': the name travels in URL paths, where
+# proxies normalise `.` and `..` away, in channel variables and in metric labels.
+CAMPAIGN_NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"
+_NAME = re.compile(CAMPAIGN_NAME_PATTERN)
 _CALLER_ID = re.compile(r"^\+?[0-9]{2,20}$")
 
 Status = Literal["active", "paused", "finished", "archived"]
@@ -55,17 +58,17 @@ class CampaignSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_channels: int | None = Field(default=None, ge=1)
-    cps: float | None = Field(default=None, gt=0)
-    window: str | None = None
-    days: str | None = None
-    holidays: list[date] = Field(default_factory=list)
+    max_channels: int | None = Field(default=None, ge=1, le=MAX_CHANNELS)
+    cps: float | None = Field(default=None, gt=0, le=MAX_CPS)
+    window: str | None = Field(default=None, max_length=32)
+    days: str | None = Field(default=None, max_length=64)
+    holidays: list[date] = Field(default_factory=list, max_length=MAX_HOLIDAYS)
     caller_id: str | None = None
-    max_attempts: int | None = Field(default=None, ge=1)
-    max_attempts_per_day: int | None = Field(default=None, ge=1)
+    max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS)
+    max_attempts_per_day: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS)
     require_consent: bool = False
     # Trunk names to dial out on; empty: every configured trunk.
-    trunks: list[str] = Field(default_factory=list)
+    trunks: list[str] = Field(default_factory=list, max_length=64)
 
     @field_validator("window")
     @classmethod
@@ -153,7 +156,9 @@ async def create_campaign(
 ) -> Campaign:
     if not _NAME.match(name):
         # The name travels in channel variables and metric labels: keep it plain.
-        raise CampaignError(f"campaign name {name!r}: use letters, digits, '.', '_' or '-'")
+        raise CampaignError(
+            f"campaign name {name!r}: use letters, digits, '.', '_' or '-', not starting with '.'"
+        )
     row = await conn.fetchrow(
         """INSERT INTO campaigns (name, script_name, settings) VALUES ($1, $2, $3)
            ON CONFLICT (name) DO NOTHING RETURNING *""",

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import json
 import socket
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -36,6 +38,8 @@ ZONE_PROBES: tuple[tuple[str, datetime, timedelta], ...] = (
 CLOCK_FLOOR = datetime(2025, 1, 1, tzinfo=UTC)
 MAX_DB_CLOCK_SKEW = timedelta(seconds=5)
 AMI_ACTION_ID = "outdial-check"
+# The secrets file deploy/systemd installs beside the config file.
+CREDENTIALS_FILE = "outdial.env"
 
 
 @dataclass(frozen=True)
@@ -43,10 +47,13 @@ class CheckResult:
     name: str
     ok: bool
     detail: str
+    # Works, but risky: the line says WARN (a failure under --strict).
+    warning: bool = False
 
     @property
     def line(self) -> str:
-        return f"{'OK' if self.ok else 'FAIL':<4} {self.name}: {self.detail}"
+        verdict = "FAIL" if not self.ok else "WARN" if self.warning else "OK"
+        return f"{verdict:<4} {self.name}: {self.detail}"
 
 
 def _reason(exc: BaseException) -> str:
@@ -431,4 +438,101 @@ async def run_checks(config: Config) -> list[CheckResult]:
     results += await check_scripts(config, db.result.ok)
     results.append(check_timezones())
     results.append(check_clock(datetime.now(UTC), db.clock_skew))
+    return results
+
+
+# --- exposure: who can reach the listeners, who can change the files ------------------------
+
+# The listeners that trust whoever connects: FastAGI and AudioSocket have no authentication
+# in the protocol, the metrics endpoint none in outdial.
+# Listener -> (why that matters, who alone should reach it).
+_UNAUTHENTICATED = {
+    "fastagi": ("FastAGI has no authentication: whoever reaches it can drive call control", "PBX"),
+    "audiosocket": ("AudioSocket has no authentication beyond the call's UUID", "PBX"),
+    "metrics": ("the metrics endpoint has no authentication", "Prometheus server"),
+}
+
+
+def check_exposure(config: Config) -> list[CheckResult]:
+    """A WARN line for each unauthenticated listener bound beyond this host."""
+    listeners = [
+        ("fastagi", config.agi.host, config.agi.port),
+        ("audiosocket", config.audiosocket.host, config.audiosocket.port),
+    ]
+    if config.metrics.enabled:
+        listeners.append(("metrics", config.metrics.host, config.metrics.port))
+    return [
+        CheckResult(
+            name,
+            True,
+            f"LISTENS BEYOND THIS HOST on {host or '*'}:{port}; {_UNAUTHENTICATED[name][0]}. "
+            f"Bind it to 127.0.0.1, or firewall it to the {_UNAUTHENTICATED[name][1]} alone",
+            warning=True,
+        )
+        for name, host, port in listeners
+        if not is_loopback_only(host)
+    ]
+
+
+def is_loopback_only(host: str) -> bool:
+    """True when every address `host` binds to is a loopback address ("", 0.0.0.0 and :: are
+    every interface; a name counts by what it resolves to)."""
+    if not host:
+        return False
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        return True  # cannot bind there either: check_port reports it
+    return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+
+
+def check_file_permissions(path: Path, what: str) -> CheckResult:
+    """FAIL when others than the owner can change `path` (or replace it, through a writable
+    directory); WARN when anyone on the host can read it."""
+    name = f"{what} permissions"
+    try:
+        mode = path.stat().st_mode
+        parent = path.resolve().parent.stat().st_mode
+    except OSError as exc:
+        return CheckResult(name, False, f"{path}: cannot stat ({exc.strerror})")
+    octal = f"{stat.S_IMODE(mode):04o}"
+    writers = _writers(mode)
+    if writers:
+        return CheckResult(
+            name,
+            False,
+            f"{path} (mode {octal}) is writable by its {' and '.join(writers)}: whoever can "
+            f"write it controls the daemon; chmod go-w {path}",
+        )
+    if parent & (stat.S_IWGRP | stat.S_IWOTH) and not parent & stat.S_ISVTX:
+        return CheckResult(
+            name,
+            False,
+            f"{path.resolve().parent} is writable by others than its owner: they can replace "
+            f"{path.name}; chmod go-w {path.resolve().parent}",
+        )
+    if mode & stat.S_IROTH:
+        return CheckResult(
+            name,
+            True,
+            f"{path} (mode {octal}) is readable by every user of this host; "
+            f"chmod o-r {path} (mode 0640 root:outdial, 0600 for credentials)",
+            warning=True,
+        )
+    return CheckResult(name, True, f"{path} (mode {octal})")
+
+
+def _writers(mode: int) -> list[str]:
+    return [who for who, bit in (("group", stat.S_IWGRP), ("others", stat.S_IWOTH)) if mode & bit]
+
+
+def check_config_files(source: Path | None) -> list[CheckResult]:
+    """The config file, and the credentials file beside it (outdial.env, which systemd reads
+    as the unit's EnvironmentFile) when there is one."""
+    if source is None:
+        return []
+    results = [check_file_permissions(source, "config")]
+    credentials = source.parent / CREDENTIALS_FILE
+    if credentials.exists():
+        results.append(check_file_permissions(credentials, "credentials"))
     return results

@@ -62,8 +62,18 @@ def root(
             dir_okay=False,
         ),
     ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Treat warnings about the config as errors: secrets written in the file, "
+            "and the WARN lines of `outdial check`.",
+        ),
+    ] = False,
 ) -> None:
-    cli_state(ctx).config_path = config
+    state = cli_state(ctx)
+    state.config_path = config
+    state.strict = strict
 
 
 def main() -> None:

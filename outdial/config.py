@@ -12,6 +12,7 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -259,3 +260,55 @@ def masked_dump(config: Config) -> dict[str, Any]:
         return value
 
     return mask(config)
+
+
+# Secrets written in the file, each with where it belongs instead (the operator guide: secrets
+# come from the environment, e.g. /etc/outdial/outdial.env with mode 0600).
+_SECRET_KEYS = {
+    ("trunks", "*", "secret"): "OUTDIAL_AMI_SECRET_<TRUNK> or OUTDIAL_AMI_SECRET",
+    ("database", "url"): "OUTDIAL_DATABASE_URL",
+    ("webhooks", "secret"): "OUTDIAL_WEBHOOK_SECRET",
+}
+
+
+def secrets_in_file(text: str, filename: str) -> list[str]:
+    """One warning per secret written in the config text (file:line:col, field, where it
+    belongs); a database URL counts when it holds a password. Unparsable text gives none:
+    parse_config reports it."""
+    try:
+        parsed = parse_yaml(text)
+    except YamlSyntaxError:
+        return []
+    found = []
+    for path, value in _leaves(parsed.data, ()):
+        env = next((e for keys, e in _SECRET_KEYS.items() if _matches(keys, path)), None)
+        if env is None or not isinstance(value, str) or not value:
+            continue
+        if path == ("database", "url") and not _url_has_password(value):
+            continue
+        where = parsed.source_map.locate(path)
+        field_path = ".".join(str(p) for p in path)
+        found.append(
+            f"{filename}:{where.line}:{where.col}: {field_path}: a secret written in the config "
+            f"file; set {env} in the environment instead"
+        )
+    return found
+
+
+def _leaves(data: Any, path: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], Any]]:
+    if isinstance(data, dict):
+        return [leaf for k, v in data.items() for leaf in _leaves(v, (*path, str(k)))]
+    if isinstance(data, list):
+        return [leaf for i, v in enumerate(data) for leaf in _leaves(v, (*path, i))]
+    return [(path, data)]
+
+
+def _matches(pattern: tuple[str, ...], path: tuple[str | int, ...]) -> bool:
+    return len(pattern) == len(path) and all(
+        p in ("*", k) for p, k in zip(pattern, path, strict=True)
+    )
+
+
+def _url_has_password(url: str) -> bool:
+    parts = urlsplit(url)
+    return bool(parts.password) or "password=" in parts.query.lower()

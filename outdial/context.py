@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from outdial.config import LoadedConfig, load_config
+from outdial.config import ConfigError, LoadedConfig, load_config, secrets_in_file
 
 T = TypeVar("T")
 
@@ -22,13 +22,27 @@ FLAG = ""
 @dataclass
 class CliState:
     config_path: Path | None = None
+    # --strict: what would be a warning about the config file is an error.
+    strict: bool = False
     _loaded: LoadedConfig | None = field(default=None, repr=False)
 
     @property
     def loaded(self) -> LoadedConfig:
         if self._loaded is None:
-            self._loaded = load_config(self.config_path)
+            loaded = load_config(self.config_path)
+            self._report_secrets(loaded)
+            self._loaded = loaded
         return self._loaded
+
+    def _report_secrets(self, loaded: LoadedConfig) -> None:
+        """Secrets written in the file: a warning on stderr, an error under --strict."""
+        if loaded.source is None:
+            return
+        found = secrets_in_file(loaded.source.read_text(encoding="utf-8"), str(loaded.source))
+        if found and self.strict:
+            raise ConfigError("\n".join(f"{line} (--strict)" for line in found))
+        for line in found:
+            typer.secho(f"warning: {line}", err=True, fg=typer.colors.YELLOW)
 
 
 def cli_state(ctx: typer.Context) -> CliState:

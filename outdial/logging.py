@@ -1,9 +1,12 @@
 """Logging to stderr (journald under systemd), plain or JSON lines, with numbers masked.
 
 Every record passes a filter that masks phone numbers (keeping the last four digits), known
-secret values and passwords in URLs, in the message, its arguments and any traceback, before
-any handler formats it. Masking is deliberately greedy: a 10-digit epoch in a log line loses
-its first digits too, which is the right side to err on for call-centre data.
+secret values, and credentials wherever they appear (API tokens, Authorization values,
+passwords in URLs, token-like query and header values: `outdial.masking`), in the message,
+its arguments and any traceback, before any handler formats it. The filter sits on the one
+handler, so records of every library logger (aiohttp's access and server loggers too) pass it.
+Masking is deliberately greedy: a 10-digit epoch in a log line loses its first digits too,
+which is the right side to err on for call-centre data.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from outdial.config import LogSettings, log_level
+from outdial.masking import MASK, mask_secrets
 
 # A digit run (optionally with a leading +, and spaces, hyphens or parentheses between
 # groups) holding 7 or more digits, not glued to letters (hex ids stay readable). IP
@@ -27,8 +31,6 @@ _PHONE = re.compile(
     r"(?P<date>(?<!\w)\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?(?!\w))"
     r"|(?<!\w)(?P<plus>\+?)(?P<number>\(?\d(?:[ \-()]{0,2}\d){6,})(?!\w)"
 )
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*):[^@/\s]+@")
-MASK = "********"
 # Libraries whose DEBUG lines echo the data they are given (piper logs every text it speaks:
 # a customer's name): kept at INFO whatever log.level says.
 _ECHOING_LOGGERS = ("piper",)
@@ -60,8 +62,7 @@ class RedactingFilter(logging.Filter):
     def redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, MASK)
-        text = _URL_PASSWORD.sub(rf"\g<scheme>:{MASK}@", text)
-        return mask_phone_numbers(text)
+        return mask_phone_numbers(mask_secrets(text))
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = self.redact(record.getMessage())

@@ -13,6 +13,9 @@ import logging
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from outdial.api.listener import GuardedSite, keepalive_limit
+from outdial.api.metrics import refusal_counter
+from outdial.api.settings import ListenerLimits
 from outdial.config import MetricsSettings
 from outdial.errors import UserError
 from outdial.supervision import Readiness
@@ -23,10 +26,18 @@ log = logging.getLogger(__name__)
 # (a labelled family shows its HELP and TYPE before its first sample). Modules written later by
 # other packages are picked up as soon as they exist.
 METRICS_MODULES = (
+    "outdial.api.metrics",
     "store.metrics",
     "analytics.metrics",
     "dialer.metrics",
     "agi.metrics",
+)
+
+
+# The endpoint has no authentication: nothing a client does may hold a connection for long.
+# Prometheus opens one connection per scrape (or keeps one alive between scrapes).
+LIMITS = ListenerLimits(
+    header_timeout_s=10.0, keepalive_timeout_s=60.0, keepalive_requests=1000, max_connections=32
 )
 
 
@@ -65,13 +76,14 @@ class MetricsServer:
 
     async def start(self) -> int:
         import_metrics_modules()
-        app = web.Application()
+        app = web.Application(middlewares=[keepalive_limit(LIMITS)])
         app.router.add_get("/metrics", make_aiohttp_handler())
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await runner.setup()
-        site = web.TCPSite(runner, self._settings.host, self._settings.port)
+        refuse = refusal_counter("metrics")
+        site = GuardedSite(runner, self._settings.host, self._settings.port, LIMITS, refuse)
         try:
             await site.start()
         except OSError as exc:

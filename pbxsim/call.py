@@ -633,6 +633,8 @@ class Call:
             self.record.errors.append(str(exc))
             self.set_var(self.bot, "AGISTATUS", "FAILURE")
             return None
+        if self.record.agi_started_at is None:
+            self.record.agi_started_at = time.monotonic()
         self.agi = AgiSession(self, target)
         reached = await self.agi.run()
         self.agi = None

@@ -38,6 +38,9 @@ class CallRecord:
     amd_seconds: float | None = None
     agi: list[AgiExchange] = field(default_factory=list)
     agi_status: str | None = None
+    # time.monotonic() when the dialplan's first AGI() began (after AMD): the bot's setup
+    # over FastAGI and AudioSocket counts from here.
+    agi_started_at: float | None = None
     audiosocket_results: list[int] = field(default_factory=list)
     # time.monotonic() when each AudioSocket connection was established (greeting latency).
     media_connected_at: list[float] = field(default_factory=list)

@@ -47,9 +47,9 @@ class AsrSettings(BaseModel):
     # AudioSocket carries 8 kHz signed linear audio only.
     sample_rate: Literal[8000] = 8000
     # Decoding threads shared by all calls; None: one per CPU.
-    executor_threads: int | None = Field(default=None, ge=1)
+    executor_threads: int | None = Field(default=None, ge=1, le=256)
     # Recognizers created at load, so the first calls do not pay for it.
-    prewarm_recognizers: int = Field(default=2, ge=0)
+    prewarm_recognizers: int = Field(default=2, ge=0, le=1_000)
     # Words below this Vosk confidence are dropped (the model has no [unk] word).
     confidence_floor: float = Field(default=0.6, ge=0.0, le=1.0)
     # Voiced audio is handed to Vosk in chunks this long (fewer executor round trips).
@@ -67,7 +67,7 @@ class TtsSettings(BaseModel):
     # None: the packaged voice's config, or `<model_path>.json` for another model.
     config_path: Path | None = None
     cache_dir: Path = Path(".outdial/tts-cache")
-    executor_threads: int = Field(default=2, ge=1)
+    executor_threads: int = Field(default=2, ge=1, le=256)
     # Piper's own defaults (from the voice config) when None.
     length_scale: float | None = Field(default=None, gt=0.0)
     noise_scale: float | None = Field(default=None, ge=0.0)

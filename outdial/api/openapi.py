@@ -19,9 +19,15 @@ from outdial.api.tokens import SCOPES
 
 API_VERSION = "1.0.0"
 _REF = "#/components/schemas/{model}"
+_RATELIMIT = {
+    "RateLimit-Policy": "The limit that applied (IETF draft-ietf-httpapi-ratelimit-headers): "
+    '`"token";q=<burst>;w=<seconds to refill>` per token, `"address"` for requests without '
+    "a valid token.",
+    "RateLimit": 'What is left of it: `"<policy>";r=<requests left>;t=<seconds until full>`.',
+}
 _HEADERS = {
     401: {"WWW-Authenticate": "The scheme to use: Bearer."},
-    429: {"Retry-After": "Seconds until the token may send again."},
+    429: {"Retry-After": "Seconds until a request may be sent again.", **_RATELIMIT},
 }
 _DESCRIPTION = (
     """\
@@ -33,6 +39,11 @@ Authenticate with `Authorization: Bearer <token>`; tokens are made with
 (write does not imply read). Every write is recorded in the audit log. Errors are RFC 9457
 problem details (`application/problem+json`); validation errors list each field at fault with
 a JSON pointer into the body (`#/leads/3/phone`) or the name of a parameter.
+
+Rate limits: each token has its own bucket; requests that carry no valid token share one per
+source address, checked before authentication. Responses carry the IETF `RateLimit-Policy`
+and `RateLimit` fields, and a 429 also `Retry-After`. Bodies may be sent gzip- or
+deflate-encoded (`Content-Encoding`); other encodings get 415.
 
 Scopes: """
     + ", ".join(SCOPES)
@@ -147,6 +158,8 @@ def _responses(op: Operation, refs: dict[_Key, Any]) -> dict[str, Any]:
     for status in op.success:
         responses[str(status)] = {
             "description": HTTPStatus(status).phrase,
+            # Sent whenever a limit applied (a public endpoint called with a token: none).
+            "headers": _header_objects(_RATELIMIT, required=False),
             "content": {JSON: {"schema": refs[(op.response, "serialization")]}},
         }
     for status in op.problem_statuses():
@@ -155,9 +168,13 @@ def _responses(op: Operation, refs: dict[_Key, Any]) -> dict[str, Any]:
             "content": {PROBLEM_JSON: {"schema": refs[(Problem, "serialization")]}},
         }
         if status in _HEADERS:
-            response["headers"] = {
-                name: {"description": text, "required": True, "schema": {"type": "string"}}
-                for name, text in _HEADERS[status].items()
-            }
+            response["headers"] = _header_objects(_HEADERS[status])
         responses[str(status)] = response
     return responses
+
+
+def _header_objects(headers: dict[str, str], *, required: bool = True) -> dict[str, Any]:
+    return {
+        name: {"description": text, "required": required, "schema": {"type": "string"}}
+        for name, text in headers.items()
+    }

@@ -54,6 +54,7 @@ class ApiProblem(Exception):
         *,
         errors: Sequence[FieldError] = (),
         headers: dict[str, str] | None = None,
+        close: bool = False,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -61,8 +62,10 @@ class ApiProblem(Exception):
         self.detail = detail
         self.errors = list(errors)
         self.headers = headers or {}
+        # The connection cannot go on (a body half read or undecodable): close after this.
+        self.close = close
 
-    def response(self, instance: str) -> web.Response:
+    def response(self, instance: str | None) -> web.Response:
         problem = Problem(
             type=_TYPE_BASE + self.code,
             title=HTTPStatus(self.status).phrase,
@@ -71,12 +74,15 @@ class ApiProblem(Exception):
             instance=instance,
             errors=self.errors or None,
         )
-        return web.Response(
+        response = web.Response(
             status=self.status,
             body=problem.model_dump_json(exclude_none=True),
             content_type=PROBLEM_JSON,
             headers=self.headers,
         )
+        if self.close:
+            response.force_close()
+        return response
 
 
 def invalid(errors: Sequence[FieldError]) -> ApiProblem:

@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from analytics.evaluation import SPAN_PATTERN
-from dialer.campaigns import CampaignSettings
+from dialer.campaigns import CAMPAIGN_NAME_PATTERN, CampaignSettings
 
 MAX_BULK_LEADS = 5_000
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -86,7 +86,11 @@ TimeOrSpan = Annotated[
     ),
 ]
 CampaignName = Annotated[
-    str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Letters, digits, '.', '_', '-'.")
+    str,
+    Field(
+        pattern=CAMPAIGN_NAME_PATTERN,
+        description="Letters, digits, '.', '_', '-'; not starting with '.' (so never . or ..).",
+    ),
 ]
 ExternalId = Annotated[
     Text,

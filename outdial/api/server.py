@@ -10,9 +10,11 @@ import asyncpg
 from aiohttp import web
 
 from outdial.api import calls, campaigns, dnc, health, leads, personal, reports
+from outdial.api.listener import GuardedSite, keepalive_limit
+from outdial.api.metrics import refusal_counter
 from outdial.api.openapi import build_document
 from outdial.api.problems import ApiProblem
-from outdial.api.routing import ApiState, Operation, endpoint
+from outdial.api.routing import ApiState, Operation, endpoint, limit_anonymous
 from outdial.config import Config
 from outdial.errors import UserError
 
@@ -30,6 +32,8 @@ OPERATIONS: list[Operation] = [
 # Migration 090's trigger announces each revoked or deleted token's id here.
 REVOKED_CHANNEL = "outdial_token_revoked"
 _CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+# On stop, requests in flight get this long to finish before they are cancelled.
+SHUTDOWN_GRACE_S = 2.0
 
 
 @web.middleware
@@ -49,6 +53,13 @@ async def problem_details(
         return ApiProblem(exc.status, code, exc.text or exc.reason, headers=headers).response(
             request.path
         )
+    except ConnectionError as exc:
+        # The client went away mid-request (typically mid-body): nothing to answer, not our
+        # fault, no traceback.
+        log.info("API %s %s: the client disconnected (%s)", request.method, request.path, exc)
+        return ApiProblem(400, "client_gone", "the client disconnected", close=True).response(
+            request.path
+        )
     except Exception:
         # Paths carry campaign names and ids, never numbers: safe to log.
         log.exception("API %s %s failed", request.method, request.path)
@@ -57,12 +68,19 @@ async def problem_details(
         )
 
 
+def api_state(config: Config, pool: asyncpg.Pool) -> ApiState:
+    return ApiState(
+        pool, config.api, config.compliance, config.default_region, refusal_counter("api")
+    )
+
+
 def create_app(
     config: Config, pool: asyncpg.Pool, state: ApiState | None = None
 ) -> web.Application:
     settings = config.api
-    app = web.Application(middlewares=[problem_details], client_max_size=settings.max_body_bytes)
-    state = state or ApiState(pool, settings, config.compliance, config.default_region)
+    state = state or api_state(config, pool)
+    middlewares = [keepalive_limit(settings.limits), limit_anonymous(state), problem_details]
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     document = build_document(OPERATIONS)
 
     async def openapi(_: web.Request) -> web.Response:
@@ -83,15 +101,21 @@ class ApiServer:
         self._runner: web.AppRunner | None = None
         self._listener: asyncpg.Connection | None = None
         self.port: int | None = None
-        self.state = ApiState(pool, config.api, config.compliance, config.default_region)
+        self.state = api_state(config, pool)
 
     async def start(self) -> int:
         settings = self._config.api
         if settings.token_cache_s > 0:
             await self._hear_revocations()
-        runner = web.AppRunner(create_app(self._config, self._pool, self.state), access_log=None)
+        runner = web.AppRunner(
+            create_app(self._config, self._pool, self.state),
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_GRACE_S,
+        )
         await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = GuardedSite(
+            runner, settings.host, settings.port, settings.limits, refusal_counter("api")
+        )
         try:
             await site.start()
         except OSError as exc:

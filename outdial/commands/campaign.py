@@ -113,7 +113,9 @@ def create(
             require_consent=require_consent,
         )
     except ValidationError as exc:
-        problems = "; ".join(e["msg"] for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
         raise UserError(f"campaign settings: {problems}") from exc
     campaign = _with_db(config, lambda conn: create_campaign(conn, name, script_name, settings))
     Console().print(f"created campaign {campaign.name} (id {campaign.id}, script {script_name})")

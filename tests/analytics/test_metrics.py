@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import re
@@ -16,6 +17,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from analytics.metrics import VARIANT_SUCCESS_RATE, WEBHOOK_DELIVERIES
+from outdial.api.settings import ListenerLimits
 from outdial.config import MetricsSettings
 from outdial.errors import UserError
 from outdial.metrics import METRICS_MODULES, MetricsServer, import_metrics_modules
@@ -44,6 +46,8 @@ CONTRACT: dict[str, dict[str, str]] = {
         "outdial_compliance_hits": "counter",
         "outdial_agitation_score": "histogram",
         "outdial_audiosocket_rejected": "counter",
+        "outdial_fastagi_refused": "counter",
+        "outdial_fastagi_connections": "gauge",
         "outdial_late_frames": "counter",
         "outdial_call_failures": "counter",
         "outdial_optional_signal_failures": "counter",
@@ -54,6 +58,7 @@ CONTRACT: dict[str, dict[str, str]] = {
         "outdial_turns_written": "counter",
         "outdial_privacy_rows_purged": "counter",
     },
+    "outdial.api.metrics": {"outdial_http_refused": "counter"},
     "analytics.metrics": {
         "outdial_variant_success_rate": "gauge",
         "outdial_variant_retirements": "counter",
@@ -61,7 +66,16 @@ CONTRACT: dict[str, dict[str, str]] = {
         "outdial_webhook_deliveries": "counter",
     },
 }
-ALLOWED_LABELS = {"campaign", "script", "variant", "disposition", "reason", "category", "direction"}
+ALLOWED_LABELS = {
+    "campaign",
+    "script",
+    "variant",
+    "disposition",
+    "reason",
+    "category",
+    "direction",
+    "listener",
+}
 # Small fixed sets too: where a call failed (agi.session stages), which optional signal, and
 # which retention rule purged which table.
 ALLOWED_LABELS |= {"stage", "signal", "rule", "table"}
@@ -141,6 +155,39 @@ async def test_endpoint_parses_and_has_no_per_call_labels() -> None:
     ]
     assert rate.value == pytest.approx(0.4)
     assert ours["outdial_turns_written"].samples[0].value >= 3
+
+
+async def test_endpoint_drops_idle_clients_and_answers_bad_requests_with_problems(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The endpoint has no authentication: an idle client is closed, one past the cap gets
+    503, and a malformed request gets problem+json (issue 23)."""
+    limits = ListenerLimits(
+        header_timeout_s=0.3, keepalive_timeout_s=0.3, keepalive_requests=10, max_connections=2
+    )
+    monkeypatch.setattr("outdial.metrics.LIMITS", limits)
+    server = MetricsServer(MetricsSettings(host="127.0.0.1", port=0))
+    port = await server.start()
+    try:
+        idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        over = await asyncio.open_connection("127.0.0.1", port)
+        async with asyncio.timeout(10):
+            assert (await over[0].read()).startswith(b"HTTP/1.1 503")
+            for reader, _ in idle:
+                assert await reader.read() == b""  # closed after header_timeout_s
+        bad = await asyncio.open_connection("127.0.0.1", port)
+        bad[1].write(b"GET /metrics HTTP/1.1\r\nContent-Length: -1\r\n\r\n")
+        async with asyncio.timeout(10):
+            answer = await bad[0].read()
+        assert answer.startswith(b"HTTP/1.0 400") and b"application/problem+json" in answer
+        for _, writer in (*idle, over, bad):
+            writer.close()
+    finally:
+        await server.stop()
+    refused = REGISTRY.get_sample_value(
+        "outdial_http_refused_total", {"listener": "metrics", "reason": "capacity"}
+    )
+    assert refused is not None and refused >= 1
 
 
 async def test_endpoint_reports_a_busy_port_clearly() -> None:

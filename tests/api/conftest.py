@@ -21,7 +21,14 @@ SCRIPT = "collections_v1"
 
 
 def api_config(pg_url: str, **api: Any) -> Config:
-    settings = {"enabled": True, "port": 0, "rate_per_s": 10_000.0, "burst": 10_000}
+    settings = {
+        "enabled": True,
+        "port": 0,
+        "rate_per_s": 10_000.0,
+        "burst": 10_000,
+        "anonymous_rate_per_s": 10_000.0,
+        "anonymous_burst": 10_000,
+    }
     settings.update(api)
     return Config(
         database=DatabaseSettings(url=SecretStr(pg_url)),

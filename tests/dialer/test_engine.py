@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -14,6 +15,7 @@ from pydantic import SecretStr
 from dialer.campaigns import CampaignSettings, set_status
 from dialer.engine import Dialer
 from dialer.leasing import lease, reclaim_expired
+from dialer.settings import TrunkSettings
 from pbxsim import PbxSim
 from pbxsim.dialplan import DialplanStep
 from pbxsim.scenario import OutcomeWeights, Scenario
@@ -107,6 +109,27 @@ async def test_a_wrong_ami_secret_never_dials(db_pool: asyncpg.Pool) -> None:
     assert REGISTRY.get_sample_value("outdial_ami_connected") == 0
     assert sim.calls == []
     assert await db_pool.fetchval("SELECT count(*) FROM call_attempts") == 0
+
+
+async def test_stop_while_the_pbx_is_unreachable_does_not_wait_out_the_backoff(
+    db_pool: asyncpg.Pool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGTERM with no live calls took about 29 s: the AMI reconnect loop slept out its
+    backoff (up to reconnect_max_s) before it saw the stop."""
+    caplog.set_level(logging.WARNING, logger="dialer.ami")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    trunk = TrunkSettings(name="down", port=port, secret=SecretStr("s"))
+    # A first backoff of about 10 minutes: a stop that waited it out fails the bound below.
+    settings = dialer_settings("down", reconnect_initial_s=600, reconnect_max_s=600)
+    dialer = Dialer(db_pool, settings, [trunk])
+    task = asyncio.create_task(dialer.run())
+    async with asyncio.timeout(30):
+        await until(lambda: any("cannot connect" in r.getMessage() for r in caplog.records))
+    dialer.stop()
+    await asyncio.wait_for(task, 30)
+    assert dialer.links[0].conn.connects == 0
 
 
 async def test_a_paused_campaign_is_not_dialled_until_resumed(db_pool: asyncpg.Pool) -> None:

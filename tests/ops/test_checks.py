@@ -18,7 +18,10 @@ from dialer.settings import TrunkSettings
 from outdial.checks import (
     check_ami,
     check_clock,
+    check_config_files,
     check_database,
+    check_exposure,
+    check_file_permissions,
     check_models,
     check_port,
     check_scripts,
@@ -254,12 +257,14 @@ async def test_cli_all_green_then_each_broken_part_named(
         f"api: {{enabled: true, port: {_free_port()}}}\n"
     )
     config.write_text(base + f"trunks:\n- {{name: pbx1, host: 127.0.0.1, port: {pbx.ami_port}}}\n")
+    config.chmod(0o640)
     monkeypatch.setenv("OUTDIAL_AMI_SECRET_PBX1", "right-secret")
     code, out = await asyncio.to_thread(_cli, "-c", str(config), "check")
     assert code == 0, out
     names = [line.split(":")[0] for line in out.splitlines()]
     assert names == [
         "OK   config",
+        "OK   config permissions",
         "OK   database",
         "OK   vosk",
         "OK   piper",
@@ -272,6 +277,12 @@ async def test_cli_all_green_then_each_broken_part_named(
         "OK   timezones",
         "OK   clock",
     ]
+    # Readable by everyone: a WARN line, exit 0; a failure under --strict.
+    config.chmod(0o644)
+    code, out = await asyncio.to_thread(_cli, "-c", str(config), "check")
+    assert code == 0 and "WARN config permissions" in out, out
+    code, out = await asyncio.to_thread(_cli, "--strict", "-c", str(config), "check")
+    assert code == 1 and "WARN config permissions" in out, out
 
     broken = tmp_path / "broken.yaml"
     broken.write_text(
@@ -296,6 +307,82 @@ async def test_cli_all_green_then_each_broken_part_named(
         "FAIL api",
     ]
     assert "OK   audiosocket" in out and "OK   timezones" in out
+
+
+@pytest.mark.parametrize(
+    ("mode", "verdict", "said"),
+    [
+        (0o600, "OK  ", "(mode 0600)"),
+        (0o640, "OK  ", "(mode 0640)"),
+        (0o644, "WARN", "readable by every user"),
+        (0o604, "WARN", "readable by every user"),
+        (0o660, "FAIL", "writable by its group"),
+        (0o602, "FAIL", "writable by its others"),
+        (0o666, "FAIL", "writable by its group and others"),
+    ],
+)
+def test_file_permissions(tmp_path: Path, mode: int, verdict: str, said: str) -> None:
+    path = tmp_path / "outdial.env"
+    path.write_text("OUTDIAL_AMI_SECRET=x\n")
+    path.chmod(mode)
+    tmp_path.chmod(0o750)
+    result = check_file_permissions(path, "credentials")
+    assert result.line.startswith(f"{verdict} credentials permissions: {path}")
+    assert said in result.line
+
+
+def test_a_directory_others_can_write_lets_them_replace_the_file(tmp_path: Path) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    path = folder / "outdial.yaml"
+    path.write_text("{}\n")
+    path.chmod(0o640)
+    folder.chmod(0o777)
+    assert "they can replace outdial.yaml" in check_file_permissions(path, "config").line
+    assert not check_file_permissions(path, "config").ok
+    folder.chmod(0o1777)  # sticky, as /tmp: others cannot replace what they do not own
+    assert check_file_permissions(path, "config").ok
+
+
+def test_the_credentials_file_beside_the_config_is_checked(tmp_path: Path) -> None:
+    config = tmp_path / "outdial.yaml"
+    config.write_text("{}\n")
+    config.chmod(0o640)
+    assert [r.name for r in check_config_files(config)] == ["config permissions"]
+    (tmp_path / "outdial.env").write_text("OUTDIAL_AMI_SECRET=x\n")
+    (tmp_path / "outdial.env").chmod(0o666)
+    config_result, env_result = check_config_files(config)
+    assert config_result.ok and not env_result.ok
+    assert check_config_files(None) == []
+
+
+@pytest.mark.parametrize(
+    ("host", "exposed"),
+    [("0.0.0.0", True), ("::", True), ("", True), ("127.0.0.1", False), ("localhost", False)],
+)
+def test_unauthenticated_listeners_beyond_this_host_are_warned_about(
+    host: str, exposed: bool
+) -> None:
+    config = Config(agi={"host": host}, audiosocket={"host": host}, metrics={"host": host})
+    results = check_exposure(config)
+    assert [r.name for r in results] == (["fastagi", "audiosocket", "metrics"] if exposed else [])
+    for result in results:
+        assert result.ok and result.warning
+        assert result.line.startswith(f"WARN {result.name}: LISTENS BEYOND THIS HOST")
+    quiet = Config(
+        agi={"host": host}, audiosocket={"host": "127.0.0.1"}, metrics={"enabled": False}
+    )
+    assert [r.name for r in check_exposure(quiet)] == (["fastagi"] if exposed else [])
+
+
+def test_cli_check_fails_on_a_config_others_can_write(tmp_path: Path) -> None:
+    """A world-writable config is a FAIL line and exit 1, though it parses."""
+    config = tmp_path / "outdial.yaml"
+    config.write_text(f"state_dir: {tmp_path}\ndialer: {{enabled: false}}\n")
+    config.chmod(0o666)
+    code, out = _cli("-c", str(config), "check")
+    assert code == 1
+    assert f"FAIL config permissions: {config} (mode 0666) is writable" in out
 
 
 def test_cli_bad_config_is_a_fail_line(tmp_path: Path) -> None:

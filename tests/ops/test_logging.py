@@ -16,7 +16,13 @@ from phonenumbers import PhoneNumberFormat
 from pydantic import ValidationError
 
 from outdial.config import Config, LogSettings, parse_config
-from outdial.logging import config_secrets, mask_phone_numbers, plain_formatter, setup_logging
+from outdial.logging import (
+    RedactingFilter,
+    config_secrets,
+    mask_phone_numbers,
+    plain_formatter,
+    setup_logging,
+)
 
 
 @pytest.fixture
@@ -142,6 +148,61 @@ def test_secrets_never_reach_the_log(
     assert "hunter2-ami" not in out and "s3cr3t" not in out
     assert "AMI login with ********" in out
     assert "https://user:********@hooks.example/x" in out
+
+
+TOKEN = "odt_lE7mzM4mXaeUSuG5tyjTJg65lwSRbW6jQE5POXCfIb8"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked", "leaked"),
+    [
+        # aiohttp's own error for an oversized header (issue 23, finding 4).
+        (
+            f"Got more than 8190 bytes when reading: b'Bearer {TOKEN}AAAAAAAAA...'.",
+            "Got more than 8190 bytes when reading: b'Bearer ********'.",
+            TOKEN,
+        ),
+        (f"token {TOKEN} revoked", "token odt_******** revoked", TOKEN),
+        (f"Authorization: Bearer {TOKEN}", "Authorization: Bearer ********", TOKEN),
+        ("{'Authorization': 'Basic dXNlcjpwYXNz'}", "{'Authorization': 'Basic ********'}", "dXNl"),
+        ("Authorization: opaque-value-1", "Authorization: ********", "opaque-value-1"),
+        (
+            "https://user:pass-1@hooks.example/x?token=abc123&b=1",
+            "https://user:********@hooks.example/x?token=********&b=1",
+            "abc123",
+        ),
+        (
+            "GET /x?access_token=tok-9&sig=s1g HTTP/1.1",
+            "GET /x?access_token=********&sig=******** HTTP/1.1",
+            "tok-9",
+        ),
+        ("host=db password=hunter2 user=x", "host=db password=******** user=x", "hunter2"),
+        ("Action: Login\r\nSecret: s3cret\r\n", "Action: Login\r\nSecret: ********\r\n", "s3cret"),
+        ('{"x-api-key": "k-123", "a": 1}', '{"x-api-key": "********", "a": 1}', "k-123"),
+        # Not credentials: kept as they are.
+        ("token 'crm' lacks the scope dnc:write", "token 'crm' lacks the scope dnc:write", ""),
+        ("password authentication failed for user", "password authentication failed for user", ""),
+        ("signal: 15, keys: 3", "signal: 15, keys: 3", ""),
+    ],
+)
+def test_credentials_are_masked_wherever_they_appear(text: str, masked: str, leaked: str) -> None:
+    out = RedactingFilter().redact(text)
+    assert out == masked
+    assert not leaked or leaked not in out
+
+
+@pytest.mark.parametrize("logger", ["aiohttp.server", "aiohttp.access", "aiohttp.web"])
+def test_aiohttp_loggers_pass_the_same_filter(restore_logging: None, logger: str) -> None:
+    stream = io.StringIO()
+    setup_logging(LogSettings(), stream=stream)
+    try:
+        raise ValueError(f"b'Bearer {TOKEN}'")
+    except ValueError:
+        logging.getLogger(logger).exception("Error handling request from %s", "127.0.0.1")
+    logging.getLogger(logger).info('127.0.0.1 "GET /v1/x?token=%s HTTP/1.1" 401', TOKEN)
+    out = stream.getvalue()
+    assert "Error handling request" in out and "GET /v1/x?token=odt_********" in out
+    assert TOKEN not in out and TOKEN[4:20] not in out
 
 
 def test_default_config_has_no_secrets() -> None:

@@ -1,5 +1,6 @@
-"""Secrets: a warning for a world-readable config file that holds one, and secrets read from
-systemd credentials ($CREDENTIALS_DIRECTORY, LoadCredential= in the unit)."""
+"""Secrets read from systemd credentials ($CREDENTIALS_DIRECTORY, LoadCredential= in the unit).
+Secrets written in the config file and its permissions: tests/outdial/test_config.py and
+tests/ops/test_checks.py."""
 
 from __future__ import annotations
 
@@ -8,48 +9,8 @@ from pathlib import Path
 import pytest
 
 from outdial.config import load_config
-from outdial.secretcheck import readable_secrets_warning
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-
-
-@pytest.mark.parametrize(
-    ("text", "found"),
-    [
-        ("database:\n  url: postgresql://outdial:hunter2@db/outdial\n", "database.url"),
-        ("database:\n  url: postgresql://db/outdial?password=hunter2\n", "database.url"),
-        ("webhooks:\n  secret: s3cret\n", "webhooks.secret"),
-        ("trunks:\n  - name: a\n  - name: b\n    secret: s3cret\n", "trunks[1].secret"),
-    ],
-)
-def test_a_secret_in_a_world_readable_config_is_warned_about(
-    tmp_path: Path, text: str, found: str
-) -> None:
-    path = tmp_path / "outdial.yaml"
-    path.write_text(text)
-    path.chmod(0o644)
-    warning = readable_secrets_warning(path)
-    assert warning is not None and found in warning and "0644" in warning
-    assert "hunter2" not in warning and "s3cret" not in warning
-    path.chmod(0o640)
-    assert readable_secrets_warning(path) is None
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "database:\n  url: postgresql://outdial@db/outdial\n",  # no password
-        "trunks:\n  - name: a\n",
-        "not: [valid",  # broken YAML: the config check reports it
-        "- a list\n",
-    ],
-)
-def test_no_warning_without_a_secret(tmp_path: Path, text: str) -> None:
-    path = tmp_path / "outdial.yaml"
-    path.write_text(text)
-    path.chmod(0o644)
-    assert readable_secrets_warning(path) is None
-    assert readable_secrets_warning(None) is None
 
 
 def test_secrets_come_from_systemd_credentials(

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from outdial.cli import app
-from outdial.config import ConfigError, load_config, masked_dump, parse_config
+from outdial.config import ConfigError, load_config, masked_dump, parse_config, secrets_in_file
 
 
 def test_defaults_need_no_file() -> None:
@@ -30,6 +30,12 @@ def test_defaults_need_no_file() -> None:
         ("agi:\n  port: [1\n", "cfg.yaml:2:9: YAML syntax error: this [ ] list"),
         ("agi: {port: 1}\nagi: {port: 2}\n", "cfg.yaml:2:1: duplicate key 'agi'"),
         ("- a\n- b\n", "cfg.yaml:1:1: the config must be a mapping"),
+        # Upper bounds (issue 23): a typo or a hostile value is refused with its field.
+        ("dialer:\n  max_channels: 1000000000\n", "cfg.yaml:2:3: dialer.max_channels: Input"),
+        ("trunks:\n- cps: 1.0e+308\n", "cfg.yaml:2:3: trunks.0.cps: Input should be less"),
+        ("session:\n  max_calls: 100000\n", "cfg.yaml:2:3: session.max_calls: Input should"),
+        ("api:\n  max_body_bytes: 9999999999\n", "cfg.yaml:2:3: api.max_body_bytes: Input"),
+        ("dialer:\n  retry: {busy_s: .inf}\n", "cfg.yaml:2:11: dialer.retry.busy_s: Input"),
     ],
 )
 def test_errors_name_file_line_and_field(text: str, expected: str) -> None:
@@ -170,3 +176,56 @@ def test_scripts_are_found_from_the_config_file_never_the_working_directory(
     assert load_config(config).config.scripts_path == Path("/srv/scripts")
     # No file at all: the state directory's, made absolute.
     assert load_config().config.scripts_path == tmp_path / ".outdial" / "scripts"
+
+
+SECRETS_IN_YAML = """\
+trunks:
+  - name: main
+    secret: topsecret-ami
+database:
+  url: postgresql://outdial:pg-pass@db/outdial
+webhooks:
+  urls: ["https://hook-user:hook-pass@hooks.example/x?token=tok-123&x=1"]
+  secret: whsec-1
+"""
+
+
+def test_secrets_written_in_the_file_are_named_with_their_place() -> None:
+    found = secrets_in_file(SECRETS_IN_YAML, "c.yaml")
+    assert found == [
+        "c.yaml:3:5: trunks.0.secret: a secret written in the config file; set "
+        "OUTDIAL_AMI_SECRET_<TRUNK> or OUTDIAL_AMI_SECRET in the environment instead",
+        "c.yaml:5:3: database.url: a secret written in the config file; set "
+        "OUTDIAL_DATABASE_URL in the environment instead",
+        "c.yaml:8:3: webhooks.secret: a secret written in the config file; set "
+        "OUTDIAL_WEBHOOK_SECRET in the environment instead",
+    ]
+    # A database URL without a password is no secret; an empty secret is none either.
+    clean = "database: {url: 'postgresql://outdial@/outdial?host=/run/postgresql'}\n"
+    assert secrets_in_file(clean + "trunks: [{secret: ''}]\n", "c.yaml") == []
+    dsn = "database: {url: 'postgresql://db/outdial?password=pw'}\n"
+    assert len(secrets_in_file(dsn, "c.yaml")) == 1
+
+
+def test_secrets_in_the_file_warn_and_fail_under_strict(tmp_path: Path) -> None:
+    config = tmp_path / "outdial.yaml"
+    config.write_text(SECRETS_IN_YAML)
+    shown = CliRunner().invoke(app, ["--config", str(config), "config", "show"])
+    assert shown.exit_code == 0, shown.output
+    assert f"warning: {config}:3:5: trunks.0.secret: a secret written" in shown.stderr
+    assert shown.stderr.count("warning:") == 3
+    strict = CliRunner().invoke(app, ["--strict", "--config", str(config), "config", "show"])
+    assert strict.exit_code == 1
+    assert isinstance(strict.exception, ConfigError)
+    assert f"{config}:5:3: database.url: a secret written" in str(strict.exception)
+
+
+def test_config_show_masks_credentials_in_urls(tmp_path: Path) -> None:
+    config = tmp_path / "outdial.yaml"
+    config.write_text(SECRETS_IN_YAML)
+    result = CliRunner().invoke(app, ["--config", str(config), "config", "show"])
+    assert result.exit_code == 0
+    out = result.stdout
+    for secret in ("hook-pass", "tok-123", "pg-pass", "topsecret-ami", "whsec-1"):
+        assert secret not in out, secret
+    assert "https://hook-user:********@hooks.example/x?token=********&x=1" in out
