@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from outdial.commands import api as api_cmd
+from outdial.commands import calls as calls_cmd
 from outdial.commands import campaign as campaign_cmd
 from outdial.commands import check as check_cmd
 from outdial.commands import config as config_cmd
@@ -32,6 +33,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(api_cmd.app, name="api")
+app.add_typer(calls_cmd.app, name="calls", no_args_is_help=True)
 app.add_typer(campaign_cmd.app, name="campaign")
 app.command("check")(check_cmd.check)
 app.add_typer(config_cmd.app, name="config")
