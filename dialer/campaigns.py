@@ -64,6 +64,9 @@ class CampaignSettings(BaseModel):
     max_attempts: int | None = Field(default=None, ge=1)
     max_attempts_per_day: int | None = Field(default=None, ge=1)
     require_consent: bool = False
+    # Record answered calls (Asterisk's MixMonitor, started by the deploy dialplan when the
+    # dialer sets OUTDIAL_RECORD=1); the script's identification must say so.
+    record: bool = False
     # Trunk names to dial out on; empty: every configured trunk.
     trunks: list[str] = Field(default_factory=list)
 

@@ -22,6 +22,7 @@ from outdial.commands import report as report_cmd
 from outdial.commands import run as run_cmd
 from outdial.commands import scoring as scoring_cmd
 from outdial.commands import script as script_cmd
+from outdial.commands import top as top_cmd
 from outdial.commands import variants as variants_cmd
 from outdial.context import cli_state
 from outdial.errors import UserError
@@ -48,6 +49,7 @@ app.add_typer(privacy_cmd.app, name="privacy")
 app.command("report")(report_cmd.report)
 app.command("run")(run_cmd.run)
 app.add_typer(script_cmd.app, name="script")
+app.command("top")(top_cmd.top)
 app.add_typer(variants_cmd.app, name="variants")
 
 

@@ -33,14 +33,23 @@ class DialplanStep(BaseModel):
 Dialplan = dict[str, list[DialplanStep]]
 
 
-def default_dialplan(agi_url: str = "agi://127.0.0.1:4573/outdial") -> Dialplan:
-    """The bot contexts of the capture's extensions.conf, pointing AGI at `agi_url`."""
+# The deploy dialplan's recording step (deploy/asterisk/extensions_outdial.conf): the dialer
+# sets OUTDIAL_RECORD=1 for campaigns that record.
+RECORD_STEP = 'ExecIf($["${OUTDIAL_RECORD}" = "1"]?MixMonitor(outdial/${OUTDIAL_CALL_ID}.wav))'
+
+
+def default_dialplan(
+    agi_url: str = "agi://127.0.0.1:4573/outdial", *, record: bool = False
+) -> Dialplan:
+    """The bot contexts of the capture's extensions.conf, pointing AGI at `agi_url`; `record`
+    adds the deploy dialplan's MixMonitor step before the AGI of `bot-amd`."""
     raw = {
         "bot-agi": ["Answer()", f"AGI({agi_url})", "Verbose(1,after agi)", "Hangup()"],
         "bot-amd": [
             "Answer()",
             "AMD()",
             "Verbose(1,AMD ${AMDSTATUS} ${AMDCAUSE})",
+            *([RECORD_STEP] if record else []),
             f"AGI({agi_url})",
             "Hangup()",
         ],
@@ -126,6 +135,8 @@ def evaluate(expression: str) -> str:
     """The subset of Asterisk's expression language dialplans use in conditions: quoted or bare
     operands, `= != < > <= >=`, `&`, `|`, `!` and parentheses."""
     tokens = _tokens(expression)
+    if not tokens:
+        return ""  # `$[]`
     pos = 0
 
     def peek() -> tuple[str, str] | None:

@@ -36,3 +36,12 @@ async def record_script_version(
                 path,
             )
         )
+
+
+async def latest_script_source(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> str | None:
+    """The YAML of the newest version of the script `name` registered, if any."""
+    return await conn.fetchval(
+        """SELECT v.source FROM script_versions v JOIN scripts s ON s.id = v.script_id
+           WHERE s.name = $1 ORDER BY v.version DESC LIMIT 1""",
+        name,
+    )

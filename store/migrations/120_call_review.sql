@@ -23,3 +23,6 @@ CREATE INDEX calls_recording_age ON calls (started_at) WHERE recording_path IS N
 
 -- `outdial top`: the calls still talking to the bot.
 CREATE INDEX calls_live ON calls (started_at) WHERE ended_at IS NULL;
+
+-- `outdial top`: the reply latency of the last minute.
+CREATE INDEX turns_replies ON turns (created_at) WHERE timings ? 'reply_ms';

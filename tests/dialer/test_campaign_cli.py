@@ -197,3 +197,18 @@ def test_require_consent_reads_as_a_flag_in_help() -> None:
     result = CliRunner().invoke(app, ["campaign", "create", "--help"], env={"COLUMNS": "200"})
     line = next(x for x in result.output.splitlines() if "--require-consent" in x)
     assert "<bool>" not in line and "a flag: no value" in line
+
+
+def test_a_recording_campaign_needs_a_script_that_says_so(pg_url: str, config: Path) -> None:
+    """The shipped script says "This call may be recorded."; a copy that does not is refused
+    for a campaign that records, and accepted for one that does not."""
+    code, out, exc = _run(pg_url, config, "create", "taped", "--script", NAME, "--record")
+    assert code == 0, exc
+    assert "record" in _run(pg_url, config, "list")[1]
+    silent = config.parent / "scripts" / "confirm.yaml"
+    text = silent.read_text().replace(" This call may be recorded.", "")
+    silent.write_text(text.replace("name: order_confirmation_en", "name: quiet_en"))
+    _, _, exc = _run(pg_url, config, "create", "quiet", "--script", "quiet_en", "--record")
+    assert isinstance(exc, UserError)
+    assert "--record: the campaign records its calls but script 'quiet_en'" in str(exc)
+    assert _run(pg_url, config, "create", "quiet", "--script", "quiet_en")[0] == 0
