@@ -39,7 +39,7 @@ from dialer.campaigns import (
     resume_paused,
 )
 from dialer.engine import Dialer
-from dialog import RECORDING_NOT_ANNOUNCED, announces_recording
+from dialog import RECORDING_NOT_ANNOUNCED, Script, announces_recording
 from dialog.schema import BASE_VARIANT
 from emotion.warmup import warm
 from outdial.api.server import ApiServer
@@ -78,6 +78,14 @@ async def build_call_services(config: Config) -> CallServices:
         session=config.session, emotion=config.emotion, compliance=config.compliance, nlu=config.nlu
     )
     return CallServices(asr=asr, tts=tts, word_filter=word_filter, settings=settings)
+
+
+def script_problem(campaign: Campaign, script: Script) -> str | None:
+    """Why the daemon must not serve the campaign's calls with its loaded script: the campaign
+    records and the script's identification does not say so."""
+    if campaign.settings.record and not announces_recording(script):
+        return RECORDING_NOT_ANNOUNCED.format(name=campaign.script_name)
+    return None
 
 
 @dataclass
@@ -202,15 +210,11 @@ class Daemon:
         self.unserved = unserved
 
     def _why_unservable(self, campaign: Campaign) -> str | None:
-        """Why this daemon cannot serve the campaign's calls: its script is not loaded, or the
-        campaign records and the script does not say so."""
         assert self.catalog is not None
         runtime = self.catalog.get(campaign.script_name)
         if runtime is None:
             return self.catalog.why_not(campaign.script_name)
-        if campaign.settings.record and not announces_recording(runtime.script):
-            return RECORDING_NOT_ANNOUNCED.format(name=campaign.script_name)
-        return None
+        return script_problem(campaign, runtime.script)
 
     def status_text(self) -> str:
         """What systemd's STATUS= shows: ready, or what is degraded."""
