@@ -24,8 +24,8 @@ class LiveCall:
 @dataclass(frozen=True)
 class TrunkUse:
     trunk: str
-    in_use: int  # attempts not ended: ringing or talking
-    ringing: int
+    in_use: int  # attempts not ended: ringing, in AMD, with the bot or with people
+    dialling: int  # of those, the ones the bot has not taken yet (ringing or in AMD)
 
 
 @dataclass(frozen=True)
@@ -62,11 +62,13 @@ async def live_calls(conn: asyncpg.Connection | asyncpg.Pool, max_call_s: float)
 
 async def trunk_use(conn: asyncpg.Connection | asyncpg.Pool, max_call_s: float) -> list[TrunkUse]:
     rows = await conn.fetch(
-        """SELECT trunk, count(*) AS in_use,
-                  count(*) FILTER (WHERE answered_at IS NULL) AS ringing
-           FROM call_attempts
-           WHERE ended_at IS NULL AND started_at > now() - make_interval(secs => $1)
-           GROUP BY trunk ORDER BY trunk""",
+        # The dialer writes answered_at when the attempt settles; a bot session's row is
+        # what says a call was answered meanwhile.
+        """SELECT a.trunk, count(*) AS in_use,
+                  count(*) FILTER (WHERE c.call_id IS NULL) AS dialling
+           FROM call_attempts a LEFT JOIN calls c USING (call_id)
+           WHERE a.ended_at IS NULL AND a.started_at > now() - make_interval(secs => $1)
+           GROUP BY a.trunk ORDER BY a.trunk""",
         max_call_s,
     )
     return [TrunkUse(**dict(r)) for r in rows]

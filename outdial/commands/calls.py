@@ -14,7 +14,7 @@ import textwrap
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import asyncpg
 import typer
@@ -48,6 +48,8 @@ MAX_LIST = 1000
 # The conversation's time and speaker columns; the text wraps in the rest of the width.
 _GUTTER = 20
 _WIDTH = (60, 120)
+# The call ids `calls list` prints (a prefix `calls show` accepts).
+_LIST_ID = 10
 # The call header's label column.
 _LABEL = 11
 
@@ -145,21 +147,26 @@ def _short_time(text: str | None) -> str:
 
 
 def list_table(calls: list[dict[str, Any]], grades: bool) -> Table:
-    """The list at any width from 80 columns: the id is cut to 12 characters (`calls show`
-    takes a prefix), long names are cut with an ellipsis."""
+    """The list at any width from 80 columns: the id is cut to 10 characters (`calls show`
+    takes a prefix), times, dispositions and figures are whole, and only campaign and outcome
+    names are cut (with an ellipsis) when the terminal is narrow."""
     table = Table(box=None, pad_edge=False, header_style="bold")
-    table.add_column("call", no_wrap=True, max_width=12)
-    table.add_column("dialled (UTC)", no_wrap=True)
-    table.add_column("campaign", no_wrap=True, overflow="ellipsis", ratio=1)
-    table.add_column("disposition", no_wrap=True, overflow="ellipsis", max_width=12)
-    table.add_column("outcome", no_wrap=True, overflow="ellipsis", max_width=12)
+
+    def fixed(header: str, width: int, justify: Literal["left", "right"] = "left") -> None:
+        table.add_column(header, no_wrap=True, min_width=width, max_width=width, justify=justify)
+
+    fixed("call", _LIST_ID)
+    fixed("dialled UTC", 14)
+    table.add_column("campaign", no_wrap=True, overflow="ellipsis", ratio=2)
+    fixed("disposition", 11)
+    table.add_column("outcome", no_wrap=True, overflow="ellipsis", ratio=1)
     if grades:
-        table.add_column("gr", no_wrap=True)
-    table.add_column("secs", justify="right", no_wrap=True)
-    table.add_column("rec", no_wrap=True)
+        fixed("gr", 2)
+    fixed("secs", 4, "right")
+    fixed("rec", 3)
     for c in calls:
         cells = [
-            c["call_id"][:12],
+            c["call_id"][:_LIST_ID],
             _short_time(c["dialled_at"] or c["bot_started_at"]),
             c["campaign"] or "-",
             c["disposition"] or "live",
@@ -237,7 +244,11 @@ def list_(
     if not calls:
         console.print("no calls match (widen --since?)")
         return
-    console.print(list_table(calls, grades))
+    table = list_table(calls, grades)
+    # Narrower than the names: share the room out by ratio (rich does that only when expanding).
+    unbounded = console.options.update_width(10_000)
+    table.expand = console.measure(table, options=unbounded).maximum > console.width
+    console.print(table)
     if len(calls) == limit:
         console.print(f"(the newest {limit}; --limit shows more)")
 
@@ -362,7 +373,7 @@ def render_call(call: CallOut, width: int = 80) -> list[str]:
     pad = " " * _GUTTER
     for turn in call.turns:
         lines = [pad + line for line in textwrap.wrap(_said(turn), text_width)] or [pad]
-        lines[0] = f"{_clock(turn.offset_s)}  {turn.speaker:<9} " + lines[0][_GUTTER:]
+        lines[0] = f"{_clock(turn.offset_s)}  {turn.speaker:<9}  " + lines[0][_GUTTER:]
         details = _turn_details(turn)
         if details:
             lines += [pad + line for line in textwrap.wrap(details, text_width)]

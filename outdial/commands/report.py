@@ -91,7 +91,7 @@ REPORT_COLUMNS = (
     ReportColumn("calls", lambda r: str(r["calls"])),
     ReportColumn("done", lambda r: str(r["completed"]), 3),
     ReportColumn("success", lambda r: f"{_pct(r['success_rate'])} ({r['successes']})"),
-    ReportColumn("dur s", lambda r: _num(r["avg_duration_s"], 1), 5),
+    ReportColumn("secs", lambda r: _num(r["avg_duration_s"], 1), 5),
     ReportColumn("effic.", lambda r: _num(r["efficiency"], 4), 6),
     ReportColumn("xfer", lambda r: _pct(r["transfer_rate"])),
     ReportColumn("opt-out", lambda r: _pct(r["opt_out_rate"])),
@@ -100,7 +100,7 @@ REPORT_COLUMNS = (
 # The padding between two columns (no vertical borders); the script column may wrap down to
 # _SCRIPT_MIN.
 _COLUMN_EDGES = 2
-_SCRIPT_MIN = 12
+_SCRIPT_MIN = 10
 
 
 def _fits(columns: list[ReportColumn], cells: list[list[str]], width: int) -> bool:
@@ -127,7 +127,7 @@ def render_table(rows: list[dict[str, Any]], title: str, width: int = 80) -> Tab
     caption = (
         f"not shown at this width: {', '.join(hidden)} (--format csv or json has them)"
         if hidden
-        else "var: variant, done: completed, dur s: average seconds, effic.: 1/(dur s + 0.1), "
+        else "var: variant, done: completed, secs: average length, effic.: 1/(secs + 0.1), "
         "xfer: transfer rate, hits: compliance hits"
     )
     table = Table(title=title, caption=caption, box=None, pad_edge=False)

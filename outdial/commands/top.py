@@ -171,8 +171,8 @@ def _trunks(floor: Floor) -> str:
     shown = []
     for t in floor.trunks:
         limit = floor.trunk_limits.get(t.trunk)
-        ringing = f" ({t.ringing} ringing)" if t.ringing else ""
-        shown.append(f"{t.trunk} {t.in_use}/{limit or '?'}{ringing}")
+        dialling = f" ({t.dialling} dialling)" if t.dialling else ""
+        shown.append(f"{t.trunk} {t.in_use}/{limit or '?'}{dialling}")
     return "trunks: " + ", ".join(shown)
 
 
@@ -201,12 +201,12 @@ def render_floor(floor: Floor, height: int = 24) -> Group:
         _line(
             f"transfers waiting {floor.transfers_waiting}",
             f"reply p95 {p95} (1 min, {floor.replies} replies)",
-        ),  # fmt: skip
+        ),
         _line(_trunks(floor)),
         _line(
             f"on the line: {len(floor.calls)} with the bot, "
-            f"{sum(t.ringing for t in floor.trunks)} ringing"
-        ),  # fmt: skip
+            f"{sum(t.dialling for t in floor.trunks)} dialling"
+        ),
     ]
     table = Table(box=None, pad_edge=False, header_style="bold", expand=False)
     table.add_column("call", no_wrap=True, max_width=10)

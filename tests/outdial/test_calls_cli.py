@@ -166,7 +166,10 @@ async def test_list_filters(db_pool: asyncpg.Pool, pg_url: str, tmp_path: Path) 
     )
     table = await _run(tmp_path, pg_url, "list", "--since", "7d")
     assert all(len(line) <= 80 for line in table.splitlines())
-    assert "call-answere" in table and "transferred" in table and "autumn" in table
+    assert "call-answe" in table and "transferred" in table and "autumn" in table
+    header = table.splitlines()[0].split()
+    assert header[:3] == ["call", "dialled", "UTC"] and header[-2:] == ["secs", "rec"]
+    assert f"{T0:%m-%d %H:%M:%S}" in table  # times whole
 
 
 async def test_plot_draws_the_timeline(db_pool: asyncpg.Pool, pg_url: str, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ NUMBER = "+12025550147"
 
 
 async def _seed(pool: asyncpg.Pool) -> None:
-    """Campaign spring: three calls talking to the bot (one agitated), one ringing, one handed
+    """Campaign spring: three calls talking to the bot (one agitated), one dialling, one handed
     to people and waiting, and settled attempts for the rates; an abandoned call lately."""
     await pool.execute("INSERT INTO campaigns (name, script_name) VALUES ('spring', 's')")
     await pool.execute(
@@ -83,9 +83,9 @@ async def test_one_screen_at_80_columns(db_pool: asyncpg.Pool, pg_url: str, tmp_
         "abandoned 50.0% (cap 3%) OVER",  # one abandoned of two a person answered
         "transfers waiting 1",
         "reply p95 1460 ms (1 min, 2 replies)",
-        "carrier 4/4 (1 ringing)",
+        "carrier 4/4 (1 dialling)",
         "backup 1/?",
-        "on the line: 3 with the bot, 1 ringing",
+        "on the line: 3 with the bot, 1 dialling",
         "live-aaaa-",
         "confirm_identity",
         "0.82",
