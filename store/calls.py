@@ -112,9 +112,10 @@ async def phone_of_call(conn: asyncpg.Connection | asyncpg.Pool, call_id: str) -
 
 
 async def matching_call_ids(
-    conn: asyncpg.Connection | asyncpg.Pool, prefix: str, limit: int = 5
+    conn: asyncpg.Connection | asyncpg.Pool, prefix: str, *, min_prefix: int, limit: int = 5
 ) -> list[str]:
-    """Call ids equal to `prefix`, else starting with it (a prefix reads every id)."""
+    """Call ids equal to `prefix`, else, when it is `min_prefix` long or more, starting with
+    it (a prefix reads every id)."""
     exact = await conn.fetchval(
         """SELECT call_id FROM call_attempts WHERE call_id = $1
            UNION SELECT call_id FROM calls WHERE call_id = $1""",
@@ -122,6 +123,8 @@ async def matching_call_ids(
     )
     if exact is not None:
         return [exact]
+    if len(prefix) < min_prefix:
+        return []
     rows = await conn.fetch(
         """SELECT call_id FROM (SELECT call_id FROM call_attempts
                                UNION SELECT call_id FROM calls) AS ids

@@ -48,6 +48,8 @@ MAX_LIST = 1000
 # The conversation's time and speaker columns; the text wraps in the rest of the width.
 _GUTTER = 20
 _WIDTH = (60, 120)
+# A shorter start of a call id matches too many to be worth reading every id for.
+MIN_PREFIX = 4
 # The call ids `calls list` prints (a prefix `calls show` accepts).
 _LIST_ID = 10
 # The call header's label column.
@@ -257,11 +259,12 @@ def list_(
 
 
 async def _resolve(conn: asyncpg.Connection, given: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_.:-]{4,128}", given):
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,128}", given):
         raise UserError(f"{given!r} is not a call id (or the first 4 or more characters of one)")
-    found = await matching_call_ids(conn, given)
+    found = await matching_call_ids(conn, given, min_prefix=MIN_PREFIX)
     if not found:
-        raise UserError(f"no call with id {given!r}")
+        short = f" (a prefix needs {MIN_PREFIX} characters)" if len(given) < MIN_PREFIX else ""
+        raise UserError(f"no call with id {given!r}{short}")
     if len(found) > 1:
         listed = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
         raise UserError(f"{given!r} is the start of several call ids ({listed}): give more")

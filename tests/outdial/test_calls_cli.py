@@ -189,7 +189,8 @@ async def test_plot_draws_the_timeline(db_pool: asyncpg.Pool, pg_url: str, tmp_p
     [
         (("show", "nope-nope"), "no call with id 'nope-nope'"),
         (("show", "call-"), "is the start of several call ids"),
-        (("show", "x"), "is not a call id"),
+        (("show", "x/../y"), "is not a call id"),
+        (("show", "cal"), "no call with id 'cal' (a prefix needs 4 characters)"),
         (("list", "--since", "yesterday"), "neither a span"),
         (("list", "--grade", "Z"), "is not one of"),
         (("list", "--grade", "A"), "calls carry no grade"),
