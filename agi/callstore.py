@@ -79,8 +79,8 @@ class CallStore:
     ) -> None:
         await self._execute(
             """INSERT INTO calls (call_id, campaign_id, lead_id, script_name, script_version,
-                                  variant, amd_status, half_duplex)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                                  variant, amd_status, half_duplex, recording_path)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                ON CONFLICT (call_id) DO NOTHING""",
             context.call_id,
             context.campaign_id,
@@ -90,6 +90,7 @@ class CallStore:
             variant,
             context.amd_status,
             half_duplex,
+            context.recording_path,
         )
 
     async def finish(self, context: CallContext, outcome: CallOutcome, summary: str | None) -> None:
@@ -101,12 +102,13 @@ class CallStore:
         )
         transfer = outcome.transfer
         await self._execute(
-            """INSERT INTO calls (call_id, campaign_id, lead_id, amd_status)
-               VALUES ($1, $2, $3, $4) ON CONFLICT (call_id) DO NOTHING""",
+            """INSERT INTO calls (call_id, campaign_id, lead_id, amd_status, recording_path)
+               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (call_id) DO NOTHING""",
             context.call_id,
             context.campaign_id,
             context.lead_id,
             context.amd_status,
+            context.recording_path,
         )
         await self._execute(
             """UPDATE calls SET ended_at = now(), disposition = $2, outcome = $3, success = $4,

@@ -187,6 +187,9 @@ class CallService:
         if isinstance(known, Declined):
             await self._refuse(channel, known.refusal or "")
             return
+        # MixMonitor runs before the AGI (deploy/asterisk) when the campaign records.
+        recording = await channel.get_variable("MIXMONITOR_FILENAME")
+        known = replace(known, recording_path=recording or None)
         admitted = await self.admit(known, await channel.get_variable("AMDSTATUS"))
         if isinstance(admitted, Declined):
             if admitted.refusal is not None:

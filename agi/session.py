@@ -78,6 +78,8 @@ class CallContext:
     timezone: str | None
     variables: dict[str, Any]
     amd_status: str | None = None
+    # Where the PBX records the call (MIXMONITOR_FILENAME), when the campaign records.
+    recording_path: str | None = None
 
 
 @dataclass

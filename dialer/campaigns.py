@@ -67,6 +67,9 @@ class CampaignSettings(BaseModel):
     max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS)
     max_attempts_per_day: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS)
     require_consent: bool = False
+    # Record answered calls (Asterisk's MixMonitor, started by the deploy dialplan when the
+    # dialer sets OUTDIAL_RECORD=1); the script's identification must say so.
+    record: bool = False
     # Trunk names to dial out on; empty: every configured trunk.
     trunks: list[str] = Field(default_factory=list, max_length=64)
 

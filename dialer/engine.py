@@ -434,6 +434,8 @@ class Dialer:
         }
         if state.campaign.settings.caller_id:
             action["CallerID"] = state.campaign.settings.caller_id
+        if state.campaign.settings.record:
+            action["Variable"].append("OUTDIAL_RECORD=1")
         return action
 
     async def _follow(

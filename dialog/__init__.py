@@ -18,9 +18,11 @@ from dialog.engine import DialogEngine, ScriptRuntimeError
 from dialog.events import Dtmf, EmotionScore, Event, Hangup, Silence, Unrecognized, Utterance
 from dialog.schema import BASE_VARIANT, Script, json_schema_text
 from dialog.validate import (
+    RECORDING_NOT_ANNOUNCED,
     LoadedScript,
     ScriptError,
     ScriptIssue,
+    announces_recording,
     load_script,
     parse_script,
     validate_script,
@@ -28,6 +30,7 @@ from dialog.validate import (
 
 __all__ = [
     "BASE_VARIANT",
+    "RECORDING_NOT_ANNOUNCED",
     "Action",
     "ComplianceHit",
     "DialogEngine",
@@ -49,6 +52,7 @@ __all__ = [
     "Transfer",
     "Unrecognized",
     "Utterance",
+    "announces_recording",
     "json_schema_text",
     "load_script",
     "parse_script",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,24 @@ from dialog.schema import EndNode, ListenNode, SayNode, Script
 from dialog.templates import TemplateError, placeholders
 from dialog.yamlsource import Loc, Position, SourceMap, YamlSyntaxError, parse_yaml
 from nlu.library import builtin_intents
+
+# Words telling the customer that the call is recorded, per script language.
+_RECORDING_WORDS = {
+    "en": re.compile(r"\brecord(?:ed|ing|s)?\b", re.IGNORECASE),
+    "zh": re.compile("录音|录制"),
+}
+RECORDING_NOT_ANNOUNCED = (
+    "the campaign records its calls but script {name!r} does not say so in its identification: "
+    "add a sentence such as 'This call may be recorded.' (本通话可能被录音。) to "
+    "identification.who"
+)
+
+
+def announces_recording(script: Script) -> bool:
+    """Whether the identification (spoken first on every call) says the call is recorded, as
+    a campaign that records must (MixMonitor records from the answer on)."""
+    return bool(_RECORDING_WORDS[script.language].search(script.opening_template()))
+
 
 MISSING_IDENTIFICATION = (
     "missing identification: every script must open with `identification` saying who is "

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from outdial.commands import api as api_cmd
+from outdial.commands import calls as calls_cmd
 from outdial.commands import campaign as campaign_cmd
 from outdial.commands import check as check_cmd
 from outdial.commands import config as config_cmd
@@ -21,6 +22,7 @@ from outdial.commands import report as report_cmd
 from outdial.commands import run as run_cmd
 from outdial.commands import scoring as scoring_cmd
 from outdial.commands import script as script_cmd
+from outdial.commands import top as top_cmd
 from outdial.commands import variants as variants_cmd
 from outdial.context import cli_state
 from outdial.errors import UserError
@@ -32,6 +34,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(api_cmd.app, name="api")
+app.add_typer(calls_cmd.app, name="calls", no_args_is_help=True)
 app.add_typer(campaign_cmd.app, name="campaign")
 app.command("check")(check_cmd.check)
 app.add_typer(config_cmd.app, name="config")
@@ -46,6 +49,7 @@ app.add_typer(privacy_cmd.app, name="privacy")
 app.command("report")(report_cmd.report)
 app.command("run")(run_cmd.run)
 app.add_typer(script_cmd.app, name="script")
+app.command("top")(top_cmd.top)
 app.add_typer(variants_cmd.app, name="variants")
 
 

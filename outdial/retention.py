@@ -12,11 +12,16 @@ import logging
 
 import asyncpg
 
+from outdial.recordings import delete_recordings
 from store.metrics import ROWS_PURGED
+from store.recordings import count_queued
 from store.retention import LATE_TURNS, RuleResult, active_rules, count_expired, purge_batch
 from store.settings import PrivacySettings
 
 log = logging.getLogger(__name__)
+
+# The result row of the recording files deleted (the metric's `rule` label).
+RECORDING_FILES = "recording_files"
 
 
 async def purge(
@@ -38,7 +43,20 @@ async def purge(
                     break
                 await asyncio.sleep(settings.purge_pause_s)  # calls get the database between
         results.append(RuleResult(rule.kind, rule.table, rows))
+    results.append(await _recording_files(pool, settings, dry_run=dry_run))
     return results
+
+
+async def _recording_files(
+    pool: asyncpg.Pool, settings: PrivacySettings, *, dry_run: bool
+) -> RuleResult:
+    """The recording files the rules (and erasures) queued: deleted where they can be reached
+    (a dry run counts the queue)."""
+    if dry_run:
+        return RuleResult(RECORDING_FILES, "recording_deletions", await count_queued(pool))
+    sweep = await delete_recordings(pool, settings.recordings_dir)
+    ROWS_PURGED.labels(RECORDING_FILES, "recording_deletions").inc(sweep.deleted)
+    return RuleResult(RECORDING_FILES, "recording_deletions", sweep.deleted)
 
 
 class RetentionJob:

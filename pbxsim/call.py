@@ -15,7 +15,8 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -44,8 +45,9 @@ from pbxsim.channels import (
     STATE_UP,
     Channel,
 )
-from pbxsim.dialplan import DialplanStep, substitute
+from pbxsim.dialplan import DialplanStep, split_condition, substitute, truthy
 from pbxsim.eagi import run_eagi
+from pbxsim.mixmonitor import MixMonitor, MixMonitorError, MixOptions, full_path, split_args
 from pbxsim.records import CallRecord, Transfer
 from pbxsim.scenario import (
     BargeInStep,
@@ -264,6 +266,7 @@ class Call:
         self.bot_finished = asyncio.Event()
         self.pending_goto: tuple[str, str, int] | None = None
         self.customer_task: asyncio.Task[None] | None = None
+        self.monitors: list[MixMonitor] = []
 
     # -- helpers --------------------------------------------------------------------------------
     def emit(self, event: str, fields: Fields, privilege: str = "call,all") -> None:
@@ -332,6 +335,10 @@ class Call:
             task.cancel()
 
     def send_frame(self, payload: bytes, kind: int = audiosocket.KIND_AUDIO) -> None:
+        # The bot leg reads the customer's audio whether or not anything listens to it yet.
+        # MixMonitor files are 8 kHz: a wideband line (a test switch) is not recorded here.
+        if kind == audiosocket.KIND_AUDIO:
+            self._monitors_hear("read", payload)
         media = self.media
         if media is None or not media.open:
             return  # Playback into a channel nobody listens to: the audio is lost
@@ -343,6 +350,7 @@ class Call:
 
     def on_bot_frame(self, frame: BotFrame) -> None:
         self.record.bot_frames.append(frame)
+        self._monitors_hear("write", frame.payload)
         self.ears.hear(frame, frame.payload)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -364,6 +372,7 @@ class Call:
             self.mouth.stop()
             if self.customer_task is not None:
                 self.customer_task.cancel()
+            self._stop_monitors()  # a recording ends when its channel hangs up
             self.record.done = True
             self.sim.call_finished(self)
 
@@ -607,7 +616,67 @@ class Call:
             self.set_var(self.bot, name, value)
         elif app == "goto":
             return _goto_target(data, self.bot)
+        elif app == "execif":
+            return await self._exec_if(data)
+        elif app == "mixmonitor":
+            self._mix_monitor(data)
+        elif app == "stopmixmonitor":
+            self._stop_monitors()
         return None
+
+    async def _exec_if(self, data: str) -> tuple[str, str, int] | None:
+        """ExecIf(cond?App(args)[:App(args)]); `data` was substituted, so the condition has been
+        evaluated. A malformed one fails the application, as in Asterisk (logged, channel goes
+        on to the next priority here)."""
+        try:
+            condition, if_true, if_false = split_condition(data)
+        except ValueError as exc:
+            log.error("dialplan ExecIf(%s): %s", data, exc)
+            self.record.errors.append(f"ExecIf: {exc}")
+            return None
+        step = if_true if truthy(condition) else if_false
+        return None if step is None else await self._run_app(step, step.data)
+
+    def _mix_monitor(self, data: str) -> None:
+        """MixMonitor(file.ext[,options[,command]]) on the bot leg: both directions to a file."""
+        args = split_args(data)
+        config = self.sim.config
+        try:
+            if not args[0]:
+                raise MixMonitorError("MixMonitor requires an argument (filename or ,t(filename))")
+            if config.monitor_dir is None and not args[0].startswith("/"):
+                raise MixMonitorError("a relative file name and no monitor_dir in SimConfig")
+            if not config.record_audio:
+                raise MixMonitorError("pbxsim records nothing with record_audio off")
+            monitor_dir = config.monitor_dir or Path("/")
+            monitor = MixMonitor(
+                full_path(args[0], monitor_dir),
+                MixOptions.parse(args[1] if len(args) > 1 else ""),
+                monitor_dir,
+                started=time.monotonic(),
+                speed=config.speed,
+            )
+        except (MixMonitorError, OSError) as exc:
+            log.error("dialplan MixMonitor(%s): %s", data, exc)
+            self.record.errors.append(f"MixMonitor: {exc}")
+            return
+        self.monitors.append(monitor)
+        self.set_var(self.bot, "MIXMONITOR_FILENAME", str(monitor.path))
+        if monitor.options.id_variable:
+            self.set_var(self.bot, monitor.options.id_variable, monitor.ident)
+        self.emit("MixMonitorStart", self.bot.header())
+
+    def _monitors_hear(self, direction: Literal["read", "write"], payload: bytes) -> None:
+        now = time.monotonic()
+        for monitor in self.monitors:
+            monitor.hear(direction, payload, now)
+
+    def _stop_monitors(self) -> None:
+        for monitor in self.monitors:
+            if monitor.stopped:
+                continue
+            self.record.recordings += monitor.stop()
+            self.emit("MixMonitorStop", self.bot.header())
 
     async def _wait_or_hangup(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pbxsim.audiosocket import BotFrame
 
@@ -56,6 +57,7 @@ class CallRecord:
     eagi_stderr: str = ""
     variables: dict[str, str] = field(default_factory=dict)
     hangup_side: str | None = None
+    recordings: list[Path] = field(default_factory=list)  # MixMonitor files written
     errors: list[str] = field(default_factory=list)
     done: bool = False
 

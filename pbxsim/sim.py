@@ -61,6 +61,9 @@ class SimConfig(BaseModel):
     transfer_talk_seconds: float = Field(2.0, ge=0, description="customer talk time with agent")
     faults: FaultConfig = Field(default_factory=FaultConfig)
     agi_dir: Path | None = Field(None, description="EAGI() scripts (astagidir); None: PATH")
+    monitor_dir: Path | None = Field(
+        None, description="MixMonitor() files named without a leading / (Asterisk's monitor dir)"
+    )
     sounds_dir: Path = Field(
         Path("/var/lib/asterisk/sounds"), description="STREAM FILE names without a leading /"
     )

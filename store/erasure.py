@@ -15,6 +15,8 @@ from typing import Any
 
 import asyncpg
 
+from store.recordings import ERASE_RECORDINGS
+
 ERASED_EVENT = "lead.erased"
 
 
@@ -40,6 +42,7 @@ class ErasureReport:
     outbox_events: int
     dnc_entries_kept_as_hash: int
     audit_rows: int
+    recordings: int
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -133,6 +136,7 @@ async def erase_subject(
                 subject.phone_e164,
             ),
             audit_rows=await _scrub_audit(conn, subject),
+            recordings=await _count(conn, ERASE_RECORDINGS, calls),
             leads=await _count(
                 conn,
                 """UPDATE leads SET phone_e164 = NULL, external_id = NULL, fields = '{}'::jsonb,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from store.erasure import TURN_CONTENT_SCRUB
+from store.recordings import queue_recordings
 from store.settings import RetentionSettings
 
 _AGE = "now() - make_interval(days => $1)"
@@ -25,8 +26,10 @@ class Rule:
     where: str
     # SQL applied to the batch's rows: "DELETE" or "SET ..." (an anonymising UPDATE).
     action: str
-    # Statements run on the batch's deleted rows first (`gone` holds them, RETURNING *).
-    cascade: str = ""
+    # Statements run on the batch's rows as they were (`gone` holds them); an UPDATE rule has
+    # its rows' old values in `gone` only with `keeps_old`.
+    cascade: tuple[str, ...] = ()
+    keeps_old: bool = False
 
     def count_sql(self) -> str:
         return f"SELECT count(*) FROM {self.table} WHERE {self.where}"
@@ -38,9 +41,16 @@ class Rule:
         )
         if self.action == "DELETE":
             changed = f"DELETE FROM {self.table} WHERE {batch} RETURNING *"
+        elif self.keeps_old:
+            # The row as it was, joined by ctid: RETURNING alone gives the new values.
+            changed = (
+                f"UPDATE {self.table} {self.action} FROM (SELECT ctid AS was_ctid, * "
+                f"FROM {self.table} WHERE {self.where} LIMIT $2 FOR UPDATE SKIP LOCKED) AS was "
+                f"WHERE {self.table}.ctid = was.was_ctid RETURNING was.*"
+            )
         else:
             changed = f"UPDATE {self.table} {self.action} WHERE {batch} RETURNING 1"
-        extra = f", cascaded AS ({self.cascade})" if self.cascade else ""
+        extra = "".join(f", cascaded_{i} AS ({sql})" for i, sql in enumerate(self.cascade))
         return f"WITH gone AS ({changed}){extra} SELECT count(*) FROM gone"
 
 
@@ -54,13 +64,25 @@ RULES: tuple[Rule, ...] = (
         f"created_at < {_AGE} AND {_TURN_HAS_CONTENT}",
         f"SET {TURN_CONTENT_SCRUB}",
     ),
-    # A call's turns go with it (turns have no foreign key: the spool writes them first).
+    Rule(
+        "recordings_days",
+        "calls",
+        f"recording_path IS NOT NULL AND started_at < {_AGE}",
+        "SET recording_path = NULL",
+        cascade=(queue_recordings("retention"),),
+        keeps_old=True,
+    ),
+    # A call's turns go with it (turns have no foreign key: the spool writes them first), and
+    # its recording, if it still has one, is queued for deletion.
     Rule(
         "calls_days",
         "calls",
         f"started_at < {_AGE}",
         "DELETE",
-        cascade="DELETE FROM turns t USING gone WHERE t.call_id = gone.call_id",
+        cascade=(
+            "DELETE FROM turns t USING gone WHERE t.call_id = gone.call_id",
+            queue_recordings("call_deleted"),
+        ),
     ),
     Rule("calls_days", "call_attempts", f"started_at < {_AGE}", "DELETE"),
     Rule("compliance_events_days", "compliance_events", f"created_at < {_AGE}", "DELETE"),

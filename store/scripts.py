@@ -63,3 +63,12 @@ async def campaign_required_fields(
     if row is None or row["script_version"] is None:
         return None
     return tuple(row["required_fields"])
+
+
+async def latest_script_source(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> str | None:
+    """The YAML of the newest version of the script `name` registered, if any."""
+    return await conn.fetchval(
+        """SELECT v.source FROM script_versions v JOIN scripts s ON s.id = v.script_id
+           WHERE s.name = $1 ORDER BY v.version DESC LIMIT 1""",
+        name,
+    )

@@ -1,5 +1,7 @@
 """Database settings (composed into the daemon config by outdial.config)."""
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
@@ -31,6 +33,9 @@ class RetentionSettings(BaseModel):
     # Calls and call attempts (with their turns).
     calls_days: int | None = Field(default=730, ge=30)
     compliance_events_days: int | None = Field(default=730, ge=30)
+    # Call recordings (MixMonitor files): the file is deleted and the path taken off the call.
+    # China's rules want recordings kept at least 30 days.
+    recordings_days: int | None = Field(default=90, ge=30)
     # Who read or changed personal data through the API or the CLI.
     audit_days: int | None = Field(default=365, ge=30)
     # Webhook events the CRM has received.
@@ -51,3 +56,7 @@ class PrivacySettings(BaseModel):
     purge_interval_s: float = Field(default=3600.0, gt=0)
     purge_batch_rows: int = Field(default=1000, ge=1, le=100_000)
     purge_pause_s: float = Field(default=0.05, ge=0)
+    # Where MixMonitor writes (Asterisk's monitor directory, as seen from this host). Only files
+    # below it are deleted; while it is not there (outdial on another host than Asterisk) the
+    # deletions wait in `recording_deletions`.
+    recordings_dir: Path = Path("/var/spool/asterisk/monitor")

@@ -3,13 +3,16 @@ and it touches nothing it did not create."""
 
 from __future__ import annotations
 
+import wave
 from pathlib import Path
 
 import asyncpg
+import numpy as np
 import pytest
 from pydantic import SecretStr
 
 from dialer.campaigns import CampaignSettings, create_campaign
+from outdial.commands.calls import load_call, render_call
 from outdial.commands.demo import demo_config
 from outdial.config import Config
 from outdial.demo import DEMO_SCRIPT, run_demo
@@ -73,6 +76,43 @@ async def test_demo_summary_matches_the_database_and_leaves_others_alone(
     assert after == before
     assert operator_attempts == 0
     assert statuses == {"operators-own": "active", summary.campaign: "finished"}
+    await _recorded_and_shown(db_pool, config, summary.campaign, summary.recordings)
+
+
+async def _recorded_and_shown(
+    pool: asyncpg.Pool, config: Config, campaign: str, recordings: int
+) -> None:
+    """The demo campaign records: every call the bot answered has a WAV of both directions,
+    its path on the call; and `outdial calls show` prints each call's whole conversation."""
+    calls = await pool.fetch(
+        """SELECT c.call_id, c.recording_path FROM calls c JOIN campaigns p ON p.id = c.campaign_id
+           WHERE p.name = $1 ORDER BY c.call_id""",
+        campaign,
+    )
+    assert calls and recordings == len(calls)
+    monitor = config.state_dir / "monitor"
+    for call in calls:
+        path = Path(call["recording_path"])
+        assert path == monitor / "outdial" / f"{call['call_id']}.wav"
+        with wave.open(str(path)) as recording:
+            assert (recording.getframerate(), recording.getnchannels()) == (8000, 1)
+            audio = np.frombuffer(recording.readframes(recording.getnframes()), dtype="<i2")
+        assert audio.size > 8000 and np.abs(audio).max() > 1000  # a second or more, not silence
+    for call in calls:
+        shown = await load_call(config, call["call_id"])
+        stored = await pool.fetch(
+            "SELECT seq, speaker, node, text FROM turns WHERE call_id = $1 ORDER BY seq",
+            call["call_id"],
+        )
+        assert [(t.seq, t.speaker, t.node) for t in shown.turns] == [
+            (r["seq"], r["speaker"], r["node"]) for r in stored
+        ]
+        assert shown.recording_path == call["recording_path"]
+        text = "\n".join(render_call(shown))
+        for row in stored:
+            if row["text"]:
+                # Wrapped at 80 columns: the first words of every turn are on one line.
+                assert " ".join(row["text"].split()[:3]) in text
 
 
 def test_demo_ignores_the_working_directorys_config_and_the_environment(

@@ -12,10 +12,21 @@ from dialer.campaigns import (
     list_campaigns,
     set_status,
 )
+from dialog import RECORDING_NOT_ANNOUNCED, ScriptError, announces_recording, parse_script
 from outdial.api.audit import audit
 from outdial.api.problems import ApiProblem, body_field, invalid
 from outdial.api.routing import ApiRequest, Operation, Reply
 from outdial.api.schemas import CampaignIn, CampaignList, CampaignOut, CampaignStatsOut
+from store.scripts import latest_script_source
+
+
+def _announces_recording(source: str | None) -> bool:
+    if source is None:
+        return False  # no version stored to read: refuse rather than guess
+    try:
+        return announces_recording(parse_script(source).script)
+    except ScriptError:
+        return False  # a stored version the daemon loaded once; refuse rather than guess
 
 
 def campaign_out(campaign: Campaign) -> CampaignOut:
@@ -49,6 +60,11 @@ async def create(req: ApiRequest) -> Reply:
             raise invalid(
                 [body_field(["script"], f"no script named {body.script!r} is loaded", "unknown")]
             )
+        if body.settings.record and not _announces_recording(
+            await latest_script_source(conn, body.script)
+        ):
+            message = RECORDING_NOT_ANNOUNCED.format(name=body.script)
+            raise invalid([body_field(["settings", "record"], message, "recording_not_announced")])
         try:
             campaign = await create_campaign(conn, body.name, body.script, body.settings)
         except CampaignError as exc:

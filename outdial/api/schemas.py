@@ -330,6 +330,29 @@ class TurnOut(_Response):
     barge_in: bool
     dtmf: str | None
     at: datetime
+    offset_s: float | None = Field(
+        description="Seconds from the start of the bot's media to the start of the turn: the "
+        "bot's first audio out, the customer's start of speech, else when it was logged."
+    )
+    end_offset_s: float | None = Field(
+        description="Seconds from the start of the media to the customer's end of speech."
+    )
+    reply_ms: float | None = Field(
+        description="A bot reply: the customer's end of speech to its first audio out."
+    )
+    processing_ms: float | None = Field(
+        description="A bot reply: the end of the customer's turn (endpoint) to its first audio."
+    )
+
+
+class ComplianceEventOut(_Response):
+    offset_s: float | None = Field(description="Seconds from the start of the bot's media.")
+    direction: Literal["bot", "customer", "dialer"]
+    category: str
+    action: str
+    node: str | None
+    term: str | None = Field(description="The word heard or blocked, where one was.")
+    at: datetime
 
 
 class CallOut(_Response):
@@ -344,13 +367,21 @@ class CallOut(_Response):
     outcome: str | None
     success: bool | None
     amd_status: str | None
+    amd_cause: str | None
     script: str | None
     script_version: int | None
     variant: str | None
+    transfer_target: str | None
     transfer_reason: str | None
     hangup_side: str | None
+    greeting_latency_ms: float | None
     summary: str | None
+    recording_path: str | None = Field(
+        description="The call's recording on the PBX host (MixMonitor's file), if recorded."
+    )
+    agitation_peak: float | None
     turns: list[TurnOut]
+    compliance_events: list[ComplianceEventOut]
 
 
 class CallList(_Response):
@@ -415,3 +446,6 @@ class ErasureOut(_Response):
         description="Do-not-call entries kept as a hash of the number alone (opt-out honoured)."
     )
     audit_rows: int
+    recordings: int = Field(
+        description="Call recordings whose files were queued for deletion (done by the daemon)."
+    )

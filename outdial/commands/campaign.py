@@ -23,8 +23,8 @@ from dialer.campaigns import (
     list_campaigns,
     set_status,
 )
-from dialog import ScriptError, load_script
-from dialog.directory import scan_scripts
+from dialog import RECORDING_NOT_ANNOUNCED, ScriptError, announces_recording, load_script
+from dialog.directory import ScriptDirectory, scan_scripts
 from outdial.config import Config
 from outdial.context import FLAG, cli_state, run_async
 from outdial.errors import UserError
@@ -49,12 +49,19 @@ def _with_db(config: Config, work: Callable[[asyncpg.Connection], Awaitable[T]])
     return run_async(_run())
 
 
-def servable_script(spec: str, config: Config) -> str:
+def servable_script(spec: str, config: Config, *, record: bool = False) -> str:
     """The name of the script `spec` names (a script name or a file), once it is certain the
-    daemon can serve it: it validates and sits in the daemon's scripts directory."""
+    daemon can serve it: it validates and sits in the daemon's scripts directory (and, for a
+    campaign that records, says so in its identification)."""
     directory = scan_scripts(config.scripts_path)
-    if spec in directory.scripts:
-        return spec
+    name = spec if spec in directory.scripts else _script_file_name(spec, config, directory)
+    if record and not announces_recording(directory.scripts[name].script):
+        raise UserError(f"--record: {RECORDING_NOT_ANNOUNCED.format(name=name)}")
+    return name
+
+
+def _script_file_name(spec: str, config: Config, directory: ScriptDirectory) -> str:
+    """The name of the script in file `spec`, which must be in the scripts directory."""
     path = Path(spec)
     if not (path.suffix in (".yaml", ".yml") or path.exists()):
         raise UserError(f"--script {spec!r}: {directory.why_not(spec)}")
@@ -98,10 +105,19 @@ def create(
             metavar=FLAG,
         ),
     ] = False,
+    record: Annotated[
+        bool,
+        typer.Option(
+            "--record",
+            help="Record answered calls (MixMonitor; the script's identification must say the "
+            "call may be recorded). A flag: no value.",
+            metavar=FLAG,
+        ),
+    ] = False,
 ) -> None:
     """Create a campaign bound to a script the daemon serves (stored by name)."""
     config = cli_state(ctx).loaded.config
-    script_name = servable_script(script, config)
+    script_name = servable_script(script, config, record=record)
     try:
         settings = CampaignSettings(
             max_channels=max_channels,
@@ -111,6 +127,7 @@ def create(
             caller_id=caller_id,
             max_attempts=max_attempts,
             require_consent=require_consent,
+            record=record,
         )
     except ValidationError as exc:
         problems = "; ".join(

@@ -96,7 +96,10 @@ def demo(
 
 def _report_hint(config_path: Path | None, state_dir: Path | None) -> str:
     if state_dir is not None:
-        return f"`OUTDIAL_STATE_DIR={state_dir} outdial report --since 1h` reads it back"
+        return (
+            f"`OUTDIAL_STATE_DIR={state_dir} outdial report --since 1h` reads it back "
+            "(and `outdial calls list`, `outdial calls show CALL_ID` one call)"
+        )
     if config_path is not None:
         return f"`outdial --config {config_path} report --since 1h` reads it back"
     return "the demo's database was temporary (keep one with --state-dir DIR)"
@@ -110,7 +113,8 @@ def _print_summary(console: Console, summary: DemoSummary, report_hint: str) -> 
         table.add_row(str(disposition), str(count))
     console.print(table)
     console.print(
-        f"turns logged: {summary.turns}   transfers to an agent: {summary.transfers}\n"
+        f"turns logged: {summary.turns}   transfers to an agent: {summary.transfers}   "
+        f"calls recorded: {summary.recordings}\n"
         f"greeting latency p50/p95: {summary.greeting_ms_p50} / {summary.greeting_ms_p95} ms "
         f"(AudioSocket connect to first bot frame)\n"
         f"processing latency p50/p95: {summary.processing_ms_p50} / {summary.processing_ms_p95} ms"

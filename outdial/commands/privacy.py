@@ -17,6 +17,7 @@ from outdial.commands.report import open_database
 from outdial.config import Config
 from outdial.context import cli_state, run_async
 from outdial.errors import UserError
+from outdial.recordings import delete_recordings
 from outdial.retention import purge as purge_pass
 from store.erasure import (
     ErasureReport,
@@ -130,9 +131,13 @@ async def _forget(config: Config, phone: str | None, lead: int | None) -> Erasur
         subject = await _find(db.pool, phone, lead)
         async with db.pool.acquire() as conn:
             try:
-                return await erase_subject(conn, subject, cli_user())
+                report = await erase_subject(conn, subject, cli_user())
             except SubjectError as exc:
                 raise UserError(str(exc)) from exc
+        if report.recordings:
+            # Their files now, where this host reaches them; else the daemon's purge pass does.
+            await delete_recordings(db.pool, config.privacy.recordings_dir)
+        return report
 
 
 def export(

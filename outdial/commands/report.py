@@ -8,9 +8,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
@@ -75,27 +75,72 @@ def _num(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def render_table(rows: list[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title)
-    for name in ("script", "variant", "status"):
-        table.add_column(name)
-    for name in ("calls", "completed", "success", "avg dur s", "efficiency", "transfer",
-                 "opt-out", "compliance"):  # fmt: skip
-        table.add_column(name, justify="right")
-    for r in rows:
-        table.add_row(
-            r["script_name"] or "-",
-            r["variant"] or "-",
-            r["status"] or "-",
-            str(r["calls"]),
-            str(r["completed"]),
-            f"{_pct(r['success_rate'])} ({r['successes']})",
-            _num(r["avg_duration_s"], 1),
-            _num(r["efficiency"], 4),
-            _pct(r["transfer_rate"]),
-            _pct(r["opt_out_rate"]),
-            str(r["compliance_hits"]),
+@dataclass(frozen=True)
+class ReportColumn:
+    header: str  # short, so the table fits 80 columns
+    cell: Callable[[dict[str, Any]], str]
+    # Narrow terminals drop the highest first (0: never dropped); csv/json keep everything.
+    drop_order: int = 0
+    numeric: bool = True
+
+
+REPORT_COLUMNS = (
+    ReportColumn("script", lambda r: r["script_name"] or "-", numeric=False),
+    ReportColumn("var", lambda r: r["variant"] or "-", numeric=False),
+    ReportColumn("status", lambda r: r["status"] or "-", 4, numeric=False),
+    ReportColumn("calls", lambda r: str(r["calls"])),
+    ReportColumn("done", lambda r: str(r["completed"]), 3),
+    ReportColumn("success", lambda r: f"{_pct(r['success_rate'])} ({r['successes']})"),
+    ReportColumn("secs", lambda r: _num(r["avg_duration_s"], 1), 5),
+    ReportColumn("effic.", lambda r: _num(r["efficiency"], 4), 6),
+    ReportColumn("xfer", lambda r: _pct(r["transfer_rate"])),
+    ReportColumn("opt-out", lambda r: _pct(r["opt_out_rate"])),
+    ReportColumn("hits", lambda r: str(r["compliance_hits"]), 2),
+)
+# The padding between two columns (no vertical borders); the script column may wrap down to
+# _SCRIPT_MIN.
+_COLUMN_EDGES = 2
+_SCRIPT_MIN = 10
+
+
+def _fits(columns: list[ReportColumn], cells: list[list[str]], width: int) -> bool:
+    needed = -_COLUMN_EDGES  # no padding outside the first and last columns
+    for index, column in enumerate(columns):
+        widest = max([len(column.header), *(len(row[index]) for row in cells)])
+        if column.header == "script":
+            widest = min(widest, _SCRIPT_MIN)
+        needed += widest + _COLUMN_EDGES
+    return needed <= width
+
+
+def render_table(rows: list[dict[str, Any]], title: str, width: int = 80) -> Table:
+    """The report for a terminal `width` columns wide: short headers, script names wrapped,
+    and the least needed columns dropped (named in the caption) when it is still too narrow."""
+    columns = list(REPORT_COLUMNS)
+    while True:
+        cells = [[c.cell(r) for c in columns] for r in rows]
+        droppable = [c for c in columns if c.drop_order]
+        if _fits(columns, cells, width) or not droppable:
+            break
+        columns.remove(max(droppable, key=lambda c: c.drop_order))
+    hidden = [c.header for c in REPORT_COLUMNS if c not in columns]
+    caption = (
+        f"not shown at this width: {', '.join(hidden)} (--format csv or json has them)"
+        if hidden
+        else "var: variant, done: completed, secs: average length, effic.: 1/(secs + 0.1), "
+        "xfer: transfer rate, hits: compliance hits"
+    )
+    table = Table(title=title, caption=caption, box=None, pad_edge=False)
+    for column in columns:
+        table.add_column(
+            column.header,
+            justify="right" if column.numeric else "left",
+            overflow="fold",
+            no_wrap=column.header != "script",
+            min_width=_SCRIPT_MIN if column.header == "script" else None,
         )
+    for row in cells:
+        table.add_row(*row)
     return table
 
 
@@ -130,4 +175,6 @@ def report(
         typer.echo(render_csv(rows), nl=False)
     else:
         scope = f"campaign {campaign}" if campaign else "all campaigns"
-        Console().print(render_table(rows, f"Script effectiveness, last {since}, {scope}"))
+        console = Console()
+        title = f"Script effectiveness, last {since}, {scope}"
+        console.print(render_table(rows, title, console.width))

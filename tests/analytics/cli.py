@@ -20,7 +20,9 @@ test_app.add_typer(app, name="outdial")
 test_app.add_typer(leads_app, name="leads")
 
 
-async def invoke(*args: str, pg_url: str, tmp_path: Path, config: str = "{}\n") -> Result:
+async def invoke(
+    *args: str, pg_url: str, tmp_path: Path, config: str = "{}\n", columns: int = 200
+) -> Result:
     """Invoke in a worker thread: the command runs its own event loop, as it does for real."""
     config_file = tmp_path / "outdial.yaml"
     config_file.write_text(config)
@@ -28,7 +30,7 @@ async def invoke(*args: str, pg_url: str, tmp_path: Path, config: str = "{}\n") 
         "OUTDIAL_DATABASE_URL": pg_url,
         "OUTDIAL_CONFIG": str(config_file),
         "OUTDIAL_STATE_DIR": str(tmp_path / "state"),
-        "COLUMNS": "200",
+        "COLUMNS": str(columns),
     }
     argv = list(args) if args[0] == "leads" else ["outdial", *args]
     return await asyncio.to_thread(CliRunner().invoke, test_app, argv, env=env)

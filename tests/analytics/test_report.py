@@ -13,8 +13,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from rich.console import Console
 
 from analytics.evaluation import VariantStats, Window, evaluate
+from outdial.commands.report import render_table
 from tests.analytics import seeding
 from tests.analytics.cli import invoke
 
@@ -199,6 +201,35 @@ async def test_cli_report_json_csv_and_table(
     result = await invoke("report", "--since", "1h", pg_url=pg_url, tmp_path=tmp_path)
     assert result.exit_code == 0, result.output
     assert "75.0% (3)" in result.stdout and "50.0% (1)" in result.stdout
+
+
+def _report_rows(script: str) -> list[dict[str, object]]:
+    row = {"script_name": script, "variant": "concise", "status": "retired", "calls": 12345,
+           "completed": 12000, "success_rate": 0.6667, "successes": 8000,
+           "avg_duration_s": 123.4, "efficiency": 0.0081, "transfer_rate": 0.125,
+           "opt_out_rate": 0.0333, "compliance_hits": 1234}  # fmt: skip
+    return [row, {**row, "variant": "b"}]
+
+
+@pytest.mark.parametrize("width", [80, 100, 200])
+def test_report_table_is_readable_at_the_terminals_width(width: int) -> None:
+    script = "order_confirmation_en_spring_2026"
+    console = Console(width=width, record=True, color_system=None)
+    console.print(render_table(_report_rows(script), "Script effectiveness", width))
+    text = console.export_text()
+    lines = text.splitlines()
+    assert all(len(line) <= width for line in lines)
+    assert "…" not in text  # nothing cut: wrapped, or dropped and named
+    # Every figure that is shown is whole: the script wraps, numbers never do.
+    for figure in ("12345", "66.7% (8000)", "12.5%", "3.3%", "concise"):
+        assert figure in text, figure
+    assert "order_confir" in text and "2026" in text
+    if width == 80:
+        assert "not shown at this width:" in text and "effic." in text
+        assert "0.0081" not in text
+    if width == 200:
+        assert "not shown" not in text
+        assert all(f in text for f in ("0.0081", "123.4", "1234", "retired", "12000"))
 
 
 async def test_cli_report_bad_input(db_pool: asyncpg.Pool, pg_url: str, tmp_path: Path) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import aiohttp
 import asyncpg
 import pytest
 
 from compliance.settings import ComplianceSettings
+from outdial.commands.calls import load_call
 from tests.api.conftest import Api, api_config, problem_pointers, start_api
 
 RAW_TEXT = "call me on +44 161 496 0000 or at ann@example.com, card 4111 1111 1111 1111"
@@ -75,6 +77,21 @@ async def test_call_by_id_with_redacted_turns(api: Api) -> None:
     assert call["turns"][2]["dtmf"] == "[CARD]"
     assert "[PHONE]" in call["summary"]
     assert call["turns"][1]["intent"] == "callback"
+
+
+async def test_the_api_and_calls_show_return_the_same_document(
+    api: Api, pg_url: str, tmp_path: Path
+) -> None:
+    await _seed_call(api.pool)
+    await api.pool.execute(
+        """INSERT INTO compliance_events (call_id, direction, category, action, detail)
+           VALUES ('c-1', 'customer', 'profanity', 'log', '{"node": "pay", "term": "damn"}')"""
+    )
+    _, served, _ = await api.call("GET", "/v1/calls/c-1")
+    config = api_config(pg_url).model_copy(update={"state_dir": tmp_path})
+    shown = await load_call(config, "c-1")
+    assert served == shown.model_dump(mode="json")
+    assert served["compliance_events"][0]["term"] == "damn"
 
 
 async def test_calls_of_a_lead_newest_first(api: Api) -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from dialog.validate import content_hash
+from store.scripts import record_script_version
 from tests.api.conftest import SCRIPT, Api, problem_pointers
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 NUMBER = "+44 161 496 0000"
 
@@ -53,6 +58,8 @@ async def test_create_list_get_pause_resume(api: Api) -> None:
         ({"name": "new", "script": SCRIPT, "settings": {"cps": 0}}, 422, "#/settings/cps"),
         ({"name": "new", "script": SCRIPT, "settings": {"speed": 1}}, 422, "#/settings/speed"),
         ({"name": "new"}, 422, "#/script"),
+        # The test's script has no stored version to read a recording notice from.
+        ({"name": "new", "script": SCRIPT, "settings": {"record": True}}, 422, "#/settings/record"),
     ],
 )
 async def test_bad_campaigns_are_refused(
@@ -64,6 +71,20 @@ async def test_bad_campaigns_are_refused(
         assert problem_pointers(problem) == [pointer]
     assert await api.pool.fetchval("SELECT count(*) FROM campaigns") == 1
     assert await api.pool.fetchval("SELECT count(*) FROM api_audit") == 1  # the token's creation
+
+
+async def test_a_recording_campaign_needs_a_script_that_says_so(api: Api) -> None:
+    shipped = (SCRIPTS / "order_confirmation_en.yaml").read_text()
+    silent = shipped.replace(" This call may be recorded.", "")
+    for version, source in enumerate((silent, shipped), 1):
+        await record_script_version(api.pool, SCRIPT, source, content_hash(source), None)
+        body = {"name": f"taped{version}", "script": SCRIPT, "settings": {"record": True}}
+        status, problem, _ = await api.call("POST", "/v1/campaigns", body)
+        if source is silent:
+            assert status == 422 and problem_pointers(problem) == ["#/settings/record"]
+            assert "does not say so in its identification" in problem["errors"][0]["detail"]
+        else:
+            assert status == 201 and problem["settings"] == {"record": True}
 
 
 async def test_unknown_campaign_is_404_everywhere(api: Api) -> None:

@@ -10,8 +10,11 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
+from dialer.campaigns import Campaign, CampaignSettings
+from dialog import load_script, parse_script
 from outdial.cli import app
 from outdial.config import parse_config
+from outdial.daemon import script_problem
 from outdial.errors import UserError
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "order_confirmation_en.yaml"
@@ -201,3 +204,33 @@ def test_require_consent_reads_as_a_flag_in_help() -> None:
     result = CliRunner().invoke(app, ["campaign", "create", "--help"], env={"COLUMNS": "200"})
     line = next(x for x in result.output.splitlines() if "--require-consent" in x)
     assert "<bool>" not in line and "a flag: no value" in line
+
+
+def test_a_recording_campaign_needs_a_script_that_says_so(pg_url: str, config: Path) -> None:
+    """The shipped script says "This call may be recorded."; a copy that does not is refused
+    for a campaign that records, and accepted for one that does not."""
+    code, out, exc = _run(pg_url, config, "create", "taped", "--script", NAME, "--record")
+    assert code == 0, exc
+    assert "record" in _run(pg_url, config, "list")[1]
+    silent = config.parent / "scripts" / "confirm.yaml"
+    text = silent.read_text().replace(" This call may be recorded.", "")
+    silent.write_text(text.replace("name: order_confirmation_en", "name: quiet_en"))
+    _, _, exc = _run(pg_url, config, "create", "quiet", "--script", "quiet_en", "--record")
+    assert isinstance(exc, UserError)
+    assert "--record: the campaign records its calls but script 'quiet_en'" in str(exc)
+    assert _run(pg_url, config, "create", "quiet", "--script", "quiet_en")[0] == 0
+
+
+def test_the_daemon_will_not_serve_a_recording_campaign_whose_script_stopped_saying_so() -> None:
+    """A script edited after the campaign was created: the daemon's check at start and reload
+    pauses the campaign (script_unavailable, with this reason) until the notice is back."""
+    shipped = load_script(SCRIPT).script
+    silent = parse_script(SCRIPT.read_text().replace(" This call may be recorded.", "")).script
+
+    def campaign(record: bool) -> Campaign:
+        return Campaign(1, "c", NAME, "active", CampaignSettings(record=record))
+
+    assert script_problem(campaign(True), shipped) is None
+    assert script_problem(campaign(False), silent) is None
+    problem = script_problem(campaign(True), silent)
+    assert problem is not None and "does not say so in its identification" in problem

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import wave
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -16,8 +18,8 @@ from dialer.campaigns import CampaignSettings, set_status
 from dialer.engine import Dialer
 from dialer.leasing import lease, reclaim_expired
 from dialer.settings import TrunkSettings
-from pbxsim import PbxSim
-from pbxsim.dialplan import DialplanStep
+from pbxsim import PbxSim, SimConfig
+from pbxsim.dialplan import RECORD_STEP, DialplanStep
 from pbxsim.scenario import OutcomeWeights, Scenario
 from tests.dialer.helpers import (
     TEST_CONTEXT,
@@ -175,3 +177,34 @@ async def test_a_crashed_owners_leases_return_and_its_open_attempts_end(
         assert len(again) == 4
     attempt = await db_pool.fetchrow("SELECT ended_at, disposition FROM call_attempts")
     assert attempt["ended_at"] is not None and attempt["disposition"] == "error"
+
+
+async def test_only_a_recording_campaigns_calls_are_recorded(
+    db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """The dialer asks (OUTDIAL_RECORD=1) for the campaign that records; the deploy dialplan's
+    step, run by pbxsim, then writes one WAV per call of that campaign and none for the other."""
+    taped = await make_campaign(db_pool, "taped", CampaignSettings(record=True))
+    plain = await make_campaign(db_pool, "plain")
+    await add_leads(db_pool, taped.id, numbers(3))
+    await add_leads(db_pool, plain.id, numbers(3, start=100))
+    steps = ("Answer()", RECORD_STEP, "Wait(0.5)", "Hangup()")
+    config = SimConfig(
+        scenario=ANSWER_ALL,
+        dialplan={TEST_CONTEXT: [DialplanStep.model_validate(s) for s in steps]},
+        speed=10,
+        monitor_dir=tmp_path,
+    )
+    async with PbxSim(config) as sim:
+        dialer = Dialer(db_pool, dialer_settings("rec"), [trunk_for(sim)])
+        async with running(dialer), asyncio.timeout(60):
+            await wait_attempts_settled(db_pool, 6)
+            await until(lambda: all(r.done for r in sim.calls))
+    attempts = await db_pool.fetch("SELECT call_id, campaign_id FROM call_attempts")
+    expected = {tmp_path / "outdial" / f"{a['call_id']}.wav" for a in attempts
+                if a["campaign_id"] == taped.id}  # fmt: skip
+    assert len(expected) == 3 and set((tmp_path / "outdial").iterdir()) == expected
+    assert sorted(p for r in sim.calls for p in r.recordings) == sorted(expected)
+    for path in expected:
+        with wave.open(str(path)) as recording:
+            assert (recording.getframerate(), recording.getnchannels()) == (8000, 1)

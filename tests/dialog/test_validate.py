@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dialog import ScriptError, load_script, parse_script, validate_script
+from dialog import ScriptError, announces_recording, load_script, parse_script, validate_script
 from dialog.validate import MISSING_IDENTIFICATION
 from tests.dialog.conftest import MINIMAL, SCRIPTS
 
@@ -284,3 +284,22 @@ def test_variant_named_base_is_refused(tmp_path: Path) -> None:
     issues = check(tmp_path, text)
     assert len(issues) == 1
     assert "variants: " in issues[0] and "'base' names the script as written" in issues[0]
+
+
+@pytest.mark.parametrize(
+    ("who", "announced"),
+    [
+        ("Hi, this is the automated assistant of Acme.", False),
+        ("Hi, this is Acme. This call may be recorded.", True),
+        ("Hi, this is Acme; we are recording this call.", True),
+        ("Hi, this is Acme, recorder of deeds.", False),
+    ],
+)
+def test_a_recorded_call_must_be_announced_in_the_identification(who: str, announced: bool) -> None:
+    script = parse_script(edit("who: Hi, this is the automated assistant of Acme.", f"who: {who}"))
+    assert announces_recording(script.script) is announced
+
+
+def test_the_shipped_scripts_announce_recording() -> None:
+    for path in SCRIPTS.glob("*.yaml"):
+        assert announces_recording(load_script(path).script), path

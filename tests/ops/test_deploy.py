@@ -10,6 +10,8 @@ import pytest
 
 from agi.settings import AgiSettings, AudioSocketSettings, SessionSettings
 from dialer.settings import DialerSettings, TrunkSettings
+from pbxsim.dialplan import RECORD_STEP
+from store.settings import PrivacySettings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -59,6 +61,20 @@ def test_outbound_context_runs_amd_then_agi_to_the_fastagi_port(
     assert "${OUTDIAL_CAMPAIGN}" in agi and "${OUTDIAL_LEAD}" in agi
     assert names[-1] == "Hangup"
     assert any("outdial-machine,s,1" in a for a in apps if a.startswith("GotoIf"))
+
+
+def test_outbound_context_records_when_the_campaign_asks_just_before_the_agi(
+    extensions: dict[str, list[tuple[str, str]]],
+) -> None:
+    """The step pbxsim runs in its tests is the one shipped; only calls that reach the AGI
+    are recorded, so every recording's path is stored on its call (and can be purged)."""
+    apps = dialplan_apps(extensions[TrunkSettings().context])
+    names = [a.split("(", 1)[0] for a in apps]
+    assert apps[names.index("AGI") - 1] == RECORD_STEP
+    assert "MixMonitor" not in " ".join(dialplan_apps(extensions["outdial-machine"]))
+    # MixMonitor's relative names land in Asterisk's monitor directory, where the retention
+    # job deletes them.
+    assert PrivacySettings().recordings_dir == Path("/var/spool/asterisk/monitor")
 
 
 def test_transfer_and_machine_contexts(extensions: dict[str, list[tuple[str, str]]]) -> None:

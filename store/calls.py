@@ -1,0 +1,195 @@
+"""Reading calls back: one call with its turns and compliance events, or a filtered list.
+
+A call is what the dialer originated (`call_attempts`) joined with what the bot session
+recorded (`calls`); either may be missing (not answered yet, or no bot session). The API's call
+resource, `outdial calls` and the call plot all read through here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+# One row per call: the attempt and the bot session side by side.
+_CALL = """
+SELECT call_id,
+       cp.name AS campaign,
+       l.external_id,
+       a.trunk,
+       a.started_at AS dialled_at,
+       a.answered_at,
+       c.started_at AS bot_started_at,
+       coalesce(c.ended_at, a.ended_at) AS ended_at,
+       coalesce(c.disposition, a.disposition) AS disposition,
+       c.outcome,
+       c.success,
+       coalesce(c.amd_status, a.amd_status) AS amd_status,
+       a.amd_cause,
+       c.script_name AS script,
+       c.script_version,
+       c.variant,
+       c.transfer_target,
+       c.transfer_reason,
+       c.hangup_side,
+       c.greeting_latency_ms,
+       c.summary,
+       c.recording_path,
+       (SELECT count(*) FROM turns t WHERE t.call_id = coalesce(a.call_id, c.call_id)) AS turn_count
+FROM call_attempts a
+FULL JOIN calls c USING (call_id)
+LEFT JOIN campaigns cp ON cp.id = coalesce(c.campaign_id, a.campaign_id)
+LEFT JOIN leads l ON l.id = coalesce(c.lead_id, a.lead_id)
+"""
+
+_PHONE_OF_CALL = """
+SELECT l.phone_e164 FROM leads l
+WHERE l.id = coalesce((SELECT lead_id FROM calls WHERE call_id = $1),
+                      (SELECT lead_id FROM call_attempts WHERE call_id = $1))
+"""
+
+_TURNS = """
+SELECT call_id, seq, speaker, node, text, intent, intent_confidence, asr_confidence,
+       agitation, barge_in, dtmf, timings, created_at
+FROM turns WHERE call_id = ANY($1::text[]) ORDER BY call_id, seq
+"""
+
+_EVENTS = """
+SELECT call_id, direction, category, action, detail, created_at
+FROM compliance_events WHERE call_id = ANY($1::text[]) ORDER BY call_id, created_at, id
+"""
+
+
+@dataclass(frozen=True)
+class CallRows:
+    """One call as stored: its row (`_CALL`), turns and compliance events."""
+
+    call: asyncpg.Record
+    turns: list[asyncpg.Record]
+    events: list[asyncpg.Record]
+
+
+async def calls_by_id(
+    conn: asyncpg.Connection | asyncpg.Pool, call_ids: list[str]
+) -> list[asyncpg.Record]:
+    return await conn.fetch(_CALL + " WHERE call_id = ANY($1::text[]) ORDER BY call_id", call_ids)
+
+
+async def calls_of_lead(
+    conn: asyncpg.Connection | asyncpg.Pool, lead_id: int, limit: int
+) -> list[asyncpg.Record]:
+    """The lead's calls, newest first."""
+    return await conn.fetch(
+        _CALL
+        + """ WHERE coalesce(c.lead_id, a.lead_id) = $1
+              ORDER BY coalesce(a.started_at, c.started_at) DESC, call_id LIMIT $2""",
+        lead_id,
+        limit,
+    )
+
+
+async def with_turns(
+    conn: asyncpg.Connection | asyncpg.Pool, calls: list[asyncpg.Record]
+) -> list[CallRows]:
+    """The calls with their turns and compliance events, in the order given."""
+    ids = [r["call_id"] for r in calls]
+    turns = await conn.fetch(_TURNS, ids) if ids else []
+    events = await conn.fetch(_EVENTS, ids) if ids else []
+    return [
+        CallRows(
+            call,
+            [t for t in turns if t["call_id"] == call["call_id"]],
+            [e for e in events if e["call_id"] == call["call_id"]],
+        )
+        for call in calls
+    ]
+
+
+async def phone_of_call(conn: asyncpg.Connection | asyncpg.Pool, call_id: str) -> str | None:
+    """The number of the person called (for the audit's subject; never shown)."""
+    return await conn.fetchval(_PHONE_OF_CALL, call_id)
+
+
+async def matching_call_ids(
+    conn: asyncpg.Connection | asyncpg.Pool, prefix: str, *, min_prefix: int, limit: int = 5
+) -> list[str]:
+    """Call ids equal to `prefix`, else, when it is `min_prefix` long or more, starting with
+    it (a prefix reads every id)."""
+    exact = await conn.fetchval(
+        """SELECT call_id FROM call_attempts WHERE call_id = $1
+           UNION SELECT call_id FROM calls WHERE call_id = $1""",
+        prefix,
+    )
+    if exact is not None:
+        return [exact]
+    if len(prefix) < min_prefix:
+        return []
+    rows = await conn.fetch(
+        """SELECT call_id FROM (SELECT call_id FROM call_attempts
+                               UNION SELECT call_id FROM calls) AS ids
+           WHERE left(call_id, length($1)) = $1 ORDER BY call_id LIMIT $2""",
+        prefix,
+        limit,
+    )
+    return [r["call_id"] for r in rows]
+
+
+async def has_grades(conn: asyncpg.Connection | asyncpg.Pool) -> bool:
+    """Whether calls carry a lead grade (`calls.grade`, added with lead grading)."""
+    return bool(
+        await conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM information_schema.columns
+                              WHERE table_schema = current_schema() AND table_name = 'calls'
+                                AND column_name = 'grade')"""
+        )
+    )
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    """What `outdial calls list` narrows to: dialled in [since, until); None means any."""
+
+    since: datetime
+    until: datetime
+    campaign: str | None = None
+    disposition: str | None = None
+    outcome: str | None = None
+    grade: str | None = None
+    transferred: bool | None = None
+    limit: int = 50
+
+
+async def list_calls(
+    conn: asyncpg.Connection | asyncpg.Pool, wanted: CallFilter, *, grades: bool
+) -> list[asyncpg.Record]:
+    """Calls newest first (by when they were dialled, else when the bot answered). `grades`:
+    the database has `calls.grade` (see has_grades); without it a grade filter is refused."""
+    if wanted.grade is not None and not grades:
+        raise ValueError("calls carry no grade in this database")
+    grade = "c.grade" if grades else "NULL::text"
+    columns = _CALL.replace("SELECT call_id,", f"SELECT call_id, {grade} AS grade,", 1)
+    # The window picks ids through the started_at indexes of both tables first.
+    sql = f"""
+        WITH window_ids AS (
+            SELECT call_id FROM call_attempts WHERE started_at >= $1 AND started_at < $2
+            UNION SELECT call_id FROM calls WHERE started_at >= $1 AND started_at < $2)
+        SELECT * FROM ({columns} WHERE call_id IN (SELECT call_id FROM window_ids)) AS found
+        WHERE ($3::text IS NULL OR campaign = $3)
+          AND ($4::text IS NULL OR disposition = $4)
+          AND ($5::text IS NULL OR outcome = $5)
+          AND ($6::text IS NULL OR grade = $6)
+          AND ($7::boolean IS NULL OR (disposition IS NOT DISTINCT FROM 'transferred') = $7)
+        ORDER BY coalesce(dialled_at, bot_started_at) DESC, call_id
+        LIMIT $8"""
+    return await conn.fetch(
+        sql,
+        wanted.since,
+        wanted.until,
+        wanted.campaign,
+        wanted.disposition,
+        wanted.outcome,
+        wanted.grade,
+        wanted.transferred,
+        wanted.limit,
+    )
