@@ -169,9 +169,10 @@ async def test_broken_hellos_are_refused(eagi_stack: LiveStack) -> None:
     assert await reader.read() == b""
     writer.close()
     assert eagi_stack.service.audiosocket.rejected == {"bad_hello": 1, "unknown_uuid": 1}
-    # The granted call never got its media: recorded failed, its slot given back.
+    # The granted call never got its media: settled `error` (the lead is retried, as on the
+    # FastAGI path since issue 25), its slot given back.
     await _wait_idle(eagi_stack)
-    assert (await _call_row(eagi_stack, "c-swap"))["disposition"] == "failed"
+    assert (await _call_row(eagi_stack, "c-swap"))["disposition"] == "error"
 
 
 async def _wait_idle(stack: LiveStack) -> None:
