@@ -61,3 +61,8 @@ REPLIES_AHEAD = Counter(
     "Replies synthesised ahead of the answer, by what became of them: used, late, unused.",
     ["disposition"],
 )
+GRADES = Counter(
+    "outdial_call_grades",
+    "Calls graded by the script's grading rules, by grade (A best, F worst).",
+    ["script", "variant", "grade"],
+)

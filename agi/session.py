@@ -15,7 +15,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,11 +35,13 @@ from dialog import (
     Listen,
     OptOut,
     Say,
+    SetVariable,
     Silence,
     Transfer,
     Utterance,
 )
 from dialog.actions import Action
+from dialog.grading import CallFacts, grade_call
 from emotion.agitation import AgitationReading, AgitationTracker, LexicalCues
 from emotion.features import ProsodyFeatures, WordTiming, extract_features
 from store.turns import TurnRecord
@@ -83,6 +85,12 @@ class CallOutcome:
     greeting_latency_ms: float | None = None
     turns: int = 0
     opted_out: bool = False
+    agitation_peak: float = 0.0
+    # The lead's grade from the script's `grading:` rules, and what the call captured
+    # (a promised date, an amount) for the follow-up message.
+    grade: str | None = None
+    grade_reason: str | None = None
+    captured: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -157,6 +165,9 @@ class CallSession:
         self._connected_at = time.monotonic()
         self._asr_now = self._connected_at
         self._campaign_label = context.campaign or "none"
+        self._variant_label = variant or BASE_VARIANT
+        self._heard_intents: set[str] = set()
+        self._heard_entities: set[str] = set()
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -180,7 +191,25 @@ class CallSession:
             await self._stop_speech()
             await self.asr.close()
             await self.media.close()
+        self._grade(time.monotonic() - self._connected_at)
         return self.outcome
+
+    def _grade(self, duration_s: float) -> None:
+        """The script's grading rules on what this call heard (dialog/grading.py)."""
+        outcome = self.outcome
+        facts = CallFacts(
+            outcome=outcome.outcome,
+            disposition=outcome.disposition,
+            success=outcome.success,
+            intents=frozenset(self._heard_intents),
+            entities=frozenset(self._heard_entities),
+            agitation_peak=outcome.agitation_peak,
+            duration_s=duration_s,
+        )
+        result = grade_call(self.runtime.script.grading, facts)
+        if result is not None:
+            outcome.grade, outcome.grade_reason = result.grade, result.reason
+            metrics.GRADES.labels(self.runtime.name, self._variant_label, result.grade).inc()
 
     async def _next_media_event(self) -> AudioIn | DtmfIn | HangupIn | None:
         try:
@@ -303,6 +332,9 @@ class CallSession:
             )
             metrics.COMPLIANCE_HITS.labels(hit.category, "customer").inc()
         self.outcome.last_intent = nlu.intent or self.outcome.last_intent
+        if nlu.intent:
+            self._heard_intents.add(nlu.intent)
+        self._heard_entities.update(e.label for e in nlu.entities)
         self._log_customer(final, nlu, reading)
         emotion_actions = (
             self.engine.handle(EmotionScore(reading.score, text, nlu.intent)) if reading else []
@@ -361,6 +393,7 @@ class CallSession:
         )
         reading = self.tracker.update(features, cues)
         self.outcome.agitation = reading.score
+        self.outcome.agitation_peak = max(self.outcome.agitation_peak, reading.score)
         metrics.AGITATION.observe(reading.score)
         return reading
 
@@ -379,6 +412,8 @@ class CallSession:
                     self._listen(action)
                 case Transfer() | End():
                     self._finish_from([action])
+                case SetVariable(name=name, value=value):
+                    self.outcome.captured[name] = value
                 case OptOut():
                     self.outcome.opted_out = True
                     self.recorder.opt_out(self.context)

@@ -38,6 +38,7 @@ from dialer.leasing import (
     AttemptRequest,
     AttemptResult,
     Lead,
+    OutcomeAdvisor,
     claim_attempts,
     finish_attempts,
     lease_eligible,
@@ -103,6 +104,7 @@ class Dialer:
         *,
         capacity: Callable[[], int] = lambda: UNLIMITED_SESSIONS,
         clock: Callable[[], datetime] = utc_now,
+        advisor: OutcomeAdvisor | None = None,
     ) -> None:
         if not trunks:
             raise ValueError("the dialer needs at least one trunk")
@@ -115,6 +117,7 @@ class Dialer:
         self._trunk_settings = trunks
         self._capacity = capacity
         self._clock = clock
+        self._advisor = advisor  # the follow-up after each call (outdial/followup.py)
         self._trunks: dict[str, _Trunk] = {}
         self._campaigns: dict[int, _CampaignState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -556,7 +559,7 @@ class Dialer:
         while True:
             try:
                 async with self.pool.acquire() as conn:
-                    await finish_attempts(conn, self.owner, [r for r, _ in batch])
+                    await finish_attempts(conn, self.owner, [r for r, _ in batch], self._advisor)
                 break
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("could not write %d call results (retrying): %s", len(batch), exc)

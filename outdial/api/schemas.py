@@ -216,6 +216,11 @@ class DncQuery(_Request):
         default=None, description="A campaign's own list; absent: the global list."
     )
     region: Region | None = None
+    channel: Literal["call", "sms", "push"] = Field(
+        default="call",
+        description="The channel the list is for: calls (the dialer's list), SMS or app "
+        "push (the follow-ups); each channel has its own lists.",
+    )
 
 
 class DncIn(DncQuery):
@@ -334,3 +339,7 @@ class ErasureOut(_Response):
         description="Do-not-call entries kept as a hash of the number alone (opt-out honoured)."
     )
     audit_rows: int
+    engagement_events: int = Field(description="Channel engagement the CRM reported, deleted.")
+    channel_consents: int = Field(description="Consents to SMS and push, deleted.")
+    follow_ups: int = Field(description="Follow-ups chosen after calls, deleted.")
+    churn_rows: int = Field(description="Churn labels and scores, deleted.")
