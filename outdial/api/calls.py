@@ -39,7 +39,9 @@ SELECT call_id,
        c.variant,
        c.transfer_reason,
        c.hangup_side,
-       c.summary
+       c.summary,
+       c.grade,
+       c.grade_reason
 FROM call_attempts a
 FULL JOIN calls c USING (call_id)
 LEFT JOIN campaigns cp ON cp.id = coalesce(c.campaign_id, a.campaign_id)

@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import asyncpg
 from aiohttp import web
@@ -30,6 +30,9 @@ from outdial.api.ratelimit import TokenBuckets, retry_after
 from outdial.api.schemas import CampaignName, ExternalId, Text
 from outdial.api.settings import ApiSettings
 from outdial.api.tokens import Token, find_token
+
+if TYPE_CHECKING:
+    from outdial.followup import FollowUpPlanner
 
 JSON = "application/json"
 _PARAM = re.compile(r"{(\w+)}")
@@ -73,6 +76,8 @@ class ApiState:
     # True while the revocation announcements arrive (ApiServer's listener): the cache is used
     # only then, so a revoked token can never outlive its announcement.
     revocations_heard: bool = False
+    # The follow-up planner behind /v1/leads/{lead_id}/follow-up (create_app gives one).
+    planner: FollowUpPlanner | None = None
 
     def __post_init__(self) -> None:
         self.buckets = TokenBuckets(self.settings.rate_per_s, self.settings.burst)

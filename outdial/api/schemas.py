@@ -276,6 +276,10 @@ class CallOut(_Response):
     transfer_reason: str | None
     hangup_side: str | None
     summary: str | None
+    grade: Literal["A", "B", "C", "D", "E", "F"] | None = Field(
+        description="The lead's grade from the script's grading rules (A best)."
+    )
+    grade_reason: str | None
     turns: list[TurnOut]
 
 

@@ -9,12 +9,13 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiohttp import web
 
-from outdial.api import calls, campaigns, dnc, health, leads, personal, reports
+from outdial.api import calls, campaigns, decisions, dnc, health, leads, personal, reports
 from outdial.api.openapi import build_document
 from outdial.api.problems import ApiProblem
 from outdial.api.routing import ApiState, Operation, endpoint
 from outdial.config import Config
 from outdial.errors import UserError
+from outdial.followup import FollowUpPlanner
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ OPERATIONS: list[Operation] = [
     *calls.OPERATIONS,
     *reports.OPERATIONS,
     *personal.OPERATIONS,
+    *decisions.OPERATIONS,
 ]
 # Migration 090's trigger announces each revoked or deleted token's id here.
 REVOKED_CHANNEL = "outdial_token_revoked"
@@ -63,6 +65,8 @@ def create_app(
     settings = config.api
     app = web.Application(middlewares=[problem_details], client_max_size=settings.max_body_bytes)
     state = state or ApiState(pool, settings, config.compliance, config.default_region)
+    if state.planner is None:
+        state.planner = FollowUpPlanner(config.analytics, config.dialer)
     document = build_document(OPERATIONS)
 
     async def openapi(_: web.Request) -> web.Response:
