@@ -237,7 +237,7 @@ def evaluate_split(data: LabelledSet, churn: ChurnSettings) -> Evaluation:
     if n < churn.min_labels:
         raise ChurnModelError(
             f"{n} labelled customers; at least {churn.min_labels} are needed "
-            "(post labels to /v1/leads/{lead_id}/churn or `outdial models labels import`)"
+            "(post labels to /v1/leads/{lead_id}/churn or `outdial models labels churn FILE`)"
         )
     cut = int(round(n * (1 - churn.holdout_share)))
     train, test = slice(0, cut), slice(cut, n)

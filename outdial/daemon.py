@@ -21,6 +21,7 @@ from agi.catalog import ScriptCatalog
 from agi.runtime import CallServices, CallSettings, ScriptRuntime
 from agi.service import CallService, ScriptSource
 from analytics.allocation import VariantAllocator
+from analytics.churn import ChurnScorer, churn_scoring_job
 from analytics.retirement import RetirementJob
 from compliance.words import WordFilter
 from dialer.engine import Dialer
@@ -29,6 +30,7 @@ from emotion.warmup import warm
 from outdial.api.server import ApiServer
 from outdial.config import Config
 from outdial.credentials import spool_keys
+from outdial.followup import outcome_advisor
 from outdial.metrics import MetricsServer
 from outdial.models import voice_settings
 from outdial.retention import RetentionJob
@@ -113,7 +115,11 @@ class Daemon:
         await self._start_side_jobs(pool)
         if with_dialer and config.trunks:
             self.dialer = Dialer(
-                pool, config.dialer, config.trunks, capacity=lambda: self.calls.free_slots
+                pool,
+                config.dialer,
+                config.trunks,
+                capacity=lambda: self.calls.free_slots,
+                advisor=outcome_advisor(config.analytics, config.dialer),
             )
             self._tasks.append(asyncio.create_task(self.dialer.run(), name="dialer"))
         # Models, scripts and caches live for the whole process: move them out of the
@@ -135,6 +141,10 @@ class Daemon:
         retirement = RetirementJob(pool, config.analytics.ab)  # type: ignore[arg-type]
         retirement.start()
         self._closers.append(retirement)
+        scorer = ChurnScorer(config.analytics.churn, config.analytics.rfm)
+        scoring = churn_scoring_job(pool, scorer)  # type: ignore[arg-type]
+        scoring.start()
+        self._closers.append(scoring)
         sending = bool(config.webhooks.urls)
         retention = RetentionJob(pool, config.privacy, webhooks=sending)  # type: ignore[arg-type]
         retention.start()

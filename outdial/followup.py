@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from analytics.channels import Beta, best_hour, choose, posteriors, seeded_rng
 from analytics.churn import ChurnScorer, score_payload
+from analytics.metrics import FOLLOW_UPS
 from analytics.settings import AnalyticsSettings, ChannelSettings
 from compliance import CallingWindow
 from compliance.channels import ChannelFacts, channel_block
@@ -174,7 +175,10 @@ class FollowUpPlanner:
         means = {c: b.mean for c, b in estimates.items()}
         blocked = self._blocked(request, lead, script)
         allowed = [c for c in CHANNELS if c not in blocked]
-        rng = seeded_rng(lead.lead_id, request.call_id or request.now.isoformat())
+        # Seeded by the decision's identity: the call, or (asked through the API) the history
+        # so far; the same question about the same history gets the same answer.
+        history = sum(t.contacts + t.responses * 1000 for t in own.totals.values())
+        rng = seeded_rng(lead.lead_id, request.call_id or f"history-{history}")
         choice = choose(estimates, allowed, rng, greedy=settings.policy == "greedy")
         if choice is None:
             why = "; ".join(f"{c}: {b}" for c, b in blocked.items())
@@ -337,6 +341,8 @@ class OutcomeAdvisor:
         advice = {}
         for attempt in attempts:
             plan = plans.get(attempt.lead_id)
+            if plan is not None:
+                FOLLOW_UPS.labels(channel=plan.channel or "none").inc()
             event: dict[str, Any] = {"follow_up": plan.payload() if plan else None}
             if attempt.lead_id in scores:
                 event["churn"] = score_payload(scores[attempt.lead_id])
@@ -356,3 +362,9 @@ class OutcomeAdvisor:
         if call >= self.planner.settings.stop_calls_below * best:
             return None, None
         return NextStep(done=True), f"prefers_{plan.channel}"
+
+
+def outcome_advisor(analytics: AnalyticsSettings, dialer: DialerSettings) -> OutcomeAdvisor:
+    """What the dialer adds to each call's outcome event: the follow-up and the churn risk."""
+    planner = FollowUpPlanner(analytics, dialer)
+    return OutcomeAdvisor(planner, ChurnScorer(analytics.churn, analytics.rfm))

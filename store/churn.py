@@ -7,6 +7,7 @@ learns from what happened after.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -175,16 +176,19 @@ class ScoreRow:
 
 
 async def save_scores(conn: asyncpg.Connection | asyncpg.Pool, scores: Sequence[ScoreRow]) -> None:
+    # The features go as JSON text: a list of lists would be read as a 2-D array.
     await conn.execute(
         """INSERT INTO churn_scores (lead_id, model_version, score, top_features)
-           SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::real[], $4::jsonb[])
+           SELECT t.lead_id, t.version, t.score, t.top::jsonb
+           FROM unnest($1::bigint[], $2::bigint[], $3::real[], $4::text[])
+                AS t(lead_id, version, score, top)
            ON CONFLICT (lead_id) DO UPDATE
            SET model_version = EXCLUDED.model_version, score = EXCLUDED.score,
                top_features = EXCLUDED.top_features, scored_at = now()""",
         [s.lead_id for s in scores],
         [s.model_version for s in scores],
         [s.score for s in scores],
-        [s.top_features for s in scores],
+        [json.dumps(s.top_features) for s in scores],
     )
 
 

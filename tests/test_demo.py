@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import asyncpg
@@ -32,6 +33,11 @@ async def test_demo_summary_matches_the_database(pg_url: str, tmp_path: Path) ->
             summary.campaign,
         )
         turns = await conn.fetchval("SELECT count(*) FROM turns")
+        talked = await conn.fetch(
+            """SELECT grade, grade_reason FROM calls
+                WHERE disposition IN ('completed', 'transferred')"""
+        )
+        events = await conn.fetch("SELECT payload FROM outbox WHERE event_type = 'call.outcome'")
     finally:
         await conn.close()
     counted: dict[str, int] = {}
@@ -43,3 +49,12 @@ async def test_demo_summary_matches_the_database(pg_url: str, tmp_path: Path) ->
     if answered:
         assert summary.turns > 0
         assert summary.greeting_ms_p50 is not None
+    # Every call the bot talked through has a grade and its reason; the summary counts them.
+    assert all(r["grade"] in "ABCDEF" and r["grade_reason"] for r in talked)
+    graded: dict[str, int] = {}
+    for row in talked:
+        graded[row["grade"]] = graded.get(row["grade"], 0) + 1
+    assert summary.grades == graded
+    # Each outcome event says what to send next (or why nothing may be sent).
+    assert len(events) == 4
+    assert all(json.loads(e["payload"])["follow_up"]["reason"] for e in events)

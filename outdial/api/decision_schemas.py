@@ -97,6 +97,20 @@ class ChurnLabelIn(_Request):
     )
 
 
+class BulkChurnLabel(ChurnLabelIn):
+    lead_id: LeadId
+
+
+class ChurnLabelsIn(_Request):
+    """Up to 1,000 labels, all recorded or (on any error) none."""
+
+    labels: list[BulkChurnLabel] = Field(min_length=1, max_length=MAX_EVENTS)
+
+
+class ChurnLabelsOut(_Response):
+    recorded: int
+
+
 class ChurnLabelOut(_Response):
     lead_id: int
     churned: bool

@@ -16,6 +16,8 @@ from outdial.api.audit import audit
 from outdial.api.decision_schemas import (
     ChurnLabelIn,
     ChurnLabelOut,
+    ChurnLabelsIn,
+    ChurnLabelsOut,
     ChurnScoreOut,
     ConsentIn,
     ConsentOut,
@@ -104,6 +106,24 @@ async def record_churn(req: ApiRequest) -> Reply:
         detail = {"churned": body.churned}
         await audit(conn, req.who, "lead.churn.label", f"lead/{lead_id}", detail, subject=phone)
     return Reply(ChurnLabelOut(lead_id=lead_id, churned=body.churned, observed_at=seen))
+
+
+async def record_churn_labels(req: ApiRequest) -> Reply:
+    body: ChurnLabelsIn = req.body
+    now = datetime.now(UTC)
+    async with req.state.pool.acquire() as conn, conn.transaction():
+        known = await usable_leads(conn, [label.lead_id for label in body.labels])
+        unknown = [
+            body_field(["labels", i, "lead_id"], f"no lead with id {b.lead_id}", "unknown_lead")
+            for i, b in enumerate(body.labels)
+            if b.lead_id not in known
+        ]
+        if unknown:
+            raise invalid(unknown)
+        labels = [Label(b.lead_id, b.churned, b.observed_at or now) for b in body.labels]
+        recorded = await upsert_labels(conn, labels, "api")
+        await audit(conn, req.who, "churn.labels", "churn-labels", {"recorded": recorded})
+    return Reply(ChurnLabelsOut(recorded=recorded))
 
 
 async def churn_risk(req: ApiRequest) -> Reply:
@@ -220,6 +240,18 @@ OPERATIONS = [
         problems=(404,),
         description="A later label for the same lead replaces the earlier. `outdial models "
         "train churn` learns from these; the latest ones are its time-based hold-out.",
+    ),
+    Operation(
+        "POST",
+        "/v1/churn-labels",
+        "recordChurnLabels",
+        "Post back churn labels of up to 1,000 leads",
+        "decisions",
+        record_churn_labels,
+        ChurnLabelsOut,
+        scope="engagement:write",
+        body=ChurnLabelsIn,
+        description="As `POST /v1/leads/{lead_id}/churn` for many leads; all or none.",
     ),
     Operation(
         "GET",

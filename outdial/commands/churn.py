@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -28,7 +28,7 @@ from outdial.commands.report import open_database
 from outdial.config import Config
 from outdial.context import cli_state, run_async
 from outdial.errors import UserError
-from store.churn import Label, latest_model, leads_by_external_id, upsert_labels
+from store.churn import Label, StoredModel, latest_model, leads_by_external_id, upsert_labels
 from store.engagement import usable_leads
 from store.labelrows import LabelFileError, LabelRow, read_label_file
 
@@ -91,31 +91,33 @@ def train_command(ctx: typer.Context, model: ModelArg, as_json: JsonOpt = False)
     _print_evaluation(trained.evaluation, f"churn model version {trained.version}")
 
 
-async def _evaluate(config: Config) -> dict[str, Any]:
+async def _evaluate(config: Config) -> tuple[Evaluation, StoredModel | None]:
     async with open_database(config) as db:
         try:
             evaluation = await evaluate(db.pool, config.analytics.churn, config.analytics.rfm)
         except ChurnModelError as exc:
             raise UserError(str(exc)) from exc
-        stored = await latest_model(db.pool)
-    return {
-        **evaluation.as_json(),
-        "model_version": stored.version if stored else None,
-        "trained_at": stored.trained_at.isoformat() if stored else None,
-    }
+        return evaluation, await latest_model(db.pool)
 
 
 def evaluate_command(ctx: typer.Context, model: ModelArg, as_json: JsonOpt = False) -> None:
     """Judge MODEL on the latest labels (time-based hold-out) beside the RFM-only baseline:
     AUC, Brier score, calibration."""
     del model
-    result = run_async(_evaluate(_config(ctx)))
+    evaluation, stored = run_async(_evaluate(_config(ctx)))
     if as_json:
-        typer.echo(json.dumps(result))
+        typer.echo(
+            json.dumps(
+                {
+                    **evaluation.as_json(),
+                    "model_version": stored.version if stored else None,
+                    "trained_at": stored.trained_at.isoformat() if stored else None,
+                }
+            )
+        )
         return
-    evaluation = Evaluation(**{k: v for k, v in result.items() if k in Evaluation.__annotations__})
     _print_evaluation(evaluation, "churn model on the time-based hold-out")
-    if result["model_version"] is None:
+    if stored is None:
         Console().print("no model stored yet: `outdial models train churn`")
 
 

@@ -84,6 +84,14 @@ def _print_summary(console: Console, summary: DemoSummary) -> None:
             _pct(row["transfer_rate"]),
         )
     console.print(effect)
+    grades = Table(title="lead grades (the script's grading rules)")
+    for grade in "ABCDEF":
+        grades.add_column(grade, justify="right")
+    grades.add_row(*(str(summary.grades.get(grade, 0)) for grade in "ABCDEF"))
+    console.print(grades)
+    if summary.follow_ups:
+        chosen = ", ".join(f"{channel} {n}" for channel, n in sorted(summary.follow_ups.items()))
+        console.print(f"follow-ups chosen after the calls: {chosen}")
     console.print(
         "Next: `outdial report --since 1h`, "
         f"metrics at {summary.metrics_url or 'http://127.0.0.1:9108/metrics'} while `outdial run` "

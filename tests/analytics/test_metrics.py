@@ -45,6 +45,7 @@ CONTRACT: dict[str, dict[str, str]] = {
         "outdial_agitation_score": "histogram",
         "outdial_audiosocket_rejected": "counter",
         "outdial_late_frames": "counter",
+        "outdial_call_grades": "counter",
     },
     "store.metrics": {"outdial_spool_depth_rows": "gauge", "outdial_turns_written": "counter"},
     "analytics.metrics": {
@@ -52,9 +53,13 @@ CONTRACT: dict[str, dict[str, str]] = {
         "outdial_variant_retirements": "counter",
         "outdial_outbox_pending": "gauge",
         "outdial_webhook_deliveries": "counter",
+        "outdial_follow_ups": "counter",
     },
 }
-ALLOWED_LABELS = {"campaign", "script", "variant", "disposition", "reason", "category", "direction"}
+ALLOWED_LABELS = {
+    "campaign", "script", "variant", "disposition", "reason", "category", "direction", "grade",
+    "channel",
+}  # fmt: skip
 SUFFIXES = {
     "counter": ("_total",),
     "gauge": ("",),
