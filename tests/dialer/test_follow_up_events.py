@@ -23,6 +23,7 @@ from dialer.leasing import (
 from dialog import load_script
 from outdial.config import Config
 from outdial.followup import outcome_advisor
+from store.engagement import EngagementEvent, record_events
 from store.scripts import record_script_version
 from store.settings import DatabaseSettings
 from store.simulation import NewLead, add_leads
@@ -108,3 +109,61 @@ async def test_every_webhook_follow_up_respects_dnc_and_consent_per_channel(
         chosen.add(follow_up["channel"])
     # Every channel (and none) was chosen somewhere: the check above had each case to judge.
     assert chosen == {"call", "sms", "push", None}
+
+
+async def test_the_dialer_stops_calling_a_lead_who_answers_sms_and_not_calls(
+    db_pool: asyncpg.Pool, pg_url: str
+) -> None:
+    config = Config.model_validate(
+        {
+            "database": {"url": pg_url},
+            "analytics": {"channels": {"policy": "greedy", "require_consent": []}},
+        }
+    )
+    loaded = load_script(SCRIPTS / f"{SCRIPT}.yaml")
+    await record_script_version(db_pool, SCRIPT, loaded.source, loaded.content_hash, None)
+    settings = CampaignSettings(window="09:00-20:00", max_attempts=5)
+    fields = {"order_number": "S-9", "store": "Lamps", "address": "1 Main St", "item": "a lamp"}
+    async with db_pool.acquire() as conn, conn.transaction():
+        campaign = await create_campaign(conn, "prefers-sms", SCRIPT, settings)
+        due = NOW - timedelta(minutes=1)
+        # Different segments: the texter's history is not the caller's prior.
+        people = [
+            NewLead("+14155550001", "UTC", fields | {"segment": "a"}, due),
+            NewLead("+14155550002", "UTC", fields | {"segment": "b"}, due),
+        ]
+        ids = await add_leads(conn, campaign.id, people, ())
+        texter, caller = ids["+14155550001"], ids["+14155550002"]
+        # The texter replied to 8 SMS and missed 8 calls; the caller has no history.
+        await record_events(
+            conn,
+            [
+                EngagementEvent(
+                    texter, f"{kind}{i}", channel, kind, NOW - timedelta(days=i + 1), f"{kind}{i}"
+                )
+                for i in range(8)
+                for channel, kind in (("sms", "replied"), ("call", "missed"))
+            ],
+        )
+    policy = calling_policy(settings, config.dialer)
+    leased = await lease_eligible(db_pool, campaign.id, campaign.name, policy, "t", 2, NOW, 600)
+    requests = [AttemptRequest(lead, f"ps-{lead.id}", "t", str(lead.id)) for lead in leased]
+    claimed = await claim_attempts(db_pool, campaign.name, requests, policy, "t", NOW, 600)
+    ended = NOW + timedelta(seconds=40)
+    step = next_step(Disposition.NO_ANSWER, ended, config.dialer)
+    assert not step.done  # without the advisor, both leads would be called again
+    results = [AttemptResult(r.call_id, Disposition.NO_ANSWER, step, ended) for r in claimed]
+    async with db_pool.acquire() as conn:
+        advisor = outcome_advisor(config.analytics, config.dialer)
+        await finish_attempts(conn, "t", results, advisor)
+    rows = {
+        r["id"]: (r["status"], r["block_reason"])
+        for r in await db_pool.fetch("SELECT id, status, block_reason FROM leads")
+    }
+    assert rows[texter] == ("done", "prefers_sms")
+    assert rows[caller] == ("pending", None)
+    plans = {
+        r["lead_id"]: r["channel"]
+        for r in await db_pool.fetch("SELECT lead_id, channel FROM follow_ups")
+    }
+    assert plans == {texter: "sms", caller: "call"}
