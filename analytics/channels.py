@@ -1,5 +1,6 @@
-"""Channel preference: a Beta posterior of each lead's response rate per channel, Thompson
-sampling among the channels allowed, and the hour of day they answer best.
+"""Channel preference: a Beta posterior of each lead's response rate per channel, the best
+posterior mean (or Thompson sampling) among the channels allowed, and the hour of day they
+answer best.
 
 The estimate is hierarchical. With no data a channel's rate is its configured default; a
 segment's own contacts (leads sharing a field, e.g. `segment: retail`) pull that towards the

@@ -79,8 +79,10 @@ class ChannelSettings(BaseModel):
     message_window: str = Field(default="09:00-20:00", pattern=_WINDOW)
     # A follow-up is never planned sooner than this after the call.
     min_delay_s: float = Field(default=1800.0, ge=0)
-    # "thompson" samples each channel's posterior (explores); "greedy" takes the best mean.
-    policy: Literal["thompson", "greedy"] = "thompson"
+    # "greedy" takes the channel with the best posterior mean; "thompson" samples each
+    # channel's posterior (explores more; on simulated histories of 8 weeks it gained less:
+    # docs/simulation.md).
+    policy: Literal["thompson", "greedy"] = "greedy"
     # A lead whose call rate is below this share of its best channel's gets no more call
     # retries: the dialer stops wasting attempts on it and the follow-up goes by message.
     stop_calls_below: float = Field(default=0.5, ge=0, le=1)

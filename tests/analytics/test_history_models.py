@@ -8,6 +8,7 @@ The seeds below were never used while the models and these sizes were chosen (th
 from __future__ import annotations
 
 import asyncpg
+import pytest
 from pydantic import SecretStr
 from scipy.stats import spearmanr
 
@@ -18,8 +19,12 @@ from store.settings import DatabaseSettings
 
 # How much better than the baselines the models must do on held-out worlds.
 CHURN_AUC_MARGIN = 0.05  # AUC over the RFM-only baseline, on the time-based hold-out
-ENGAGEMENT_MARGIN = 0.03  # responses per contact over "always call" (about 0.22 here)
+# Responses per contact over "always call" (about 0.22 here), with the default greedy policy
+# and with Thompson sampling (which explores, and gains less over 8 weeks).
+ENGAGEMENT_MARGIN = 0.03
+THOMPSON_MARGIN = 0.015
 HELD_OUT_SEED = 2024
+CHANNEL_SEED = 2026  # 2025 was spent: see docs/simulation.md
 
 
 def sim_config(pg_url: str) -> Config:
@@ -53,22 +58,29 @@ async def test_churn_model_beats_the_rfm_baseline_on_a_held_out_world(
     assert all(len(scores[lead].top_features) <= churn.top_features for lead in leads)
 
 
+@pytest.mark.parametrize(
+    ("policy", "margin"), [("greedy", ENGAGEMENT_MARGIN), ("thompson", THOMPSON_MARGIN)]
+)
 async def test_channel_choice_beats_always_calling_on_a_held_out_world(
-    db_pool: asyncpg.Pool, pg_url: str
+    db_pool: asyncpg.Pool, pg_url: str, policy: str, margin: float
 ) -> None:
-    config = sim_config(pg_url)
-    common = {"customers": 300, "weeks": 8, "seed": HELD_OUT_SEED + 1}
-    always = await simulate_history(
-        db_pool,
-        config,
-        HistorySettings(**common, policy="always_call"),  # type: ignore[arg-type]
+    config = Config.model_validate(
+        {"database": {"url": pg_url}, "analytics": {"channels": {"policy": policy}}}
     )
+    common = {"customers": 300, "weeks": 8, "seed": CHANNEL_SEED}
+    # The planner first: the same people's calls of the other run would otherwise be part of
+    # their history (a person is their number).
     planned = await simulate_history(
         db_pool,
         config,
         HistorySettings(**common, policy="planner"),  # type: ignore[arg-type]
     )
+    always = await simulate_history(
+        db_pool,
+        config,
+        HistorySettings(**common, policy="always_call"),  # type: ignore[arg-type]
+    )
     assert always.channels["sms"].contacts == always.channels["push"].contacts == 0
     assert planned.channels["sms"].contacts > 0 and planned.channels["push"].contacts > 0
-    margin = planned.engagement_per_contact - always.engagement_per_contact
-    assert margin >= ENGAGEMENT_MARGIN, (planned.as_json(), always.as_json())
+    gain = planned.engagement_per_contact - always.engagement_per_contact
+    assert gain >= margin, (planned.as_json(), always.as_json())
