@@ -3,10 +3,10 @@ script's templates, and why, for every ended call attempt and on request through
 
 The estimate per channel is analytics/channels.py (Beta posteriors with segment priors; the
 best posterior mean, or Thompson sampling); what may reach the person is
-compliance/channels.py (do-not-contact and consent per channel); the facts come from store/engagement.py; the template text from the
-script's `follow_up:` section (dialog/followup.py). `OutcomeAdvisor` plugs the planner (and
-the churn score) into the dialer's outcome events, and stops call retries for a lead who
-answers messages and not calls.
+compliance/channels.py (do-not-contact and consent per channel); the facts come from
+store/engagement.py; the template text from the script's `follow_up:` section
+(dialog/followup.py). `OutcomeAdvisor` plugs the planner (and the churn score) into the
+dialer's outcome events, and stops call retries for a lead who answers messages and not calls.
 """
 
 from __future__ import annotations
