@@ -5,12 +5,15 @@ lease, claim and finish path with the daemon's outcome advisor."""
 from __future__ import annotations
 
 import itertools
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+import pytest
 from pydantic import SecretStr
 
+from analytics.churn import FEATURES, LinearChurnModel
 from dialer.campaigns import CampaignSettings, calling_policy, create_campaign
 from dialer.dispositions import Disposition, next_step
 from dialer.leasing import (
@@ -23,6 +26,7 @@ from dialer.leasing import (
 from dialog import load_script
 from outdial.config import Config
 from outdial.followup import outcome_advisor
+from store.churn import save_model
 from store.engagement import EngagementEvent, record_events
 from store.scripts import record_script_version
 from store.settings import DatabaseSettings
@@ -149,6 +153,19 @@ async def test_the_dialer_stops_calling_a_lead_who_answers_sms_and_not_calls(
     leased = await lease_eligible(db_pool, campaign.id, campaign.name, policy, "t", 2, NOW, 600)
     requests = [AttemptRequest(lead, f"ps-{lead.id}", "t", str(lead.id)) for lead in leased]
     claimed = await claim_attempts(db_pool, campaign.name, requests, policy, "t", NOW, 600)
+    # A churn model whose risk grows with the call attempts alone: sigmoid(attempts).
+    n = len(FEATURES)
+    params = LinearChurnModel(
+        FEATURES,
+        (0.0,) * n,
+        (0.0,) * n,
+        (1.0,) * n,
+        tuple(float(f == "attempts") for f in FEATURES),
+        0.0,
+        -1.0,
+        0.0,
+    )
+    await save_model(db_pool, FEATURES, params.params(), {}, {})  # fmt: skip
     ended = NOW + timedelta(seconds=40)
     step = next_step(Disposition.NO_ANSWER, ended, config.dialer)
     assert not step.done  # without the advisor, both leads would be called again
@@ -167,3 +184,10 @@ async def test_the_dialer_stops_calling_a_lead_who_answers_sms_and_not_calls(
         for r in await db_pool.fetch("SELECT lead_id, channel FROM follow_ups")
     }
     assert plans == {texter: "sms", caller: "call"}
+    # The CRM hears each lead's churn risk and what raised it.
+    events = await db_pool.fetch("SELECT payload FROM outbox WHERE event_type = 'call.outcome'")
+    for row in events:
+        churn = row["payload"]["churn"]
+        assert churn["score"] == pytest.approx(1 / (1 + math.exp(-1)), abs=1e-3)
+        assert churn["model_version"] == 1
+        assert churn["top_features"] == [{"feature": "attempts", "value": 1.0, "contribution": 1.0}]
