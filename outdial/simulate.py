@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import random
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -434,6 +435,17 @@ class WorldFigures:
 _CHURN_FIGURES = ("auc", "baseline_auc", "brier", "baseline_brier", "ece", "baseline_ece", "test")
 
 
+@asynccontextmanager
+async def scratch_pool(url: str, name: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a fresh migrated database `name` beside `url`, dropped afterwards."""
+    async with scratch_database(url, name) as scratch:
+        pool = await create_pool(scratch, DatabaseSettings(pool_min=1, pool_max=4))
+        try:
+            yield pool
+        finally:
+            await pool.close()
+
+
 async def judge_world(
     url: str,
     config: Config,
@@ -445,27 +457,19 @@ async def judge_world(
     channel_weeks: int = 8,
 ) -> WorldFigures:
     """Run world `seed` in scratch databases beside `url` (dropped after): one history for the
-    churn model, and one per policy for the channels (the planner first, so no run sees the
-    other's calls of the same people)."""
+    churn model, and one per policy for the channels, each in a database of its own (a person
+    is their number: one run's calls and opt-outs must not be in the other's history)."""
     base = f"outdial_sim_{seed}_{secrets.token_hex(3)}"
-    async with scratch_database(url, f"{base}_churn") as scratch:
-        pool = await create_pool(scratch, DatabaseSettings(pool_min=1, pool_max=4))
-        try:
-            settings = HistorySettings(churn_customers, churn_weeks, seed, "always_call")
-            await simulate_history(pool, config, settings)
-            found = await evaluate(pool, config.analytics.churn, config.analytics.rfm)
-        finally:
-            await pool.close()
+    async with scratch_pool(url, f"{base}_churn") as pool:
+        settings = HistorySettings(churn_customers, churn_weeks, seed, "always_call")
+        await simulate_history(pool, config, settings)
+        found = await evaluate(pool, config.analytics.churn, config.analytics.rfm)
     churn = {k: round(v, 4) if isinstance(v, float) else v
              for k, v in found.as_json().items() if k in _CHURN_FIGURES}  # fmt: skip
     runs: dict[str, HistoryResult] = {}
-    async with scratch_database(url, f"{base}_channels") as scratch:
-        pool = await create_pool(scratch, DatabaseSettings(pool_min=1, pool_max=4))
-        try:
-            policy: Policy
-            for policy in ("planner", "always_call"):
-                settings = HistorySettings(channel_customers, channel_weeks, seed, policy)
-                runs[policy] = await simulate_history(pool, config, settings)
-        finally:
-            await pool.close()
+    policy: Policy
+    for policy in ("planner", "always_call"):
+        async with scratch_pool(url, f"{base}_{policy}") as pool:
+            settings = HistorySettings(channel_customers, channel_weeks, seed, policy)
+            runs[policy] = await simulate_history(pool, config, settings)
     return WorldFigures(seed, churn, runs["planner"], runs["always_call"])

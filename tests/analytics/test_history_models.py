@@ -14,7 +14,7 @@ from scipy.stats import spearmanr
 
 from analytics.churn import ChurnScorer, evaluate, train
 from outdial.config import Config
-from outdial.simulate import HistorySettings, simulate_history
+from outdial.simulate import HistorySettings, scratch_pool, simulate_history
 from store.settings import DatabaseSettings
 
 # How much better than the baselines the models must do on held-out worlds.
@@ -65,24 +65,19 @@ async def test_churn_model_beats_the_rfm_baseline_on_a_held_out_world(
     ("policy", "margin"), [("greedy", ENGAGEMENT_MARGIN), ("thompson", THOMPSON_MARGIN)]
 )
 async def test_channel_choice_beats_always_calling_on_a_held_out_world(
-    db_pool: asyncpg.Pool, pg_url: str, policy: str, margin: float
+    pg_url: str, policy: str, margin: float
 ) -> None:
     config = Config.model_validate(
         {"database": {"url": pg_url}, "analytics": {"channels": {"policy": policy}}}
     )
-    common = {"customers": 300, "weeks": 8, "seed": CHANNEL_SEED}
-    # The planner first: the same people's calls of the other run would otherwise be part of
-    # their history (a person is their number).
-    planned = await simulate_history(
-        db_pool,
-        config,
-        HistorySettings(**common, policy="planner"),  # type: ignore[arg-type]
-    )
-    always = await simulate_history(
-        db_pool,
-        config,
-        HistorySettings(**common, policy="always_call"),  # type: ignore[arg-type]
-    )
+    runs = {}
+    for run in ("planner", "always_call"):
+        # Each in a database of its own: a person is their number, and one run's calls and
+        # opt-outs must not be in the other's history.
+        async with scratch_pool(pg_url, f"{run}_{policy}") as pool:
+            settings = HistorySettings(300, 8, CHANNEL_SEED, run)  # type: ignore[arg-type]
+            runs[run] = await simulate_history(pool, config, settings)
+    planned, always = runs["planner"], runs["always_call"]
     assert always.channels["sms"].contacts == always.channels["push"].contacts == 0
     assert planned.channels["sms"].contacts > 0 and planned.channels["push"].contacts > 0
     gain = planned.engagement_per_contact - always.engagement_per_contact
