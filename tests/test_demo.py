@@ -34,7 +34,7 @@ async def test_demo_summary_matches_the_database(pg_url: str, tmp_path: Path) ->
         )
         turns = await conn.fetchval("SELECT count(*) FROM turns")
         talked = await conn.fetch(
-            """SELECT grade, grade_reason FROM calls
+            """SELECT call_id, grade, grade_reason FROM calls
                 WHERE disposition IN ('completed', 'transferred')"""
         )
         events = await conn.fetch("SELECT payload FROM outbox WHERE event_type = 'call.outcome'")
@@ -57,4 +57,8 @@ async def test_demo_summary_matches_the_database(pg_url: str, tmp_path: Path) ->
     assert summary.grades == graded
     # Each outcome event says what to send next (or why nothing may be sent).
     assert len(events) == 4
-    assert all(json.loads(e["payload"])["follow_up"]["reason"] for e in events)
+    payloads = [json.loads(e["payload"]) for e in events]
+    assert all(p["follow_up"]["reason"] for p in payloads)
+    # The CRM hears each graded call's grade and reason.
+    heard = {p["call_id"]: (p["grade"], p["grade_reason"]) for p in payloads}
+    assert all(heard[r["call_id"]] == (r["grade"], r["grade_reason"]) for r in talked)
