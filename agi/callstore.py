@@ -113,7 +113,8 @@ class CallStore:
         await self._execute(
             """UPDATE calls SET ended_at = now(), disposition = $2, outcome = $3, success = $4,
                       transfer_target = $5, transfer_reason = $6, hangup_side = $7,
-                      greeting_latency_ms = $8, summary = $9
+                      greeting_latency_ms = $8, summary = $9, grade = $10, grade_reason = $11,
+                      captured = $12
                 WHERE call_id = $1""",
             context.call_id,
             disposition,
@@ -124,6 +125,9 @@ class CallStore:
             outcome.hangup_side,
             outcome.greeting_latency_ms,
             summary,
+            outcome.grade,
+            outcome.grade_reason,
+            outcome.captured,
         )
 
     async def add_dnc(self, context: CallContext) -> None:

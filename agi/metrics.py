@@ -82,3 +82,8 @@ WORD_TIMES_CLAMPED = Counter(
     "outdial_word_times_clamped_total",
     "ASR word times that fell outside the utterance audio and were clamped into it.",
 )
+GRADES = Counter(
+    "outdial_call_grades",
+    "Calls graded by the script's grading rules, by grade (A best, F worst).",
+    ["script", "variant", "grade"],
+)

@@ -15,7 +15,7 @@ import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,12 +36,14 @@ from dialog import (
     OptOut,
     Say,
     Script,
+    SetVariable,
     Silence,
     Transfer,
     Unrecognized,
     Utterance,
 )
 from dialog.actions import Action
+from dialog.grading import CallFacts, grade_call
 from dialog.templates import is_static, render
 from emotion.agitation import AgitationReading, AgitationTracker, LexicalCues
 from emotion.features import ProsodyFeatures, WordTiming, extract_features
@@ -97,6 +99,12 @@ class CallOutcome:
     opted_out: bool = False
     # Where the call failed (a label of outdial_call_failures_total), None if it did not.
     failure_stage: str | None = None
+    agitation_peak: float = 0.0
+    # The lead's grade from the script's `grading:` rules, and what the call captured
+    # (a promised date, an amount) for the follow-up message.
+    grade: str | None = None
+    grade_reason: str | None = None
+    captured: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -188,6 +196,9 @@ class CallSession:
         self._customer_gone = False
         self._customer_heard = False  # a customer turn (speech or DTMF) was logged
         self._greeting_done = False  # the opening identification was played through
+        self._variant_label = variant or BASE_VARIANT
+        self._heard_intents: set[str] = set()
+        self._heard_entities: set[str] = set()
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -208,6 +219,7 @@ class CallSession:
             if self._asr is not None:
                 await self._asr.close()
             await self.media.close()
+        self._grade(time.monotonic() - self._connected_at)
         return self.outcome
 
     async def _converse(self) -> None:
@@ -253,6 +265,23 @@ class CallSession:
             raise
         finally:
             self._stage = outer
+
+    def _grade(self, duration_s: float) -> None:
+        """The script's grading rules on what this call heard (dialog/grading.py)."""
+        outcome = self.outcome
+        facts = CallFacts(
+            outcome=outcome.outcome,
+            disposition=outcome.disposition,
+            success=outcome.success,
+            intents=frozenset(self._heard_intents),
+            entities=frozenset(self._heard_entities),
+            agitation_peak=outcome.agitation_peak,
+            duration_s=duration_s,
+        )
+        result = grade_call(self.runtime.script.grading, facts)
+        if result is not None:
+            outcome.grade, outcome.grade_reason = result.grade, result.reason
+            metrics.GRADES.labels(self.runtime.name, self._variant_label, result.grade).inc()
 
     async def _next_media_event(self) -> AudioIn | DtmfIn | HangupIn | None:
         try:
@@ -388,6 +417,9 @@ class CallSession:
             )
             metrics.COMPLIANCE_HITS.labels(hit.category, "customer").inc()
         self.outcome.last_intent = nlu.intent or self.outcome.last_intent
+        if nlu.intent:
+            self._heard_intents.add(nlu.intent)
+        self._heard_entities.update(e.label for e in nlu.entities)
         self._log_customer(final, nlu, reading)
         emotion_actions = (
             self.engine.handle(EmotionScore(reading.score, text, nlu.intent)) if reading else []
@@ -455,6 +487,7 @@ class CallSession:
                         type(exc).__name__, exc)  # fmt: skip
             return None
         self.outcome.agitation = reading.score
+        self.outcome.agitation_peak = max(self.outcome.agitation_peak, reading.score)
         metrics.AGITATION.observe(reading.score)
         return reading
 
@@ -524,6 +557,8 @@ class CallSession:
                     self._listen(action)
                 case Transfer() | End():
                     self._finish_from([action])
+                case SetVariable(name=name, value=value):
+                    self.outcome.captured[name] = value
                 case OptOut():
                     self.outcome.opted_out = True
                     self.recorder.opt_out(self.context)

@@ -21,3 +21,8 @@ WEBHOOK_DELIVERIES = Counter(
     "Webhook POST attempts by result (delivered or the reason it failed)",
     ["reason"],
 )
+FOLLOW_UPS = Counter(
+    "outdial_follow_ups",
+    "Follow-ups chosen after calls, by channel (none: no channel may reach the lead)",
+    ["channel"],
+)

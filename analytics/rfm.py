@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ import asyncpg
 import numpy as np
 
 from analytics.settings import RfmSettings
+from store.churn import churn_scores_of
 
 MEASURES = ("recency", "frequency", "monetary")
 
@@ -121,10 +122,22 @@ def score_leads(
     ]
 
 
+def combined_priority(rfm_priority: int, churn_risk: float, churn_weight: int) -> int:
+    """The lease priority: the RFM priority plus `churn_weight` points for a churn risk of 1
+    (customers about to leave are called first)."""
+    return rfm_priority + round(churn_weight * churn_risk)
+
+
 async def score_campaign(
-    pool: asyncpg.Pool, campaign: str, settings: RfmSettings, *, now: datetime | None = None
+    pool: asyncpg.Pool,
+    campaign: str,
+    settings: RfmSettings,
+    *,
+    now: datetime | None = None,
+    churn_weight: int = 0,
 ) -> ScoreSummary:
-    """Score every lead of the campaign and store the result in leads.priority."""
+    """Score every lead of the campaign and store the result in leads.priority (plus the
+    churn risk's points where a lead has a churn score)."""
     now = now or datetime.now(UTC)
     async with pool.acquire() as conn, conn.transaction():
         campaign_id = await conn.fetchval("SELECT id FROM campaigns WHERE name = $1", campaign)
@@ -137,6 +150,12 @@ async def score_campaign(
         )
         leads = [(r["id"], r["fields"] if isinstance(r["fields"], dict) else {}) for r in rows]
         scores = score_leads(leads, settings, now)
+        risks = await churn_scores_of(conn, [s.lead_id for s in scores]) if churn_weight else {}
+        scores = [
+            replace(s, priority=combined_priority(s.priority, risks.get(s.lead_id, 0.0),
+                                                  churn_weight))
+            for s in scores
+        ]  # fmt: skip
         await conn.execute(
             """UPDATE leads SET priority = s.priority, updated_at = now()
                FROM unnest($1::bigint[], $2::int[]) AS s(id, priority)

@@ -53,11 +53,83 @@ class RfmSettings(BaseModel):
     weight_m: int = Field(default=1, ge=0)
 
 
+Channel = Literal["call", "sms", "push"]
+_WINDOW = r"^\d{2}:\d{2}-\d{2}:\d{2}$"
+
+
+class ChannelSettings(BaseModel):
+    """The follow-up planner: which channel reaches a lead best, and when (channels.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Leads sharing this field's value share a prior (e.g. `segment: retail`); absent: one
+    # segment for everyone.
+    segment_field: str = "segment"
+    # How many contacts a prior weighs against a lead's own.
+    prior_strength: float = Field(default=4.0, gt=0)
+    # Response rates assumed before any contact was made.
+    default_rates: dict[Channel, float] = Field(
+        default_factory=lambda: {"call": 0.3, "sms": 0.15, "push": 0.1}
+    )
+    # How far back the segments' contacts count.
+    prior_window_days: float = Field(default=90.0, gt=0)
+    # Messages need the person's consent to that channel (a call's consent is the lead's).
+    require_consent: list[Channel] = Field(default_factory=lambda: ["sms", "push"])
+    # Local hours a message may go out (calls keep their campaign's window).
+    message_window: str = Field(default="09:00-20:00", pattern=_WINDOW)
+    # A follow-up is never planned sooner than this after the call.
+    min_delay_s: float = Field(default=1800.0, ge=0)
+    # "greedy" takes the channel with the best posterior mean; "thompson" samples each
+    # channel's posterior (explores more; on simulated histories of 8 weeks it gained less:
+    # docs/simulation.md).
+    policy: Literal["thompson", "greedy"] = "greedy"
+    # A lead whose call rate is below this share of its best channel's gets no more call
+    # retries: the dialer stops wasting attempts on it and the follow-up goes by message.
+    stop_calls_below: float = Field(default=0.5, ge=0, le=1)
+    # The segments' priors are recomputed at most this often.
+    prior_refresh_s: float = Field(default=600.0, ge=0)
+
+    @field_validator("default_rates")
+    @classmethod
+    def _every_channel(cls, value: dict[str, float]) -> dict[str, float]:
+        missing = {"call", "sms", "push"} - set(value)
+        if missing:
+            raise ValueError(f"give a rate for every channel; missing: {sorted(missing)}")
+        if any(not 0 < rate < 1 for rate in value.values()):
+            raise ValueError("rates must be between 0 and 1")
+        return value
+
+
+class ChurnSettings(BaseModel):
+    """The churn-risk model (analytics/churn.py) and its share of the lease priority."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Intents that count as objections in a lead's calls.
+    objection_intents: list[str] = Field(
+        default_factory=lambda: [
+            "deny", "complaint", "opt_out", "cancel_order", "call_later", "ask_installment",
+        ]
+    )  # fmt: skip
+    # The latest labels (by the time the churn was seen) held out to evaluate on.
+    holdout_share: float = Field(default=0.25, gt=0, lt=1)
+    # Fewer labelled leads than this (or no churner on either side of the split): no model.
+    min_labels: int = Field(default=40, ge=10)
+    # Lease priority points for a churn risk of 1.0, added to the RFM priority.
+    priority_weight: int = Field(default=500, ge=0)
+    # How often the daemon rescores the leads waiting to be dialled.
+    score_interval_s: float = Field(default=3600.0, gt=0)
+    # Features sent to the CRM with each score (those that raise the risk most).
+    top_features: int = Field(default=3, ge=1, le=20)
+
+
 class AnalyticsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ab: AbSettings = AbSettings()
     rfm: RfmSettings = RfmSettings()
+    channels: ChannelSettings = ChannelSettings()
+    churn: ChurnSettings = ChurnSettings()
 
 
 class WebhookSettings(BaseModel):

@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import psutil
 
 from store.embedded import start_embedded_async
 from store.migrate import migrate
+from store.simulation import scratch_database as database_beside
 
 
 @dataclass(frozen=True)
@@ -32,15 +32,8 @@ async def scratch_database(name: str) -> AsyncIterator[Scratch]:
     afterwards), or on a throwaway embedded PostgreSQL when it is not set."""
     external = os.environ.get("OUTDIAL_DATABASE_URL")
     if external:
-        admin = await asyncpg.connect(external)
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {name}")
-        url = urlunsplit(urlsplit(external)._replace(path=f"/{name}"))
-        try:
-            yield Scratch(await _migrated(url), None)
-        finally:
-            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            await admin.close()
+        async with database_beside(external, name) as url:
+            yield Scratch(url, None)
         return
     state = Path(tempfile.mkdtemp(prefix="outdial-bench-"))
     server = await start_embedded_async(state)

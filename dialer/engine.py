@@ -38,6 +38,7 @@ from dialer.leasing import (
     AttemptRequest,
     AttemptResult,
     Lead,
+    OutcomeAdvisor,
     claim_attempts,
     finish_attempts,
     lease_eligible,
@@ -104,6 +105,7 @@ class Dialer:
         capacity: Callable[[], int] = lambda: UNLIMITED_SESSIONS,
         clock: Callable[[], datetime] = utc_now,
         only_campaigns: Collection[int] | None = None,
+        advisor: OutcomeAdvisor | None = None,
     ) -> None:
         """`only_campaigns`: dial these campaign ids and touch no other campaign's leads
         (not even to reclaim expired leases): the demo's dialer beside real campaigns."""
@@ -119,6 +121,7 @@ class Dialer:
         self._capacity = capacity
         self._clock = clock
         self._only = frozenset(only_campaigns) if only_campaigns is not None else None
+        self._advisor = advisor  # the follow-up after each call (outdial/followup.py)
         self._trunks: dict[str, _Trunk] = {}
         self._campaigns: dict[int, _CampaignState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -565,7 +568,7 @@ class Dialer:
         while True:
             try:
                 async with self.pool.acquire() as conn:
-                    await finish_attempts(conn, self.owner, [r for r, _ in batch])
+                    await finish_attempts(conn, self.owner, [r for r, _ in batch], self._advisor)
                 break
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("could not write %d call results (retrying): %s", len(batch), exc)

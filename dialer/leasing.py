@@ -9,9 +9,10 @@ stops renewing, and its leases return to `pending` once they expire. Every time 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import asyncpg
 
@@ -24,11 +25,13 @@ from store.outbox import enqueue_outcome
 log = logging.getLogger(__name__)
 
 # By the number's hash: an erased person's opt-out is kept as the hash alone (docs/privacy.md).
+# Call entries only: an SMS or push opt-out does not stop calls (migration 101).
 _DNC_FLAGS = """
     EXISTS (SELECT 1 FROM dnc d WHERE d.phone_hash = subject_hash(l.phone_e164)
-                                  AND d.campaign_id IS NULL) AS dnc_global,
+                                  AND d.campaign_id IS NULL AND d.channel = 'call') AS dnc_global,
     EXISTS (SELECT 1 FROM dnc d WHERE d.phone_hash = subject_hash(l.phone_e164)
-                                  AND d.campaign_id = l.campaign_id) AS dnc_campaign"""
+                                  AND d.campaign_id = l.campaign_id
+                                  AND d.channel = 'call') AS dnc_campaign"""
 
 _LEAD_COLUMNS = """l.id, l.campaign_id, l.phone_e164, l.timezone, l.consent, l.attempts,
     l.attempts_day, l.attempts_today"""
@@ -42,10 +45,44 @@ def _with_session_verdict(update: str) -> str:
     """Wrap an UPDATE of `call_attempts a` that ends attempts: it returns each one ended with
     what its outcome event needs, including the bot session's verdict (its `calls` row) if a
     session ran."""
-    return f"""WITH ended AS ({update} RETURNING a.call_id, a.lead_id, a.answered_at)
-               SELECT e.call_id, e.lead_id, e.answered_at, c.outcome, c.success,
-                      c.transfer_reason, c.script_name, c.variant
+    return f"""WITH ended AS ({update} RETURNING a.call_id, a.lead_id, a.campaign_id,
+                                          a.answered_at)
+               SELECT e.call_id, e.lead_id, e.campaign_id, e.answered_at, c.outcome, c.success,
+                      c.transfer_reason, c.script_name, c.variant, c.grade, c.grade_reason
                FROM ended e LEFT JOIN calls c ON c.call_id = e.call_id"""
+
+
+@dataclass(frozen=True)
+class EndedAttempt:
+    """An attempt as it ends, for the outcome advisor (what comes after the call)."""
+
+    call_id: str
+    lead_id: int
+    campaign_id: int | None
+    disposition: str
+    answered: bool
+    outcome: str | None
+    grade: str | None
+    ended_at: datetime
+    next_step: NextStep
+
+
+@dataclass(frozen=True)
+class Advice:
+    """What the advisor adds to an ended attempt: top-level keys of its outcome event (the
+    follow-up, the churn risk) and, when it says so, another next step for the lead (for
+    example no more call attempts, because the lead answers messages and not calls)."""
+
+    event: Mapping[str, Any]
+    next_step: NextStep | None = None
+    block_reason: str | None = None
+
+
+# Called in finish_attempts' transaction with every attempt it ended (the daemon wires
+# outdial.followup.OutcomeAdvisor); returns advice by call id.
+OutcomeAdvisor = Callable[
+    [asyncpg.Connection, Sequence[EndedAttempt]], Awaitable[Mapping[str, Advice]]
+]
 
 
 async def _enqueue_outcome(
@@ -54,6 +91,7 @@ async def _enqueue_outcome(
     disposition: str,
     step: NextStep,
     ended_at: datetime,
+    advice: Advice | None = None,
 ) -> None:
     """The CRM's event for one ended attempt, written in the caller's transaction."""
     await enqueue_outcome(
@@ -73,6 +111,11 @@ async def _enqueue_outcome(
             "retry_at": step.retry_at.isoformat() if step.retry_at else None,
         },
         occurred_at=ended_at,
+        extra={
+            "grade": row["grade"],
+            "grade_reason": row["grade_reason"],
+            **(advice.event if advice else {}),
+        },
     )
 
 
@@ -327,10 +370,14 @@ class AttemptResult:
 
 
 async def finish_attempts(
-    conn: asyncpg.Connection, owner: str, results: Sequence[AttemptResult]
+    conn: asyncpg.Connection,
+    owner: str,
+    results: Sequence[AttemptResult],
+    advisor: OutcomeAdvisor | None = None,
 ) -> int:
     """Write each attempt's end, its CRM outcome event, and move its lead on, in one
-    transaction; an attempt already ended is left alone (and gets no second event)."""
+    transaction; an attempt already ended is left alone (and gets no second event). The
+    `advisor`, if any, adds the follow-up to each event and may change the lead's next step."""
     async with conn.transaction():
         ended = await conn.fetch(
             _with_session_verdict(
@@ -350,31 +397,64 @@ async def finish_attempts(
         )
         ended_by_call = {r["call_id"]: r for r in ended}
         lead_of = {call_id: r["lead_id"] for call_id, r in ended_by_call.items()}
+        advice = await _advise(conn, advisor, results, ended_by_call)
+        steps: dict[str, tuple[NextStep, str | None]] = {}
         for result in results:
             if (row := ended_by_call.get(result.call_id)) is not None:
+                given = advice.get(result.call_id)
+                step = given.next_step if given and given.next_step else result.next_step
+                steps[result.call_id] = (step, given.block_reason if given else None)
                 await _enqueue_outcome(
-                    conn, row, str(result.disposition), result.next_step, result.ended_at
+                    conn, row, str(result.disposition), step, result.ended_at, given
                 )
         await conn.executemany(
             """UPDATE leads SET status = CASE WHEN $2 THEN 'done' ELSE 'pending' END,
                                 next_attempt_at = coalesce($3, next_attempt_at),
                                 last_disposition = $4, lease_owner = NULL,
-                                lease_expires_at = NULL, updated_at = $5
+                                lease_expires_at = NULL, updated_at = $5,
+                                block_reason = coalesce($7, block_reason)
                WHERE id = $1 AND status = 'leased' AND lease_owner = $6""",
             [
                 (
                     lead_of[r.call_id],
-                    r.next_step.done,
-                    r.next_step.retry_at,
+                    steps[r.call_id][0].done,
+                    steps[r.call_id][0].retry_at,
                     r.disposition,
                     r.ended_at,
                     owner,
+                    steps[r.call_id][1],
                 )
                 for r in results
                 if r.call_id in lead_of
             ],
         )
     return len(lead_of)
+
+
+async def _advise(
+    conn: asyncpg.Connection,
+    advisor: OutcomeAdvisor | None,
+    results: Sequence[AttemptResult],
+    ended: Mapping[str, asyncpg.Record],
+) -> Mapping[str, Advice]:
+    if advisor is None or not ended:
+        return {}
+    attempts = [
+        EndedAttempt(
+            call_id=r.call_id,
+            lead_id=row["lead_id"],
+            campaign_id=row["campaign_id"],
+            disposition=str(r.disposition),
+            answered=row["answered_at"] is not None,
+            outcome=row["outcome"],
+            grade=row["grade"],
+            ended_at=r.ended_at,
+            next_step=r.next_step,
+        )
+        for r in results
+        if (row := ended.get(r.call_id)) is not None
+    ]
+    return await advisor(conn, attempts)
 
 
 def _columns(results: Sequence[AttemptResult]) -> list[list[object]]:

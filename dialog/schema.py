@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dialog.followup import FollowUpTemplate
+from dialog.grading import GradeRule
 from dialog.templates import is_static, literal_text
 from nlu.library import merge_intents
 
@@ -239,6 +241,9 @@ class Script(_Model):
     on_emotion: list[EmotionRule] = Field(default_factory=list)
     on_error: OnError = Field(default_factory=OnError)
     variants: dict[Name, Variant] = Field(default_factory=dict)
+    # After the call: its grade (dialog/grading.py) and what to send next (dialog/followup.py).
+    grading: list[GradeRule] = Field(default_factory=list)
+    follow_up: list[FollowUpTemplate] = Field(default_factory=list)
 
     @field_validator("variants")
     @classmethod

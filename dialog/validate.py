@@ -22,6 +22,8 @@ from pydantic import BaseModel, ValidationError
 
 from compliance.words import WordFilter, default_word_filter
 from dialog import schema
+from dialog.followup import follow_up_issues
+from dialog.grading import grading_issues
 from dialog.schema import EndNode, ListenNode, SayNode, Script
 from dialog.templates import TemplateError, placeholders
 from dialog.yamlsource import Loc, Position, SourceMap, YamlSyntaxError, parse_yaml
@@ -202,6 +204,7 @@ class _SemanticChecks:
         yield from self._templates()
         yield from self._captures()
         yield from self._handlers()
+        yield from self._decisions()
 
     def _at(self, loc: Loc) -> Position:
         return self.smap.locate(loc)
@@ -355,6 +358,12 @@ class _SemanticChecks:
                                 self.script.variables,
                             ),
                         )
+
+    def _decisions(self) -> Iterator[tuple[Position, str]]:
+        """The grading rules and the follow-up templates (dialog/grading.py, followup.py)."""
+        found = [*grading_issues(self.script), *follow_up_issues(self.script, self.word_filter)]
+        for loc, message in found:
+            yield self._at(loc), message
 
     def _handlers(self) -> Iterator[tuple[Position, str]]:
         opt_out = self.script.handlers.opt_out

@@ -12,6 +12,7 @@ from outdial.commands import api as api_cmd
 from outdial.commands import calls as calls_cmd
 from outdial.commands import campaign as campaign_cmd
 from outdial.commands import check as check_cmd
+from outdial.commands import churn as churn_cmd
 from outdial.commands import config as config_cmd
 from outdial.commands import db as db_cmd
 from outdial.commands import demo as demo_cmd
@@ -44,6 +45,10 @@ leads_cmd.app.command("score")(scoring_cmd.score)
 leads_cmd.app.command("forget")(privacy_cmd.forget)
 leads_cmd.app.command("export")(privacy_cmd.export)
 app.add_typer(leads_cmd.app, name="leads")
+models_cmd.app.command("train")(churn_cmd.train_command)
+models_cmd.app.command("evaluate")(churn_cmd.evaluate_command)
+models_cmd.app.command("score")(churn_cmd.score_command)
+models_cmd.app.command("labels")(churn_cmd.labels_command)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(privacy_cmd.app, name="privacy")
 app.command("report")(report_cmd.report)

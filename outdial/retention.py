@@ -15,7 +15,14 @@ import asyncpg
 from outdial.recordings import delete_recordings
 from store.metrics import ROWS_PURGED
 from store.recordings import count_queued
-from store.retention import LATE_TURNS, RuleResult, active_rules, count_expired, purge_batch
+from store.retention import (
+    ERASED_LEFTOVERS,
+    LATE_TURNS,
+    RuleResult,
+    active_rules,
+    count_expired,
+    purge_batch,
+)
 from store.settings import PrivacySettings
 
 log = logging.getLogger(__name__)
@@ -28,7 +35,11 @@ async def purge(
     pool: asyncpg.Pool, settings: PrivacySettings, *, webhooks: bool, dry_run: bool = False
 ) -> list[RuleResult]:
     """One pass over every rule: rows purged (or, dry run, rows that would be) per rule."""
-    rules = [*active_rules(settings.retention, webhooks=webhooks), (LATE_TURNS, 0)]
+    rules = [
+        *active_rules(settings.retention, webhooks=webhooks),
+        (LATE_TURNS, 0),
+        *((rule, 0) for rule in ERASED_LEFTOVERS),
+    ]
     results = []
     for rule, days in rules:
         if dry_run:

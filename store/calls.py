@@ -35,6 +35,8 @@ SELECT call_id,
        c.hangup_side,
        c.greeting_latency_ms,
        c.summary,
+       c.grade,
+       c.grade_reason,
        c.recording_path,
        (SELECT count(*) FROM turns t WHERE t.call_id = coalesce(a.call_id, c.call_id)) AS turn_count
 FROM call_attempts a
@@ -135,17 +137,6 @@ async def matching_call_ids(
     return [r["call_id"] for r in rows]
 
 
-async def has_grades(conn: asyncpg.Connection | asyncpg.Pool) -> bool:
-    """Whether calls carry a lead grade (`calls.grade`, added with lead grading)."""
-    return bool(
-        await conn.fetchval(
-            """SELECT EXISTS (SELECT 1 FROM information_schema.columns
-                              WHERE table_schema = current_schema() AND table_name = 'calls'
-                                AND column_name = 'grade')"""
-        )
-    )
-
-
 @dataclass(frozen=True)
 class CallFilter:
     """What `outdial calls list` narrows to: dialled in [since, until); None means any."""
@@ -161,20 +152,15 @@ class CallFilter:
 
 
 async def list_calls(
-    conn: asyncpg.Connection | asyncpg.Pool, wanted: CallFilter, *, grades: bool
+    conn: asyncpg.Connection | asyncpg.Pool, wanted: CallFilter
 ) -> list[asyncpg.Record]:
-    """Calls newest first (by when they were dialled, else when the bot answered). `grades`:
-    the database has `calls.grade` (see has_grades); without it a grade filter is refused."""
-    if wanted.grade is not None and not grades:
-        raise ValueError("calls carry no grade in this database")
-    grade = "c.grade" if grades else "NULL::text"
-    columns = _CALL.replace("SELECT call_id,", f"SELECT call_id, {grade} AS grade,", 1)
+    """Calls newest first (by when they were dialled, else when the bot answered)."""
     # The window picks ids through the started_at indexes of both tables first.
     sql = f"""
         WITH window_ids AS (
             SELECT call_id FROM call_attempts WHERE started_at >= $1 AND started_at < $2
             UNION SELECT call_id FROM calls WHERE started_at >= $1 AND started_at < $2)
-        SELECT * FROM ({columns} WHERE call_id IN (SELECT call_id FROM window_ids)) AS found
+        SELECT * FROM ({_CALL} WHERE call_id IN (SELECT call_id FROM window_ids)) AS found
         WHERE ($3::text IS NULL OR campaign = $3)
           AND ($4::text IS NULL OR disposition = $4)
           AND ($5::text IS NULL OR outcome = $5)

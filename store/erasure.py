@@ -43,6 +43,11 @@ class ErasureReport:
     dnc_entries_kept_as_hash: int
     audit_rows: int
     recordings: int
+    # Channels, follow-ups and churn risk (migrations 101, 102): deleted.
+    engagement_events: int = 0
+    channel_consents: int = 0
+    follow_ups: int = 0
+    churn_rows: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -107,7 +112,10 @@ async def erase_subject(
                 calls,
             ),
             calls=await _count(
-                conn, "UPDATE calls SET summary = NULL WHERE call_id = ANY($1::text[])", calls
+                conn,
+                """UPDATE calls SET summary = NULL, captured = '{}'::jsonb
+                   WHERE call_id = ANY($1::text[])""",
+                calls,
             ),
             # A channel name can hold the dialled number (Local/5550100@customers).
             call_attempts=await _count(
@@ -137,6 +145,7 @@ async def erase_subject(
             ),
             audit_rows=await _scrub_audit(conn, subject),
             recordings=await _count(conn, ERASE_RECORDINGS, calls),
+            **await _erase_decisions(conn, leads),
             leads=await _count(
                 conn,
                 """UPDATE leads SET phone_e164 = NULL, external_id = NULL, fields = '{}'::jsonb,
@@ -157,6 +166,26 @@ async def erase_subject(
             token_id,
         )
     return report
+
+
+# What the follow-up planner and the churn model hold about a person, deleted by lead id.
+_DECISION_TABLES = {
+    "engagement_events": ("engagement_events",),
+    "channel_consents": ("channel_consents",),
+    "follow_ups": ("follow_ups",),
+    "churn_rows": ("churn_labels", "churn_scores"),
+}
+
+
+async def _erase_decisions(conn: asyncpg.Connection, lead_ids: tuple[int, ...]) -> dict[str, int]:
+    counts = {}
+    for key, tables in _DECISION_TABLES.items():
+        counts[key] = 0
+        for table in tables:
+            counts[key] += await _count(
+                conn, f"DELETE FROM {table} WHERE lead_id = ANY($1::bigint[])", list(lead_ids)
+            )
+    return counts
 
 
 async def _count(conn: asyncpg.Connection, sql: str, *args: Any) -> int:
@@ -239,6 +268,9 @@ async def export_subject(conn: asyncpg.Connection, subject: Subject) -> dict[str
                               "ORDER BY id", calls),
         "outbox": ("SELECT id, event_type, payload, created_at, delivered_at FROM outbox "
                    "WHERE call_id = ANY($1::text[]) ORDER BY id", calls),
+        **{table: (f"SELECT * FROM {table} WHERE lead_id = ANY($1::bigint[]) ORDER BY lead_id",
+                   leads)
+           for tables in _DECISION_TABLES.values() for table in tables},
     }  # fmt: skip
     data: dict[str, Any] = {"phone": subject.phone_e164}
     for name, (sql, arg) in sections.items():

@@ -38,11 +38,13 @@ async def enqueue_outcome(
     success: bool | None = None,
     details: Mapping[str, Any] | None = None,
     occurred_at: datetime | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> int | None:
     """Queue the call's outcome event; returns its outbox id, or None if it was already queued.
 
     Call it on the connection (and inside the transaction) that writes the disposition. The
     idempotency key is derived from the call id, so a repeated disposition adds no second event.
+    `extra` adds top-level keys: the call's grade, its follow-up, the lead's churn risk.
     """
     if not call_id:
         raise ValueError("an outcome event needs the call id")
@@ -57,6 +59,7 @@ async def enqueue_outcome(
         "success": success,
         "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(),
         "details": dict(details or {}),
+        **dict(extra or {}),
     }
     # The CRM knows its leads by external id and campaign name; no phone number goes out.
     return await conn.fetchval(

@@ -110,6 +110,15 @@ RULES: tuple[Rule, ...] = (
                erased_at = now()""",
     ),
     Rule("dnc_days", "dnc", f"created_at < {_AGE}", "DELETE"),
+    # What a call captured (a promised date, an amount) goes with the turns' entities.
+    Rule(
+        "turn_text_days",
+        "calls",
+        f"ended_at < {_AGE} AND captured <> '{{}}'::jsonb",
+        "SET captured = '{}'::jsonb",
+    ),
+    Rule("calls_days", "engagement_events", f"occurred_at < {_AGE}", "DELETE"),
+    Rule("calls_days", "follow_ups", f"created_at < {_AGE}", "DELETE"),
 )
 
 
@@ -153,3 +162,18 @@ LATE_TURNS = Rule(
         WHERE l.erased_at < now() - make_interval(days => $1))""",
     f"SET {TURN_CONTENT_SCRUB}",
 )
+
+
+# A lead anonymised by `finished_leads_days` keeps no channel consents, engagement, follow-ups
+# or churn label and score: every purge pass deletes them (age 0 days), as an erasure would.
+ERASED_LEFTOVERS = tuple(
+    Rule(
+        "erased",
+        table,
+        "lead_id IN (SELECT id FROM leads WHERE erased_at < now() - make_interval(days => $1))",
+        "DELETE",
+    )
+    for table in (
+        "channel_consents", "engagement_events", "follow_ups", "churn_labels", "churn_scores",
+    )
+)  # fmt: skip

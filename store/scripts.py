@@ -65,10 +65,14 @@ async def campaign_required_fields(
     return tuple(row["required_fields"])
 
 
-async def latest_script_source(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> str | None:
-    """The YAML of the newest version of the script `name` registered, if any."""
-    return await conn.fetchval(
-        """SELECT v.source FROM script_versions v JOIN scripts s ON s.id = v.script_id
+async def latest_script_source(
+    conn: asyncpg.Connection | asyncpg.Pool, name: str
+) -> tuple[str, str] | None:
+    """(content_hash, source) of the newest version of script `name`, or None."""
+    row = await conn.fetchrow(
+        """SELECT v.content_hash, v.source FROM script_versions v
+           JOIN scripts s ON s.id = v.script_id
            WHERE s.name = $1 ORDER BY v.version DESC LIMIT 1""",
         name,
     )
+    return None if row is None else (row["content_hash"], row["source"])

@@ -3,6 +3,7 @@ and it touches nothing it did not create."""
 
 from __future__ import annotations
 
+import json
 import wave
 from pathlib import Path
 
@@ -62,6 +63,11 @@ async def test_demo_summary_matches_the_database_and_leaves_others_alone(
         operator_attempts = await conn.fetchval(
             "SELECT count(*) FROM call_attempts WHERE campaign_id = $1", before[0]["campaign_id"]
         )
+        talked = await conn.fetch(
+            """SELECT call_id, grade, grade_reason FROM calls
+                WHERE disposition IN ('completed', 'transferred')"""
+        )
+        events = await conn.fetch("SELECT payload FROM outbox WHERE event_type = 'call.outcome'")
     counted: dict[str, int] = {}
     for row in attempts:
         counted[row["disposition"]] = counted.get(row["disposition"], 0) + 1
@@ -71,6 +77,19 @@ async def test_demo_summary_matches_the_database_and_leaves_others_alone(
     if answered:
         assert summary.turns > 0
         assert summary.greeting_ms_p50 is not None
+    # Every call the bot talked through has a grade and its reason; the summary counts them.
+    assert all(r["grade"] in "ABCDEF" and r["grade_reason"] for r in talked)
+    graded: dict[str, int] = {}
+    for row in talked:
+        graded[row["grade"]] = graded.get(row["grade"], 0) + 1
+    assert summary.grades == graded
+    # Each outcome event says what to send next (or why nothing may be sent).
+    assert len(events) == 4
+    payloads = [json.loads(e["payload"]) for e in events]
+    assert all(p["follow_up"]["reason"] for p in payloads)
+    # The CRM hears each graded call's grade and reason.
+    heard = {p["call_id"]: (p["grade"], p["grade_reason"]) for p in payloads}
+    assert all(heard[r["call_id"]] == (r["grade"], r["grade_reason"]) for r in talked)
     # The operator's campaign: same leads, byte for byte, no attempt, still active; the demo's
     # own campaign is left finished, so no real daemon dials it later.
     assert after == before

@@ -20,11 +20,11 @@ from outdial.api.schemas import CampaignIn, CampaignList, CampaignOut, CampaignS
 from store.scripts import latest_script_source
 
 
-def _announces_recording(source: str | None) -> bool:
-    if source is None:
+def _announces_recording(latest: tuple[str, str] | None) -> bool:
+    if latest is None:
         return False  # no version stored to read: refuse rather than guess
     try:
-        return announces_recording(parse_script(source).script)
+        return announces_recording(parse_script(latest[1]).script)
     except ScriptError:
         return False  # a stored version the daemon loaded once; refuse rather than guess
 

@@ -48,18 +48,19 @@ async def add(req: ApiRequest) -> Reply:
     async with req.state.pool.acquire() as conn, conn.transaction():
         campaign_id = await _campaign_id(conn, body.campaign)
         added = await conn.fetchval(
-            """INSERT INTO dnc (phone_e164, campaign_id, source, reason)
-               VALUES ($1, $2, 'api', $3) ON CONFLICT DO NOTHING RETURNING true""",
+            """INSERT INTO dnc (phone_e164, campaign_id, source, reason, channel)
+               VALUES ($1, $2, 'api', $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
             phone,
             campaign_id,
             body.reason,
+            body.channel,
         )
         await audit(
             conn,
             req.who,
             "dnc.add",
             _target(body.campaign),
-            {"changed": bool(added)},
+            {"changed": bool(added), "channel": body.channel},
             subject=phone,
         )
     return Reply(DncAdded(added=bool(added)), 201 if added else 200)
@@ -72,17 +73,18 @@ async def remove(req: ApiRequest) -> Reply:
         campaign_id = await _campaign_id(conn, body.campaign)
         removed = await conn.fetchval(
             """DELETE FROM dnc WHERE phone_hash = subject_hash($1)
-                 AND campaign_id IS NOT DISTINCT FROM $2
+                 AND campaign_id IS NOT DISTINCT FROM $2 AND channel = $3
                RETURNING true""",
             phone,
             campaign_id,
+            body.channel,
         )
         await audit(
             conn,
             req.who,
             "dnc.remove",
             _target(body.campaign),
-            {"changed": bool(removed)},
+            {"changed": bool(removed), "channel": body.channel},
             subject=phone,
         )
     return Reply(DncRemoved(removed=bool(removed)))
@@ -96,9 +98,10 @@ async def check(req: ApiRequest) -> Reply:
         row = await conn.fetchrow(
             """SELECT coalesce(bool_or(campaign_id IS NULL), false) AS on_global,
                       coalesce(bool_or(campaign_id = $2), false) AS on_campaign
-               FROM dnc WHERE phone_hash = subject_hash($1)""",
+               FROM dnc WHERE phone_hash = subject_hash($1) AND channel = $3""",
             phone,
             campaign_id,
+            body.channel,
         )
         await audit(conn, req.who, "dnc.check", _target(body.campaign), subject=phone)
     on_campaign = row["on_campaign"] if campaign_id is not None else None

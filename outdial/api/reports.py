@@ -13,7 +13,9 @@ from outdial.api.schemas import ReportOut, ReportQuery, VariantStatsOut
 DEFAULT_SPAN = timedelta(hours=24)
 
 
-async def effectiveness(req: ApiRequest) -> Reply:
+async def report_window(req: ApiRequest) -> Window:
+    """The report's window from `since` and `until` (default: the last 24 hours); 422 for an
+    empty window or an unknown campaign."""
     query: ReportQuery = req.query
     until = query.until or datetime.now(UTC)
     if isinstance(query.since, str):  # a span, as the CLI's --since takes it
@@ -24,14 +26,19 @@ async def effectiveness(req: ApiRequest) -> Reply:
         raise invalid(
             [FieldError(detail="since must be before until", code="bad_window", parameter="since")]
         )
-    pool = req.state.pool
-    if query.campaign is not None and not await campaign_exists(pool, query.campaign):
+    if query.campaign is not None and not await campaign_exists(req.state.pool, query.campaign):
         raise invalid([FieldError(detail="no such campaign", code="unknown", parameter="campaign")])
-    stats = await evaluate(pool, Window(since=since, until=until), query.campaign)
+    return Window(since=since, until=until)
+
+
+async def effectiveness(req: ApiRequest) -> Reply:
+    query: ReportQuery = req.query
+    window = await report_window(req)
+    stats = await evaluate(req.state.pool, window, query.campaign)
     return Reply(
         ReportOut(
-            since=since,
-            until=until,
+            since=window.since,
+            until=window.until,
             campaign=query.campaign,
             variants=[VariantStatsOut(**asdict(s)) for s in stats],
         )

@@ -15,7 +15,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import asyncpg
 from aiohttp import web
@@ -35,6 +35,9 @@ from outdial.api.schemas import CampaignName, ExternalId, Text
 from outdial.api.settings import ApiSettings
 from outdial.api.tokens import Token, find_token, token_hash
 from store.scripts import campaign_required_fields
+
+if TYPE_CHECKING:
+    from outdial.followup import FollowUpPlanner
 
 JSON = "application/json"
 # A script loaded with new required fields reaches the API's lead checks within this time.
@@ -93,6 +96,8 @@ class ApiState:
     # Hashes of secrets that were valid when last checked: their requests skip the
     # per-address limit (a flood of bad tokens from the same address must not throttle them).
     _known: set[bytes] = field(default_factory=set)
+    # The follow-up planner behind /v1/leads/{lead_id}/follow-up (create_app gives one).
+    planner: FollowUpPlanner | None = None
 
     def __post_init__(self) -> None:
         settings = self.settings

@@ -295,6 +295,11 @@ class DncQuery(_Request):
         default=None, description="A campaign's own list; absent: the global list."
     )
     region: Region | None = None
+    channel: Literal["call", "sms", "push"] = Field(
+        default="call",
+        description="The channel the list is for: calls (the dialer's list), SMS or app "
+        "push (the follow-ups); each channel has its own lists.",
+    )
 
 
 class DncIn(DncQuery):
@@ -380,6 +385,10 @@ class CallOut(_Response):
         description="The call's recording on the PBX host (MixMonitor's file), if recorded."
     )
     agitation_peak: float | None
+    grade: Literal["A", "B", "C", "D", "E", "F"] | None = Field(
+        description="The lead's grade from the script's grading rules (A best)."
+    )
+    grade_reason: str | None
     turns: list[TurnOut]
     compliance_events: list[ComplianceEventOut]
 
@@ -449,3 +458,7 @@ class ErasureOut(_Response):
     recordings: int = Field(
         description="Call recordings whose files were queued for deletion (done by the daemon)."
     )
+    engagement_events: int = Field(description="Channel engagement the CRM reported, deleted.")
+    channel_consents: int = Field(description="Consents to SMS and push, deleted.")
+    follow_ups: int = Field(description="Follow-ups chosen after calls, deleted.")
+    churn_rows: int = Field(description="Churn labels and scores, deleted.")

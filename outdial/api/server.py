@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiohttp import web
 
-from outdial.api import calls, campaigns, dnc, health, leads, personal, reports
+from outdial.api import calls, campaigns, decisions, dnc, health, leads, personal, reports
 from outdial.api.listener import GuardedSite, keepalive_limit
 from outdial.api.metrics import refusal_counter
 from outdial.api.openapi import build_document
@@ -17,6 +17,7 @@ from outdial.api.problems import ApiProblem
 from outdial.api.routing import ApiState, Operation, endpoint, limit_anonymous
 from outdial.config import Config
 from outdial.errors import UserError
+from outdial.followup import FollowUpPlanner
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ OPERATIONS: list[Operation] = [
     *calls.OPERATIONS,
     *reports.OPERATIONS,
     *personal.OPERATIONS,
+    *decisions.OPERATIONS,
 ]
 # Migration 090's trigger announces each revoked or deleted token's id here.
 REVOKED_CHANNEL = "outdial_token_revoked"
@@ -79,6 +81,8 @@ def create_app(
 ) -> web.Application:
     settings = config.api
     state = state or api_state(config, pool)
+    if state.planner is None:
+        state.planner = FollowUpPlanner(config.analytics, config.dialer)
     middlewares = [keepalive_limit(settings.limits), limit_anonymous(state), problem_details]
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     document = build_document(OPERATIONS)

@@ -22,6 +22,9 @@ SCOPES = (
     "dnc:write",
     "calls:read",
     "reports:read",
+    # Engagement on every channel and churn labels in; churn risk and follow-ups out.
+    "engagement:read",
+    "engagement:write",
     # Erasure on request: given to the system that handles data subjects' requests alone.
     "personal-data:erase",
 )

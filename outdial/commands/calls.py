@@ -33,7 +33,6 @@ from outdial.transcript import call_document, sparkline
 from store.calls import (
     CallFilter,
     calls_by_id,
-    has_grades,
     list_calls,
     matching_call_ids,
     phone_of_call,
@@ -124,31 +123,25 @@ def summary_of(row: Any) -> dict[str, Any]:
     }
 
 
-async def _list(config: Config, wanted: CallFilter) -> tuple[list[dict[str, Any]], bool]:
-    async with open_database(config) as db, db.pool.acquire() as conn:
-        grades = await has_grades(conn)
-        if wanted.grade is not None and not grades:
-            raise UserError(
-                "--grade: calls carry no grade in this database yet (lead grading adds it)"
-            )
-        async with conn.transaction():
-            rows = await list_calls(conn, wanted, grades=grades)
-            await record_access(
-                conn,
-                cli_user(),
-                "calls.list",
-                "calls",
-                None,
-                {"calls": len(rows), "campaign": wanted.campaign},
-            )
-    return [summary_of(r) for r in rows], grades
+async def _list(config: Config, wanted: CallFilter) -> list[dict[str, Any]]:
+    async with open_database(config) as db, db.pool.acquire() as conn, conn.transaction():
+        rows = await list_calls(conn, wanted)
+        await record_access(
+            conn,
+            cli_user(),
+            "calls.list",
+            "calls",
+            None,
+            {"calls": len(rows), "campaign": wanted.campaign},
+        )
+    return [summary_of(r) for r in rows]
 
 
 def _short_time(text: str | None) -> str:
     return "-" if text is None else datetime.fromisoformat(text).strftime("%m-%d %H:%M:%S")
 
 
-def list_table(calls: list[dict[str, Any]], grades: bool) -> Table:
+def list_table(calls: list[dict[str, Any]]) -> Table:
     """The list at any width from 80 columns: the id is cut to 10 characters (`calls show`
     takes a prefix), times, dispositions and figures are whole, and only campaign and outcome
     names are cut (with an ellipsis) when the terminal is narrow."""
@@ -162,8 +155,7 @@ def list_table(calls: list[dict[str, Any]], grades: bool) -> Table:
     table.add_column("campaign", no_wrap=True, overflow="ellipsis", ratio=2)
     fixed("disposition", 11)
     table.add_column("outcome", no_wrap=True, overflow="ellipsis", ratio=1)
-    if grades:
-        fixed("gr", 2)
+    fixed("gr", 2)
     fixed("secs", 4, "right")
     fixed("rec", 3)
     for c in calls:
@@ -173,9 +165,8 @@ def list_table(calls: list[dict[str, Any]], grades: bool) -> Table:
             c["campaign"] or "-",
             c["disposition"] or "live",
             c["outcome"] or "-",
+            c["grade"] or "-",
         ]
-        if grades:
-            cells.append(c["grade"] or "-")
         duration = c["duration_s"]
         cells += [
             "-" if duration is None else f"{duration:.0f}",
@@ -238,7 +229,7 @@ def list_(
         transferred=None if transferred is None else transferred is Transfer.yes,
         limit=limit,
     )
-    calls, grades = run_async(_list(cli_state(ctx).loaded.config, wanted))
+    calls = run_async(_list(cli_state(ctx).loaded.config, wanted))
     if as_json:
         typer.echo(json.dumps(calls, indent=2, ensure_ascii=False))
         return
@@ -246,7 +237,7 @@ def list_(
     if not calls:
         console.print("no calls match (widen --since?)")
         return
-    table = list_table(calls, grades)
+    table = list_table(calls)
     # Narrower than the names: share the room out by ratio (rich does that only when expanding).
     unbounded = console.options.update_width(10_000)
     table.expand = console.measure(table, options=unbounded).maximum > console.width

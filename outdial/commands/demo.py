@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -57,6 +57,15 @@ def demo(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as one JSON object.", metavar=FLAG)
     ] = False,
+    history: Annotated[
+        bool,
+        typer.Option(
+            "--history",
+            help="Then simulate weeks of customers with hidden churn risk and channel "
+            "preferences (about a minute) and show what the churn model and the follow-up "
+            "planner recover (docs/simulation.md).",
+        ),
+    ] = False,
 ) -> None:
     """Run a small campaign against pbxsim with real ASR, TTS, NLU and emotion detection.
 
@@ -86,7 +95,12 @@ def demo(
         ) as progress:
             task = progress.add_task("calls", total=calls)
             summary = run_async(
-                run_demo(config, calls, lambda done, total: progress.update(task, completed=done))
+                run_demo(
+                    config,
+                    calls,
+                    lambda done, total: progress.update(task, completed=done),
+                    history=history,
+                )
             )
     if as_json:
         typer.echo(json.dumps(summary.as_json(), default=str))
@@ -133,9 +147,29 @@ def _print_summary(console: Console, summary: DemoSummary, report_hint: str) -> 
             _pct(row["transfer_rate"]),
         )
     console.print(effect)
+    grades = Table(title="lead grades (the script's grading rules)")
+    for grade in "ABCDEF":
+        grades.add_column(grade, justify="right")
+    grades.add_row(*(str(summary.grades.get(grade, 0)) for grade in "ABCDEF"))
+    console.print(grades)
+    if summary.follow_ups:
+        chosen = ", ".join(f"{channel} {n}" for channel, n in sorted(summary.follow_ups.items()))
+        console.print(f"follow-ups chosen after the calls: {chosen}")
+    if summary.history:
+        _print_history(console, summary.history)
     console.print(
         f"Next: {report_hint}; metrics at http://127.0.0.1:9108/metrics while `outdial run` is up; "
         "docs/operator-guide.md to point outdial at a real Asterisk."
+    )
+
+
+def _print_history(console: Console, world: dict[str, Any]) -> None:
+    churn, engagement = world["churn"], world["engagement_per_contact"]
+    console.print(
+        f"simulated world {world['seed']}: churn AUC {churn['auc']:.3f} against "
+        f"{churn['baseline_auc']:.3f} for the RFM-only baseline ({churn['test']} held-out "
+        f"customers); responses per contact {engagement['planner']:.3f} with the follow-up "
+        f"planner, {engagement['always_call']:.3f} always calling"
     )
 
 

@@ -29,7 +29,11 @@ from outdial.models import (
     verify_pack,
 )
 
-app = typer.Typer(help="Language packs: list, install, verify.", no_args_is_help=True)
+app = typer.Typer(
+    help="Language packs (list, install, verify) and the churn model (train, evaluate, score, "
+    "labels).",
+    no_args_is_help=True,
+)
 
 
 def _config(ctx: typer.Context) -> Config:

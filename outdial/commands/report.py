@@ -21,7 +21,9 @@ from rich.console import Console
 from rich.table import Table
 
 from analytics.evaluation import VariantStats, Window, campaign_exists, evaluate, parse_span
+from analytics.insights import Decisions, decisions
 from analytics.variants import list_variants
+from dialog.grading import GRADES
 from outdial.config import Config
 from outdial.context import cli_state, run_async
 from outdial.errors import UserError
@@ -58,13 +60,17 @@ def _row(stats: VariantStats, status: str | None) -> dict[str, Any]:
     return {**asdict(stats), "status": status}
 
 
-async def collect(config: Config, window: Window, campaign: str | None) -> list[dict[str, Any]]:
+async def collect(
+    config: Config, window: Window, campaign: str | None
+) -> tuple[list[dict[str, Any]], Decisions]:
+    """The effectiveness rows, and the grades, churn risk, follow-ups and engagement."""
     async with open_database(config) as db:
         if campaign is not None and not await campaign_exists(db.pool, campaign):
             raise UserError(f"no campaign named {campaign!r}")
         stats = await evaluate(db.pool, window, campaign)
         statuses = {(v.script_name, v.variant): v.status for v in await list_variants(db.pool)}
-    return [_row(s, statuses.get((s.script_name, s.variant))) for s in stats]
+        found = await decisions(db.pool, window, campaign)
+    return [_row(s, statuses.get((s.script_name, s.variant))) for s in stats], found
 
 
 def _pct(value: float | None) -> str:
@@ -144,6 +150,35 @@ def render_table(rows: list[dict[str, Any]], title: str, width: int = 80) -> Tab
     return table
 
 
+def decision_tables(found: Decisions) -> list[Table]:
+    """Grades per script and variant, churn-risk bands, follow-ups and engagement per channel."""
+    grades = Table(title="Lead grades per script and variant")
+    for name in ("script", "variant", *GRADES, "graded"):
+        grades.add_column(name, justify="left" if name in ("script", "variant") else "right")
+    pivot: dict[tuple[str | None, str | None], dict[str, int]] = {}
+    for g in found.grades:
+        pivot.setdefault((g.script_name, g.variant), {})[g.grade] = g.calls
+    for (script, variant), counts in pivot.items():
+        cells = [str(counts.get(grade, 0)) for grade in GRADES]
+        grades.add_row(script or "-", variant or "-", *cells, str(sum(counts.values())))
+    churn = Table(title="Churn risk of the scored leads")
+    churn.add_column("risk")
+    churn.add_column("leads", justify="right")
+    for band in found.churn:
+        churn.add_row(band.label, str(band.leads))
+    follow = Table(title="Follow-ups chosen per channel")
+    follow.add_column("channel")
+    follow.add_column("follow-ups", justify="right")
+    for f in found.follow_ups:
+        follow.add_row(f.channel or "none allowed", str(f.follow_ups))
+    engagement = Table(title="Engagement per channel")
+    for name in ("channel", "contacts", "responses", "response rate"):
+        engagement.add_column(name, justify="left" if name == "channel" else "right")
+    for e in found.engagement:
+        engagement.add_row(e.channel, str(e.contacts), str(e.responses), _pct(e.response_rate))
+    return [grades, churn, follow, engagement]
+
+
 def render_csv(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(VariantStats.__dataclass_fields__) + ["status"])
@@ -160,15 +195,17 @@ def report(
     campaign: Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")] = None,
     output: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
 ) -> None:
-    """Success rate, duration, efficiency, transfer and opt-out rates per script and variant."""
+    """Success rate, duration, efficiency, transfer and opt-out rates per script and variant;
+    lead grades, churn risk, follow-ups and engagement per channel (CSV: the first table)."""
     window = Window.last(since_option(since), datetime.now(UTC))
-    rows = run_async(collect(cli_state(ctx).loaded.config, window, campaign))
+    rows, found = run_async(collect(cli_state(ctx).loaded.config, window, campaign))
     if output is Format.json:
         document = {
             "since": window.since.isoformat(),
             "until": window.until.isoformat(),
             "campaign": campaign,
             "rows": rows,
+            **found.as_json(),
         }
         typer.echo(json.dumps(document, indent=2))
     elif output is Format.csv:
@@ -178,3 +215,5 @@ def report(
         console = Console()
         title = f"Script effectiveness, last {since}, {scope}"
         console.print(render_table(rows, title, console.width))
+        for table in decision_tables(found):
+            console.print(table)

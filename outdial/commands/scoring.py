@@ -16,7 +16,12 @@ from outdial.errors import UserError
 async def _score(config: Config, campaign: str) -> ScoreSummary:
     async with open_database(config) as db:
         try:
-            return await score_campaign(db.pool, campaign, config.analytics.rfm)
+            return await score_campaign(
+                db.pool,
+                campaign,
+                config.analytics.rfm,
+                churn_weight=config.analytics.churn.priority_weight,
+            )
         except ScoringError as exc:
             raise UserError(str(exc)) from exc
 
@@ -25,7 +30,8 @@ def score(
     ctx: typer.Context,
     campaign: Annotated[str, typer.Option("--campaign", help="Campaign whose leads to score.")],
 ) -> None:
-    """Set each lead's priority from its RFM score (quintiles within the campaign)."""
+    """Set each lead's priority from its RFM score (quintiles within the campaign), plus its
+    churn risk's points when it has a churn score."""
     config = cli_state(ctx).loaded.config
     summary = run_async(_score(config, campaign))
     rfm = config.analytics.rfm

@@ -52,6 +52,7 @@ CONTRACT: dict[str, dict[str, str]] = {
         "outdial_call_failures": "counter",
         "outdial_optional_signal_failures": "counter",
         "outdial_word_times_clamped": "counter",
+        "outdial_call_grades": "counter",
     },
     "store.metrics": {
         "outdial_spool_depth_rows": "gauge",
@@ -64,6 +65,7 @@ CONTRACT: dict[str, dict[str, str]] = {
         "outdial_variant_retirements": "counter",
         "outdial_outbox_pending": "gauge",
         "outdial_webhook_deliveries": "counter",
+        "outdial_follow_ups": "counter",
     },
 }
 ALLOWED_LABELS = {
@@ -75,6 +77,8 @@ ALLOWED_LABELS = {
     "category",
     "direction",
     "listener",
+    "grade",
+    "channel",
 }
 # Small fixed sets too: where a call failed (agi.session stages), which optional signal, and
 # which retention rule purged which table.

@@ -245,3 +245,59 @@ async def test_cli_report_bad_input(db_pool: asyncpg.Pool, pg_url: str, tmp_path
     )
     assert code == 1 and out == ""
     assert err.strip() == "error: no campaign named 'nowhere'"
+
+
+async def test_cli_report_shows_grades_churn_risk_follow_ups_and_engagement(
+    db_pool: asyncpg.Pool, pg_url: str, tmp_path: Path
+) -> None:
+    await seed(db_pool)
+    await db_pool.execute(
+        """UPDATE calls SET grade = CASE WHEN call_id IN ('c1', 'c3', 'c6') THEN 'A'
+                                         ELSE 'D' END, grade_reason = 'rule'
+           WHERE call_id IN ('c1', 'c2', 'c3', 'c6', 'c7', 'c8', 'c9')"""
+    )
+    spring = await db_pool.fetchval("SELECT id FROM campaigns WHERE name = 'spring'")
+    leads = [await seeding.lead(db_pool, spring, f"+1415555010{i}") for i in range(3)]
+    model = await db_pool.fetchval(
+        """INSERT INTO churn_models (features, params, metrics, training)
+           VALUES ('{}', '{}', '{}', '{}') RETURNING version"""
+    )
+    await db_pool.executemany(
+        """INSERT INTO churn_scores (lead_id, model_version, score, top_features)
+           VALUES ($1, $2, $3, '[]')""",
+        [(leads[0], model, 0.05), (leads[1], model, 0.72), (leads[2], model, 0.78)],
+    )
+    await db_pool.executemany(
+        """INSERT INTO follow_ups (lead_id, campaign_id, channel, reason, created_at)
+           VALUES ($1, $2, $3, 'why', $4)""",
+        [(leads[0], spring, "sms", RECENT), (leads[1], spring, "sms", RECENT),
+         (leads[2], spring, None, RECENT), (leads[2], spring, "push", NINE_DAYS_AGO)],
+    )  # fmt: skip
+    await db_pool.executemany(
+        """INSERT INTO engagement_events (lead_id, event_id, channel, kind, contact_id,
+                                          responded, occurred_at)
+           VALUES ($1, $2, 'sms', $3, $4, $5, $6)""",
+        [(leads[0], "e1", "delivered", "m1", False, RECENT),
+         (leads[0], "e2", "replied", "m1", True, RECENT),
+         (leads[1], "e3", "delivered", "m2", False, RECENT)],
+    )  # fmt: skip
+    result = await invoke(
+        "report", "--since", "24h", "--campaign", "spring", "--format", "json",
+        pg_url=pg_url, tmp_path=tmp_path,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    grades = {(g["variant"], g["grade"]): g["calls"] for g in document["grades"]}
+    # c8 is autumn's, c9 too old: spring's last 24 h only.
+    assert grades == {("a", "A"): 2, ("a", "D"): 1, ("b", "A"): 1, ("b", "D"): 1}
+    assert {b["band"]: b["leads"] for b in document["churn"]} == {0: 1, 7: 2}
+    assert {f["channel"]: f["follow_ups"] for f in document["follow_ups"]} == {"sms": 2, None: 1}
+    sms = next(e for e in document["engagement"] if e["channel"] == "sms")
+    assert (sms["contacts"], sms["responses"]) == (2, 1)
+
+    result = await invoke("report", "--since", "24h", pg_url=pg_url, tmp_path=tmp_path)
+    assert result.exit_code == 0, result.output
+    # Titles wider than their table wrap: look for their first words.
+    for title in ("Lead grades per script", "Churn risk", "Follow-ups chosen", "Engagement per"):
+        assert title in result.stdout
+    assert "70-80%" in result.stdout and "none allowed" in result.stdout

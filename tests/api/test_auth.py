@@ -26,6 +26,9 @@ BY_SCOPE = {
     "calls:read": ("GET", "/v1/calls/c-1", None),
     "reports:read": ("GET", "/v1/reports/effectiveness", None),
     "personal-data:erase": ("DELETE", "/v1/leads/999/personal-data", None),
+    # Lead 998 exists in the test below: its churn label and follow-up are found.
+    "engagement:write": ("POST", "/v1/leads/998/churn", {"churned": True}),
+    "engagement:read": ("GET", "/v1/leads/998/follow-up", None),
 }
 
 
@@ -53,6 +56,10 @@ async def test_unknown_token_is_401(api: Api) -> None:
 @pytest.mark.parametrize("scope", sorted(BY_SCOPE))
 async def test_each_scope_opens_its_group_and_only_it(api: Api, scope: str) -> None:
     token = await api.token_with(scope)
+    await api.pool.execute(
+        """INSERT INTO leads (id, campaign_id, phone_e164, timezone)
+           SELECT 998, id, '+14155550198', 'UTC' FROM campaigns"""
+    )
     for other, (method, path, body) in BY_SCOPE.items():
         status, problem, _ = await api.call(method, path, body, token=token)
         if other == scope:
@@ -61,8 +68,10 @@ async def test_each_scope_opens_its_group_and_only_it(api: Api, scope: str) -> N
             assert status == 403, (scope, other, status)
             assert problem["detail"].endswith(other)
     audited = await api.pool.fetchval("SELECT count(*) FROM api_audit WHERE token_name LIKE 't-%'")
-    # Writes are audited, and so are reads that found personal data (a DNC check of a number).
-    assert audited == (1 if scope.endswith(":write") or scope == "dnc:read" else 0)
+    # Writes are audited, and so are reads that found personal data (a DNC check of a number,
+    # a lead's follow-up).
+    personal_reads = ("dnc:read", "engagement:read")
+    assert audited == (1 if scope.endswith(":write") or scope in personal_reads else 0)
 
 
 async def test_public_endpoints_need_no_token(api: Api) -> None:

@@ -37,9 +37,11 @@ async def _seed_call(pool: asyncpg.Pool, call_id: str = "c-1") -> None:
     )
     await pool.execute(
         """INSERT INTO calls (call_id, campaign_id, lead_id, script_name, script_version, variant,
-                              started_at, ended_at, disposition, outcome, success, summary)
+                              started_at, ended_at, disposition, outcome, success, summary,
+                              grade, grade_reason)
            SELECT $1, campaign_id, id, 'collections_v1', 2, 'b', now() - interval '1 hour',
-                  now() - interval '50 minutes', 'completed', 'promise_to_pay', true, $2
+                  now() - interval '50 minutes', 'completed', 'promise_to_pay', true, $2,
+                  'A', 'promised to pay on a date'
            FROM leads""",
         call_id,
         RAW_TEXT,
@@ -77,6 +79,7 @@ async def test_call_by_id_with_redacted_turns(api: Api) -> None:
     assert call["turns"][2]["dtmf"] == "[CARD]"
     assert "[PHONE]" in call["summary"]
     assert call["turns"][1]["intent"] == "callback"
+    assert (call["grade"], call["grade_reason"]) == ("A", "promised to pay on a date")
 
 
 async def test_the_api_and_calls_show_return_the_same_document(

@@ -1,0 +1,139 @@
+"""What the live call session would have written for a call, at a moment in the past: the
+history simulator's (outdial/simulate.py) way to lay down weeks of calls without live audio."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from store.migrate import migrate
+
+
+@dataclass(frozen=True)
+class PastTurn:
+    speaker: str
+    node: str | None
+    intent: str | None
+    agitation: float | None
+    timings: dict[str, float]  # speech_start / speech_end, seconds into the call
+    entities: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PastCall:
+    call_id: str
+    campaign_id: int
+    lead_id: int
+    script_name: str
+    script_version: int
+    started_at: datetime
+    ended_at: datetime
+    disposition: str
+    outcome: str | None
+    success: bool
+    grade: str | None
+    grade_reason: str | None
+    transfer_reason: str | None
+    turns: Sequence[PastTurn]
+
+
+async def record_past_calls(conn: asyncpg.Connection, calls: Sequence[PastCall]) -> None:
+    """The `calls` rows and their turns, as the session writes them when a call ends."""
+    await conn.executemany(
+        """INSERT INTO calls (call_id, campaign_id, lead_id, script_name, script_version,
+                              variant, amd_status, started_at, ended_at, disposition, outcome,
+                              success, grade, grade_reason, transfer_reason, hangup_side)
+           VALUES ($1, $2, $3, $4, $5, 'base', 'HUMAN', $6, $7, $8, $9, $10, $11, $12, $13,
+                   'bot')""",
+        [
+            (c.call_id, c.campaign_id, c.lead_id, c.script_name, c.script_version, c.started_at,
+             c.ended_at, c.disposition, c.outcome, c.success, c.grade, c.grade_reason,
+             c.transfer_reason)
+            for c in calls
+        ],
+    )  # fmt: skip
+    await conn.executemany(
+        """INSERT INTO turns (call_id, seq, speaker, node, intent, agitation, timings, entities,
+                              created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+        [
+            (c.call_id, seq, t.speaker, t.node, t.intent, t.agitation, t.timings, t.entities,
+             c.started_at)
+            for c in calls
+            for seq, t in enumerate(c.turns, 1)
+        ],
+    )  # fmt: skip
+
+
+async def add_call_dnc(conn: asyncpg.Connection, lead_id: int, call_id: str) -> None:
+    """The company-wide call DNC entry a customer's "stop calling" makes (agi/callstore.py)."""
+    await conn.execute(
+        """INSERT INTO dnc (phone_e164, campaign_id, source, reason)
+           SELECT phone_e164, NULL, 'opt_out', 'customer asked on call ' || $2
+           FROM leads WHERE id = $1
+           ON CONFLICT DO NOTHING""",
+        lead_id,
+        call_id,
+    )
+
+
+@dataclass(frozen=True)
+class NewLead:
+    phone_e164: str
+    timezone: str
+    fields: dict[str, str]
+    due_at: datetime  # next_attempt_at: when the dialer may take it
+
+
+async def add_leads(
+    conn: asyncpg.Connection, campaign_id: int, leads: Sequence[NewLead], consents: Sequence[str]
+) -> dict[str, int]:
+    """Leads with consent to calls and to the message channels `consents`: id by number."""
+    rows = await conn.fetch(
+        """INSERT INTO leads (campaign_id, phone_e164, timezone, fields, consent, next_attempt_at)
+           SELECT $1, t.phone, t.tz, t.fields, true, t.due
+           FROM unnest($2::text[], $3::text[], $4::jsonb[], $5::timestamptz[])
+                AS t(phone, tz, fields, due)
+           RETURNING id, phone_e164""",
+        campaign_id,
+        [lead.phone_e164 for lead in leads],
+        [lead.timezone for lead in leads],
+        [lead.fields for lead in leads],
+        [lead.due_at for lead in leads],
+    )
+    ids = {r["phone_e164"]: r["id"] for r in rows}
+    await conn.execute(
+        """INSERT INTO channel_consents (lead_id, channel, granted, source)
+           SELECT l, c, true, 'simulator'
+           FROM unnest($1::bigint[]) AS l, unnest($2::text[]) AS c""",
+        list(ids.values()),
+        list(consents),
+    )
+    return ids
+
+
+@asynccontextmanager
+async def scratch_database(url: str, name: str) -> AsyncIterator[str]:
+    """A new database `name` beside the one at `url` (same server), migrated; its URL. It is
+    dropped afterwards: the simulator's worlds (and the benchmarks' data) never mix with real
+    data or each other."""
+    admin = await asyncpg.connect(url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        scratch = urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+        conn = await asyncpg.connect(scratch)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        yield scratch
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
