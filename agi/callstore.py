@@ -68,12 +68,17 @@ class CallStore:
         )
 
     async def start(
-        self, context: CallContext, script: str, version: int, variant: str | None
+        self,
+        context: CallContext,
+        script: str,
+        version: int,
+        variant: str | None,
+        language_pack: str,
     ) -> None:
         await self._execute(
             """INSERT INTO calls (call_id, campaign_id, lead_id, script_name, script_version,
-                                  variant, amd_status)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)
+                                  variant, amd_status, language_pack)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                ON CONFLICT (call_id) DO NOTHING""",
             context.call_id,
             context.campaign_id,
@@ -82,6 +87,7 @@ class CallStore:
             version,
             variant,
             context.amd_status,
+            language_pack,
         )
 
     async def finish(self, context: CallContext, outcome: CallOutcome, summary: str | None) -> None:

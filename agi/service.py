@@ -132,7 +132,7 @@ class CallService:
     async def begin(self, context: CallContext, runtime: ScriptRuntime) -> str | None:
         """Pick the call's variant and open its `calls` row; returns the variant."""
         variant = await self.choose_variant(runtime)
-        await self.store.start(context, runtime.name, runtime.version, variant)
+        await self.store.start(context, runtime.name, runtime.version, variant, runtime.pack.name)
         return variant
 
     def session(

@@ -197,3 +197,17 @@ def test_require_consent_reads_as_a_flag_in_help() -> None:
     result = CliRunner().invoke(app, ["campaign", "create", "--help"], env={"COLUMNS": "200"})
     line = next(x for x in result.output.splitlines() if "--require-consent" in x)
     assert "<bool>" not in line and "a flag: no value" in line
+
+
+def test_create_refuses_a_script_whose_language_pack_is_not_installed(
+    pg_url: str, config: Path
+) -> None:
+    shutil.copy(SCRIPT.parent / "payment_reminder_zh.yaml", config.parent / "scripts")
+    code, _, exc = _run(pg_url, config, "create", "reminders", "--script", "payment_reminder_zh")
+    assert code == 1 and isinstance(exc, UserError)
+    assert str(exc) == (
+        "script 'payment_reminder_zh' (language zh, voice zh_CN-huayan-medium) cannot be "
+        "served: no installed zh pack has voice zh_CN-huayan-medium; "
+        "install it with `outdial models install zh`"
+    )
+    assert "reminders" not in _run(pg_url, config, "list")[1]  # nothing was created
