@@ -36,6 +36,7 @@ from dialer.campaigns import (
     list_campaigns,
     pause_active,
     paused_for,
+    restate_pause,
     resume_paused,
 )
 from dialer.engine import Dialer
@@ -212,6 +213,10 @@ class Daemon:
             for campaign in await paused_for(conn, PauseReason.SCRIPT_UNAVAILABLE):
                 if catalog.get(campaign.script_name) is None:
                     unserved.append(campaign.name)
+                    why = catalog.why_not(campaign.script_name)
+                    reason = PauseReason.SCRIPT_UNAVAILABLE
+                    if await restate_pause(conn, campaign.id, reason, why):
+                        log.warning("campaign %s still paused: %s", campaign.name, why)
                 elif await resume_paused(conn, campaign.id, PauseReason.SCRIPT_UNAVAILABLE):
                     log.info("campaign %s resumed: its script %s loads", campaign.name,
                              campaign.script_name)  # fmt: skip
