@@ -169,25 +169,45 @@ _PIPER = "https://huggingface.co/rhasspy/piper-voices/resolve/v1.0.0"
 
 # Sums and sizes as published for these exact files (alphacephei.com model zips, Hugging Face
 # LFS objects of rhasspy/piper-voices at tag v1.0.0).
+_EN_SMALL = Artifact(
+    url="https://alphacephei.com/vosk/models/vosk-model-small-en-us-0.15.zip",
+    sha256="30f26242c4eb449f948e42cb302dd7a686cb29a3423a8367f99ff41780942498",
+    size=41_205_931,
+)
+
+
+def _piper(
+    voice: str, model: tuple[str, int] | None = None, config: tuple[str, int] | None = None
+) -> tuple[Artifact, Artifact]:
+    """A Piper voice's model and config (`en/en_US/lessac/medium/en_US-lessac-medium`), with
+    their SHA-256 and size where pinned."""
+
+    def artifact(suffix: str, pinned: tuple[str, int] | None) -> Artifact:
+        sha256, size = pinned or (None, None)
+        return Artifact(url=f"{_PIPER}/{voice}{suffix}", sha256=sha256, size=size)
+
+    return artifact(".onnx", model), artifact(".onnx.json", config)
+
+
+_EN_VOICE, _EN_VOICE_CONFIG = _piper(
+    "en/en_US/lessac/medium/en_US-lessac-medium",
+    ("5efe09e69902187827af646e1a6e9d269dee769f9877d17b16b1b46eeaaf019f", 63_201_294),
+    ("efe19c417bed055f2d69908248c6ba650fa135bc868b0e6abb3da181dab690a0", 4_885),
+)
+_ZH_VOICE, _ZH_VOICE_CONFIG = _piper(
+    "zh/zh_CN/huayan/medium/zh_CN-huayan-medium",
+    ("9929917bf8cabb26fd528ea44d3a6699c11e87317a14765312420be230be0f3d", 63_201_294),
+    ("d521dc45504a8ccc99e325822b35946dd701840bfb07e3dbb31a40929ed6a82b", 4_822),
+)
+_GB_VOICE, _GB_VOICE_CONFIG = _piper("en/en_GB/alan/medium/en_GB-alan-medium")
+
 BUILTIN_PACKS: tuple[LanguagePack, ...] = (
     LanguagePack(
         lang="en",
         description="US English: vosk-model-small-en-us-0.15 + Piper en_US-lessac-medium",
-        vosk=Artifact(
-            url="https://alphacephei.com/vosk/models/vosk-model-small-en-us-0.15.zip",
-            sha256="30f26242c4eb449f948e42cb302dd7a686cb29a3423a8367f99ff41780942498",
-            size=41_205_931,
-        ),
-        voice=Artifact(
-            url=f"{_PIPER}/en/en_US/lessac/medium/en_US-lessac-medium.onnx",
-            sha256="5efe09e69902187827af646e1a6e9d269dee769f9877d17b16b1b46eeaaf019f",
-            size=63_201_294,
-        ),
-        voice_config=Artifact(
-            url=f"{_PIPER}/en/en_US/lessac/medium/en_US-lessac-medium.onnx.json",
-            sha256="efe19c417bed055f2d69908248c6ba650fa135bc868b0e6abb3da181dab690a0",
-            size=4_885,
-        ),
+        vosk=_EN_SMALL,
+        voice=_EN_VOICE,
+        voice_config=_EN_VOICE_CONFIG,
     ),
     LanguagePack(
         lang="zh",
@@ -197,17 +217,45 @@ BUILTIN_PACKS: tuple[LanguagePack, ...] = (
             sha256="3af8b0e7e0f835ae9d414ce5df580237a3cfb08d586c9fbbb0f7ff29ad5b14ba",
             size=43_898_754,
         ),
-        voice=Artifact(
-            url=f"{_PIPER}/zh/zh_CN/huayan/medium/zh_CN-huayan-medium.onnx",
-            sha256="9929917bf8cabb26fd528ea44d3a6699c11e87317a14765312420be230be0f3d",
-            size=63_201_294,
-        ),
-        voice_config=Artifact(
-            url=f"{_PIPER}/zh/zh_CN/huayan/medium/zh_CN-huayan-medium.onnx.json",
-            sha256="d521dc45504a8ccc99e325822b35946dd701840bfb07e3dbb31a40929ed6a82b",
-            size=4_822,
-        ),
+        voice=_ZH_VOICE,
+        voice_config=_ZH_VOICE_CONFIG,
     ),
+    # Variants: published files whose checksums we could not pin from here (no network on the
+    # build host), so `install` asks for `--sha256 PART=...` from the publisher's listing.
+    LanguagePack(
+        lang="en-in",
+        description="Indian English: vosk-model-small-en-in-0.4 + Piper en_US-lessac-medium "
+        "(Piper has no Indian English voice)",
+        vosk=Artifact(url="https://alphacephei.com/vosk/models/vosk-model-small-en-in-0.4.zip"),
+        voice=_EN_VOICE,
+        voice_config=_EN_VOICE_CONFIG,
+    ),
+    LanguagePack(
+        lang="en-gb",
+        description="British English voice: vosk-model-small-en-us-0.15 (Vosk has no British "
+        "model) + Piper en_GB-alan-medium",
+        vosk=_EN_SMALL,
+        voice=_GB_VOICE,
+        voice_config=_GB_VOICE_CONFIG,
+    ),
+    LanguagePack(
+        lang="zh-large",
+        description="Mandarin, large model for servers: vosk-model-cn-0.22 (about 1.3 GB "
+        "download, several GB of memory) + Piper zh_CN-huayan-medium",
+        vosk=Artifact(url="https://alphacephei.com/vosk/models/vosk-model-cn-0.22.zip"),
+        voice=_ZH_VOICE,
+        voice_config=_ZH_VOICE_CONFIG,
+    ),
+)
+
+
+# Dialects operators ask for that no pack can serve: neither the Vosk model list nor
+# rhasspy/piper-voices v1.0.0 has a model for them (`outdial models list` says so).
+WITHOUT_PACKS = (
+    "Cantonese (yue): no Vosk model, no Piper voice",
+    "Wu/Shanghainese (wuu), Min/Hokkien (nan): no Vosk model, no Piper voice",
+    "Indian English voice: Vosk model yes (en-in), Piper voice no (en-in uses en_US)",
+    "British English ASR: Piper voices yes (en-gb), Vosk model no (en-gb uses en-us)",
 )
 
 

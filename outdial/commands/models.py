@@ -21,6 +21,7 @@ from outdial.context import cli_state, run_async
 from outdial.errors import UserError
 from outdial.models import (
     PARTS,
+    WITHOUT_PACKS,
     LanguagePack,
     PackReport,
     install_pack,
@@ -66,6 +67,9 @@ def list_packs(ctx: typer.Context) -> None:
         )
     console = Console()
     console.print(table)
+    console.print("no public model for:", markup=False)
+    for line in WITHOUT_PACKS:
+        console.print(f"  {line}", markup=False)
     console.print(f"models directory: {config.models_dir}")
 
 
