@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from agi.settings import AgiSettings, AudioSocketSettings, SessionSettings
 from analytics.settings import AnalyticsSettings, WebhookSettings
@@ -75,6 +83,16 @@ class ModelsSettings(BaseModel):
     packs: dict[Annotated[str, Field(pattern=PACK_NAME)], PackSettings] = Field(
         default_factory=dict
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_daemon_language(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "language" in data:
+            raise ValueError(
+                "`models.language` is gone: each script is served by the pack of its own "
+                "language (operator guide, section 6); remove the key"
+            )
+        return data
 
     def recognizers(self, pack: str, max_calls: int) -> int:
         """Recognizers kept for `pack`'s calls: its setting, else one per call slot."""

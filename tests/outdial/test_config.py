@@ -30,6 +30,9 @@ def test_defaults_need_no_file() -> None:
         ("agi:\n  port: [1\n", "cfg.yaml:2:9: YAML syntax error: this [ ] list"),
         ("agi: {port: 1}\nagi: {port: 2}\n", "cfg.yaml:2:1: duplicate key 'agi'"),
         ("- a\n- b\n", "cfg.yaml:1:1: the config must be a mapping"),
+        ("session:\n  phrase_map:\n    네: yes\n", "cfg.yaml:3:5: session.phrase_map.네.[key]"),
+        ("models:\n  packs:\n    zh: {recognizers: 0}\n", "cfg.yaml:3:10: models.packs.zh.recog"),
+        ("models:\n  language: en\n", "cfg.yaml:1:1: models: `models.language` is gone"),
     ],
 )
 def test_errors_name_file_line_and_field(text: str, expected: str) -> None:
