@@ -54,7 +54,11 @@ CONTRACT: dict[str, dict[str, str]] = {
         "outdial_webhook_deliveries": "counter",
     },
 }
-ALLOWED_LABELS = {"campaign", "script", "variant", "disposition", "reason", "category", "direction"}
+# Small fixed sets only; `pack` and `language` are the installed language packs.
+ALLOWED_LABELS = {
+    "campaign", "script", "variant", "disposition", "reason", "category", "direction", "pack",
+    "language",
+}  # fmt: skip
 SUFFIXES = {
     "counter": ("_total",),
     "gauge": ("",),

@@ -37,7 +37,7 @@ def config(tmp_path: Path) -> Path:
     path = tmp_path / "outdial.yaml"
     path.write_text(f"state_dir: {tmp_path / 'state'}\ndefault_region: GB\n")
     (tmp_path / "scripts").mkdir()  # the daemon's scripts, beside the config file
-    shutil.copy(REPO / "scripts" / "payment_reminder_zh.yaml", tmp_path / "scripts")
+    shutil.copy(REPO / "scripts" / "order_confirmation_en.yaml", tmp_path / "scripts")
     return path
 
 
@@ -55,7 +55,7 @@ def test_import_creates_the_campaign_and_prints_json(
     csv_path = Path(shutil.copy(FIXTURES / "mixed.csv", tmp_path / "mixed.csv"))
     code, out, exc = _invoke(
         pg_url, config, str(csv_path), "--campaign", "spring", "--region", "US",
-        "--create-campaign", "--script", "payment_reminder_zh", "--json",
+        "--create-campaign", "--script", "order_confirmation_en", "--json",
     )  # fmt: skip
     assert code == 0, exc
     summary = json.loads(out.strip().splitlines()[-1])
@@ -65,7 +65,7 @@ def test_import_creates_the_campaign_and_prints_json(
     assert summary["rejected"] == 10
     assert summary["rejects_file"] == str(tmp_path / "mixed.rejects.csv")
     campaigns = asyncio.run(_fetch(pg_url, "SELECT name, script_name FROM campaigns"))
-    assert [tuple(r) for r in campaigns] == [("spring", "payment_reminder_zh")]
+    assert [tuple(r) for r in campaigns] == [("spring", "order_confirmation_en")]
 
 
 def test_region_comes_from_the_config(pg_url: str, config: Path, tmp_path: Path) -> None:
@@ -79,7 +79,7 @@ def test_region_comes_from_the_config(pg_url: str, config: Path, tmp_path: Path)
         "uk",
         "--create-campaign",
         "--script",
-        "payment_reminder_zh",
+        "order_confirmation_en",
     )
     assert code == 0, exc
     assert "imported" in out  # the rich summary table
