@@ -102,15 +102,16 @@ def installed_pack(models_dir: Path, name: str) -> PackSpec:
         voice_config_file = str(manifest["voice_config_file"])
     except KeyError as exc:
         raise PackError(f"{root / MANIFEST}: malformed pack manifest (no {exc})") from exc
+    language = str(manifest.get("language") or language_of(name))
     return PackSpec(
         name=name,
-        language=str(manifest.get("language") or language_of(name)),
+        language=language,
         vosk_dir=root / "vosk",
         voice_model=root / "piper" / voice_file,
         voice_config=root / "piper" / voice_config_file,
         description=str(manifest.get("description", "")),
         asr_name=_source_name(manifest, "vosk") or name,
-        asr_language=str(manifest.get("language") or language_of(name)),
+        asr_language=language,
     )
 
 
@@ -289,7 +290,7 @@ def _named(request: PackRequest, spec: PackSpec | None, offers: Sequence[PackOff
         raise PackUnavailable(
             request,
             f"pack {name} speaks {spec.language}",
-            f"name a {request.language} pack in `pack:` (see `outdial models list`)",
+            f"name a pack of language {request.language} in `pack:` (see `outdial models list`)",
         )
     if request.voice is not None and spec.voice_name != request.voice:
         raise PackUnavailable(
