@@ -75,12 +75,13 @@ class CallStore:
         script: str,
         version: int,
         variant: str | None,
+        language_pack: str,
         half_duplex: bool = False,
     ) -> None:
         await self._execute(
             """INSERT INTO calls (call_id, campaign_id, lead_id, script_name, script_version,
-                                  variant, amd_status, half_duplex, recording_path)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                  variant, amd_status, language_pack, half_duplex, recording_path)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                ON CONFLICT (call_id) DO NOTHING""",
             context.call_id,
             context.campaign_id,
@@ -89,6 +90,7 @@ class CallStore:
             version,
             variant,
             context.amd_status,
+            language_pack,
             half_duplex,
             context.recording_path,
         )

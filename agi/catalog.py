@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
@@ -18,6 +19,7 @@ from dialog import ScriptError
 from dialog.directory import did_you_mean
 from dialog.validate import content_hash
 from store.scripts import record_script_version
+from voice.packs import PackUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,8 @@ class ScriptCatalog:
         self._current: dict[str, ScriptRuntime] = {}
         self._hashes: dict[Path, str] = {}
         self.errors: dict[Path, str] = {}
+        # Scripts that validate but whose language pack is not installed: the one-line reason.
+        self.unservable: dict[str, str] = {}
 
     def get(self, name: str) -> ScriptRuntime | None:
         return self._current.get(name)
@@ -45,6 +49,8 @@ class ScriptCatalog:
         """Why the script `name` cannot be served, in one sentence (for logs and campaigns)."""
         if not self.directory.is_dir():
             return f"script {name!r}: the scripts directory {self.directory} does not exist"
+        if name in self.unservable:
+            return self.unservable[name]
         text = (
             f"script {name!r} is not loaded from {self.directory} "
             f"(loaded: {', '.join(self.names) or 'none'})"
@@ -77,6 +83,11 @@ class ScriptCatalog:
         except ScriptError as exc:
             self._fail(path, "; ".join(str(issue) for issue in exc.issues))
             return None
+        except PackUnavailable as exc:
+            # It keeps a version it already serves (a reload that names a pack not installed).
+            self.unservable[exc.request.script] = str(exc)
+            self._fail(path, str(exc))
+            return None
         version = await record_script_version(
             self.pool,
             runtime.name,
@@ -85,11 +96,12 @@ class ScriptCatalog:
             str(path),
             runtime.script.required_fields(),
         )
-        runtime = ScriptRuntime(runtime.loaded, version, runtime.classifier)
+        runtime = replace(runtime, version=version)
         self._hashes[path] = runtime.loaded.content_hash
         self._current[runtime.name] = runtime
         self.errors.pop(path, None)
-        log.info("script %s version %d ready", runtime.name, version)
+        self.unservable.pop(runtime.name, None)
+        log.info("script %s version %d ready (pack %s)", runtime.name, version, runtime.pack.name)
         return runtime
 
     def _fail(self, path: Path, message: str) -> None:

@@ -87,3 +87,14 @@ GRADES = Counter(
     "Calls graded by the script's grading rules, by grade (A best, F worst).",
     ["script", "variant", "grade"],
 )
+PACK_MEMORY = Gauge(
+    "outdial_pack_memory_bytes",
+    "Resident memory the process grew by loading each language pack (model, voice, first "
+    "recognizers).",
+    ["pack", "language"],
+)
+PACK_CALLS = Counter(
+    "outdial_pack_calls_total",
+    "Calls whose recognizer and voice came from each language pack.",
+    ["pack", "script"],
+)

@@ -21,8 +21,9 @@ from dialog.templates import TemplateError, is_static, placeholders, render
 from emotion.settings import EmotionSettings
 from nlu.classifier import IntentClassifier, NluResult
 from nlu.settings import NluSettings
-from voice.asr import AsrEngine, GrammarError
-from voice.tts import TtsEngine, split_first_clause, split_sentences
+from voice.asr import GrammarError
+from voice.packs import PackLoader, PackRequest, VoicePack
+from voice.tts import split_first_clause, split_sentences
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,6 +44,8 @@ class ScriptRuntime:
     loaded: LoadedScript
     version: int
     classifier: IntentClassifier
+    # The language pack whose recognizer and voice serve this script's calls.
+    pack: VoicePack
 
     @property
     def script(self) -> Script:
@@ -60,8 +63,7 @@ class ScriptRuntime:
 
 @dataclass
 class CallServices:
-    asr: AsrEngine
-    tts: TtsEngine
+    packs: PackLoader
     word_filter: WordFilter
     settings: CallSettings
     cpu: ThreadPoolExecutor = field(
@@ -69,7 +71,10 @@ class CallServices:
             max_workers=os.cpu_count() or 2, thread_name_prefix="outdial-cpu"
         )
     )
-    _grammars: dict[tuple[str, ...], tuple[str, ...] | None] = field(default_factory=dict)
+    # By pack, script language and wanted phrases.
+    _grammars: dict[tuple[str, str, tuple[str, ...]], tuple[str, ...] | None] = field(
+        default_factory=dict
+    )
 
     async def run_cpu(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.cpu, fn, *args)
@@ -77,27 +82,31 @@ class CallServices:
     async def classify(self, runtime: ScriptRuntime, text: str) -> NluResult:
         return await self.run_cpu(runtime.classifier.classify, text)
 
-    def grammar_for(self, listen: Listen) -> tuple[str, ...] | None:
-        """The phrases the ASR can listen for at this node, or None for free decoding.
+    def grammar_for(self, runtime: ScriptRuntime, listen: Listen) -> tuple[str, ...] | None:
+        """The phrases the script's ASR can listen for at this node, or None for free decoding.
 
         Phrases outside the model's vocabulary are left out (a production pack in the
-        script's language hears them all); `phrase_map` adds what the model can hear instead.
+        script's language hears them all); the language's `phrase_map` adds what the model
+        can hear instead.
         """
         if listen.grammar is None:
             return None
         wanted = tuple(sorted({p for phrases in listen.grammar.values() for p in phrases}))
-        if wanted not in self._grammars:
-            self._grammars[wanted] = self._usable_grammar(wanted)
-        return self._grammars[wanted]
+        key = (runtime.pack.name, runtime.script.language, wanted)
+        if key not in self._grammars:
+            self._grammars[key] = self._usable_grammar(runtime, wanted)
+        return self._grammars[key]
 
-    def _usable_grammar(self, wanted: tuple[str, ...]) -> tuple[str, ...] | None:
+    def _usable_grammar(
+        self, runtime: ScriptRuntime, wanted: tuple[str, ...]
+    ) -> tuple[str, ...] | None:
         usable: list[str] = []
         for phrase in wanted:
             try:
-                usable.extend(self.asr.check_grammar([phrase]))
+                usable.extend(runtime.pack.asr.check_grammar([phrase]))
             except GrammarError:
                 continue
-        phrase_map = self.settings.session.phrase_map
+        phrase_map = self.settings.session.phrase_map.get(runtime.script.language, {})
         usable.extend(heard for heard, meant in phrase_map.items() if meant in wanted)
         if not usable:
             log.warning("no grammar phrase is in the ASR vocabulary; decoding freely")
@@ -106,8 +115,7 @@ class CallServices:
 
     def shutdown(self) -> None:
         self.cpu.shutdown(wait=False, cancel_futures=True)
-        self.asr.shutdown()
-        self.tts.shutdown()
+        self.packs.shutdown()
 
 
 def default_opening(script: Script) -> str | None:
@@ -185,8 +193,13 @@ def train_classifier(
 async def prepare_script(
     path: Path, services: CallServices, cache_dir: Path, version: int
 ) -> ScriptRuntime:
-    """Load, train and pre-render one script file (CPU work off the event loop)."""
+    """Load, train and pre-render one script file (CPU work off the event loop).
+
+    Raises ScriptError for a script that does not validate and PackUnavailable for one whose
+    language pack is not installed (its pack is loaded here the first time a script needs it).
+    """
     loaded = await asyncio.to_thread(load_script, path)
+    pack = await services.packs.for_request(PackRequest.of(loaded.script))
     classifier = await services.run_cpu(train_classifier, loaded, services.settings.nlu, cache_dir)
-    await services.tts.prerender(cacheable_texts(loaded.script))
-    return ScriptRuntime(loaded=loaded, version=version, classifier=classifier)
+    await pack.tts.prerender(cacheable_texts(loaded.script))
+    return ScriptRuntime(loaded=loaded, version=version, classifier=classifier, pack=pack)

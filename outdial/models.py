@@ -1,15 +1,15 @@
-"""Production language packs: one Vosk model and one Piper voice per language.
+"""Production language packs: the catalogue, install and verify (`outdial models`).
 
 A plain install only has the packaged Korean Vosk model and the en_US "joe" voice (NOTES §3).
 Operators install real packs from the publishers' release URLs; every download is checked
 against a pinned SHA-256 before anything is unpacked, and a pack appears in the models
 directory in one `rename` (built in a temporary directory beside it), so a failed or
-interrupted install never leaves a half pack behind.
+interrupted install never leaves a half pack behind. Several packs install side by side,
+one directory each; which one serves a script is `voice.packs.choose_pack`'s business.
 
-Installed layout, `<models_dir>/<lang>/`:
-    vosk/           the model root (am/, conf/, graph/, ...)
-    piper/<voice>.onnx and piper/<voice>.onnx.json
-    pack.json       where each part came from and the SHA-256 of every installed file
+A catalogue part may also be a local `path` (a mirror on disk, or a model already unpacked):
+its files are hard-linked into the pack where the filesystem allows, so a second pack made
+from the same files takes no second copy on disk. The installed layout is in voice/packs.py.
 """
 
 from __future__ import annotations
@@ -24,29 +24,50 @@ import stat
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from rich.progress import Progress, TaskID
 
 from outdial.errors import UserError
+from voice.packs import (
+    MANIFEST,
+    PackChooser,
+    PackError,
+    PackOffer,
+    PackRequest,
+    PackSpec,
+    PackUnavailable,
+    choose_pack,
+    installed_pack,
+    installed_packs,
+    language_of,
+    packaged_pack,
+    read_manifest,
+)
 
 if TYPE_CHECKING:
+    from dialog import Script
     from outdial.config import Config
-    from voice.settings import AsrSettings, TtsSettings
 
 log = logging.getLogger(__name__)
 
 PartName = Literal["vosk", "voice", "voice_config"]
 PARTS: tuple[PartName, ...] = ("vosk", "voice", "voice_config")
-MANIFEST = "pack.json"
 _CHUNK = 1 << 16
 # A zip bomb guard far above any Vosk model an operator would put on a PBX host.
 MAX_UNPACKED_BYTES = 8 << 30
@@ -58,40 +79,80 @@ class ModelsError(UserError):
 
 
 class Artifact(BaseModel):
-    """One published file: where it is, and what it must hash to."""
+    """One published file (`url`), or one on this host (`path`), and what it must hash to."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str
-    # None: the publisher gives no checksum we could pin; `install` then needs `--sha256`.
+    url: str | None = None
+    # A local file, or for `vosk` also an unpacked model directory (never pinned: its files are
+    # hashed into pack.json at install and checked by `models verify` from then on).
+    path: Path | None = None
+    # None: the publisher gives no checksum we could pin; `install` then needs `--sha256`
+    # (a local path needs none: it is the operator's own disk).
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     size: int | None = Field(default=None, gt=0)
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc or not parts.path:
             raise ValueError(f"not an http(s) file URL: {value!r}")
         return value
 
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError(f"a local path must be absolute: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Artifact:
+        if (self.url is None) == (self.path is None):
+            raise ValueError("give either `url` or `path`")
+        return self
+
+    @property
+    def source(self) -> str:
+        return self.url if self.url is not None else str(self.path)
+
     @property
     def filename(self) -> str:
+        if self.path is not None:
+            return self.path.name
+        assert self.url is not None
         return PurePosixPath(urlsplit(self.url).path).name
 
 
 class LanguagePack(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # The pack's name: a language code, optionally with a variant (en-gb).
     lang: str = Field(pattern=r"^[a-z]{2,3}(-[a-z0-9]+)?$")
+    # The script language it serves (scripts' `language:`); default: the name before the dash.
+    language: str = Field(default="", pattern=r"^([a-z]{2,3})?$")
     description: str
     vosk: Artifact
     voice: Artifact
     voice_config: Artifact
 
+    @model_validator(mode="after")
+    def _language_from_name(self) -> LanguagePack:
+        if not self.language:
+            object.__setattr__(self, "language", language_of(self.lang))
+        return self
+
     def part(self, name: PartName) -> Artifact:
         artifact: Artifact = getattr(self, name)
         return artifact
+
+    @property
+    def voice_name(self) -> str:
+        """The Piper voice as scripts name it in `voice:`."""
+        return self.voice.filename.removesuffix(".onnx")
 
     @property
     def download_bytes(self) -> int | None:
@@ -108,25 +169,45 @@ _PIPER = "https://huggingface.co/rhasspy/piper-voices/resolve/v1.0.0"
 
 # Sums and sizes as published for these exact files (alphacephei.com model zips, Hugging Face
 # LFS objects of rhasspy/piper-voices at tag v1.0.0).
+_EN_SMALL = Artifact(
+    url="https://alphacephei.com/vosk/models/vosk-model-small-en-us-0.15.zip",
+    sha256="30f26242c4eb449f948e42cb302dd7a686cb29a3423a8367f99ff41780942498",
+    size=41_205_931,
+)
+
+
+def _piper(
+    voice: str, model: tuple[str, int] | None = None, config: tuple[str, int] | None = None
+) -> tuple[Artifact, Artifact]:
+    """A Piper voice's model and config (`en/en_US/lessac/medium/en_US-lessac-medium`), with
+    their SHA-256 and size where pinned."""
+
+    def artifact(suffix: str, pinned: tuple[str, int] | None) -> Artifact:
+        sha256, size = pinned or (None, None)
+        return Artifact(url=f"{_PIPER}/{voice}{suffix}", sha256=sha256, size=size)
+
+    return artifact(".onnx", model), artifact(".onnx.json", config)
+
+
+_EN_VOICE, _EN_VOICE_CONFIG = _piper(
+    "en/en_US/lessac/medium/en_US-lessac-medium",
+    ("5efe09e69902187827af646e1a6e9d269dee769f9877d17b16b1b46eeaaf019f", 63_201_294),
+    ("efe19c417bed055f2d69908248c6ba650fa135bc868b0e6abb3da181dab690a0", 4_885),
+)
+_ZH_VOICE, _ZH_VOICE_CONFIG = _piper(
+    "zh/zh_CN/huayan/medium/zh_CN-huayan-medium",
+    ("9929917bf8cabb26fd528ea44d3a6699c11e87317a14765312420be230be0f3d", 63_201_294),
+    ("d521dc45504a8ccc99e325822b35946dd701840bfb07e3dbb31a40929ed6a82b", 4_822),
+)
+_GB_VOICE, _GB_VOICE_CONFIG = _piper("en/en_GB/alan/medium/en_GB-alan-medium")
+
 BUILTIN_PACKS: tuple[LanguagePack, ...] = (
     LanguagePack(
         lang="en",
         description="US English: vosk-model-small-en-us-0.15 + Piper en_US-lessac-medium",
-        vosk=Artifact(
-            url="https://alphacephei.com/vosk/models/vosk-model-small-en-us-0.15.zip",
-            sha256="30f26242c4eb449f948e42cb302dd7a686cb29a3423a8367f99ff41780942498",
-            size=41_205_931,
-        ),
-        voice=Artifact(
-            url=f"{_PIPER}/en/en_US/lessac/medium/en_US-lessac-medium.onnx",
-            sha256="5efe09e69902187827af646e1a6e9d269dee769f9877d17b16b1b46eeaaf019f",
-            size=63_201_294,
-        ),
-        voice_config=Artifact(
-            url=f"{_PIPER}/en/en_US/lessac/medium/en_US-lessac-medium.onnx.json",
-            sha256="efe19c417bed055f2d69908248c6ba650fa135bc868b0e6abb3da181dab690a0",
-            size=4_885,
-        ),
+        vosk=_EN_SMALL,
+        voice=_EN_VOICE,
+        voice_config=_EN_VOICE_CONFIG,
     ),
     LanguagePack(
         lang="zh",
@@ -136,17 +217,45 @@ BUILTIN_PACKS: tuple[LanguagePack, ...] = (
             sha256="3af8b0e7e0f835ae9d414ce5df580237a3cfb08d586c9fbbb0f7ff29ad5b14ba",
             size=43_898_754,
         ),
-        voice=Artifact(
-            url=f"{_PIPER}/zh/zh_CN/huayan/medium/zh_CN-huayan-medium.onnx",
-            sha256="9929917bf8cabb26fd528ea44d3a6699c11e87317a14765312420be230be0f3d",
-            size=63_201_294,
-        ),
-        voice_config=Artifact(
-            url=f"{_PIPER}/zh/zh_CN/huayan/medium/zh_CN-huayan-medium.onnx.json",
-            sha256="d521dc45504a8ccc99e325822b35946dd701840bfb07e3dbb31a40929ed6a82b",
-            size=4_822,
-        ),
+        voice=_ZH_VOICE,
+        voice_config=_ZH_VOICE_CONFIG,
     ),
+    # Variants: published files whose checksums we could not pin from here (no network on the
+    # build host), so `install` asks for `--sha256 PART=...` from the publisher's listing.
+    LanguagePack(
+        lang="en-in",
+        description="Indian English: vosk-model-small-en-in-0.4 + Piper en_US-lessac-medium "
+        "(Piper has no Indian English voice)",
+        vosk=Artifact(url="https://alphacephei.com/vosk/models/vosk-model-small-en-in-0.4.zip"),
+        voice=_EN_VOICE,
+        voice_config=_EN_VOICE_CONFIG,
+    ),
+    LanguagePack(
+        lang="en-gb",
+        description="British English voice: vosk-model-small-en-us-0.15 (Vosk has no British "
+        "model) + Piper en_GB-alan-medium",
+        vosk=_EN_SMALL,
+        voice=_GB_VOICE,
+        voice_config=_GB_VOICE_CONFIG,
+    ),
+    LanguagePack(
+        lang="zh-large",
+        description="Mandarin, large model for servers: vosk-model-cn-0.22 (about 1.3 GB "
+        "download, several GB of memory) + Piper zh_CN-huayan-medium",
+        vosk=Artifact(url="https://alphacephei.com/vosk/models/vosk-model-cn-0.22.zip"),
+        voice=_ZH_VOICE,
+        voice_config=_ZH_VOICE_CONFIG,
+    ),
+)
+
+
+# Dialects operators ask for that no pack can serve: neither the Vosk model list nor
+# rhasspy/piper-voices v1.0.0 has a model for them (`outdial models list` says so).
+WITHOUT_PACKS = (
+    "Cantonese (yue): no Vosk model, no Piper voice",
+    "Wu/Shanghainese (wuu), Min/Hokkien (nan): no Vosk model, no Piper voice",
+    "Indian English voice: Vosk model yes (en-in), Piper voice no (en-in uses en_US)",
+    "British English ASR: Piper voices yes (en-gb), Vosk model no (en-gb uses en-us)",
 )
 
 
@@ -171,74 +280,54 @@ def load_catalogue(extra: Path | None = None) -> dict[str, LanguagePack]:
     return packs
 
 
-# --- installed packs -----------------------------------------------------------------------
+# --- installed packs, and which one serves a script -----------------------------------------
+
+
+def pack_offers(catalogue: Mapping[str, LanguagePack]) -> list[PackOffer]:
+    """What `outdial models install` could add, as refusals name it."""
+    return [PackOffer(p.lang, p.language, p.voice_name) for p in catalogue.values()]
+
+
+def available_packs(config: Config) -> list[PackSpec]:
+    """The installed packs, and the models packaged with outdial (or `asr`/`tts` model_path)."""
+    return [*installed_packs(config.models_dir), packaged_pack(config.asr, config.tts)]
+
+
+def pack_chooser(config: Config) -> PackChooser:
+    """`choose_pack` over the packs installed at the time of asking: a pack installed while
+    the daemon runs serves its scripts from the next reload (SIGHUP)."""
+    offers = pack_offers(load_catalogue(config.models.catalogue))
+
+    def choose(request: PackRequest) -> PackSpec:
+        return choose_pack(request, available_packs(config), offers)
+
+    return choose
 
 
 @dataclass(frozen=True)
-class PackPaths:
-    """Where an installed pack's parts are: what AsrSettings/TtsSettings point at."""
+class PackPlan:
+    """Which pack serves each script, and why the others cannot be served (one line each)."""
 
-    root: Path
-    vosk_dir: Path
-    voice_model: Path
-    voice_config: Path
+    served: dict[str, PackSpec]  # by script name
+    refused: dict[str, str]
 
-
-def pack_paths(models_dir: Path, lang: str) -> PackPaths:
-    """Paths of the installed pack `lang`; ModelsError if it is not installed."""
-    root = models_dir / lang
-    manifest = _read_manifest(root)
-    return PackPaths(
-        root=root,
-        vosk_dir=root / "vosk",
-        voice_model=root / "piper" / manifest["voice_file"],
-        voice_config=root / "piper" / manifest["voice_config_file"],
-    )
+    @property
+    def packs(self) -> list[PackSpec]:
+        """The packs the scripts need, each once."""
+        return list({spec.name: spec for spec in self.served.values()}.values())
 
 
-def voice_settings(config: Config) -> tuple[AsrSettings, TtsSettings]:
-    """ASR and TTS settings with `models.language`'s pack filled in where not set explicitly.
-
-    Explicit `asr.model_path` / `tts.model_path` win; without them and without a language,
-    the engines use the models packaged with the install.
-    """
-    asr, tts = config.asr, config.tts
-    lang = config.models.language
-    if lang is None:
-        return asr, tts
-    paths = pack_paths(config.models_dir, lang)
-    if asr.model_path is None:
-        asr = asr.model_copy(update={"model_path": paths.vosk_dir})
-    if tts.model_path is None:
-        tts = tts.model_copy(
-            update={"model_path": paths.voice_model, "config_path": paths.voice_config}
-        )
-    return asr, tts
-
-
-def installed_languages(models_dir: Path) -> list[str]:
-    """Languages with a pack directory (temporary install directories start with a dot)."""
-    if not models_dir.is_dir():
-        return []
-    return sorted(p.name for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def _read_manifest(root: Path) -> dict[str, Any]:
-    path = root / MANIFEST
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        if not root.is_dir():
-            raise ModelsError(
-                f"language pack {root.name!r} is not installed in {root.parent} "
-                f"(run `outdial models install {root.name}`)"
-            ) from exc
-        raise ModelsError(f"{root}: not an outdial language pack ({MANIFEST} missing)") from exc
-    except (OSError, ValueError) as exc:
-        raise ModelsError(f"{path}: unreadable pack manifest ({exc})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
-        raise ModelsError(f"{path}: malformed pack manifest")
-    return data
+def plan_packs(config: Config, scripts: Iterable[Script]) -> PackPlan:
+    """The pack of every script, as the daemon will choose it (ModelsError: a broken
+    catalogue)."""
+    choose = pack_chooser(config)
+    plan = PackPlan({}, {})
+    for script in scripts:
+        try:
+            plan.served[script.name] = choose(PackRequest.of(script))
+        except PackUnavailable as exc:
+            plan.refused[script.name] = str(exc)
+    return plan
 
 
 # --- install ---------------------------------------------------------------------------------
@@ -255,7 +344,7 @@ def resolve_sums(pack: LanguagePack, given: Mapping[str, str]) -> dict[PartName,
             f"--sha256 names unknown part(s) {', '.join(sorted(unknown))}; "
             f"parts are {', '.join(PARTS)}"
         )
-    sums: dict[PartName, str] = {}
+    sums: dict[PartName, str] = {}  # a local part without a pinned sum has none to check
     for name in PARTS:
         artifact = pack.part(name)
         offered = given.get(name, "").strip().lower() or None
@@ -270,7 +359,7 @@ def resolve_sums(pack: LanguagePack, given: Mapping[str, str]) -> dict[PartName,
             sums[name] = artifact.sha256
         elif offered is not None:
             sums[name] = offered
-        else:
+        elif artifact.path is None:
             raise ModelsError(
                 f"no pinned SHA-256 for {artifact.url}: check the publisher's checksum and "
                 f"pass it with --sha256 {name}=<64 hex digits>"
@@ -286,8 +375,9 @@ async def install_pack(
     force: bool = False,
     progress: Progress | None = None,
     timeout_s: float = 60.0,
-) -> PackPaths:
-    """Download, verify, unpack and move the pack into place; nothing is left on failure."""
+) -> PackSpec:
+    """Download (or read from disk), verify, unpack and move the pack into place; nothing is
+    left on failure."""
     expected = resolve_sums(pack, sums or {})
     target = models_dir / pack.lang
     work = await asyncio.to_thread(_work_dir, target, force)
@@ -299,6 +389,9 @@ async def install_pack(
         async with aiohttp.ClientSession(timeout=timeout) as session:
             for name in PARTS:
                 artifact = pack.part(name)
+                if artifact.path is not None:
+                    files[name] = await asyncio.to_thread(_local_part, artifact, expected.get(name))
+                    continue
                 dest = downloads / f"{name}-{artifact.filename}"
                 await _download(session, artifact, expected[name], dest, progress)
                 files[name] = dest
@@ -308,7 +401,35 @@ async def install_pack(
     finally:
         await asyncio.to_thread(shutil.rmtree, work, True)
     log.info("language pack %s installed in %s", pack.lang, target)
-    return pack_paths(models_dir, pack.lang)
+    try:
+        return installed_pack(models_dir, pack.lang)
+    except PackError as exc:
+        raise ModelsError(str(exc)) from exc
+
+
+def _local_part(artifact: Artifact, sha256: str | None) -> Path:
+    """A part on this host, checked against its sum when the catalogue pins one."""
+    path = artifact.path
+    assert path is not None
+    if not path.exists():
+        raise ModelsError(f"{path}: no such file or directory (catalogue `path`)")
+    if sha256 is not None:
+        if not path.is_file():
+            raise ModelsError(f"{path}: a pinned sha256 needs a file, not a directory")
+        if (got := _hash_file(path)) != sha256:
+            raise ModelsError(
+                f"{path}: SHA-256 mismatch (expected {sha256}, got {got}); nothing was installed"
+            )
+    return path
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """A hard link where the filesystem allows (a second pack of the same files takes no
+    second copy on disk), else a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def _work_dir(target: Path, force: bool) -> Path:
@@ -365,29 +486,42 @@ def _assemble(
 ) -> None:
     """Build the pack directory from verified downloads (runs in a thread)."""
     staged.mkdir()
-    unpacked = staged.parent / "unpacked"
-    unpacked.mkdir()
-    extract_archive(files["vosk"], unpacked)
-    model_root = _single_root(unpacked)
-    check_vosk_layout(model_root)
-    model_root.rename(staged / "vosk")
+    if files["vosk"].is_dir():  # a model already unpacked on this host
+        check_vosk_layout(files["vosk"])
+        shutil.copytree(files["vosk"], staged / "vosk", copy_function=_link_or_copy)
+    else:
+        unpacked = staged.parent / "unpacked"
+        unpacked.mkdir()
+        extract_archive(files["vosk"], unpacked)
+        model_root = _single_root(unpacked)
+        check_vosk_layout(model_root)
+        model_root.rename(staged / "vosk")
     piper = staged / "piper"
     piper.mkdir()
     voice = piper / pack.voice.filename
     voice_config = piper / pack.voice_config.filename
-    shutil.move(files["voice"], voice)
-    shutil.move(files["voice_config"], voice_config)
+    for part, dest in (("voice", voice), ("voice_config", voice_config)):
+        if pack.part(part).path is not None:  # the operator's own file: never moved away
+            _link_or_copy(str(files[part]), str(dest))
+        else:
+            shutil.move(files[part], dest)
     check_voice_config(voice_config)
     manifest = {
         "lang": pack.lang,
+        "language": pack.language,
         "description": pack.description,
         "installed_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "sources": {n: {"url": pack.part(n).url, "sha256": sums[n]} for n in PARTS},
+        "sources": {n: _source_record(pack.part(n), sums.get(n)) for n in PARTS},
         "voice_file": voice.name,
         "voice_config_file": voice_config.name,
         "files": _hash_tree(staged),
     }
     (staged / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def _source_record(artifact: Artifact, sha256: str | None) -> dict[str, str | None]:
+    where = {"url": artifact.url} if artifact.path is None else {"path": str(artifact.path)}
+    return {**where, "sha256": sha256}
 
 
 def _move_into_place(staged: Path, target: Path) -> None:
@@ -537,14 +671,15 @@ def load_piper(model: Path, config: Path) -> None:
 
 
 def _verify_sync(models_dir: Path, lang: str, load: bool) -> PackReport:
+    root = models_dir / lang
     try:
-        paths = pack_paths(models_dir, lang)
-        manifest = _read_manifest(paths.root)
-    except ModelsError as exc:
+        paths = installed_pack(models_dir, lang)
+        manifest = read_manifest(root)
+    except PackError as exc:
         return PackReport(lang, (str(exc),))
     problems: list[str] = []
     for rel, sha in manifest["files"].items():
-        path = paths.root / rel
+        path = root / rel
         if not path.is_file():
             problems.append(f"missing file {rel}")
         elif _hash_file(path) != sha:

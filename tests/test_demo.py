@@ -138,7 +138,9 @@ def test_demo_ignores_the_working_directorys_config_and_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "outdial.yaml").write_text("models: {language: en}\nstate_dir: /var/lib/outdial\n")
+    (tmp_path / "outdial.yaml").write_text(
+        "models: {dir: /var/lib/outdial/models}\nstate_dir: /var/lib/outdial\n"
+    )
     monkeypatch.setenv("OUTDIAL_CONFIG", str(tmp_path / "outdial.yaml"))
     monkeypatch.setenv("OUTDIAL_DATABASE_URL", "postgresql://u:p@real-db/outdial")
     monkeypatch.setenv("OUTDIAL_STATE_DIR", "/var/lib/outdial")
@@ -146,7 +148,7 @@ def test_demo_ignores_the_working_directorys_config_and_the_environment(
         temporary = config.state_dir
         assert temporary.is_dir() and temporary.name.startswith("outdial-demo-")
         assert config.database.url is None  # its own embedded database
-        assert config.models.language is None
+        assert config.models.dir is None  # never the operator's packs
     assert not temporary.exists()
     with demo_config(None, tmp_path / "keep") as config:
         assert config.state_dir == tmp_path / "keep" and config.database.url is None

@@ -8,6 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 FRAME_MS = 20
+# A language pack's name: a language code, optionally with a variant (`en`, `zh`, `en-gb`),
+# or `packaged` for the models that install with outdial.
+PACK_NAME = r"^([a-z]{2,3}(-[a-z0-9]+)?|packaged)$"
 
 
 class VadSettings(BaseModel):
@@ -75,3 +78,14 @@ class TtsSettings(BaseModel):
     volume: float = Field(default=0.9, gt=0.0, le=1.0)
     # Piper 1.8 puts no pause between sentences; this much silence follows each one.
     sentence_silence_ms: int = Field(default=200, ge=0, le=2_000)
+
+
+class PackSettings(BaseModel):
+    """One language pack's share of the process (`models.packs.<name>`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Recognizers kept for this pack's calls: up to 16 are built before READY, the rest in the
+    # background. Each takes ~3.5 MB new and ~28 MB once it has decoded audio (they are reused,
+    # never freed). None: `session.max_calls`, enough for every call to be in this language.
+    recognizers: int | None = Field(default=None, ge=1)

@@ -70,6 +70,18 @@ def _single_threaded_session(model_path: Path) -> onnxruntime.InferenceSession:
     )
 
 
+def voice_paths(settings: TtsSettings) -> tuple[Path, Path]:
+    """The voice model and its config that `settings` name: the packaged voice when no
+    model is set, and `<model>.json` for a model set without a config."""
+    default_model, default_config = default_voice_paths()
+    model_path = settings.model_path or default_model
+    if settings.config_path is not None:
+        return model_path, settings.config_path
+    if settings.model_path is None:
+        return model_path, default_config
+    return model_path, Path(f"{model_path}.json")
+
+
 class TtsEngine:
     """Text to 8 kHz slin with Piper, in a thread pool, with the prompt cache."""
 
@@ -95,14 +107,7 @@ class TtsEngine:
     @classmethod
     async def load(cls, settings: TtsSettings) -> TtsEngine:
         """Load (or reuse) the voice off the event loop; create the cache directory."""
-        default_model, default_config = default_voice_paths()
-        model_path = settings.model_path or default_model
-        if settings.config_path is not None:
-            config_path = settings.config_path
-        elif settings.model_path is None:
-            config_path = default_config
-        else:
-            config_path = Path(f"{model_path}.json")
+        model_path, config_path = voice_paths(settings)
         voice = await asyncio.to_thread(_load_voice, model_path, config_path)
         await asyncio.to_thread(settings.cache_dir.mkdir, parents=True, exist_ok=True)
         return cls(voice, model_path, settings)

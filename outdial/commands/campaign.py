@@ -28,6 +28,7 @@ from dialog.directory import ScriptDirectory, scan_scripts
 from outdial.config import Config
 from outdial.context import FLAG, cli_state, run_async
 from outdial.errors import UserError
+from outdial.models import plan_packs
 from store.db import Database
 
 app = typer.Typer(help="Dialling campaigns.", no_args_is_help=True)
@@ -51,17 +52,21 @@ def _with_db(config: Config, work: Callable[[asyncpg.Connection], Awaitable[T]])
 
 def servable_script(spec: str, config: Config, *, record: bool = False) -> str:
     """The name of the script `spec` names (a script name or a file), once it is certain the
-    daemon can serve it: it validates and sits in the daemon's scripts directory (and, for a
-    campaign that records, says so in its identification)."""
+    daemon can serve it: it validates, sits in the daemon's scripts directory, the language
+    pack it needs is installed (and, for a campaign that records, it says so in its
+    identification)."""
     directory = scan_scripts(config.scripts_path)
-    name = spec if spec in directory.scripts else _script_file_name(spec, config, directory)
+    name = spec if spec in directory.scripts else _script_in_directory(spec, directory, config)
+    plan = plan_packs(config, [directory.scripts[name].script])
+    if name in plan.refused:
+        raise UserError(plan.refused[name])
     if record and not announces_recording(directory.scripts[name].script):
         raise UserError(f"--record: {RECORDING_NOT_ANNOUNCED.format(name=name)}")
     return name
 
 
-def _script_file_name(spec: str, config: Config, directory: ScriptDirectory) -> str:
-    """The name of the script in file `spec`, which must be in the scripts directory."""
+def _script_in_directory(spec: str, directory: ScriptDirectory, config: Config) -> str:
+    """The name of the script file `spec`, once it is certain that the directory holds it."""
     path = Path(spec)
     if not (path.suffix in (".yaml", ".yml") or path.exists()):
         raise UserError(f"--script {spec!r}: {directory.why_not(spec)}")

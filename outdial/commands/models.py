@@ -21,13 +21,14 @@ from outdial.context import cli_state, run_async
 from outdial.errors import UserError
 from outdial.models import (
     PARTS,
+    WITHOUT_PACKS,
     LanguagePack,
     PackReport,
     install_pack,
-    installed_languages,
     load_catalogue,
     verify_pack,
 )
+from voice.packs import installed_names
 
 app = typer.Typer(
     help="Language packs (list, install, verify) and the churn model (train, evaluate, score, "
@@ -50,16 +51,19 @@ def _mb(size: int | None) -> str:
 
 @app.command("list")
 def list_packs(ctx: typer.Context) -> None:
-    """Show the known packs and which are installed."""
+    """Show the known packs and which are installed (scripts pick one by `language`,
+    `pack` or `voice`)."""
     config = _config(ctx)
     catalogue = _catalogue(config)
-    installed = set(installed_languages(config.models_dir))
-    table = Table("lang", "pack", "download", "checksums", "installed")
+    installed = set(installed_names(config.models_dir))
+    table = Table("pack", "language", "voice", "models", "download", "checksums", "installed")
     for lang in sorted(set(catalogue) | installed):
         pack = catalogue.get(lang)
         pinned = pack is not None and all(pack.part(p).sha256 for p in PARTS)
         table.add_row(
             lang,
+            pack.language if pack else "-",
+            pack.voice_name if pack else "-",
             pack.description if pack else "(not in the catalogue)",
             _mb(pack.download_bytes) if pack else "-",
             "pinned" if pinned else ("-" if pack is None else "need --sha256"),
@@ -67,6 +71,9 @@ def list_packs(ctx: typer.Context) -> None:
         )
     console = Console()
     console.print(table)
+    console.print("no public model for:", markup=False)
+    for line in WITHOUT_PACKS:
+        console.print(f"  {line}", markup=False)
     console.print(f"models directory: {config.models_dir}")
 
 
@@ -85,7 +92,7 @@ def _parse_sums(values: list[str]) -> dict[str, str]:
 @app.command()
 def install(
     ctx: typer.Context,
-    lang: Annotated[str, typer.Argument(help="Language of the pack, e.g. en or zh.")],
+    langs: Annotated[list[str], typer.Argument(help="Packs to install side by side, e.g. en zh.")],
     sha256: Annotated[
         list[str] | None,
         typer.Option(
@@ -96,13 +103,20 @@ def install(
     ] = None,
     force: Annotated[bool, typer.Option(help="Replace an installed pack.")] = False,
 ) -> None:
-    """Download a pack from its official URLs, verify its SHA-256 sums, unpack it atomically."""
+    """Download packs from their official URLs, verify their SHA-256 sums, unpack each one
+    atomically beside the others; scripts in their languages are served from the next start
+    or reload (`systemctl reload outdial`)."""
     config = _config(ctx)
     catalogue = _catalogue(config)
-    pack = catalogue.get(lang)
-    if pack is None:
-        raise UserError(f"no language pack {lang!r}; known: {', '.join(sorted(catalogue))}")
+    unknown = [lang for lang in langs if lang not in catalogue]
+    if unknown:
+        raise UserError(
+            f"no language pack {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(sorted(catalogue))}"
+        )
     sums = _parse_sums(sha256 or [])
+    if sums and len(langs) > 1:
+        raise UserError("--sha256 applies to one pack: install that pack on its own")
     console = Console(stderr=True)
     progress = Progress(
         TextColumn("{task.description}"),
@@ -112,13 +126,16 @@ def install(
         TimeRemainingColumn(),
         console=console,
     )
-    with progress:
-        paths = run_async(
-            install_pack(pack, config.models_dir, sums=sums, force=force, progress=progress)
-        )
     out = Console()
-    out.print(f"installed {lang} in {paths.root}")
-    out.print(f"use it with `models: {{language: {lang}}}` in the config, then run `outdial check`")
+    with progress:
+        for lang in langs:
+            spec = run_async(
+                install_pack(
+                    catalogue[lang], config.models_dir, sums=sums, force=force, progress=progress
+                )
+            )
+            out.print(f"installed {lang} ({spec.language} scripts) in {config.models_dir / lang}")
+    out.print("run `outdial check`, then start or reload the daemon")
 
 
 def _print_report(console: Console, report: PackReport) -> None:
@@ -137,7 +154,7 @@ def verify(
 ) -> None:
     """Re-hash installed packs and check that Vosk and Piper can open them."""
     config = _config(ctx)
-    langs = [lang] if lang else installed_languages(config.models_dir)
+    langs = [lang] if lang else installed_names(config.models_dir)
     if not langs:
         raise UserError(f"no language pack installed in {config.models_dir}")
 

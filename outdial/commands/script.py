@@ -48,19 +48,44 @@ CHAT_HELP = (
 
 @app.command("validate")
 def validate(
+    ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(help="Script files to check.")],
+    skip_packs: Annotated[
+        bool,
+        typer.Option(
+            "--skip-packs",
+            help="Check the scripts only, not that this host has the language pack each needs "
+            "(for writing scripts on a machine that does not serve them).",
+        ),
+    ] = False,
 ) -> None:
-    """Print `FILE:LINE:COL: message` for every problem; exit 1 if there is any."""
+    """Print `FILE:LINE:COL: message` for every problem, and a line for every script whose
+    language pack is not installed here; exit 1 if there is any."""
     console = Console(highlight=False, soft_wrap=True)
     problems = 0
+    valid: dict[str, Path] = {}  # script name -> its file
     for path in files:
         issues = validate_script(path)
         problems += len(issues)
         for issue in issues:
             console.print(escape(str(issue)))
+        if not issues:
+            valid[load_script(path).script.name] = path
+    if not skip_packs and valid:
+        for name, why in _unservable(ctx, list(valid.values())).items():
+            problems += 1
+            console.print(escape(f"{valid[name]}: {why}"))
     if problems:
         raise typer.Exit(1)
     console.print(f"OK: {len(files)} script(s) valid")
+
+
+def _unservable(ctx: typer.Context, files: list[Path]) -> dict[str, str]:
+    """Scripts (by name) this host has no language pack for, with the one-line reason."""
+    from outdial.models import plan_packs  # the config is read only when packs are checked
+
+    scripts = [load_script(path).script for path in files]
+    return plan_packs(cli_state(ctx).loaded.config, scripts).refused
 
 
 @app.command("chat")

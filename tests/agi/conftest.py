@@ -28,6 +28,7 @@ from store.settings import DatabaseSettings
 from store.turns import TurnWriter
 from tests.dialer.helpers import midday_timezone
 from voice.asr import AsrEngine
+from voice.packs import PackLoader, VoicePack, choose_pack, packaged_pack
 from voice.settings import AsrSettings, TtsSettings
 from voice.tts import TtsEngine
 
@@ -60,15 +61,28 @@ async def engines(tmp_path_factory: pytest.TempPathFactory) -> tuple[AsrEngine, 
     return asr, tts
 
 
+def packaged_only(asr: AsrEngine, tts: TtsEngine) -> PackLoader:
+    """The packs of a plain install, already loaded: the packaged models serve English."""
+    spec = packaged_pack(AsrSettings(), TtsSettings())
+    return PackLoader(
+        lambda request: choose_pack(request, [spec], []),
+        AsrSettings(),
+        TtsSettings(),
+        lambda _: 1,
+        loaded=[VoicePack(spec, asr, tts)],
+    )
+
+
 def call_services(engines: tuple[AsrEngine, TtsEngine], **session: object) -> CallServices:
-    asr, tts = engines
     settings = CallSettings(
-        session=SessionSettings(phrase_map=PHRASE_MAP, **session),
+        session=SessionSettings(phrase_map={"en": PHRASE_MAP}, **session),
         emotion=EmotionSettings(),
         compliance=ComplianceSettings(),
         nlu=NluSettings(),
     )
-    return CallServices(asr=asr, tts=tts, word_filter=default_word_filter(), settings=settings)
+    return CallServices(
+        packs=packaged_only(*engines), word_filter=default_word_filter(), settings=settings
+    )
 
 
 @dataclass
@@ -78,12 +92,22 @@ class LiveStack:
     pool: asyncpg.Pool
     turns: TurnWriter
 
-    async def add_call(self, call_id: str, phone: str, fields: dict[str, object]) -> int:
-        """A campaign lead with an attempt row, as the dialer leaves it before Originate."""
+    async def add_call(
+        self,
+        call_id: str,
+        phone: str,
+        fields: dict[str, object],
+        script: str = "order_confirmation_en",
+    ) -> int:
+        """A campaign lead with an attempt row, as the dialer leaves it before Originate (the
+        campaign `e2e` runs the English script, `e2e-<script>` any other)."""
+        name = "e2e" if script == "order_confirmation_en" else f"e2e-{script}"
         async with self.pool.acquire() as conn:
             campaign = await conn.fetchval(
-                """INSERT INTO campaigns (name, script_name) VALUES ('e2e', 'order_confirmation_en')
-                   ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id"""
+                """INSERT INTO campaigns (name, script_name) VALUES ($1, $2)
+                   ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id""",
+                name,
+                script,
             )
             lead = await conn.fetchval(
                 """INSERT INTO leads (campaign_id, phone_e164, timezone, fields)
@@ -125,11 +149,12 @@ async def open_live_stack(
     scripts: Path,
     work: Path,
     turns: TurnWriter | None = None,
+    services: CallServices | None = None,
 ) -> AsyncIterator[LiveStack]:
     """The call service over `scripts` with a real PostgreSQL; `work` holds caches and spool
-    (or `turns` writes the turn log)."""
+    (or `turns` writes the turn log); `services` default to the packaged models'."""
     pool = await create_pool(pg_url, DatabaseSettings())
-    services = call_services(engines)
+    services = services or call_services(engines)
     catalog = ScriptCatalog(scripts, services, work / "nlu", pool)
     await catalog.reload()
     turns = turns or TurnWriter(pool, work / "spool")

@@ -139,9 +139,9 @@ async def test_a_call_killed_mid_prompt_apologises_falls_back_and_is_retried(
     )
     assert {(r["status"], r["attempts"]) for r in leads} == {("done", 2)}
 
-    tts = stack.service.services.tts
     runtime = stack.catalog.get("order_confirmation_en")
     assert runtime is not None
+    tts = runtime.pack.tts
     apology = runtime.script.error_apology()
     goodbye_runtime = stack.catalog.get(GOODBYE_SCRIPT)
     assert goodbye_runtime is not None

@@ -80,9 +80,9 @@ ALLOWED_LABELS = {
     "grade",
     "channel",
 }
-# Small fixed sets too: where a call failed (agi.session stages), which optional signal, and
-# which retention rule purged which table.
-ALLOWED_LABELS |= {"stage", "signal", "rule", "table"}
+# Small fixed sets too: where a call failed (agi.session stages), which optional signal,
+# which retention rule purged which table, and the installed language packs.
+ALLOWED_LABELS |= {"stage", "signal", "rule", "table", "pack", "language"}
 SUFFIXES = {
     "counter": ("_total",),
     "gauge": ("",),

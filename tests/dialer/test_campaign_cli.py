@@ -234,3 +234,17 @@ def test_the_daemon_will_not_serve_a_recording_campaign_whose_script_stopped_say
     assert script_problem(campaign(False), silent) is None
     problem = script_problem(campaign(True), silent)
     assert problem is not None and "does not say so in its identification" in problem
+
+
+def test_create_refuses_a_script_whose_language_pack_is_not_installed(
+    pg_url: str, config: Path
+) -> None:
+    shutil.copy(SCRIPT.parent / "payment_reminder_zh.yaml", config.parent / "scripts")
+    code, _, exc = _run(pg_url, config, "create", "reminders", "--script", "payment_reminder_zh")
+    assert code == 1 and isinstance(exc, UserError)
+    assert str(exc) == (
+        "script 'payment_reminder_zh' (language zh, voice zh_CN-huayan-medium) cannot be "
+        "served: no installed zh pack has voice zh_CN-huayan-medium; "
+        "install it with `outdial models install zh`"
+    )
+    assert "reminders" not in _run(pg_url, config, "list")[1]  # nothing was created

@@ -18,7 +18,7 @@ EN = str(SCRIPTS / "order_confirmation_en.yaml")
 
 
 def test_validate_ok() -> None:
-    result = runner.invoke(app, ["validate", ZH, EN])
+    result = runner.invoke(app, ["validate", "--skip-packs", ZH, EN])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "OK: 2 script(s) valid"
 
@@ -26,11 +26,32 @@ def test_validate_ok() -> None:
 def test_validate_reports_file_line_col_and_exits_1(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(MINIMAL.replace("      deny: bye", "      deny: goodbye"))
-    result = runner.invoke(app, ["validate", ZH, str(bad)])
+    result = runner.invoke(app, ["validate", "--skip-packs", ZH, str(bad)])
     assert result.exit_code == 1
     assert result.output.splitlines() == [
         f"{bad}:19:7: undefined node 'goodbye'; did you mean 'bye'?"
     ]
+
+
+def test_validate_refuses_a_script_whose_language_pack_is_not_installed(tmp_path: Path) -> None:
+    config = tmp_path / "outdial.yaml"
+    config.write_text(f"state_dir: {tmp_path}\n")
+    result = runner.invoke(root_app, ["-c", str(config), "script", "validate", ZH, EN])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"{ZH}: script 'payment_reminder_zh' (language zh, voice zh_CN-huayan-medium) cannot be "
+        "served: no installed zh pack has voice zh_CN-huayan-medium; "
+        "install it with `outdial models install zh`"
+    ]
+    # Once a zh pack with that voice is installed (its manifest is what is read), it passes.
+    pack = tmp_path / "models" / "zh"
+    pack.mkdir(parents=True)
+    (pack / "pack.json").write_text(
+        '{"files": {}, "voice_file": "zh_CN-huayan-medium.onnx", '
+        '"voice_config_file": "zh_CN-huayan-medium.onnx.json"}'
+    )
+    result = runner.invoke(root_app, ["-c", str(config), "script", "validate", ZH, EN])
+    assert result.exit_code == 0, result.output
 
 
 def test_validate_missing_file(tmp_path: Path) -> None:

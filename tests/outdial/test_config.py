@@ -36,6 +36,9 @@ def test_defaults_need_no_file() -> None:
         ("session:\n  max_calls: 100000\n", "cfg.yaml:2:3: session.max_calls: Input should"),
         ("api:\n  max_body_bytes: 9999999999\n", "cfg.yaml:2:3: api.max_body_bytes: Input"),
         ("dialer:\n  retry: {busy_s: .inf}\n", "cfg.yaml:2:11: dialer.retry.busy_s: Input"),
+        ("session:\n  phrase_map:\n    네: yes\n", "cfg.yaml:3:5: session.phrase_map.네.[key]"),
+        ("models:\n  packs:\n    zh: {recognizers: 0}\n", "cfg.yaml:3:10: models.packs.zh.recog"),
+        ("models:\n  language: en\n", "cfg.yaml:1:1: models: `models.language` is gone"),
     ],
 )
 def test_errors_name_file_line_and_field(text: str, expected: str) -> None:

@@ -39,10 +39,9 @@ def config(tmp_path: Path) -> Path:
     (tmp_path / "scripts").mkdir()  # the daemon's scripts, beside the config file
     # The shipped script with defaults for its required fields, so these tests count rows by
     # their numbers alone (missing_field rejects have tests of their own).
-    script = (REPO / "scripts" / "payment_reminder_zh.yaml").read_text(encoding="utf-8")
-    for field in ("customer_name", "amount"):
-        script = script.replace(f"  {field}: {{required: true,", f"  {field}: {{default: x,")
-    (tmp_path / "scripts" / "payment_reminder_zh.yaml").write_text(script, encoding="utf-8")
+    script = (REPO / "scripts" / "order_confirmation_en.yaml").read_text(encoding="utf-8")
+    script = script.replace("{required: true}", "{default: x}")
+    (tmp_path / "scripts" / "order_confirmation_en.yaml").write_text(script, encoding="utf-8")
     return path
 
 
@@ -60,7 +59,7 @@ def test_import_creates_the_campaign_and_prints_json(
     csv_path = Path(shutil.copy(FIXTURES / "mixed.csv", tmp_path / "mixed.csv"))
     code, out, exc = _invoke(
         pg_url, config, str(csv_path), "--campaign", "spring", "--region", "US",
-        "--create-campaign", "--script", "payment_reminder_zh", "--json",
+        "--create-campaign", "--script", "order_confirmation_en", "--json",
     )  # fmt: skip
     assert code == 0, exc
     summary = json.loads(out.strip().splitlines()[-1])
@@ -70,7 +69,7 @@ def test_import_creates_the_campaign_and_prints_json(
     assert summary["rejected"] == 10
     assert summary["rejects_file"] == str(tmp_path / "mixed.rejects.csv")
     campaigns = asyncio.run(_fetch(pg_url, "SELECT name, script_name FROM campaigns"))
-    assert [tuple(r) for r in campaigns] == [("spring", "payment_reminder_zh")]
+    assert [tuple(r) for r in campaigns] == [("spring", "order_confirmation_en")]
 
 
 def test_region_comes_from_the_config(pg_url: str, config: Path, tmp_path: Path) -> None:
@@ -84,7 +83,7 @@ def test_region_comes_from_the_config(pg_url: str, config: Path, tmp_path: Path)
         "uk",
         "--create-campaign",
         "--script",
-        "payment_reminder_zh",
+        "order_confirmation_en",
     )
     assert code == 0, exc
     assert "imported" in out  # the rich summary table
