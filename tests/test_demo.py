@@ -3,7 +3,6 @@ and it touches nothing it did not create."""
 
 from __future__ import annotations
 
-import json
 import wave
 from pathlib import Path
 
@@ -85,7 +84,7 @@ async def test_demo_summary_matches_the_database_and_leaves_others_alone(
     assert summary.grades == graded
     # Each outcome event says what to send next (or why nothing may be sent).
     assert len(events) == 4
-    payloads = [json.loads(e["payload"]) for e in events]
+    payloads = [e["payload"] for e in events]  # the pool decodes jsonb
     assert all(p["follow_up"]["reason"] for p in payloads)
     # The CRM hears each graded call's grade and reason.
     heard = {p["call_id"]: (p["grade"], p["grade_reason"]) for p in payloads}

@@ -193,7 +193,6 @@ async def test_plot_draws_the_timeline(db_pool: asyncpg.Pool, pg_url: str, tmp_p
         (("show", "cal"), "no call with id 'cal' (a prefix needs 4 characters)"),
         (("list", "--since", "yesterday"), "neither a span"),
         (("list", "--grade", "Z"), "is not one of"),
-        (("list", "--grade", "A"), "calls carry no grade"),
         (("show", "call-busy-2", "--plot", "x.png"), "has no turns placed in time"),
         (("show", "call-answered-1", "--plot", "/nonexistent/dir/x.png"), "--plot"),
     ],
