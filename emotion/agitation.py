@@ -29,7 +29,22 @@ ACOUSTIC_FEATURES = (
     "energy_spread",
     "speaking_rate",
     "pause_ratio",
+    "f0_range",
+    "f0_slope",
+    "articulation_rate",
+    "mean_pause",
+    "hnr",
+    "spectral_tilt",
 )
+# Kinds of evidence. Each kind's share of the score is capped (`EmotionSettings.group_cap`)
+# below what crossing `high` takes, so one kind alone never makes a call agitated: a caller
+# who only moved the phone closer (loudness) or only talks fast (tempo) is not transferred.
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "pitch": ("f0_median", "f0_spread", "f0_range", "f0_slope"),
+    "loudness": ("energy_median", "energy_spread"),
+    "tempo": ("speaking_rate", "articulation_rate", "pause_ratio", "mean_pause"),
+    "voice": ("hnr", "spectral_tilt"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +140,11 @@ class AgitationTracker:
 
     def _score(self, z: dict[str, float], cues: LexicalCues) -> float:
         weights = self._settings.weights
-        total = weights.bias + sum(getattr(weights, name) * value for name, value in z.items())
+        cap = self._settings.group_cap
+        total = weights.bias
+        for names in FEATURE_GROUPS.values():
+            share = sum(getattr(weights, name) * z[name] for name in names if name in z)
+            total += min(cap, max(-cap, share))
         total += weights.complaint * cues.complaint + weights.stop * cues.stop
         total += weights.profanity * cues.profanity
         # One "what?" is ordinary; each further one in the recent turns adds up.
@@ -159,5 +178,13 @@ def _feature_values(features: ProsodyFeatures) -> dict[str, float]:
         "energy_spread": features.energy_spread_db,
         "speaking_rate": (math.log(features.speaking_rate) if features.speaking_rate else None),
         "pause_ratio": features.pause_ratio if features.has_voice else None,
+        "f0_range": features.f0_range_st,
+        "f0_slope": features.f0_slope_st_per_s,
+        "articulation_rate": (
+            math.log(features.articulation_rate) if features.articulation_rate else None
+        ),
+        "mean_pause": features.mean_pause_s if features.has_voice else None,
+        "hnr": features.hnr_db,
+        "spectral_tilt": features.spectral_tilt_db,
     }
     return {name: value for name, value in raw.items() if value is not None}

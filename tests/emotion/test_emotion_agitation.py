@@ -169,3 +169,28 @@ def test_disabled_tracker_reports_calm_zero() -> None:
     assert reading.score == 0.0
     assert reading.state == "calm"
     assert reading.z == {}
+
+
+def test_loudness_alone_or_tempo_alone_never_transfers() -> None:
+    """The phone moved closer, or a caller who simply talks fast: as far as the z-scores go."""
+    louder = replace(CALM, energy_median_dbfs=0.0, energy_spread_db=30.0)
+    faster = replace(CALM, speaking_rate=40.0, articulation_rate=40.0, pause_ratio=0.0)
+    for turn in (louder, faster):
+        tracker = _calm_baseline()
+        readings = [tracker.update(turn) for _ in range(4)]
+        assert all(r.state == "calm" for r in readings), turn
+        assert readings[-1].score < EmotionSettings().high
+
+
+def test_pitch_with_effort_in_the_voice_transfers_where_pitch_alone_does_not() -> None:
+    base = replace(CALM, f0_range_st=4.0, spectral_tilt_db=12.0, articulation_rate=5.0)
+    settings = EmotionSettings(baseline_utterances=3)
+    pitch_only = replace(base, f0_median_st=17.0, f0_range_st=8.0)
+    strained = replace(pitch_only, spectral_tilt_db=4.0, energy_median_dbfs=-20.0)
+    outcomes = {}
+    for name, turn in (("pitch", pitch_only), ("strained", strained)):
+        tracker = AgitationTracker(settings)
+        for _ in range(3):
+            tracker.update(base)
+        outcomes[name] = tracker.update(turn).state
+    assert outcomes == {"pitch": "calm", "strained": "agitated"}
