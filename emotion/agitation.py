@@ -36,15 +36,20 @@ ACOUSTIC_FEATURES = (
     "hnr",
     "spectral_tilt",
 )
-# Kinds of evidence. Each kind's share of the score is capped (`EmotionSettings.group_cap`)
-# below what crossing `high` takes, so one kind alone never makes a call agitated: a caller
-# who only moved the phone closer (loudness) or only talks fast (tempo) is not transferred.
+# Kinds of evidence. Each kind's share of the score is capped (`EmotionSettings.group_cap`,
+# `loudness_cap`) below what crossing `high` takes, so one kind alone never makes a call
+# agitated: a caller who only moved the phone closer (loudness) or only talks fast (tempo) is
+# not transferred.
 FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "pitch": ("f0_median", "f0_spread", "f0_range", "f0_slope"),
     "loudness": ("energy_median", "energy_spread"),
     "tempo": ("speaking_rate", "articulation_rate", "pause_ratio", "mean_pause"),
     "voice": ("hnr", "spectral_tilt"),
 }
+# Kinds of evidence that line noise and lost packets fake (noise fills pauses and adds energy
+# peaks, and lowers the harmonics-to-noise ratio): ignored while the line is noisier than it
+# was during the baseline.
+NOISE_SENSITIVE_GROUPS = ("tempo", "voice")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,7 @@ class _Baseline:
         default_factory=lambda: {name: [] for name in ACOUSTIC_FEATURES}
     )
     rate_source: str | None = None
+    noise_floors: list[float] = field(default_factory=list)
     utterances: int = 0
 
 
@@ -107,7 +113,7 @@ class AgitationTracker:
         if not self._settings.enabled:
             return self._reading(0.0, {}, features, cues)
         z = self._z_scores(features)
-        score = self._score(z, cues)
+        score = self._score(z, cues, self._line_got_noisy(features))
         self._advance_state(score)
         if (
             self._state == "calm"
@@ -138,11 +144,19 @@ class AgitationTracker:
             z[name] = float(np.clip((value - float(np.mean(history))) / spread, -clip, clip))
         return z
 
-    def _score(self, z: dict[str, float], cues: LexicalCues) -> float:
+    def _line_got_noisy(self, features: ProsodyFeatures) -> bool:
+        floors = self._baseline.noise_floors
+        if features.noise_floor_dbfs is None or not floors:
+            return False
+        return features.noise_floor_dbfs - float(np.mean(floors)) > self._settings.noisy_line_db
+
+    def _score(self, z: dict[str, float], cues: LexicalCues, noisy_line: bool = False) -> float:
         weights = self._settings.weights
-        cap = self._settings.group_cap
         total = weights.bias
-        for names in FEATURE_GROUPS.values():
+        for group, names in FEATURE_GROUPS.items():
+            if noisy_line and group in NOISE_SENSITIVE_GROUPS:
+                continue
+            cap = self._settings.loudness_cap if group == "loudness" else self._settings.group_cap
             share = sum(getattr(weights, name) * z[name] for name in names if name in z)
             total += min(cap, max(-cap, share))
         total += weights.complaint * cues.complaint + weights.stop * cues.stop
@@ -166,6 +180,8 @@ class AgitationTracker:
             values.pop("speaking_rate", None)
         for name, value in values.items():
             baseline.values[name].append(value)
+        if features.noise_floor_dbfs is not None:
+            baseline.noise_floors.append(features.noise_floor_dbfs)
         baseline.utterances += 1
 
 

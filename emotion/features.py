@@ -48,6 +48,7 @@ _BIN_HZ = np.fft.rfftfreq(FRAME_LENGTH, 1.0 / RATE)
 _LOW_BAND = (_BIN_HZ >= 300.0) & (_BIN_HZ < 1000.0)
 _HIGH_BAND = (_BIN_HZ >= 1000.0) & (_BIN_HZ <= 3400.0)
 _MIN_NOISE_FRAMES = 3
+_NOISE_FLOOR_PERCENTILE = 10
 _SPECTRAL_FLOOR = 0.05
 
 
@@ -72,7 +73,8 @@ class ProsodyFeatures:
     second of speech with the pauses left out; `mean_pause_s`, the mean internal pause of at
     least 100 ms (0 without one); `hnr_db`, the median harmonics-to-noise ratio of voiced
     frames; `spectral_tilt_db`, voiced energy below 1 kHz over 1-3.4 kHz with the line's noise
-    subtracted (vocal effort flattens it, plain gain does not).
+    subtracted (vocal effort flattens it, plain gain does not); `noise_floor_dbfs`, the 10th
+    percentile of frame energies, which tells a line that turned noisy.
 
     Spreads are interquartile ranges: robust to the odd octave error of a frame-wise tracker.
     `speaking_rate` is words per second of speech with ASR timings (`rate_source="asr_words"`),
@@ -95,6 +97,7 @@ class ProsodyFeatures:
     mean_pause_s: float | None = None
     hnr_db: float | None = None
     spectral_tilt_db: float | None = None
+    noise_floor_dbfs: float | None = None
 
     @property
     def has_voice(self) -> bool:
@@ -159,6 +162,7 @@ def extract_features(
         mean_pause_s=_mean_pause_s(active),
         hnr_db=_hnr_db(periodicity[voiced]),
         spectral_tilt_db=_spectral_tilt_db(frames, voiced, active),
+        noise_floor_dbfs=float(np.percentile(energy_db, _NOISE_FLOOR_PERCENTILE)),
     )
 
 

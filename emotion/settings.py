@@ -94,6 +94,18 @@ class EmotionSettings(BaseModel):
         description="most one kind of evidence (pitch, loudness, tempo, voice) adds to the "
         "score's logit; below logit(high) - bias, so one kind alone never transfers",
     )
+    loudness_cap: float = Field(
+        2.0,
+        gt=0,
+        description="a lower cap for loudness, the least reliable kind (phone distance, "
+        "automatic gain): with it a louder voice needs clear support from another kind",
+    )
+    noisy_line_db: float = Field(
+        6.0,
+        gt=0,
+        description="rise of the line's noise floor over the baseline's beyond which tempo and "
+        "voice-quality evidence is ignored (noise fakes both)",
+    )
     std_floors: StdFloors = StdFloors()
     weights: AgitationWeights = AgitationWeights()
 
@@ -102,9 +114,10 @@ class EmotionSettings(BaseModel):
         if self.low >= self.high:
             raise ValueError(f"low ({self.low}) must be below high ({self.high}) for hysteresis")
         needed = math.log(self.high / (1.0 - self.high)) - self.weights.bias
-        if self.group_cap >= needed:
+        if max(self.group_cap, self.loudness_cap) >= needed:
             raise ValueError(
-                f"group_cap ({self.group_cap}) must be below {needed:.2f} (logit(high) - bias), "
+                f"group_cap ({self.group_cap}) and loudness_cap ({self.loudness_cap}) must be "
+                f"below {needed:.2f} (logit(high) - bias), "
                 "or one kind of evidence alone (e.g. loudness) could make a call agitated"
             )
         return self

@@ -9,6 +9,8 @@ on the other. Everything is plain DSP: the same input and parameters give the sa
 
 from __future__ import annotations
 
+import zlib
+
 import librosa
 import numpy as np
 import parselmouth
@@ -143,6 +145,10 @@ def raise_voice(
 def _psola(
     signal: np.ndarray, rate: int, cents: float, range_factor: float, tempo: float
 ) -> np.ndarray:
+    # Praat's resynthesis draws random numbers: seed them from the input, so the same input
+    # and parameters give the same output like the rest of this module.
+    seed = zlib.crc32(signal.tobytes()) % 2**31
+    parselmouth.praat.run(f"random_initializeWithSeedUnsafelyButPredictably ({seed})")
     sound = parselmouth.Sound(signal, sampling_frequency=rate)
     manipulation = call(sound, "To Manipulation", 0.01, _PSOLA_FLOOR_HZ, _PSOLA_CEILING_HZ)
     tier = call(manipulation, "Extract pitch tier")

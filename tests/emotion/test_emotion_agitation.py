@@ -194,3 +194,19 @@ def test_pitch_with_effort_in_the_voice_transfers_where_pitch_alone_does_not() -
             tracker.update(base)
         outcomes[name] = tracker.update(turn).state
     assert outcomes == {"pitch": "calm", "strained": "agitated"}
+
+
+def test_a_line_turned_noisy_does_not_count_as_faster_speech() -> None:
+    """Noise fills pauses and adds energy peaks: tempo evidence is ignored while the line's
+    noise floor is well above the baseline's, and counts again on a clean line."""
+    base = replace(CALM, articulation_rate=5.0, mean_pause_s=0.3, noise_floor_dbfs=-60.0)
+    rushed = replace(
+        base, f0_median_st=14.5, speaking_rate=9.0, articulation_rate=9.0, pause_ratio=0.0
+    )
+    outcomes = {}
+    for name, floor in (("clean", -60.0), ("noisy", -45.0)):
+        tracker = AgitationTracker()
+        for _ in range(3):
+            tracker.update(base)
+        outcomes[name] = tracker.update(replace(rushed, noise_floor_dbfs=floor)).state
+    assert outcomes == {"clean": "agitated", "noisy": "calm"}

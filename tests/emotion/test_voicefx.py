@@ -122,3 +122,10 @@ def test_raise_voice_effort_flattens_the_tilt_and_tempo_shortens() -> None:
 def test_raise_voice_refuses_a_range_factor_out_of_bounds() -> None:
     with pytest.raises(ValueError, match="range_factor"):
         raise_voice(_glide(), RATE, cents=100.0, range_factor=5.0)
+
+
+def test_raise_voice_is_deterministic() -> None:
+    params = {"cents": 200.0, "range_factor": 1.3, "effort_db": 3.0, "tempo": 1.1}
+    assert np.array_equal(
+        raise_voice(_glide(), RATE, **params), raise_voice(_glide(), RATE, **params)
+    )
