@@ -20,6 +20,7 @@ from emotion.features import ProsodyFeatures
 from emotion.settings import EmotionSettings
 
 AgitationState = Literal["calm", "agitated"]
+_INSTANT_ANSWER_S = 0.05
 
 # The acoustic features that get a z-score, as named in `StdFloors` and `AgitationWeights`.
 ACOUSTIC_FEATURES = (
@@ -64,6 +65,20 @@ class LexicalCues:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnTaking:
+    """How the customer took the turn: seconds from the end of the bot's prompt to the start of
+    the answer (None when unknown or when they cut in), and whether they cut the bot off."""
+
+    answer_latency_s: float | None = None
+    barged_in: bool = False
+
+    def __post_init__(self) -> None:
+        latency = self.answer_latency_s
+        if latency is not None and not (math.isfinite(latency) and latency >= 0.0):
+            raise ValueError(f"answer_latency_s must be a finite number >= 0, got {latency!r}")
+
+
+@dataclass(frozen=True, slots=True)
 class AgitationReading:
     """One turn's result, to be logged with the turn."""
 
@@ -82,6 +97,7 @@ class _Baseline:
     )
     rate_source: str | None = None
     noise_floors: list[float] = field(default_factory=list)
+    log_latencies: list[float] = field(default_factory=list)
     utterances: int = 0
 
 
@@ -93,26 +109,33 @@ class AgitationTracker:
         self._baseline = _Baseline()
         self._state: AgitationState = "calm"
         self._recent_repeats: deque[bool] = deque(maxlen=self._settings.repeat_window_turns)
+        self._recent_barge_ins: deque[bool] = deque(maxlen=self._settings.repeat_window_turns)
 
     @property
     def state(self) -> AgitationState:
         return self._state
 
     def update(
-        self, features: ProsodyFeatures, cues: LexicalCues | None = None
+        self,
+        features: ProsodyFeatures,
+        cues: LexicalCues | None = None,
+        turn: TurnTaking | None = None,
     ) -> AgitationReading:
         """Score one utterance, move the hysteresis state and return the reading.
 
         Utterances join the baseline until it holds `baseline_utterances` voiced ones, but only
         while the call reads calm, so a caller who is upset from the start cannot teach the
         tracker that upset is normal. Until the first baseline utterance exists the acoustic
-        z-scores are 0 and only lexical cues count.
+        z-scores are 0 and only lexical cues count. `turn` adds turn-taking evidence: answers
+        quicker than the caller's own baseline, and cutting the bot off more than once lately.
         """
         cues = cues or LexicalCues()
+        turn = turn or TurnTaking()
         self._recent_repeats.append(cues.repeat)
+        self._recent_barge_ins.append(turn.barged_in)
         if not self._settings.enabled:
             return self._reading(0.0, {}, features, cues)
-        z = self._z_scores(features)
+        z = self._z_scores(features) | self._latency_z(turn)
         score = self._score(z, cues, self._line_got_noisy(features))
         self._advance_state(score)
         if (
@@ -121,6 +144,8 @@ class AgitationTracker:
             and self._baseline.utterances < self._settings.baseline_utterances
         ):
             self._add_to_baseline(features)
+            if turn.answer_latency_s is not None:
+                self._baseline.log_latencies.append(_log_latency(turn.answer_latency_s))
         return self._reading(score, z, features, cues)
 
     def _reading(
@@ -144,6 +169,18 @@ class AgitationTracker:
             z[name] = float(np.clip((value - float(np.mean(history))) / spread, -clip, clip))
         return z
 
+    def _latency_z(self, turn: TurnTaking) -> dict[str, float]:
+        history = self._baseline.log_latencies
+        if turn.answer_latency_s is None or not history:
+            return {}
+        spread = max(
+            float(np.std(history, ddof=1)) if len(history) > 1 else 0.0,
+            self._settings.std_floors.answer_latency,
+        )
+        value = (_log_latency(turn.answer_latency_s) - float(np.mean(history))) / spread
+        clip = self._settings.z_clip
+        return {"answer_latency": float(np.clip(value, -clip, clip))}
+
     def _line_got_noisy(self, features: ProsodyFeatures) -> bool:
         floors = self._baseline.noise_floors
         if features.noise_floor_dbfs is None or not floors:
@@ -159,6 +196,11 @@ class AgitationTracker:
             cap = self._settings.loudness_cap if group == "loudness" else self._settings.group_cap
             share = sum(getattr(weights, name) * z[name] for name in names if name in z)
             total += min(cap, max(-cap, share))
+        # Cutting the bot off once is ordinary; each further time in the recent turns adds up.
+        turn_taking = weights.answer_latency * z.get("answer_latency", 0.0)
+        turn_taking += weights.barge_in * max(0, sum(self._recent_barge_ins) - 1)
+        cap = self._settings.group_cap
+        total += min(cap, max(-cap, turn_taking))
         total += weights.complaint * cues.complaint + weights.stop * cues.stop
         total += weights.profanity * cues.profanity
         # One "what?" is ordinary; each further one in the recent turns adds up.
@@ -183,6 +225,11 @@ class AgitationTracker:
         if features.noise_floor_dbfs is not None:
             baseline.noise_floors.append(features.noise_floor_dbfs)
         baseline.utterances += 1
+
+
+def _log_latency(seconds: float) -> float:
+    """Latency in log seconds (changes are relative), with 50 ms for an instant answer."""
+    return math.log(max(seconds, _INSTANT_ANSWER_S))
 
 
 def _feature_values(features: ProsodyFeatures) -> dict[str, float]:

@@ -29,6 +29,7 @@ class StdFloors(BaseModel):
     mean_pause: float = Field(0.1, gt=0, description="seconds")
     hnr: float = Field(2.0, gt=0, description="dB")
     spectral_tilt: float = Field(2.0, gt=0, description="dB")
+    answer_latency: float = Field(0.4, gt=0, description="natural log of the seconds")
 
 
 class AgitationWeights(BaseModel):
@@ -47,7 +48,10 @@ class AgitationWeights(BaseModel):
     (resampling) widens no pitch range and adds no vocal effort, so `f0_range` and
     `spectral_tilt` (negative: effort flattens the tilt) get small weights in the direction
     the phonetics literature reports. Spreads, pauses and HNR are logged as z-scores but weigh
-    0: on the tuning half they did not separate calm from agitated turns.
+    0: on the tuning half they did not separate calm from agitated turns. Turn-taking
+    (`answer_latency`, negative: quicker answers than the caller's baseline; `barge_in`, per
+    cut-off beyond the first in the recent turns) has no labelled data here yet: its weights
+    are modest guesses, capped like one kind of acoustic evidence.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -65,6 +69,8 @@ class AgitationWeights(BaseModel):
     mean_pause: float = 0.0
     hnr: float = 0.0
     spectral_tilt: float = -0.2
+    answer_latency: float = -0.8
+    barge_in: float = 1.0
     complaint: float = 2.0
     stop: float = 2.0
     repeat: float = 1.0

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from emotion.agitation import AgitationTracker, LexicalCues
+from emotion.agitation import AgitationTracker, LexicalCues, TurnTaking
 from emotion.features import ProsodyFeatures
 from emotion.settings import EmotionSettings
 
@@ -210,3 +210,37 @@ def test_a_line_turned_noisy_does_not_count_as_faster_speech() -> None:
             tracker.update(base)
         outcomes[name] = tracker.update(replace(rushed, noise_floor_dbfs=floor)).state
     assert outcomes == {"clean": "agitated", "noisy": "calm"}
+
+
+def test_quicker_answers_and_repeated_barge_ins_add_to_a_raised_voice() -> None:
+    """A raised pitch alone stays calm; with the caller answering at once and cutting the bot
+    off again and again it becomes agitated. Turn-taking alone never does."""
+    base = replace(CALM, f0_range_st=4.0, spectral_tilt_db=12.0, articulation_rate=5.0)
+    raised = replace(base, f0_median_st=16.0)
+    settled = TurnTaking(answer_latency_s=1.2)
+    hasty = TurnTaking(answer_latency_s=0.1, barged_in=True)
+
+    def last_state(turn: ProsodyFeatures, taking: TurnTaking, turns: int) -> str:
+        tracker = AgitationTracker()
+        for _ in range(3):
+            tracker.update(base, turn=settled)
+        return [tracker.update(turn, turn=taking) for _ in range(turns)][-1].state
+
+    assert last_state(raised, settled, 3) == "calm"
+    assert last_state(raised, hasty, 3) == "agitated"
+    assert last_state(base, hasty, 4) == "calm"
+
+
+def test_answer_latency_is_compared_with_the_callers_own() -> None:
+    tracker = AgitationTracker()
+    for latency in (0.8, 1.0, 1.25):
+        tracker.update(CALM, turn=TurnTaking(answer_latency_s=latency))
+    reading = tracker.update(CALM, turn=TurnTaking(answer_latency_s=0.25))
+    assert reading.z["answer_latency"] < -2.0
+    assert "answer_latency" not in tracker.update(CALM).z
+
+
+@pytest.mark.parametrize("latency", [-0.5, float("nan"), float("inf")])
+def test_a_bad_answer_latency_is_refused(latency: float) -> None:
+    with pytest.raises(ValueError, match="answer_latency_s"):
+        TurnTaking(answer_latency_s=latency)
