@@ -2,9 +2,12 @@
 
 People differ far more from each other than one person does from calm to upset, so every
 acoustic feature is compared with the first few utterances of the same call (z-scores with a
-floor on the spread). The z-scores and the lexical cues from nlu are combined in a logistic of
-a weighted sum (weights in `AgitationWeights`), and a two-threshold hysteresis turns the score
-into a state that does not flap from turn to turn.
+floor on the spread). The z-scores are summed per kind of evidence (pitch, loudness, tempo,
+voice quality, turn-taking), each kind capped so that none alone can make a call agitated;
+with the lexical cues from nlu they form a logistic of a weighted sum (weights in
+`AgitationWeights`), and a two-threshold hysteresis turns the score into a state that does not
+flap from turn to turn. While the line is noisier than during the baseline, tempo and voice
+quality are ignored: noise fakes both.
 """
 
 from __future__ import annotations
