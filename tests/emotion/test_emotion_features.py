@@ -196,3 +196,15 @@ def test_noise_lowers_the_harmonics_to_noise_ratio() -> None:
     noise = np.random.default_rng(4).standard_normal(vowel.size) * 0.02
     clean, noisy = extract_features(_pcm(vowel)), extract_features(_pcm(vowel + noise))
     assert clean.hnr_db > noisy.hnr_db + 5.0
+
+
+def test_noise_floor_follows_the_line_not_the_voice() -> None:
+    vowel = np.concatenate([np.zeros(1600), _vowel(150.0, level=0.1), np.zeros(1600)])
+    rng = np.random.default_rng(6)
+    quiet_line = vowel + rng.standard_normal(vowel.size) * 10 ** (-60 / 20)
+    noisy_line = vowel + rng.standard_normal(vowel.size) * 10 ** (-40 / 20)
+    louder_voice = vowel * 2 + rng.standard_normal(vowel.size) * 10 ** (-60 / 20)
+    quiet, noisy = extract_features(_pcm(quiet_line)), extract_features(_pcm(noisy_line))
+    louder = extract_features(_pcm(louder_voice))
+    assert noisy.noise_floor_dbfs - quiet.noise_floor_dbfs == pytest.approx(20.0, abs=2.0)
+    assert louder.noise_floor_dbfs == pytest.approx(quiet.noise_floor_dbfs, abs=1.0)
