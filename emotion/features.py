@@ -40,6 +40,16 @@ _ENVELOPE_SMOOTHING_FRAMES = 2
 MIN_VOICED_FRAMES = 5
 
 _EPSILON = 1e-10
+# Internal silences shorter than 100 ms are stop closures, not pauses.
+_MIN_PAUSE_FRAMES = 5
+# Spectral tilt: Hann-windowed frames, bands by FFT bin, and the noise estimate's limits.
+_WINDOW = np.hanning(FRAME_LENGTH)
+_BIN_HZ = np.fft.rfftfreq(FRAME_LENGTH, 1.0 / RATE)
+_LOW_BAND = (_BIN_HZ >= 300.0) & (_BIN_HZ < 1000.0)
+_HIGH_BAND = (_BIN_HZ >= 1000.0) & (_BIN_HZ <= 3400.0)
+_MIN_NOISE_FRAMES = 3
+_NOISE_FLOOR_PERCENTILE = 10
+_SPECTRAL_FLOOR = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,14 @@ class WordTiming:
 class ProsodyFeatures:
     """Prosody of one utterance. Pitch/loudness/rate are None when too little was voiced.
 
+    Beyond level and spread: `f0_range_st` (10th to 90th percentile) and `f0_slope_st_per_s`
+    (a least-squares line through the voiced pitch); `articulation_rate`, energy peaks per
+    second of speech with the pauses left out; `mean_pause_s`, the mean internal pause of at
+    least 100 ms (0 without one); `hnr_db`, the median harmonics-to-noise ratio of voiced
+    frames; `spectral_tilt_db`, voiced energy below 1 kHz over 1-3.4 kHz with the line's noise
+    subtracted (vocal effort flattens it, plain gain does not); `noise_floor_dbfs`, the 10th
+    percentile of frame energies, which tells a line that turned noisy.
+
     Spreads are interquartile ranges: robust to the odd octave error of a frame-wise tracker.
     `speaking_rate` is words per second of speech with ASR timings (`rate_source="asr_words"`),
     otherwise syllable-like energy peaks per voiced second (`"energy_peaks"`); the two are on
@@ -73,6 +91,13 @@ class ProsodyFeatures:
     speaking_rate: float | None
     rate_source: Literal["asr_words", "energy_peaks"]
     pause_ratio: float
+    f0_range_st: float | None = None
+    f0_slope_st_per_s: float | None = None
+    articulation_rate: float | None = None
+    mean_pause_s: float | None = None
+    hnr_db: float | None = None
+    spectral_tilt_db: float | None = None
+    noise_floor_dbfs: float | None = None
 
     @property
     def has_voice(self) -> bool:
@@ -101,7 +126,8 @@ def extract_features(
         hop_length=HOP_LENGTH,
         center=False,
     )[: frames.shape[0]]
-    voiced = active & (_periodicity(frames, f0) >= _PERIODICITY_THRESHOLD)
+    periodicity = _periodicity(frames, f0)
+    voiced = active & (periodicity >= _PERIODICITY_THRESHOLD)
     duration_s = audio.size / RATE
     voiced_s = float(voiced.sum()) * HOP_LENGTH / RATE
     pause_ratio = _pause_ratio(active)
@@ -116,8 +142,10 @@ def extract_features(
             duration_s, voiced_s, None, None, None, None, speaking_rate, rate_source, pause_ratio
         )
     semitones = 12.0 * np.log2(f0[voiced] / SEMITONE_REFERENCE_HZ)
+    peaks = _energy_peaks(energy_db, voiced)
     if speaking_rate is None:
-        speaking_rate = _energy_peaks(energy_db, voiced) / voiced_s
+        speaking_rate = peaks / voiced_s
+    times = np.flatnonzero(voiced) * HOP_LENGTH / RATE
     return ProsodyFeatures(
         duration_s=duration_s,
         voiced_s=voiced_s,
@@ -128,6 +156,13 @@ def extract_features(
         speaking_rate=speaking_rate,
         rate_source=rate_source,
         pause_ratio=pause_ratio,
+        f0_range_st=float(np.subtract(*np.percentile(semitones, [90, 10]))),
+        f0_slope_st_per_s=float(np.polyfit(times, semitones, 1)[0]),
+        articulation_rate=peaks / (float(active.sum()) * HOP_LENGTH / RATE),
+        mean_pause_s=_mean_pause_s(active),
+        hnr_db=_hnr_db(periodicity[voiced]),
+        spectral_tilt_db=_spectral_tilt_db(frames, voiced, active),
+        noise_floor_dbfs=float(np.percentile(energy_db, _NOISE_FLOOR_PERCENTILE)),
     )
 
 
@@ -166,6 +201,36 @@ def _pause_ratio(active: np.ndarray) -> float:
         return 0.0
     span = active[indices[0] : indices[-1] + 1]
     return float(1.0 - span.mean())
+
+
+def _mean_pause_s(active: np.ndarray) -> float:
+    """Mean length of the silent runs between active frames that last at least 100 ms."""
+    indices = np.flatnonzero(active)
+    if indices.size == 0:
+        return 0.0
+    gaps = np.diff(indices) - 1
+    pauses = gaps[gaps >= _MIN_PAUSE_FRAMES]
+    return float(pauses.mean()) * HOP_LENGTH / RATE if pauses.size else 0.0
+
+
+def _hnr_db(periodicity: np.ndarray) -> float:
+    """Harmonics-to-noise ratio from the normalised self-correlation r: 10 log10(r / (1 - r))."""
+    r = np.clip(periodicity, 0.01, 0.999)
+    return float(np.median(10.0 * np.log10(r / (1.0 - r))))
+
+
+def _spectral_tilt_db(frames: np.ndarray, voiced: np.ndarray, active: np.ndarray) -> float:
+    """Voiced energy in 300 Hz-1 kHz over 1-3.4 kHz, in dB, after subtracting the noise floor
+    (the mean spectrum of inactive frames): a noisy line must not look like a strained voice."""
+    power = np.abs(np.fft.rfft(frames * _WINDOW, axis=1)) ** 2
+    speech = power[voiced].mean(axis=0)
+    quiet = power[~active]
+    if quiet.shape[0] >= _MIN_NOISE_FRAMES:
+        speech = np.maximum(speech - quiet.mean(axis=0), speech * _SPECTRAL_FLOOR)
+    return float(
+        10.0
+        * np.log10((speech[_LOW_BAND].sum() + _EPSILON) / (speech[_HIGH_BAND].sum() + _EPSILON))
+    )
 
 
 def _energy_peaks(energy_db: np.ndarray, voiced: np.ndarray) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
@@ -21,6 +23,13 @@ class StdFloors(BaseModel):
     energy_spread: float = Field(2.5, gt=0, description="dB")
     speaking_rate: float = Field(0.15, gt=0, description="natural log of the rate")
     pause_ratio: float = Field(0.08, gt=0, description="fraction of the utterance")
+    f0_range: float = Field(1.5, gt=0, description="semitones")
+    f0_slope: float = Field(3.0, gt=0, description="semitones per second")
+    articulation_rate: float = Field(0.15, gt=0, description="natural log of the rate")
+    mean_pause: float = Field(0.1, gt=0, description="seconds")
+    hnr: float = Field(2.0, gt=0, description="dB")
+    spectral_tilt: float = Field(2.0, gt=0, description="dB")
+    answer_latency: float = Field(0.4, gt=0, description="natural log of the seconds")
 
 
 class AgitationWeights(BaseModel):
@@ -33,24 +42,39 @@ class AgitationWeights(BaseModel):
     `high` threshold; a clear rise in pitch and loudness crosses it.
 
     The acoustic defaults were chosen on the "tune" half of the fixture speakers
-    (tests/fixtures/emotion); pitch and loudness carry most of the signal, the energy-peak
-    speaking rate less. Spreads and pause ratio are logged as z-scores but weigh 0: on the
-    tuning half they did not separate calm from agitated turns.
+    (tests/fixtures/emotion), with calm calls and loud-only / fast-only variants of them, and
+    never on the telephone evaluation set (tests/emotion/phone_set.py, bench/emotion_phone.py).
+    Pitch and loudness carry most of the signal, the rates less. The fixtures' agitation
+    (resampling) widens no pitch range and adds no vocal effort, so `f0_range` and
+    `spectral_tilt` (negative: effort flattens the tilt) get small weights in the direction
+    the phonetics literature reports. Spreads, pauses and HNR are logged as z-scores but weigh
+    0: on the tuning half they did not separate calm from agitated turns. Turn-taking
+    (`answer_latency`, negative: quicker answers than the caller's baseline; `barge_in`, per
+    cut-off beyond the first in the recent turns) has no labelled data here yet: its weights
+    are modest guesses, capped like one kind of acoustic evidence.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    bias: float = -3.0
-    f0_median: float = 1.2
+    bias: float = -4.0
+    f0_median: float = 2.0
     f0_spread: float = 0.0
-    energy_median: float = 0.8
+    energy_median: float = 1.0
     energy_spread: float = 0.0
     speaking_rate: float = 0.5
     pause_ratio: float = 0.0
-    complaint: float = 1.5
-    stop: float = 1.5
+    f0_range: float = 0.4
+    f0_slope: float = 0.0
+    articulation_rate: float = 0.3
+    mean_pause: float = 0.0
+    hnr: float = 0.0
+    spectral_tilt: float = -0.2
+    answer_latency: float = -0.8
+    barge_in: float = 1.0
+    complaint: float = 2.0
+    stop: float = 2.0
     repeat: float = 1.0
-    profanity: float = 2.5
+    profanity: float = 3.0
 
 
 class EmotionSettings(BaseModel):
@@ -70,6 +94,24 @@ class EmotionSettings(BaseModel):
     repeat_window_turns: int = Field(
         4, ge=1, le=20, description="recent turns in which repeat requests are counted"
     )
+    group_cap: float = Field(
+        3.5,
+        gt=0,
+        description="most one kind of evidence (pitch, loudness, tempo, voice) adds to the "
+        "score's logit; below logit(high) - bias, so one kind alone never transfers",
+    )
+    loudness_cap: float = Field(
+        2.0,
+        gt=0,
+        description="a lower cap for loudness, the least reliable kind (phone distance, "
+        "automatic gain): with it a louder voice needs clear support from another kind",
+    )
+    noisy_line_db: float = Field(
+        6.0,
+        gt=0,
+        description="rise of the line's noise floor over the baseline's beyond which tempo and "
+        "voice-quality evidence is ignored (noise fakes both)",
+    )
     std_floors: StdFloors = StdFloors()
     weights: AgitationWeights = AgitationWeights()
 
@@ -77,4 +119,11 @@ class EmotionSettings(BaseModel):
     def _low_below_high(self) -> EmotionSettings:
         if self.low >= self.high:
             raise ValueError(f"low ({self.low}) must be below high ({self.high}) for hysteresis")
+        needed = math.log(self.high / (1.0 - self.high)) - self.weights.bias
+        if max(self.group_cap, self.loudness_cap) >= needed:
+            raise ValueError(
+                f"group_cap ({self.group_cap}) and loudness_cap ({self.loudness_cap}) must be "
+                f"below {needed:.2f} (logit(high) - bias), "
+                "or one kind of evidence alone (e.g. loudness) could make a call agitated"
+            )
         return self

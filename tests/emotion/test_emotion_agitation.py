@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from emotion.agitation import AgitationTracker, LexicalCues
+from emotion.agitation import AgitationTracker, LexicalCues, TurnTaking
 from emotion.features import ProsodyFeatures
 from emotion.settings import EmotionSettings
 
@@ -169,3 +169,78 @@ def test_disabled_tracker_reports_calm_zero() -> None:
     assert reading.score == 0.0
     assert reading.state == "calm"
     assert reading.z == {}
+
+
+def test_loudness_alone_or_tempo_alone_never_transfers() -> None:
+    """The phone moved closer, or a caller who simply talks fast: as far as the z-scores go."""
+    louder = replace(CALM, energy_median_dbfs=0.0, energy_spread_db=30.0)
+    faster = replace(CALM, speaking_rate=40.0, articulation_rate=40.0, pause_ratio=0.0)
+    for turn in (louder, faster):
+        tracker = _calm_baseline()
+        readings = [tracker.update(turn) for _ in range(4)]
+        assert all(r.state == "calm" for r in readings), turn
+        assert readings[-1].score < EmotionSettings().high
+
+
+def test_pitch_with_effort_in_the_voice_transfers_where_pitch_alone_does_not() -> None:
+    base = replace(CALM, f0_range_st=4.0, spectral_tilt_db=12.0, articulation_rate=5.0)
+    settings = EmotionSettings(baseline_utterances=3)
+    pitch_only = replace(base, f0_median_st=17.0, f0_range_st=8.0)
+    strained = replace(pitch_only, spectral_tilt_db=4.0, energy_median_dbfs=-20.0)
+    outcomes = {}
+    for name, turn in (("pitch", pitch_only), ("strained", strained)):
+        tracker = AgitationTracker(settings)
+        for _ in range(3):
+            tracker.update(base)
+        outcomes[name] = tracker.update(turn).state
+    assert outcomes == {"pitch": "calm", "strained": "agitated"}
+
+
+def test_a_line_turned_noisy_does_not_count_as_faster_speech() -> None:
+    """Noise fills pauses and adds energy peaks: tempo evidence is ignored while the line's
+    noise floor is well above the baseline's, and counts again on a clean line."""
+    base = replace(CALM, articulation_rate=5.0, mean_pause_s=0.3, noise_floor_dbfs=-60.0)
+    rushed = replace(
+        base, f0_median_st=14.5, speaking_rate=9.0, articulation_rate=9.0, pause_ratio=0.0
+    )
+    outcomes = {}
+    for name, floor in (("clean", -60.0), ("noisy", -45.0)):
+        tracker = AgitationTracker()
+        for _ in range(3):
+            tracker.update(base)
+        outcomes[name] = tracker.update(replace(rushed, noise_floor_dbfs=floor)).state
+    assert outcomes == {"clean": "agitated", "noisy": "calm"}
+
+
+def test_quicker_answers_and_repeated_barge_ins_add_to_a_raised_voice() -> None:
+    """A raised pitch alone stays calm; with the caller answering at once and cutting the bot
+    off again and again it becomes agitated. Turn-taking alone never does."""
+    base = replace(CALM, f0_range_st=4.0, spectral_tilt_db=12.0, articulation_rate=5.0)
+    raised = replace(base, f0_median_st=16.0)
+    settled = TurnTaking(answer_latency_s=1.2)
+    hasty = TurnTaking(answer_latency_s=0.1, barged_in=True)
+
+    def last_state(turn: ProsodyFeatures, taking: TurnTaking, turns: int) -> str:
+        tracker = AgitationTracker()
+        for _ in range(3):
+            tracker.update(base, turn=settled)
+        return [tracker.update(turn, turn=taking) for _ in range(turns)][-1].state
+
+    assert last_state(raised, settled, 3) == "calm"
+    assert last_state(raised, hasty, 3) == "agitated"
+    assert last_state(base, hasty, 4) == "calm"
+
+
+def test_answer_latency_is_compared_with_the_callers_own() -> None:
+    tracker = AgitationTracker()
+    for latency in (0.8, 1.0, 1.25):
+        tracker.update(CALM, turn=TurnTaking(answer_latency_s=latency))
+    reading = tracker.update(CALM, turn=TurnTaking(answer_latency_s=0.25))
+    assert reading.z["answer_latency"] < -2.0
+    assert "answer_latency" not in tracker.update(CALM).z
+
+
+@pytest.mark.parametrize("latency", [-0.5, float("nan"), float("inf")])
+def test_a_bad_answer_latency_is_refused(latency: float) -> None:
+    with pytest.raises(ValueError, match="answer_latency_s"):
+        TurnTaking(answer_latency_s=latency)

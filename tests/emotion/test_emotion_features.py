@@ -147,3 +147,64 @@ def test_input_rate_need_not_be_a_multiple_of_8k() -> None:
 def test_warm_runs_the_whole_feature_path() -> None:
     # The daemon calls this at install and start; it must work without any fixture audio.
     warm()
+
+
+def test_rising_glide_has_a_positive_slope_and_a_range_a_flat_vowel_lacks() -> None:
+    time = np.arange(RATE) / RATE
+    glide = np.sin(2 * np.pi * np.cumsum(120.0 * 2**time) / RATE) * 0.3
+    rising = extract_features(_pcm(glide))
+    flat = extract_features(_pcm(_vowel(150.0)))
+    # One octave over one second: about 12 semitones per second, 80% of it between p10 and p90.
+    assert rising.f0_slope_st_per_s == pytest.approx(12.0, abs=2.0)
+    assert rising.f0_range_st == pytest.approx(9.6, abs=1.5)
+    assert abs(flat.f0_slope_st_per_s) < 0.5 and flat.f0_range_st < 0.5
+
+
+def test_pauses_are_measured_and_left_out_of_the_articulation_rate() -> None:
+    silence = np.zeros(RATE // 2)
+    speech = np.concatenate([silence, _vowel(150.0, 0.5), silence, _vowel(150.0, 0.5), silence])
+    features = extract_features(_pcm(speech))
+    assert features.mean_pause_s == pytest.approx(0.5, abs=0.05)
+    assert extract_features(_pcm(_vowel(150.0))).mean_pause_s == 0.0
+
+
+def _shelf(signal: np.ndarray, high_db: float) -> np.ndarray:
+    """Boost everything above about 1 kHz by `high_db`: what vocal effort does to the tilt."""
+    spectrum = np.fft.rfft(signal)
+    hz = np.fft.rfftfreq(signal.size, 1 / RATE)
+    return np.fft.irfft(
+        spectrum * 10 ** (high_db / 20 / (1 + np.exp(-(hz - 1000) / 200))), signal.size
+    )
+
+
+def test_effort_flattens_the_tilt_but_plain_gain_and_line_noise_do_not() -> None:
+    vowel = _vowel(150.0, level=0.1)
+    plain = extract_features(_pcm(np.concatenate([np.zeros(1600), vowel, np.zeros(1600)])))
+    louder = extract_features(_pcm(np.concatenate([np.zeros(1600), vowel * 2, np.zeros(1600)])))
+    strained = extract_features(
+        _pcm(np.concatenate([np.zeros(1600), _shelf(vowel, 6.0), np.zeros(1600)]))
+    )
+    noise = np.random.default_rng(3).standard_normal(vowel.size + 3200) * 10 ** (-50 / 20)
+    noisy = extract_features(_pcm(np.concatenate([np.zeros(1600), vowel, np.zeros(1600)]) + noise))
+    assert louder.spectral_tilt_db == pytest.approx(plain.spectral_tilt_db, abs=0.2)
+    assert plain.spectral_tilt_db - strained.spectral_tilt_db > 3.0
+    assert noisy.spectral_tilt_db == pytest.approx(plain.spectral_tilt_db, abs=1.5)
+
+
+def test_noise_lowers_the_harmonics_to_noise_ratio() -> None:
+    vowel = _vowel(150.0, level=0.1)
+    noise = np.random.default_rng(4).standard_normal(vowel.size) * 0.02
+    clean, noisy = extract_features(_pcm(vowel)), extract_features(_pcm(vowel + noise))
+    assert clean.hnr_db > noisy.hnr_db + 5.0
+
+
+def test_noise_floor_follows_the_line_not_the_voice() -> None:
+    vowel = np.concatenate([np.zeros(1600), _vowel(150.0, level=0.1), np.zeros(1600)])
+    rng = np.random.default_rng(6)
+    quiet_line = vowel + rng.standard_normal(vowel.size) * 10 ** (-60 / 20)
+    noisy_line = vowel + rng.standard_normal(vowel.size) * 10 ** (-40 / 20)
+    louder_voice = vowel * 2 + rng.standard_normal(vowel.size) * 10 ** (-60 / 20)
+    quiet, noisy = extract_features(_pcm(quiet_line)), extract_features(_pcm(noisy_line))
+    louder = extract_features(_pcm(louder_voice))
+    assert noisy.noise_floor_dbfs - quiet.noise_floor_dbfs == pytest.approx(20.0, abs=2.0)
+    assert louder.noise_floor_dbfs == pytest.approx(quiet.noise_floor_dbfs, abs=1.0)

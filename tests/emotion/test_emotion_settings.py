@@ -34,6 +34,9 @@ def test_nested_values_load_from_a_mapping() -> None:
         ({"high": 1.5}, "less than 1"),
         ({"baseline_utterances": 0}, "greater than or equal to 1"),
         ({"std_floors": {"energy_median": 0}}, "greater than 0"),
+        ({"group_cap": 5.0}, "one kind of evidence alone"),
+        ({"loudness_cap": 5.0}, "loudness_cap"),
+        ({"group_cap": 3.5, "weights": {"bias": -3.5}, "high": 0.4, "low": 0.2}, "one kind"),
     ],
 )
 def test_bad_settings_are_rejected(data: dict[str, object], message: str) -> None:

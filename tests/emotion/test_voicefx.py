@@ -6,7 +6,8 @@ import librosa
 import numpy as np
 import pytest
 
-from pbxsim.voicefx import agitate, vary_speaker
+from emotion.features import extract_features
+from pbxsim.voicefx import agitate, raise_voice, vary_speaker
 
 RATE = 8000
 
@@ -89,3 +90,42 @@ def test_bad_input_is_rejected_with_a_clear_error(
     arguments = {"pitch_semitones": 2.0, "gain_db": 3.0, "tempo": 1.1, **params}
     with pytest.raises(ValueError, match=message):
         agitate(pcm, rate, **arguments)
+
+
+def _glide(seconds: float = 1.0) -> np.ndarray:
+    """A vowel-like tone whose pitch rises and falls, like an intonation contour."""
+    time = np.arange(int(RATE * seconds)) / RATE
+    f0 = 140.0 * 2 ** (0.2 * np.sin(2 * np.pi * time))
+    phase = 2 * np.pi * np.cumsum(f0) / RATE
+    wave = sum(np.sin(k * phase) / k for k in range(1, 24))
+    return np.round(wave / np.max(np.abs(wave)) * 0.1 * 32767).astype(np.int16)
+
+
+def test_raise_voice_moves_pitch_and_widens_its_range_with_psola() -> None:
+    calm = _glide()
+    raised = raise_voice(calm, RATE, cents=300.0, range_factor=1.5)
+    calm_f, raised_f = extract_features(calm), extract_features(raised)
+    assert raised_f.f0_median_st - calm_f.f0_median_st == pytest.approx(3.0, abs=0.6)
+    assert raised_f.f0_range_st > 1.3 * calm_f.f0_range_st
+    assert raised.size == pytest.approx(calm.size, rel=0.02)
+
+
+def test_raise_voice_effort_flattens_the_tilt_and_tempo_shortens() -> None:
+    calm = _glide()
+    strained = raise_voice(calm, RATE, cents=0.0, effort_db=6.0, tempo=1.25)
+    calm_f, strained_f = extract_features(calm), extract_features(strained)
+    assert strained_f.energy_median_dbfs - calm_f.energy_median_dbfs > 5.0
+    assert calm_f.spectral_tilt_db - strained_f.spectral_tilt_db > 2.0
+    assert strained.size == pytest.approx(calm.size / 1.25, rel=0.05)
+
+
+def test_raise_voice_refuses_a_range_factor_out_of_bounds() -> None:
+    with pytest.raises(ValueError, match="range_factor"):
+        raise_voice(_glide(), RATE, cents=100.0, range_factor=5.0)
+
+
+def test_raise_voice_is_deterministic() -> None:
+    params = {"cents": 200.0, "range_factor": 1.3, "effort_db": 3.0, "tempo": 1.1}
+    assert np.array_equal(
+        raise_voice(_glide(), RATE, **params), raise_voice(_glide(), RATE, **params)
+    )
