@@ -132,7 +132,7 @@ def _check(
     try:
         script = Script.model_validate(parsed.data)
     except ValidationError as exc:
-        issues += [_schema_issue(path, smap, err) for err in exc.errors()]
+        issues += [schema_issue(path, smap, err) for err in exc.errors()]
         return None, _sorted(issues)
     checker = _SemanticChecks(script, smap, word_filter or default_word_filter())
     issues += [_issue(path, pos, msg) for pos, msg in checker.run()]
@@ -147,7 +147,14 @@ def _sorted(issues: list[ScriptIssue]) -> list[ScriptIssue]:
     return sorted(issues, key=lambda i: (i.line, i.col, i.message))
 
 
-def _schema_issue(path: str, smap: SourceMap, err: dict) -> ScriptIssue:  # type: ignore[type-arg]
+def schema_issue(
+    path: str,
+    smap: SourceMap,
+    err: dict,  # type: ignore[type-arg]
+    field_names: Iterable[str] = _FIELD_NAMES,
+) -> ScriptIssue:
+    """A pydantic error at its FILE:LINE:COL; an unknown field gets the closest of
+    `field_names` as a hint."""
     loc = tuple(err["loc"])
     where = ".".join(str(p) for p in loc if p not in ("say", "listen", "transfer", "end"))
     kind = err["type"]
@@ -157,7 +164,7 @@ def _schema_issue(path: str, smap: SourceMap, err: dict) -> ScriptIssue:  # type
         parent = where.rpartition(".")[0]
         message = f"{parent + ': ' if parent else ''}missing required field {loc[-1]!r}"
     elif kind == "extra_forbidden":
-        message = _with_hint(f"{where}: unknown field {loc[-1]!r}", str(loc[-1]), _FIELD_NAMES)
+        message = _with_hint(f"{where}: unknown field {loc[-1]!r}", str(loc[-1]), field_names)
     elif kind == "union_tag_not_found":
         message = f"{where}: a node needs `kind: say|listen|transfer|end`"
     elif kind == "union_tag_invalid":

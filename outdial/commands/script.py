@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from dialog import (
     Action,
@@ -31,6 +32,8 @@ from dialog import (
     load_script,
     validate_script,
 )
+from dialog.cases import CaseFileError, CaseResult, cases_dir, load_cases, run_cases
+from nlu.entities import Entity
 from nlu.settings import NluSettings
 from outdial.context import cli_state
 from outdial.errors import UserError
@@ -116,6 +119,91 @@ def chat(
             _show(console, engine.handle(event))
     if not engine.finished:
         console.print(f"[dim]input ended at node {engine.node}[/dim]")
+
+
+@app.command("test")
+def test(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Script files, or directories of scripts (their `*.yaml`)."),
+    ],
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option("--cache-dir", help="Where trained intent models are cached (as `chat`)."),
+    ] = None,
+) -> None:
+    """Run each script's cases (`tests/NAME/*.yaml` beside it) on the engine with the real
+    NLU; print a table, and `FILE:LINE: case: what went wrong` for each failing step; exit 1
+    on any failure."""
+    console = Console(highlight=False, soft_wrap=True)
+    if cache_dir is None:
+        cache_dir = cli_state(ctx).loaded.config.state_dir / "nlu-cache"
+    results, untested = _test_scripts(_script_files(paths), cache_dir)
+    table = Table("script", "case", "steps", "result", box=None)
+    for r in results:
+        verdict = "[green]pass[/green]" if r.passed else "[red]FAIL[/red]"
+        table.add_row(r.script, escape(r.case), str(r.steps), verdict)
+    for name in untested:
+        table.add_row(name, "[dim](no cases)[/dim]", "", "")
+    console.print(table)
+    failed = [r for r in results if not r.passed]
+    for r in failed:
+        console.print(escape(str(r)))
+    console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _script_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(path.glob("*.yaml"))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UserError(f"{path}: no such file or directory")
+    return files
+
+
+def _test_scripts(files: list[Path], cache_dir: Path) -> tuple[list[CaseResult], list[str]]:
+    """Every case of every script; also the names of scripts that have no cases."""
+    from nlu.classifier import IntentClassifier  # spaCy: only when testing
+
+    results: list[CaseResult] = []
+    untested: list[str] = []
+    for file in files:
+        try:
+            script = load_script(file).script
+        except ScriptError as exc:
+            raise UserError(f"{file} does not validate:\n{exc}") from exc
+        case_files = sorted(cases_dir(file, script).glob("*.yaml"))
+        if not case_files:
+            untested.append(script.name)
+            continue
+        settings = NluSettings()
+        classifier = IntentClassifier.train(
+            script.language,
+            script.training_intents(),
+            cache_dir,
+            threshold=settings.threshold,
+            epochs=settings.epochs,
+        )
+
+        def classify(
+            text: str, today: date, clf: IntentClassifier = classifier
+        ) -> tuple[str | None, float, tuple[Entity, ...]]:
+            result = clf.classify(text, today=today)
+            return result.intent, result.confidence, result.entities
+
+        for case_file in case_files:
+            try:
+                loaded = load_cases(case_file)
+            except CaseFileError as exc:
+                raise UserError(str(exc)) from exc
+            results += run_cases(script, loaded, classify)
+    return results, untested
 
 
 def _parse_vars(pairs: list[str]) -> dict[str, str]:
