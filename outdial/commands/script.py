@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -33,6 +36,8 @@ from dialog import (
     validate_script,
 )
 from dialog.cases import CaseFileError, CaseResult, cases_dir, load_cases, run_cases
+from dialog.graph import flow_graph, to_dot, to_mermaid
+from dialog.validate import read_script
 from nlu.entities import Entity
 from nlu.settings import NluSettings
 from outdial.context import cli_state
@@ -42,6 +47,13 @@ if TYPE_CHECKING:
     from nlu.classifier import IntentClassifier, NluResult
 
 app = typer.Typer(help="Validate and rehearse conversation scripts.", no_args_is_help=True)
+
+
+class GraphFormat(StrEnum):
+    mermaid = "mermaid"
+    dot = "dot"
+    svg = "svg"
+
 
 CHAT_HELP = (
     "Type what the customer says. Commands: /dtmf DIGIT, /silence (or an empty line), "
@@ -119,6 +131,53 @@ def chat(
             _show(console, engine.handle(event))
     if not engine.finished:
         console.print(f"[dim]input ended at node {engine.node}[/dim]")
+
+
+@app.command("graph")
+def graph(
+    file: Annotated[Path, typer.Argument(help="Script to draw.")],
+    output_format: Annotated[
+        GraphFormat,
+        typer.Option("--format", "-f", help="mermaid (Git hosting, editors), dot, or svg."),
+    ] = GraphFormat.mermaid,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Draw the script's flow: nodes, intent/DTMF/no-input/no-match edges, handlers, emotion
+    rules, ends coloured by disposition, variants dashed; undefined and unreachable nodes in
+    red. SVG needs Graphviz (`dot`)."""
+    script, issues = read_script(file)
+    if script is None:
+        raise UserError("\n".join(str(i) for i in issues))
+    for issue in issues:  # drawn anyway: the picture shows what is wrong
+        typer.echo(f"warning: {issue}", err=True)
+    flow = flow_graph(script)
+    if output_format is GraphFormat.mermaid:
+        text = to_mermaid(flow)
+    elif output_format is GraphFormat.dot:
+        text = to_dot(flow)
+    else:
+        text = _svg(to_dot(flow))
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+def _svg(dot_source: str) -> str:
+    dot = shutil.which("dot")
+    if dot is None:
+        raise UserError(
+            "SVG needs Graphviz's `dot` on PATH (apt install graphviz); "
+            "or use --format mermaid or --format dot"
+        )
+    done = subprocess.run(  # noqa: S603 - our own DOT text into Graphviz, no shell
+        [dot, "-Tsvg"], input=dot_source, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise UserError(f"Graphviz failed: {done.stderr.strip()}")
+    return done.stdout
 
 
 @app.command("test")
