@@ -187,6 +187,13 @@ async def prepare_script(
 ) -> ScriptRuntime:
     """Load, train and pre-render one script file (CPU work off the event loop)."""
     loaded = await asyncio.to_thread(load_script, path)
+    return await prepare_loaded(loaded, services, cache_dir, version)
+
+
+async def prepare_loaded(
+    loaded: LoadedScript, services: CallServices, cache_dir: Path, version: int
+) -> ScriptRuntime:
+    """Train and pre-render a validated script (from a file or a stored version)."""
     classifier = await services.run_cpu(train_classifier, loaded, services.settings.nlu, cache_dir)
     await services.tts.prerender(cacheable_texts(loaded.script))
     return ScriptRuntime(loaded=loaded, version=version, classifier=classifier)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import subprocess
 import sys
-from datetime import date
+import tempfile
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
+import asyncpg
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -40,13 +44,26 @@ from dialog.graph import flow_graph, to_dot, to_mermaid
 from dialog.validate import read_script
 from nlu.entities import Entity
 from nlu.settings import NluSettings
-from outdial.context import cli_state
+from outdial.context import cli_state, run_async
 from outdial.errors import UserError
+from store.db import Database
+from store.scripts import (
+    ScriptVersion,
+    ScriptVersionError,
+    promote_script_version,
+    rollback_script,
+    script_versions,
+    stage_script_version,
+)
 
 if TYPE_CHECKING:
     from nlu.classifier import IntentClassifier, NluResult
 
-app = typer.Typer(help="Validate and rehearse conversation scripts.", no_args_is_help=True)
+app = typer.Typer(
+    help="Validate, draw, test, rehearse, stage and promote conversation scripts.",
+    no_args_is_help=True,
+)
+T = TypeVar("T")
 
 
 class GraphFormat(StrEnum):
@@ -263,6 +280,176 @@ def _test_scripts(files: list[Path], cache_dir: Path) -> tuple[list[CaseResult],
                 raise UserError(str(exc)) from exc
             results += run_cases(script, loaded, classify)
     return results, untested
+
+
+# --- staging and promotion ----------------------------------------------------------------
+
+By = Annotated[
+    str,
+    typer.Option("--by", help="Who does this, for the record (default: your login name)."),
+]
+
+
+def _with_pool(ctx: typer.Context, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    config = cli_state(ctx).loaded.config
+
+    async def run() -> T:
+        db = await Database.open(config.database, config.state_dir)
+        try:
+            return await work(db.pool)
+        except ScriptVersionError as exc:
+            raise UserError(str(exc)) from exc
+        finally:
+            await db.close()
+
+    return run_async(run())
+
+
+def _me() -> str:
+    return getpass.getuser()
+
+
+@app.command("stage")
+def stage(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Script to stage (validated first).")],
+    by: By = "",
+) -> None:
+    """Store a validated new version of the script, with its test cases, as staged: not live
+    until `outdial script promote NAME`."""
+    try:
+        loaded = load_script(file)
+    except ScriptError as exc:
+        raise UserError(f"{file} does not validate:\n{exc}") from exc
+    script = loaded.script
+    cases = {}
+    for case_file in sorted(cases_dir(file, script).glob("*.yaml")):
+        try:
+            load_cases(case_file)
+        except CaseFileError as exc:
+            raise UserError(str(exc)) from exc
+        cases[case_file.name] = case_file.read_text(encoding="utf-8")
+    version = _with_pool(
+        ctx,
+        lambda pool: stage_script_version(
+            pool,
+            script.name,
+            loaded.source,
+            loaded.content_hash,
+            script.required_fields(),
+            cases,
+            by or _me(),
+        ),  # fmt: skip
+    )
+    typer.echo(
+        f"staged {script.name} version {version} with {len(cases)} case file(s); not live: "
+        f"`outdial script promote {script.name}` makes it live if its tests pass"
+    )
+
+
+@app.command("promote")
+def promote(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Script name.")],
+    version: Annotated[
+        int | None, typer.Option("--version", help="Version to promote (default: newest staged).")
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Promote even if its tests fail or it has none (recorded)."),
+    ] = False,
+    by: By = "",
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", help="Where trained intent models are cached.")
+    ] = None,
+) -> None:
+    """Make a staged version live for new calls, only if its test cases pass (calls in
+    progress keep their version). The daemon serves it from its next reload (SIGHUP)."""
+    if cache_dir is None:
+        cache_dir = cli_state(ctx).loaded.config.state_dir / "nlu-cache"
+    chosen = _staged(_with_pool(ctx, lambda pool: script_versions(pool, name)), version)
+    failures = _failures_of(chosen, cache_dir)
+    if failures and not force:
+        raise UserError(
+            f"{name} version {chosen.version} not promoted, its tests do not pass "
+            f"(--force promotes anyway, and is recorded):\n" + "\n".join(failures)
+        )
+    detail = {"test_failures": failures} if failures else {}
+    _with_pool(
+        ctx,
+        lambda pool: promote_script_version(
+            pool, name, chosen.version, by or _me(), forced=bool(failures), detail=detail
+        ),
+    )
+    forced = " (FORCED past failing tests; recorded)" if failures else ""
+    typer.echo(
+        f"{name} version {chosen.version} is live{forced}; the daemon serves it to new calls "
+        "after its next reload (SIGHUP)"
+    )
+
+
+def _staged(versions: list[ScriptVersion], wanted: int | None) -> ScriptVersion:
+    if wanted is not None:
+        for v in versions:
+            if v.version == wanted:
+                return v
+        raise UserError(f"{versions[0].name} has no version {wanted}")
+    for v in versions:  # newest first
+        if v.staged_by is not None and not v.live:
+            return v
+    raise UserError(f"{versions[0].name} has no staged version that is not live yet")
+
+
+def _failures_of(version: ScriptVersion, cache_dir: Path) -> list[str]:
+    """The stored version's cases, run as `outdial script test` runs them."""
+    with tempfile.TemporaryDirectory(prefix="outdial-promote-") as tmp:
+        path = Path(tmp) / f"{version.name}.yaml"
+        path.write_text(version.source, encoding="utf-8")
+        tests = Path(tmp) / "tests" / version.name
+        tests.mkdir(parents=True)
+        for file_name, text in version.cases.items():
+            (tests / Path(file_name).name).write_text(text, encoding="utf-8")
+        results, untested = _test_scripts([path], cache_dir)
+    failures = [f"{r.case}: {r.failure}" for r in results if not r.passed]
+    return failures + [f"{name}: no test cases" for name in untested]
+
+
+@app.command("rollback")
+def rollback(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Script name.")],
+    by: By = "",
+) -> None:
+    """Make live again the version that was live before the current one (for new calls)."""
+    version = _with_pool(ctx, lambda pool: rollback_script(pool, name, by or _me()))
+    typer.echo(
+        f"{name} is back at version {version}; the daemon serves it to new calls after its "
+        "next reload (SIGHUP)"
+    )
+
+
+@app.command("versions")
+def versions(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Script name.")],
+) -> None:
+    """List the script's versions: which is live, which are staged, who promoted them, when."""
+    rows = _with_pool(ctx, lambda pool: script_versions(pool, name))
+    table = Table("version", "state", "staged by", "staged at", "promoted by", "promoted at")
+    for v in rows:
+        state = "live" if v.live else "staged" if v.promoted_at is None and v.staged_by else ""
+        if not v.live and v.promoted_at is not None:
+            state = "was live"
+        promoted = f"{v.promoted_by} (forced)" if v.forced else v.promoted_by
+        table.add_row(
+            str(v.version), state, v.staged_by or "", _when(v.staged_at), promoted or "",
+            _when(v.promoted_at),
+        )  # fmt: skip
+    Console(highlight=False, soft_wrap=True).print(table)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z") if moment else ""
 
 
 def _parse_vars(pairs: list[str]) -> dict[str, str]:
