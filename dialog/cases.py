@@ -158,7 +158,12 @@ def cases_dir(script_path: Path, script: Script) -> Path:
 
 
 def load_cases(path: Path) -> LoadedCases:
-    text = path.read_text(encoding="utf-8")
+    return load_cases_text(path.read_text(encoding="utf-8"), path)
+
+
+def load_cases_text(text: str, path: Path | str) -> LoadedCases:
+    """Cases from YAML text; `path` names it in messages."""
+    path = Path(path)
     try:
         parsed = parse_yaml(text)
     except YamlSyntaxError as exc:

@@ -22,6 +22,9 @@ SCOPES = (
     "dnc:write",
     "calls:read",
     "reports:read",
+    # Script versions: read the list; stage, promote and roll back.
+    "scripts:read",
+    "scripts:write",
     # Erasure on request: given to the system that handles data subjects' requests alone.
     "personal-data:erase",
 )

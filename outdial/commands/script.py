@@ -6,7 +6,6 @@ import getpass
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from enum import StrEnum
@@ -39,13 +38,13 @@ from dialog import (
     load_script,
     validate_script,
 )
-from dialog.cases import CaseFileError, CaseResult, cases_dir, load_cases, run_cases
+from dialog.cases import CaseFileError, cases_dir, load_cases
 from dialog.graph import flow_graph, to_dot, to_mermaid
 from dialog.validate import read_script
-from nlu.entities import Entity
 from nlu.settings import NluSettings
 from outdial.context import cli_state, run_async
 from outdial.errors import UserError
+from outdial.scripttests import ScriptTestError, run_script_tests, stored_version_failures
 from store.db import Database
 from store.scripts import (
     ScriptVersion,
@@ -215,7 +214,10 @@ def test(
     console = Console(highlight=False, soft_wrap=True)
     if cache_dir is None:
         cache_dir = cli_state(ctx).loaded.config.state_dir / "nlu-cache"
-    results, untested = _test_scripts(_script_files(paths), cache_dir)
+    try:
+        results, untested = run_script_tests(_script_files(paths), cache_dir)
+    except ScriptTestError as exc:
+        raise UserError(str(exc)) from exc
     table = Table("script", "case", "steps", "result", box=None)
     for r in results:
         verdict = "[green]pass[/green]" if r.passed else "[red]FAIL[/red]"
@@ -241,45 +243,6 @@ def _script_files(paths: list[Path]) -> list[Path]:
         else:
             raise UserError(f"{path}: no such file or directory")
     return files
-
-
-def _test_scripts(files: list[Path], cache_dir: Path) -> tuple[list[CaseResult], list[str]]:
-    """Every case of every script; also the names of scripts that have no cases."""
-    from nlu.classifier import IntentClassifier  # spaCy: only when testing
-
-    results: list[CaseResult] = []
-    untested: list[str] = []
-    for file in files:
-        try:
-            script = load_script(file).script
-        except ScriptError as exc:
-            raise UserError(f"{file} does not validate:\n{exc}") from exc
-        case_files = sorted(cases_dir(file, script).glob("*.yaml"))
-        if not case_files:
-            untested.append(script.name)
-            continue
-        settings = NluSettings()
-        classifier = IntentClassifier.train(
-            script.language,
-            script.training_intents(),
-            cache_dir,
-            threshold=settings.threshold,
-            epochs=settings.epochs,
-        )
-
-        def classify(
-            text: str, today: date, clf: IntentClassifier = classifier
-        ) -> tuple[str | None, float, tuple[Entity, ...]]:
-            result = clf.classify(text, today=today)
-            return result.intent, result.confidence, result.entities
-
-        for case_file in case_files:
-            try:
-                loaded = load_cases(case_file)
-            except CaseFileError as exc:
-                raise UserError(str(exc)) from exc
-            results += run_cases(script, loaded, classify)
-    return results, untested
 
 
 # --- staging and promotion ----------------------------------------------------------------
@@ -368,7 +331,10 @@ def promote(
     if cache_dir is None:
         cache_dir = cli_state(ctx).loaded.config.state_dir / "nlu-cache"
     chosen = _staged(_with_pool(ctx, lambda pool: script_versions(pool, name)), version)
-    failures = _failures_of(chosen, cache_dir)
+    try:
+        failures = stored_version_failures(chosen, cache_dir)
+    except ScriptTestError as exc:
+        raise UserError(str(exc)) from exc
     if failures and not force:
         raise UserError(
             f"{name} version {chosen.version} not promoted, its tests do not pass "
@@ -398,20 +364,6 @@ def _staged(versions: list[ScriptVersion], wanted: int | None) -> ScriptVersion:
         if v.staged_by is not None and not v.live:
             return v
     raise UserError(f"{versions[0].name} has no staged version that is not live yet")
-
-
-def _failures_of(version: ScriptVersion, cache_dir: Path) -> list[str]:
-    """The stored version's cases, run as `outdial script test` runs them."""
-    with tempfile.TemporaryDirectory(prefix="outdial-promote-") as tmp:
-        path = Path(tmp) / f"{version.name}.yaml"
-        path.write_text(version.source, encoding="utf-8")
-        tests = Path(tmp) / "tests" / version.name
-        tests.mkdir(parents=True)
-        for file_name, text in version.cases.items():
-            (tests / Path(file_name).name).write_text(text, encoding="utf-8")
-        results, untested = _test_scripts([path], cache_dir)
-    failures = [f"{r.case}: {r.failure}" for r in results if not r.passed]
-    return failures + [f"{name}: no test cases" for name in untested]
 
 
 @app.command("rollback")

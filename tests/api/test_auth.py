@@ -15,6 +15,8 @@ from outdial.api.tokens import revoke_token, token_hash
 from outdial.cli import app
 from tests.api.conftest import Api, api_config, start_api
 
+REPO = Path(__file__).parents[2]
+
 # One representative request per scope, with a body that would pass validation.
 BY_SCOPE = {
     "leads:write": ("PUT", "/v1/campaigns/spring/leads/x", {"phone": "+44 161 496 0000"}),
@@ -26,6 +28,12 @@ BY_SCOPE = {
     "calls:read": ("GET", "/v1/calls/c-1", None),
     "reports:read": ("GET", "/v1/reports/effectiveness", None),
     "personal-data:erase": ("DELETE", "/v1/leads/999/personal-data", None),
+    "scripts:read": ("GET", "/v1/scripts/none/versions", None),
+    "scripts:write": (
+        "POST",
+        "/v1/scripts/payment_reminder_zh/versions",
+        {"source": (REPO / "scripts" / "payment_reminder_zh.yaml").read_text(encoding="utf-8")},
+    ),
 }
 
 
