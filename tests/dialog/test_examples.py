@@ -64,7 +64,8 @@ def test_order_confirmation_confirmed(order_en: LoadedScript, cache: Path) -> No
     assert actions[-1] == End("completed", "confirmed", True)
 
 
-SHIPPED = sorted((Path(__file__).parents[2] / "scripts").glob("*.yaml"))
+SHIPPED_DIR = Path(__file__).parents[2] / "scripts"
+SHIPPED = sorted([*SHIPPED_DIR.glob("*.yaml"), *(SHIPPED_DIR / "library").glob("*.yaml")])
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)

@@ -36,13 +36,24 @@ def scripts(tmp_path: Path) -> Path:
     return Path(shutil.copytree(SCRIPTS, tmp_path / "scripts"))
 
 
-def test_every_shipped_script_has_cases_and_they_all_pass(cache: Path) -> None:
-    code, output = run(cache, SCRIPTS)
+LIBRARY = SCRIPTS / "library"
+
+
+@pytest.mark.parametrize("directory", [SCRIPTS, LIBRARY], ids=["shipped", "library"])
+def test_every_shipped_script_has_cases_and_they_all_pass(cache: Path, directory: Path) -> None:
+    code, output = run(cache, directory)
     assert code == 0, output
     assert "(no cases)" not in output
-    for script in SCRIPTS.glob("*.yaml"):
+    for script in directory.glob("*.yaml"):
         assert script.stem in output
     assert " 0 failed" in output
+
+
+def test_the_library_has_every_scenario_in_english_and_chinese() -> None:
+    names = {p.stem for p in LIBRARY.glob("*.yaml")}
+    scenarios = {name.rsplit("_", 1)[0] for name in names}
+    assert scenarios == {"collections", "marketing", "survey", "appointment_reminder"}
+    assert names == {f"{s}_{lang}" for s in scenarios for lang in ("en", "zh")}
 
 
 def test_a_broken_edit_fails_at_the_step_that_notices(cache: Path, scripts: Path) -> None:
