@@ -52,7 +52,13 @@ def test_every_shipped_script_has_cases_and_they_all_pass(cache: Path, directory
 def test_the_library_has_every_scenario_in_english_and_chinese() -> None:
     names = {p.stem for p in LIBRARY.glob("*.yaml")}
     scenarios = {name.rsplit("_", 1)[0] for name in names}
-    assert scenarios == {"collections", "marketing", "survey", "appointment_reminder"}
+    assert scenarios == {
+        "collections",
+        "repayment_negotiation",
+        "marketing",
+        "survey",
+        "appointment_reminder",
+    }
     assert names == {f"{s}_{lang}" for s in scenarios for lang in ("en", "zh")}
 
 
