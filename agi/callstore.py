@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ import asyncpg
 
 from agi.session import CallContext, CallOutcome
 from dialog import ComplianceHit
+from store.outbox import enqueue_lead_paused
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +31,12 @@ class CallStore:
     pool: asyncpg.Pool
 
     async def _execute(self, sql: str, *args: Any) -> None:
+        await self._retrying(lambda: self.pool.execute(sql, *args))
+
+    async def _retrying(self, write: Callable[[], Awaitable[object]]) -> None:
         for attempt in range(1, _RETRIES + 1):
             try:
-                await self.pool.execute(sql, *args)
+                await write()
                 return
             except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
                 if attempt == _RETRIES:
@@ -143,6 +148,26 @@ class CallStore:
             context.phone_e164,
             context.call_id,
         )
+
+    async def pause_lead(self, context: CallContext, reason: str) -> None:
+        """Stop calling the lead in this campaign (blocked, with `reason`) and queue a
+        `lead.paused` event for the CRM, in one transaction. The dialer's end of the attempt
+        moves only a lead still leased, so the block stays."""
+
+        async def write() -> None:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    """UPDATE leads SET status = 'blocked', block_reason = $2,
+                              lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+                        WHERE id = $1""",
+                    context.lead_id,
+                    reason,
+                )
+                await enqueue_lead_paused(
+                    conn, call_id=context.call_id, lead_id=context.lead_id, reason=reason
+                )
+
+        await self._retrying(write)
 
     async def compliance_event(
         self, context: CallContext, hit: ComplianceHit | dict[str, Any]

@@ -1,6 +1,9 @@
 """The scripts a daemon serves: loaded from a directory, versioned in PostgreSQL, hot-reloaded.
 
-A reload (SIGHUP or a file change) prepares the new version fully (classifier trained, static
+What is served is each script's live version in PostgreSQL (store/scripts.py): new file
+content goes live when loaded, as before; a version staged and promoted by an admin, or a
+rollback, goes live at the next reload. A reload (SIGHUP or a file change) prepares the new
+version fully (classifier trained, static
 prompts rendered) before swapping it in: new calls get it, live calls keep the runtime object
 they started with. A script that fails validation keeps its previous version and is logged.
 """
@@ -14,11 +17,11 @@ from pathlib import Path
 
 import asyncpg
 
-from agi.runtime import CallServices, ScriptRuntime, prepare_script
-from dialog import ScriptError
+from agi.runtime import CallServices, ScriptRuntime, prepare_loaded, prepare_script
+from dialog import ScriptError, parse_script
 from dialog.directory import did_you_mean
 from dialog.validate import content_hash
-from store.scripts import record_script_version
+from store.scripts import LiveVersion, live_versions, record_script_version
 from voice.packs import PackUnavailable
 
 log = logging.getLogger(__name__)
@@ -62,13 +65,44 @@ class ScriptCatalog:
         return text
 
     async def reload(self) -> list[ScriptRuntime]:
-        """(Re)load every changed `*.yaml` in the directory; returns the new versions."""
-        loaded: list[ScriptRuntime] = []
+        """(Re)load every changed `*.yaml` in the directory, then serve each script's live
+        version (promoted or rolled back meanwhile); returns the versions newly served."""
+        from_files: dict[tuple[str, int], ScriptRuntime] = {}
         for path in sorted(self.directory.glob("*.yaml")):
             runtime = await self._load_changed(path)
             if runtime is not None:
-                loaded.append(runtime)
-        return loaded
+                from_files[runtime.name, runtime.version] = runtime
+        served = []
+        for live in await live_versions(self.pool):
+            runtime = await self._serve_live(live, from_files.get((live.name, live.version)))
+            if runtime is not None:
+                served.append(runtime)
+        return served
+
+    async def _serve_live(
+        self, live: LiveVersion, prepared: ScriptRuntime | None
+    ) -> ScriptRuntime | None:
+        """Serve the live version if it is not served yet: the runtime just prepared from its
+        file, or one prepared from the stored source."""
+        current = self._current.get(live.name)
+        if current is not None and current.version == live.version:
+            return None
+        if prepared is None:
+            where = f"{live.name} version {live.version} (stored)"
+            try:
+                loaded = parse_script(live.source, where)
+            except ScriptError as exc:  # valid when stored; the validator may have grown
+                log.error("script %s not served: %s", where, exc)
+                return None
+            try:
+                prepared = await prepare_loaded(loaded, self.services, self.cache_dir, live.version)
+            except PackUnavailable as exc:
+                self.unservable[live.name] = str(exc)
+                log.error("script %s not served: %s", where, exc)
+                return None
+        self._current[live.name] = prepared
+        log.info("script %s version %d live", live.name, live.version)
+        return prepared
 
     async def _load_changed(self, path: Path) -> ScriptRuntime | None:
         try:
@@ -95,10 +129,10 @@ class ScriptCatalog:
             runtime.loaded.content_hash,
             str(path),
             runtime.script.required_fields(),
+            edited=path in self._hashes,
         )
         runtime = replace(runtime, version=version)
         self._hashes[path] = runtime.loaded.content_hash
-        self._current[runtime.name] = runtime
         self.errors.pop(path, None)
         self.unservable.pop(runtime.name, None)
         log.info("script %s version %d ready (pack %s)", runtime.name, version, runtime.pack.name)

@@ -199,6 +199,14 @@ async def prepare_script(
     language pack is not installed (its pack is loaded here the first time a script needs it).
     """
     loaded = await asyncio.to_thread(load_script, path)
+    return await prepare_loaded(loaded, services, cache_dir, version)
+
+
+async def prepare_loaded(
+    loaded: LoadedScript, services: CallServices, cache_dir: Path, version: int
+) -> ScriptRuntime:
+    """Train and pre-render a validated script (from a file or a stored version); loads its
+    language pack the first time a script needs it (PackUnavailable when not installed)."""
     pack = await services.packs.for_request(PackRequest.of(loaded.script))
     classifier = await services.run_cpu(train_classifier, loaded, services.settings.nlu, cache_dir)
     await pack.tts.prerender(cacheable_texts(loaded.script))

@@ -256,6 +256,7 @@ class CallService:
             write_turn=self.turns.write,
             record_compliance=lambda ctx, hit: self._spawn(self.store.compliance_event(ctx, hit)),
             opt_out=lambda ctx: self._spawn(self.store.add_dnc(ctx)),
+            pause_lead=lambda ctx, reason: self._spawn(self.store.pause_lead(ctx, reason)),
         )
 
     def _spawn(self, coro: Awaitable[None]) -> None:

@@ -34,6 +34,7 @@ from dialog import (
     Hangup,
     Listen,
     OptOut,
+    PauseLead,
     Say,
     Script,
     SetVariable,
@@ -145,6 +146,8 @@ class CallRecorder:
     write_turn: Callable[[TurnRecord], None]
     record_compliance: Callable[[CallContext, ComplianceHit | dict[str, Any]], None]
     opt_out: Callable[[CallContext], None]
+    # A dispute in a collections script: stop calling the lead in this campaign, tell the CRM.
+    pause_lead: Callable[[CallContext, str], None]
 
 
 class CallSession:
@@ -570,6 +573,8 @@ class CallSession:
                 case ComplianceHit():
                     self.recorder.record_compliance(self.context, action)
                     metrics.COMPLIANCE_HITS.labels(action.category, action.source).inc()
+                case PauseLead():
+                    self.recorder.pause_lead(self.context, action.reason)
 
     def _listen(self, listen: Listen) -> None:
         self._timers.listen = listen

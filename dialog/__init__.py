@@ -13,7 +13,17 @@ Public API (the live call session uses these):
 Pure: no sockets, no database, no environment; imports only nlu and compliance.
 """
 
-from dialog.actions import Action, ComplianceHit, End, Listen, OptOut, Say, SetVariable, Transfer
+from dialog.actions import (
+    Action,
+    ComplianceHit,
+    End,
+    Listen,
+    OptOut,
+    PauseLead,
+    Say,
+    SetVariable,
+    Transfer,
+)
 from dialog.engine import DialogEngine, ScriptRuntimeError
 from dialog.events import Dtmf, EmotionScore, Event, Hangup, Silence, Unrecognized, Utterance
 from dialog.schema import BASE_VARIANT, Script, json_schema_text
@@ -42,6 +52,7 @@ __all__ = [
     "Listen",
     "LoadedScript",
     "OptOut",
+    "PauseLead",
     "Say",
     "Script",
     "ScriptError",

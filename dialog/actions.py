@@ -75,4 +75,14 @@ class ComplianceHit:
     detail: Mapping[str, str] = field(default_factory=dict)
 
 
-Action = Say | Listen | Transfer | End | SetVariable | OptOut | ComplianceHit
+@dataclass(frozen=True, slots=True)
+class PauseLead:
+    """The customer disputes the debt (a collections script's `dispute` handler has `pause`):
+    the session stops calling this lead in the campaign and tells the CRM. The `dispute`
+    compliance event comes as a `ComplianceHit` just before."""
+
+    node: str
+    reason: str = "dispute"
+
+
+Action = Say | Listen | Transfer | End | SetVariable | OptOut | ComplianceHit | PauseLead

@@ -18,8 +18,10 @@ script's `fallback`) is spoken instead, if it is itself clean. Customer utteranc
 checked too; an `escalate` hit runs the `abuse` handler.
 
 Routing of an utterance at a listen node: opt_out first (always emits `OptOut`), then the
-node's own `intents`, then global handlers (complaint, who_is_this), then `repeat`
-(re-prompt), else a no-match (node retries, then the repeated_no_match handler).
+node's own `intents`, then global handlers (complaint, ask_human, dispute, who_is_this), then
+`repeat` (re-prompt), else a no-match (node retries, then the repeated_no_match handler). A
+`dispute` always emits a `dispute` ComplianceHit first, and `PauseLead` when its handler has
+`pause: true`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from compliance.words import WordFilter, default_word_filter
-from dialog.actions import Action, ComplianceHit, End, Listen, OptOut, Say, SetVariable, Transfer
+from dialog.actions import (
+    Action,
+    ComplianceHit,
+    End,
+    Listen,
+    OptOut,
+    PauseLead,
+    Say,
+    SetVariable,
+    Transfer,
+)
 from dialog.events import Dtmf, EmotionScore, Event, Hangup, Silence, Unrecognized, Utterance
 from dialog.schema import (
     DTMF_DIGITS,
@@ -336,16 +348,28 @@ class DialogEngine:
             return actions + [OptOut(), *self._run_handler(self.script.handlers.opt_out, "opt_out")]
         if checked.escalate and self.script.handlers.abuse is not None:
             return actions + self._run_handler(self.script.handlers.abuse, "abuse")
+        if event.intent == "dispute":
+            actions += self._dispute()
         node = self._current()
         if event.intent and event.intent in node.intents:
             actions += self._capture(node, event)
             return actions + self._enter(node.intents[event.intent])
         return actions + self._unmapped(event.intent)
 
+    def _dispute(self) -> list[Action]:
+        """A dispute is a legal event: recorded always, the lead's calls paused on request."""
+        node = self._state.node or ""
+        handler = self.script.handlers.dispute
+        pause = handler is not None and handler.pause
+        hit = ComplianceHit("customer", node, "dispute", "dispute", "pause" if pause else "record")
+        return [hit, PauseLead(node)] if pause else [hit]
+
     def _unmapped(self, intent: str | None) -> list[Action]:
         handlers = self.script.handlers
-        if intent == "complaint" and handlers.complaint is not None:
-            return self._run_handler(handlers.complaint, "complaint")
+        for name in ("complaint", "ask_human", "dispute"):
+            handler = getattr(handlers, name)
+            if intent == name and handler is not None:
+                return self._run_handler(handler, name)
         if intent == "who_is_this":
             if handlers.who_is_this is not None:
                 return self._run_handler(handlers.who_is_this, "who_is_this")

@@ -154,6 +154,14 @@ class Handler(_Model):
     goto: Name | None = None
 
 
+class DisputeHandler(Handler):
+    """A dispute ("that's not my debt", "the amount is wrong") is always recorded as a
+    `dispute` compliance event; `pause: true` (collections) also stops calling the lead in this
+    campaign and notifies the CRM."""
+
+    pause: bool = False
+
+
 class RepeatedNoMatchHandler(Handler):
     after: int = Field(default=3, ge=1, le=20)  # no-matches in the whole call
 
@@ -164,13 +172,16 @@ class Handlers(_Model):
     opt_out always applies first (an OptOut action is emitted whatever the node says);
     without a handler the call ends with disposition "opt_out". who_is_this without a
     handler repeats the identification. abuse runs on a customer transcript whose sensitive
-    words say escalate.
+    words say escalate. A `dispute` is recorded (and with `pause` the lead's calls stop)
+    whether the node maps it or the handler takes it.
     """
 
     opt_out: Handler | None = None
     complaint: Handler | None = None
     abuse: Handler | None = None
     who_is_this: Handler | None = None
+    ask_human: Handler | None = None
+    dispute: DisputeHandler | None = None
     repeated_no_match: RepeatedNoMatchHandler | None = None
 
 

@@ -110,12 +110,20 @@ def validate_script(
     path: Path | str, *, word_filter: WordFilter | None = None
 ) -> list[ScriptIssue]:
     """All problems of the script file at `path`, sorted by position (empty when valid)."""
+    return read_script(path, word_filter=word_filter)[1]
+
+
+def read_script(
+    path: Path | str, *, word_filter: WordFilter | None = None
+) -> tuple[Script | None, list[ScriptIssue]]:
+    """The script if it fits the schema, even with semantic problems (undefined or unreachable
+    nodes: a graph shows them), and every issue. None when it cannot be read or parsed."""
     try:
         source = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        return [ScriptIssue(str(path), 1, 1, f"cannot read script: {reason}")]
-    return _check(source, str(path), word_filter)[1]
+        return None, [ScriptIssue(str(path), 1, 1, f"cannot read script: {reason}")]
+    return _check(source, str(path), word_filter)
 
 
 def parse_script(
@@ -153,7 +161,7 @@ def _check(
     try:
         script = Script.model_validate(parsed.data)
     except ValidationError as exc:
-        issues += [_schema_issue(path, smap, err) for err in exc.errors()]
+        issues += [schema_issue(path, smap, err) for err in exc.errors()]
         return None, _sorted(issues)
     checker = _SemanticChecks(script, smap, word_filter or default_word_filter())
     issues += [_issue(path, pos, msg) for pos, msg in checker.run()]
@@ -168,7 +176,14 @@ def _sorted(issues: list[ScriptIssue]) -> list[ScriptIssue]:
     return sorted(issues, key=lambda i: (i.line, i.col, i.message))
 
 
-def _schema_issue(path: str, smap: SourceMap, err: dict) -> ScriptIssue:  # type: ignore[type-arg]
+def schema_issue(
+    path: str,
+    smap: SourceMap,
+    err: dict,  # type: ignore[type-arg]
+    field_names: Iterable[str] = _FIELD_NAMES,
+) -> ScriptIssue:
+    """A pydantic error at its FILE:LINE:COL; an unknown field gets the closest of
+    `field_names` as a hint."""
     loc = tuple(err["loc"])
     where = ".".join(str(p) for p in loc if p not in ("say", "listen", "transfer", "end"))
     kind = err["type"]
@@ -178,7 +193,7 @@ def _schema_issue(path: str, smap: SourceMap, err: dict) -> ScriptIssue:  # type
         parent = where.rpartition(".")[0]
         message = f"{parent + ': ' if parent else ''}missing required field {loc[-1]!r}"
     elif kind == "extra_forbidden":
-        message = _with_hint(f"{where}: unknown field {loc[-1]!r}", str(loc[-1]), _FIELD_NAMES)
+        message = _with_hint(f"{where}: unknown field {loc[-1]!r}", str(loc[-1]), field_names)
     elif kind == "union_tag_not_found":
         message = f"{where}: a node needs `kind: say|listen|transfer|end`"
     elif kind == "union_tag_invalid":
@@ -186,6 +201,34 @@ def _schema_issue(path: str, smap: SourceMap, err: dict) -> ScriptIssue:  # type
     else:
         message = f"{where}: {err['msg']}" if where else err["msg"]
     return _issue(path, smap.locate(loc), message)
+
+
+def _successors(script: Script, name: str) -> list[str]:
+    node = script.nodes[name]
+    if isinstance(node, SayNode):
+        return [node.next]
+    if isinstance(node, ListenNode):
+        return [*node.intents.values(), *node.dtmf.values(), node.no_input.then,
+                node.no_match.then]  # fmt: skip
+    return []
+
+
+def reachable_nodes(script: Script) -> set[str]:
+    """The nodes a call can get to: from the starts (the script's and the variants'), the
+    handlers and the emotion rules."""
+    roots = [script.start] + [v.start for v in script.variants.values() if v.start]
+    handlers = (getattr(script.handlers, name) for name in type(script.handlers).model_fields)
+    roots += [h.goto for h in handlers if h is not None and h.goto]
+    roots += [r.goto for r in script.on_emotion if r.goto]
+    seen: set[str] = set()
+    stack = [r for r in roots if r in script.nodes]
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        stack += [n for n in _successors(script, name) if n in script.nodes]
+    return seen
 
 
 class _SemanticChecks:
@@ -251,27 +294,8 @@ class _SemanticChecks:
                     loc = ("variants", vname, "prompts", node_name)
                     yield self._at(loc), f"node {node_name!r} has no prompt to override"
 
-    def _successors(self, name: str) -> list[str]:
-        node = self.script.nodes[name]
-        if isinstance(node, SayNode):
-            return [node.next]
-        if isinstance(node, ListenNode):
-            return [*node.intents.values(), *node.dtmf.values(), node.no_input.then,
-                    node.no_match.then]  # fmt: skip
-        return []
-
     def _unreachable(self) -> Iterator[tuple[Position, str]]:
-        roots = [self.script.start]
-        roots += [target for loc, target in self._edges() if loc[0] in ("handlers", "on_emotion")]
-        roots += [v.start for v in self.script.variants.values() if v.start]
-        seen: set[str] = set()
-        stack = [r for r in roots if r in self.script.nodes]
-        while stack:
-            name = stack.pop()
-            if name in seen:
-                continue
-            seen.add(name)
-            stack += [n for n in self._successors(name) if n in self.script.nodes]
+        seen = reachable_nodes(self.script)
         for name in self.script.nodes:
             if name not in seen:
                 yield self._at(("nodes", name)), f"node {name!r} is unreachable"

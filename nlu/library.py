@@ -27,6 +27,8 @@ BUILTIN_INTENTS = (
     "repeat",
     "already_paid",
     "promise_to_pay",
+    "ask_human",
+    "dispute",
 )
 _DATA_DIR = Path(__file__).parent / "data"
 

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 OUTCOME_EVENT = "call.outcome"
+PAUSED_EVENT = "lead.paused"
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,34 @@ async def enqueue_outcome(
         "details": dict(details or {}),
         **dict(extra or {}),
     }
+    return await _insert(conn, key, lead_id, call_id, OUTCOME_EVENT, payload)
+
+
+async def enqueue_lead_paused(
+    conn: asyncpg.Connection, *, call_id: str, lead_id: int | None, reason: str
+) -> int | None:
+    """Queue a `lead.paused` event: the call stopped the lead's calls in its campaign (a
+    dispute, for one); the CRM decides what people do next. Once per call and reason."""
+    key = f"{PAUSED_EVENT}:{reason}:{call_id}"
+    payload = {
+        "event": PAUSED_EVENT,
+        "idempotency_key": key,
+        "call_id": call_id,
+        "lead_id": lead_id,
+        "reason": reason,
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+    return await _insert(conn, key, lead_id, call_id, PAUSED_EVENT, payload)
+
+
+async def _insert(
+    conn: asyncpg.Connection,
+    key: str,
+    lead_id: int | None,
+    call_id: str,
+    event_type: str,
+    payload: dict[str, Any],
+) -> int | None:
     # The CRM knows its leads by external id and campaign name; no phone number goes out.
     return await conn.fetchval(
         """INSERT INTO outbox (idempotency_key, lead_id, call_id, event_type, payload)
@@ -74,7 +103,7 @@ async def enqueue_outcome(
         key,
         lead_id,
         call_id,
-        OUTCOME_EVENT,
+        event_type,
         payload,
     )
 

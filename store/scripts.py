@@ -1,10 +1,45 @@
-"""Script versions in PostgreSQL: every distinct content of a script gets the next number."""
+"""Script versions in PostgreSQL: every distinct content of a script gets the next number.
+
+What is live is the newest row of `script_promotions` (migration 140): a daemon loading new
+file content, an admin's promotion of a staged version, or a rollback.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import asyncpg
+
+
+class ScriptVersionError(ValueError):
+    """No such script or version, or nothing to go back to."""
+
+
+@dataclass(frozen=True)
+class ScriptVersion:
+    name: str
+    version: int
+    content_hash: str
+    source: str
+    cases: dict[str, str]  # file name -> YAML text of the version's test cases
+    live: bool
+    staged_by: str | None
+    staged_at: datetime | None
+    promoted_by: str | None  # of its latest promotion
+    promoted_at: datetime | None
+    forced: bool  # that promotion skipped failing tests
+
+
+@dataclass(frozen=True)
+class LiveVersion:
+    name: str
+    version: int
+    content_hash: str
+    source: str
 
 
 async def record_script_version(
@@ -14,29 +49,27 @@ async def record_script_version(
     content_hash: str,
     path: str | None,
     required_fields: Sequence[str] = (),
+    *,
+    edited: bool = False,
 ) -> int:
-    """The version number of this content of script `name`, creating it when new; either way
-    it becomes the version served now (the campaign's current script), with the lead fields
-    it cannot run without."""
+    """The version number of this file content of script `name`, creating it when new.
+
+    New content goes live (a file edit is a promotion by `scripts_dir`), and so does known
+    content the daemon saw the file change to (`edited`) or the first version of a script.
+    Known content loaded again (a daemon restart) leaves the live version alone, so a version
+    promoted or rolled back by an admin stays live."""
     async with pool.acquire() as conn, conn.transaction():
-        # Serialises concurrent daemons registering the same script.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('script:' || $1))", name)
-        script_id = await conn.fetchval(
-            """INSERT INTO scripts (name) VALUES ($1)
-               ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id""",
-            name,
-        )
-        existing = await conn.fetchval(
+        script_id = await _lock(conn, name)
+        version = await conn.fetchval(
             """UPDATE script_versions SET registered_at = now(), required_fields = $3
                WHERE script_id = $1 AND content_hash = $2 RETURNING version""",
             script_id,
             content_hash,
             list(required_fields),
         )
-        if existing is not None:
-            return int(existing)
-        return int(
-            await conn.fetchval(
+        promote = edited or version is None or await _live_version(conn, script_id) is None
+        if version is None:
+            version = await conn.fetchval(
                 """INSERT INTO script_versions (script_id, version, content_hash, source, path,
                                                 required_fields)
                    SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5
@@ -48,7 +81,173 @@ async def record_script_version(
                 path,
                 list(required_fields),
             )
+        if promote and await _live_version(conn, script_id) != version:
+            await _promote(conn, script_id, int(version), "load", "scripts_dir")
+        return int(version)
+
+
+async def _lock(conn: asyncpg.Connection, name: str) -> int:
+    """The script's id, creating it; serialises concurrent writers of the same script."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('script:' || $1))", name)
+    return int(
+        await conn.fetchval(
+            """INSERT INTO scripts (name) VALUES ($1)
+               ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id""",
+            name,
         )
+    )
+
+
+async def _live_version(conn: asyncpg.Connection, script_id: int) -> int | None:
+    return await conn.fetchval(
+        "SELECT version FROM live_script_versions WHERE script_id = $1", script_id
+    )
+
+
+async def _promote(
+    conn: asyncpg.Connection,
+    script_id: int,
+    version: int,
+    action: str,
+    who: str,
+    forced: bool = False,
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    await conn.execute(
+        """INSERT INTO script_promotions (script_id, version, action, by_whom, forced, detail)
+           VALUES ($1, $2, $3, $4, $5, $6::text::jsonb)""",
+        script_id,
+        version,
+        action,
+        who,
+        forced,
+        json.dumps(dict(detail or {})),  # as text: callers' pools may lack the jsonb codec
+    )
+
+
+async def stage_script_version(
+    pool: asyncpg.Pool,
+    name: str,
+    source: str,
+    content_hash: str,
+    required_fields: Sequence[str],
+    cases: Mapping[str, str],
+    who: str,
+) -> int:
+    """Store a validated version as staged (not live) with its test cases; its number."""
+    async with pool.acquire() as conn, conn.transaction():
+        script_id = await _lock(conn, name)
+        return int(
+            await conn.fetchval(
+                """INSERT INTO script_versions (script_id, version, content_hash, source,
+                                                required_fields, staged_by, staged_at, cases)
+                   SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5, now(), $6
+                     FROM script_versions WHERE script_id = $1
+                   ON CONFLICT (script_id, content_hash) DO UPDATE
+                      SET staged_by = EXCLUDED.staged_by, staged_at = EXCLUDED.staged_at,
+                          cases = EXCLUDED.cases
+                   RETURNING version""",
+                script_id,
+                content_hash,
+                source,
+                list(required_fields),
+                who,
+                dict(cases),
+            )
+        )
+
+
+async def script_versions(
+    conn: asyncpg.Connection | asyncpg.Pool, name: str
+) -> list[ScriptVersion]:
+    """Every version of script `name`, newest first, with who staged and promoted it."""
+    rows = await conn.fetch(
+        """SELECT s.name, v.version, v.content_hash, v.source, v.cases, v.staged_by, v.staged_at,
+                  l.version IS NOT NULL AS live, p.by_whom, p.at,
+                  coalesce(p.forced, false) AS forced
+             FROM scripts s
+             JOIN script_versions v ON v.script_id = s.id
+             LEFT JOIN live_script_versions l ON l.script_id = s.id AND l.version = v.version
+             LEFT JOIN LATERAL (
+                  SELECT by_whom, at, forced FROM script_promotions
+                   WHERE script_id = s.id AND version = v.version
+                   ORDER BY at DESC, id DESC LIMIT 1) p ON true
+            WHERE s.name = $1
+            ORDER BY v.version DESC""",
+        name,
+    )
+    if not rows:
+        raise ScriptVersionError(f"no script named {name!r} has been stored")
+    return [
+        ScriptVersion(
+            r["name"],
+            r["version"],
+            r["content_hash"],
+            r["source"],
+            dict(r["cases"]),
+            r["live"],
+            r["staged_by"],
+            r["staged_at"],
+            r["by_whom"],
+            r["at"],
+            r["forced"],
+        )  # fmt: skip
+        for r in rows
+    ]
+
+
+async def promote_script_version(
+    pool: asyncpg.Pool,
+    name: str,
+    version: int,
+    who: str,
+    *,
+    forced: bool = False,
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    """Make `version` of `name` live for the next calls (calls in progress keep theirs)."""
+    async with pool.acquire() as conn, conn.transaction():
+        script_id = await _lock(conn, name)
+        exists = await conn.fetchval(
+            "SELECT true FROM script_versions WHERE script_id = $1 AND version = $2",
+            script_id,
+            version,
+        )
+        if not exists:
+            raise ScriptVersionError(f"script {name!r} has no version {version}")
+        await _promote(conn, script_id, version, "promote", who, forced, detail)
+
+
+async def rollback_script(pool: asyncpg.Pool, name: str, who: str) -> int:
+    """Make live the newest version older than the live one that was live before; its number."""
+    async with pool.acquire() as conn, conn.transaction():
+        script_id = await _lock(conn, name)
+        live = await _live_version(conn, script_id)
+        if live is None:
+            raise ScriptVersionError(f"script {name!r} has no live version")
+        previous = await conn.fetchval(
+            """SELECT max(version) FROM script_promotions
+                WHERE script_id = $1 AND version < $2""",
+            script_id,
+            live,
+        )
+        if previous is None:
+            raise ScriptVersionError(
+                f"script {name!r}: version {live} is live and no older version ever was"
+            )
+        await _promote(conn, script_id, previous, "rollback", who, detail={"from": live})
+        return int(previous)
+
+
+async def live_versions(pool: asyncpg.Pool) -> list[LiveVersion]:
+    """The live version of every script, with its source (what a daemon serves)."""
+    rows = await pool.fetch(
+        """SELECT l.name, l.version, v.content_hash, v.source
+             FROM live_script_versions l
+             JOIN script_versions v ON v.script_id = l.script_id AND v.version = l.version
+            ORDER BY l.name"""
+    )
+    return [LiveVersion(r["name"], r["version"], r["content_hash"], r["source"]) for r in rows]
 
 
 async def campaign_required_fields(

@@ -15,6 +15,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import asyncpg
@@ -71,6 +72,11 @@ PATH_PARAMS: dict[str, PathParam] = {
         TypeAdapter(Annotated[str, Field(pattern=r"^[1-9][0-9]{0,17}$")]),
         "1042",
     ),
+    "script": PathParam(
+        "Script name (its `name`).",
+        TypeAdapter(Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")]),
+        "payment_reminder_zh",
+    ),
 }
 
 
@@ -85,6 +91,8 @@ class ApiState:
     default_region: str
     # Counts refused requests by reason (rate_limited, body_timeout, bad_encoding).
     on_refuse: Callable[[str], None] = lambda reason: None
+    # Where intent models trained to run scripts' tests before a promotion are cached.
+    nlu_cache: Path = Path("nlu-cache")
     buckets: TokenBuckets[int] = field(init=False)
     addresses: TokenBuckets[str] = field(init=False)
     lead_writes: LeadWrites = field(init=False)

@@ -462,3 +462,45 @@ class ErasureOut(_Response):
     channel_consents: int = Field(description="Consents to SMS and push, deleted.")
     follow_ups: int = Field(description="Follow-ups chosen after calls, deleted.")
     churn_rows: int = Field(description="Churn labels and scores, deleted.")
+
+
+# -- scripts ----------------------------------------------------------------------------------
+
+
+class ScriptStageIn(_Request):
+    source: Annotated[str, Field(min_length=1, max_length=1_000_000)] = Field(
+        description="The script's YAML; its `name` must be the one in the path."
+    )
+    cases: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}\.yaml$")], str] = Field(
+        default_factory=dict,
+        description="Its test cases: file name -> YAML text (as in scripts/tests/NAME/).",
+    )
+
+
+class ScriptPromoteIn(_Request):
+    version: int | None = Field(default=None, ge=1, description="Default: the newest staged.")
+    force: bool = Field(
+        default=False, description="Promote even if its tests fail (recorded as forced)."
+    )
+
+
+class ScriptVersionOut(_Response):
+    name: str
+    version: int
+    live: bool
+    staged_by: str | None
+    staged_at: datetime | None
+    promoted_by: str | None
+    promoted_at: datetime | None
+    forced: bool
+
+
+class ScriptVersionList(_Response):
+    versions: list[ScriptVersionOut]
+
+
+class ScriptPromoted(_Response):
+    name: str
+    version: int
+    forced: bool = False
+    test_failures: list[str] = Field(default_factory=list)

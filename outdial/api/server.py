@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiohttp import web
 
-from outdial.api import calls, campaigns, decisions, dnc, health, leads, personal, reports
+from outdial.api import calls, campaigns, decisions, dnc, health, leads, personal, reports, scripts
 from outdial.api.listener import GuardedSite, keepalive_limit
 from outdial.api.metrics import refusal_counter
 from outdial.api.openapi import build_document
@@ -30,6 +30,7 @@ OPERATIONS: list[Operation] = [
     *reports.OPERATIONS,
     *personal.OPERATIONS,
     *decisions.OPERATIONS,
+    *scripts.OPERATIONS,
 ]
 # Migration 090's trigger announces each revoked or deleted token's id here.
 REVOKED_CHANNEL = "outdial_token_revoked"
@@ -72,7 +73,12 @@ async def problem_details(
 
 def api_state(config: Config, pool: asyncpg.Pool) -> ApiState:
     return ApiState(
-        pool, config.api, config.compliance, config.default_region, refusal_counter("api")
+        pool,
+        config.api,
+        config.compliance,
+        config.default_region,
+        refusal_counter("api"),
+        config.state_dir / "nlu-cache",
     )
 
 

@@ -25,6 +25,9 @@ SCOPES = (
     # Engagement on every channel and churn labels in; churn risk and follow-ups out.
     "engagement:read",
     "engagement:write",
+    # Script versions: read the list; stage, promote and roll back.
+    "scripts:read",
+    "scripts:write",
     # Erasure on request: given to the system that handles data subjects' requests alone.
     "personal-data:erase",
 )

@@ -15,6 +15,8 @@ from outdial.api.tokens import revoke_token, token_hash
 from outdial.cli import app
 from tests.api.conftest import Api, api_config, start_api
 
+REPO = Path(__file__).parents[2]
+
 # One representative request per scope, with a body that would pass validation.
 BY_SCOPE = {
     "leads:write": ("PUT", "/v1/campaigns/spring/leads/x", {"phone": "+44 161 496 0000"}),
@@ -29,6 +31,12 @@ BY_SCOPE = {
     # Lead 998 exists in the test below: its churn label and follow-up are found.
     "engagement:write": ("POST", "/v1/leads/998/churn", {"churned": True}),
     "engagement:read": ("GET", "/v1/leads/998/follow-up", None),
+    "scripts:read": ("GET", "/v1/scripts/none/versions", None),
+    "scripts:write": (
+        "POST",
+        "/v1/scripts/payment_reminder_zh/versions",
+        {"source": (REPO / "scripts" / "payment_reminder_zh.yaml").read_text(encoding="utf-8")},
+    ),
 }
 
 

@@ -17,6 +17,7 @@ from dialog import (
     Listen,
     LoadedScript,
     OptOut,
+    PauseLead,
     Say,
     ScriptRuntimeError,
     SetVariable,
@@ -149,6 +150,47 @@ def test_complaint_handler_transfers_with_summary(payment_zh: LoadedScript) -> N
     transfer = actions[-1]
     assert isinstance(transfer, Transfer) and transfer.target == "collections_queue"
     assert "intents: complaint" in transfer.summary and "我要投诉你们" in transfer.summary
+
+
+def test_dispute_in_collections_records_pauses_and_hands_over(payment_zh: LoadedScript) -> None:
+    engine = DialogEngine(payment_zh.script, {"customer_name": "张先生", "amount": "3500"})
+    engine.start()
+    engine.handle(Utterance("是我", "affirm", 0.95))
+    actions = engine.handle(Utterance("这钱不是我借的", "dispute", 0.9))
+    assert actions[:2] == [
+        ComplianceHit("customer", "ask_plan", "dispute", "dispute", "pause"),
+        PauseLead("ask_plan"),
+    ]
+    transfer = actions[-1]
+    assert isinstance(transfer, Transfer)
+    assert (transfer.target, transfer.reason) == ("collections_queue", "customer disputes the debt")
+
+
+def test_dispute_without_pause_is_recorded_only(order_en: LoadedScript) -> None:
+    engine = DialogEngine(order_en.script, ORDER_FIELDS)
+    engine.start()
+    actions = engine.handle(Utterance("i never ordered that", "dispute", 0.9))
+    assert actions[0] == ComplianceHit(
+        "customer", "confirm_identity", "dispute", "dispute", "record"
+    )
+    assert not any(isinstance(a, PauseLead) for a in actions)
+    assert isinstance(actions[-1], Transfer) and actions[-1].reason == "customer disputes the order"
+
+
+def test_dispute_is_recorded_even_where_the_node_maps_it(minimal: LoadedScript) -> None:
+    text = MINIMAL.replace("      affirm: done", "      affirm: done\n      dispute: done")
+    engine = DialogEngine(parse_script(text, "m.yaml").script, {"customer_name": "Ann"})
+    engine.start()
+    actions = engine.handle(Utterance("that's not my debt", "dispute", 0.9))
+    assert actions[0].category == "dispute" and isinstance(actions[-1], End)
+
+
+def test_ask_human_handler_hands_over(order_en: LoadedScript) -> None:
+    engine = DialogEngine(order_en.script, ORDER_FIELDS)
+    engine.start()
+    actions = engine.handle(Utterance("can i talk to a real person", "ask_human", 0.9))
+    assert says(actions)[0] == "Of course."
+    assert isinstance(actions[-1], Transfer) and actions[-1].target == "orders_queue"
 
 
 def test_capture_sets_variables_used_later(payment_zh: LoadedScript) -> None:

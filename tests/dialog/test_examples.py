@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dialog import DialogEngine, End, LoadedScript, OptOut, Say, Utterance
+from dialog import DialogEngine, End, LoadedScript, OptOut, Say, Utterance, load_script
+from dialog.schema import ListenNode
 from nlu.classifier import IntentClassifier
 from tests.dialog.conftest import ORDER_FIELDS
 
@@ -61,3 +62,20 @@ def test_order_confirmation_confirmed(order_en: LoadedScript, cache: Path) -> No
     fields = ORDER_FIELDS
     actions = converse(order_en, fields, ["speaking", "yes please ship it"], cache)
     assert actions[-1] == End("completed", "confirmed", True)
+
+
+SHIPPED_DIR = Path(__file__).parents[2] / "scripts"
+SHIPPED = sorted([*SHIPPED_DIR.glob("*.yaml"), *(SHIPPED_DIR / "library").glob("*.yaml")])
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_every_shipped_script_routes_ask_human_and_dispute(path: Path) -> None:
+    script = load_script(path).script
+    for intent in ("ask_human", "dispute"):
+        unrouted = [
+            name
+            for name, node in script.nodes.items()
+            if isinstance(node, ListenNode) and intent not in node.intents
+        ]
+        handler = getattr(script.handlers, intent)
+        assert handler is not None and handler.goto or not unrouted, (intent, unrouted)

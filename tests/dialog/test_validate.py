@@ -171,7 +171,7 @@ def test_intent_without_examples(tmp_path: Path) -> None:
     assert check(tmp_path, text) == [
         "20:7: intent 'ask_discount' has no examples: it is not built-in (affirm, deny, "
         "opt_out, who_is_this, complaint, call_later, wrong_person, repeat, already_paid, "
-        "promise_to_pay) nor defined under `intents:`"
+        "promise_to_pay, ask_human, dispute) nor defined under `intents:`"
     ]
 
 

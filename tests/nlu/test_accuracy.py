@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nlu.classifier import IntentClassifier, normalize
+from nlu.classifier import IntentClassifier, normalize, without_fillers
 from nlu.library import BUILTIN_INTENTS, builtin_intents
 
 HERE = Path(__file__).parent
@@ -27,6 +27,36 @@ def test_heldout_set_covers_every_intent_and_never_overlaps_training(language: s
         assert len(set(utterances)) >= 20, intent
         overlap = [u for u in utterances if normalize(u, language) in training]
         assert overlap == [], f"{intent}: held-out utterances found in the training library"
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_no_heldout_line_is_a_training_line_give_or_take_fillers(language: str) -> None:
+    training = {
+        without_fillers(t, language): t for ex in builtin_intents(language).values() for t in ex
+    }
+    near = [
+        f"{u!r} ~ {training[without_fillers(u, language)]!r}"
+        for utterances in heldout(language).values()
+        for u in utterances
+        if without_fillers(u, language) in training
+    ]
+    assert near == [], f"held-out lines that are training lines give or take a filler: {near}"
+
+
+@pytest.mark.parametrize(
+    ("language", "line", "training_line"),
+    [
+        ("en", "uh no thanks", "no thanks"),
+        ("en", "stop calling me please", "stop calling me"),
+        ("zh", "嗯对的", "对"),
+        ("zh", "那个钱我已经还了", "钱我已经还了"),
+    ],
+)
+def test_a_filler_added_or_removed_is_a_near_duplicate(
+    language: str, line: str, training_line: str
+) -> None:
+    assert without_fillers(line, language) == without_fillers(training_line, language)
+    assert without_fillers("no thanks", "en") != without_fillers("no i'm good thanks", "en")
 
 
 @pytest.mark.parametrize("language", ["en", "zh"])

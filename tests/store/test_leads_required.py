@@ -79,8 +79,9 @@ async def test_a_file_without_the_column_rejects_every_row(
 
 
 async def test_the_current_script_version_says_what_is_required(db_pool: asyncpg.Pool) -> None:
-    """The daemon records each loaded version's required fields; the newest loaded is the
-    campaign's current script, also when an older content is loaded again."""
+    """The daemon records each loaded version's required fields; the live version is the
+    campaign's current script: new content, or older content the file was edited back to,
+    but not known content loaded again at a restart (a promoted version stays live)."""
     async with db_pool.acquire() as conn:
         await ensure_campaign(conn, "orders", ORDER_SCRIPT)
         assert await campaign_required_fields(conn, "orders") is None  # never loaded
@@ -89,6 +90,10 @@ async def test_the_current_script_version_says_what_is_required(db_pool: asyncpg
         await record_script_version(db_pool, ORDER_SCRIPT, "v2", "h2", None, ["item", "address"])
         assert await campaign_required_fields(conn, "orders") == ("item", "address")
         await record_script_version(db_pool, ORDER_SCRIPT, "v1", "h1", None, ["customer_name"])
+        assert await campaign_required_fields(conn, "orders") == ("item", "address")
+        await record_script_version(
+            db_pool, ORDER_SCRIPT, "v1", "h1", None, ["customer_name"], edited=True
+        )
         assert await campaign_required_fields(conn, "orders") == ("customer_name",)
         assert await campaign_required_fields(conn, "no-such-campaign") is None
 

@@ -1,0 +1,113 @@
+"""`outdial script test`: every shipped script's cases pass (this is how CI runs them), a
+broken script edit fails at the step's FILE:LINE, and a bad case file is reported at
+FILE:LINE:COL. Real spaCy classifiers, trained once per session and script."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from outdial.cli import app
+from outdial.errors import UserError
+from tests.dialog.conftest import SCRIPTS
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("nlu")
+
+
+def run(cache: Path, *paths: Path) -> tuple[int, str]:
+    """Exit code and output, as `outdial` would give them (a UserError: one line, exit 1)."""
+    result = runner.invoke(app, ["script", "test", *map(str, paths), "--cache-dir", str(cache)])
+    if isinstance(result.exception, UserError):
+        return 1, str(result.exception)
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def scripts(tmp_path: Path) -> Path:
+    """The shipped scripts and their cases, copied so a test may break one."""
+    return Path(shutil.copytree(SCRIPTS, tmp_path / "scripts"))
+
+
+LIBRARY = SCRIPTS / "library"
+
+
+@pytest.mark.parametrize("directory", [SCRIPTS, LIBRARY], ids=["shipped", "library"])
+def test_every_shipped_script_has_cases_and_they_all_pass(cache: Path, directory: Path) -> None:
+    code, output = run(cache, directory)
+    assert code == 0, output
+    assert "(no cases)" not in output
+    for script in directory.glob("*.yaml"):
+        assert script.stem in output
+    assert " 0 failed" in output
+
+
+def test_the_library_has_every_scenario_in_english_and_chinese() -> None:
+    names = {p.stem for p in LIBRARY.glob("*.yaml")}
+    scenarios = {name.rsplit("_", 1)[0] for name in names}
+    assert scenarios == {
+        "collections",
+        "repayment_negotiation",
+        "marketing",
+        "survey",
+        "appointment_reminder",
+    }
+    assert names == {f"{s}_{lang}" for s in scenarios for lang in ("en", "zh")}
+
+
+def test_a_broken_edit_fails_at_the_step_that_notices(cache: Path, scripts: Path) -> None:
+    script = scripts / "payment_reminder_zh.yaml"
+    text = script.read_text(encoding="utf-8")
+    # The admin's slip: the "already paid" ending records another outcome.
+    script.write_text(text.replace("    outcome: already_paid\n", "    outcome: paid\n"))
+    cases = scripts / "tests" / "payment_reminder_zh" / "basics.yaml"
+    step_line = (
+        cases.read_text(encoding="utf-8").splitlines().index("      - say: 我上周已经还过了")
+    )
+    code, output = run(cache, script)
+    assert code == 1, output
+    assert f"{cases}:{step_line + 1}: 已经还了: " in output
+    assert "expected outcome 'already_paid', got 'paid'" in output
+    assert "1 failed" in output
+
+
+def test_a_wrong_expectation_names_what_happened(cache: Path, scripts: Path) -> None:
+    cases = scripts / "tests" / "order_confirmation_en" / "basics.yaml"
+    text = cases.read_text(encoding="utf-8")
+    cases.write_text(
+        text.replace("        outcome: wrong_person\n", "        outcome: confirmed\n")
+    )
+    code, output = run(cache, scripts / "order_confirmation_en.yaml")
+    assert code == 1
+    assert "wrong person: expected outcome 'confirmed', got 'wrong_person'" in output
+
+
+@pytest.mark.parametrize(
+    ("case_text", "message"),
+    [
+        (
+            "cases:\n  - name: two events\n    steps:\n      - say: yes\n        dtmf: 1\n",
+            ":4:9: cases.0.steps.0: Value error, a step is exactly one of say, dtmf",
+        ),
+        (
+            "cases:\n  - name: typo\n    steps:\n      - say: yes\n        nod: x\n",
+            ":5:9: cases.0.steps.0.nod: unknown field 'nod'; did you mean 'node'?",
+        ),
+        ("cases:\n  - name: [unclosed\n", ":2:11: YAML syntax error"),
+    ],
+)
+def test_a_bad_case_file_is_reported_at_file_line_col(
+    cache: Path, scripts: Path, case_text: str, message: str
+) -> None:
+    bad = scripts / "tests" / "order_confirmation_en" / "zz_bad.yaml"
+    bad.write_text(case_text)
+    code, output = run(cache, scripts / "order_confirmation_en.yaml")
+    assert code == 1
+    assert f"{bad}{message}" in output.replace("\n", " ")
