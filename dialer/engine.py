@@ -129,6 +129,7 @@ class Dialer:
         self._live = 0
         self.originated = 0
         self.settled = 0
+        self._housekeeping_failures = 0  # in a row
         self._build_trunks()
 
     # ------------------------------------------------------------------ lifecycle
@@ -152,6 +153,8 @@ class Dialer:
             for link in self.links:
                 await link.conn.close()
             metrics.AMI_CONNECTED.set(0)
+            for name in self._trunks:
+                metrics.AMI_UP.labels(trunk=name).set(0)
 
     async def wait_connected(self) -> None:
         """Until every trunk's AMI link is logged in (bound it with asyncio.timeout)."""
@@ -195,9 +198,15 @@ class Dialer:
         holder["conn"] = conn
         return PbxLink(conn, tracker)
 
+    def trunk_states(self) -> list[tuple[str, bool]]:
+        """Each trunk's name and whether its AMI connection is logged in now."""
+        return [(name, t.link.conn.connected) for name, t in self._trunks.items()]
+
     def _update_connected_gauge(self) -> None:
-        up = all(t.link.conn.connected for t in self._trunks.values())
-        metrics.AMI_CONNECTED.set(1 if up else 0)
+        states = self.trunk_states()
+        for name, up in states:
+            metrics.AMI_UP.labels(trunk=name).set(1 if up else 0)
+        metrics.AMI_CONNECTED.set(1 if all(up for _, up in states) else 0)
 
     # ------------------------------------------------------------------ the run loop
 
@@ -234,8 +243,12 @@ class Dialer:
                     self._campaign_state(campaign).abandoned_rate = rate
                     metrics.ABANDONED_RATE.labels(campaign.name).set(rate or 0.0)
         except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("dialer housekeeping failed (will retry): %s", exc)
+            # One WARNING per outage, not one per poll (the health monitor says when it ends).
+            self._housekeeping_failures += 1
+            level = logging.WARNING if self._housekeeping_failures == 1 else logging.DEBUG
+            log.log(level, "dialer housekeeping failed (will retry): %s", exc)
             return
+        self._housekeeping_failures = 0
         active = {c.id for c in campaigns}
         for campaign_id in list(self._campaigns):
             if campaign_id not in active:
