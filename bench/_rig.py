@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -191,6 +193,12 @@ def logged_errors(text: str) -> list[str]:
             rest = lines[index + 1 :]
             errors.append(next((x for x in rest if x and not x.startswith(" ")), "?")[:200])
     return errors
+
+
+def warnings_by_logger(text: str) -> dict[str, int]:
+    """WARNING lines in the daemon's log, by logger ("... WARNING dialer.ami: ...")."""
+    found = re.findall(r"\bWARNING (\S+):", text)
+    return dict(Counter(found).most_common())
 
 
 def wire_latency(records: list[CallRecord], since: float, until: float, stalls: LoopStalls):

@@ -47,7 +47,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._rig import Rig, logged_errors, rig, wire_latency  # noqa: E402
+from bench._rig import Rig, logged_errors, rig, warnings_by_logger, wire_latency  # noqa: E402
 
 FAULTS = ("pbx_restart", "ami_drop", "db_restart", "db_long_stop", "sigkill", "sigterm")
 LEASE_S = 20.0
@@ -164,7 +164,7 @@ async def run(rounds: int, gap: float, concurrency: int) -> dict[str, object]:
         "final_exit_code": code,
         "wire": wire_latency(setup.records, started, ended, setup.stalls),
         "daemon_tracebacks": logged_errors(log_text),
-        "daemon_warnings": log_text.count(" WARNING "),
+        "daemon_warnings": warnings_by_logger(log_text),
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
 
