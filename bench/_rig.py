@@ -9,6 +9,8 @@ run are kept for the reconciliation and the wire-side latency figures.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import os
 import re
 import signal
@@ -34,12 +36,14 @@ from bench.calls import (
     _bench_script,
     _config,
     _free_port,
+    _lead_fields,
     _pct,
     _scenario,
     _seed,
     _wait_ready,
     measure,
 )
+from outdial.api.tokens import create_token
 from pbxsim import PbxSim, SimConfig
 from pbxsim.dialplan import DialplanStep, default_dialplan
 from pbxsim.records import CallRecord
@@ -55,6 +59,8 @@ class Rig:
     lease_s: float
     agi_port: int = field(default_factory=_free_port)
     metrics_port: int = field(default_factory=_free_port)
+    api_port: int = field(default_factory=_free_port)
+    jobs_every_s: float = 120.0
     sim: PbxSim | None = None
     ami_port: int = 0
     proc: asyncio.subprocess.Process | None = None
@@ -110,8 +116,33 @@ class Rig:
         path = _config(self.tmp, self.db.url, ports, self.concurrency)
         config = yaml.safe_load(path.read_text())
         config["dialer"]["lease_s"] = self.lease_s  # owner: hostname and pid, new per start
+        config["api"] = {"enabled": True, "port": self.api_port}
+        # The hourly jobs (retention purge, A/B retirement) every few minutes instead.
+        config["privacy"] = {"purge_interval_s": self.jobs_every_s}
+        config["analytics"] = {"ab": {"retire_interval_s": self.jobs_every_s}}
         path.write_text(yaml.safe_dump(config))
         return path
+
+    async def add_leads_through_the_api(self, every_s: float, stop: asyncio.Event) -> Counter:
+        """A CRM pushing one new lead every `every_s` seconds; counts the answers' statuses."""
+        async with self.db.pool.acquire() as conn:
+            token = await create_token(conn, "bench-crm", ["leads:write"])
+        statuses: Counter[int] = Counter()
+        headers = {"Authorization": f"Bearer {token}"}
+        url = f"http://127.0.0.1:{self.api_port}/v1/campaigns/bench/leads"
+        async with aiohttp.ClientSession(headers=headers) as session:
+            for i in itertools.count(1):
+                if stop.is_set():
+                    break
+                lead = {"phone": f"+1202556{i:04d}", "fields": _lead_fields(10_000 + i)}
+                try:
+                    async with session.put(f"{url}/crm-{i}", json=lead) as response:
+                        statuses[response.status] += 1
+                except aiohttp.ClientError:
+                    statuses[0] += 1  # the daemon was down (chaos) or refused the connection
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), every_s)
+        return statuses
 
     async def start_daemon(self) -> None:
         config = self.tmp / "outdial.yaml"

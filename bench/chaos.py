@@ -16,7 +16,9 @@ Fault kinds, in turn, `--rounds` times each, `--gap` seconds of steady load betw
   would: the dead daemon's leases come back after `dialer.lease_s` (20 s here);
 - `sigterm`: the daemon gets SIGTERM under load, drains, and is started again.
 
-Not injected (not done): the spool's disk filling up, and webhooks (the outbox is not checked).
+A CRM adds one new lead through the API every 2 s all along, and the hourly jobs run every
+2 minutes. Not injected (not done): the spool's disk filling up, and webhooks (the outbox is
+not checked).
 
 After the last fault the load runs on until every lease of a killed daemon has expired, the
 daemon is stopped with SIGTERM (it drains), and the reconciliation counts:
@@ -131,6 +133,8 @@ async def run(rounds: int, gap: float, concurrency: int) -> dict[str, object]:
     leads = int(concurrency * minutes * 8) + 100
     async with rig(concurrency, leads, lease_s=LEASE_S) as setup:
         await setup.start_daemon()
+        stop_crm = asyncio.Event()
+        crm = asyncio.create_task(setup.add_leads_through_the_api(2.0, stop_crm))
         started = time.monotonic()
         recovery: dict[str, list[float]] = {kind: [] for kind in FAULTS}
         injected: list[dict[str, object]] = []
@@ -143,6 +147,8 @@ async def run(rounds: int, gap: float, concurrency: int) -> dict[str, object]:
             injected.append({"kind": kind, "at_s": round(at, 1), "recovery_s": round(seconds, 2)})
             print(f"{at:7.1f} s  {kind:<13} back to full service in {seconds:.1f} s", flush=True)
         await asyncio.sleep(LEASE_S + 10)  # the killed daemons' leases come back
+        stop_crm.set()
+        api_statuses = await crm
         live_before_stop = (await setup.metrics()).get("outdial_active_calls", 0.0)
         code = await setup.stop_daemon(signal.SIGTERM)
         ended = time.monotonic()
@@ -160,6 +166,8 @@ async def run(rounds: int, gap: float, concurrency: int) -> dict[str, object]:
             if v
         },
         **result,
+        # PUT answers (0: no answer, the daemon was restarting); each 201 is a lead to settle.
+        "api_leads": {str(k): v for k, v in sorted(api_statuses.items())},
         "live_calls_at_final_sigterm": live_before_stop,
         "final_exit_code": code,
         "wire": wire_latency(setup.records, started, ended, setup.stalls),
