@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -61,6 +62,7 @@ class Rig:
     metrics_port: int = field(default_factory=_free_port)
     api_port: int = field(default_factory=_free_port)
     jobs_every_s: float = 120.0
+    spool_mount: Path | None = None  # a small tmpfs for the spool (the disk_full fault)
     sim: PbxSim | None = None
     ami_port: int = 0
     proc: asyncio.subprocess.Process | None = None
@@ -110,6 +112,32 @@ class Rig:
         for session in list(self.sim.ami_sessions):
             session.close()
 
+    # -- the spool's disk ------------------------------------------------------------------------
+    def mount_spool_disk(self, size: str = "4m") -> None:
+        """A small tmpfs for the daemon's spool (needs root: `mount -t tmpfs`)."""
+        mount = self.tmp / "spool-disk"
+        mount.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+                       check=True)  # fmt: skip
+        self.spool_mount = mount
+
+    def fill_spool_disk(self) -> None:
+        """Fill the spool's tmpfs to the last byte."""
+        assert self.spool_mount is not None
+        with (self.spool_mount / "filler").open("wb") as filler:
+            with contextlib.suppress(OSError):
+                while True:
+                    filler.write(b"\0" * 65536)
+                    filler.flush()
+            with contextlib.suppress(OSError):
+                while True:
+                    filler.write(b"\0")
+                    filler.flush()
+
+    def free_spool_disk(self) -> None:
+        assert self.spool_mount is not None
+        (self.spool_mount / "filler").unlink()
+
     # -- the daemon -----------------------------------------------------------------------------
     def write_config(self) -> Path:
         ports = {"ami": self.ami_port, "agi": self.agi_port, "metrics": self.metrics_port}
@@ -117,6 +145,8 @@ class Rig:
         config = yaml.safe_load(path.read_text())
         config["dialer"]["lease_s"] = self.lease_s  # owner: hostname and pid, new per start
         config["api"] = {"enabled": True, "port": self.api_port}
+        if self.spool_mount is not None:
+            config["database"]["spool_dir"] = str(self.spool_mount)
         # The hourly jobs (retention purge, A/B retirement) every few minutes instead.
         config["privacy"] = {"purge_interval_s": self.jobs_every_s}
         config["analytics"] = {"ab": {"retire_interval_s": self.jobs_every_s}}
@@ -272,3 +302,5 @@ async def rig(concurrency: int, leads: int, lease_s: float = 300.0) -> AsyncIter
             if setup.sim is not None:
                 await setup.sim.stop()
             await db.close()
+            if setup.spool_mount is not None:
+                await asyncio.to_thread(subprocess.run, ["umount", str(setup.spool_mount)])

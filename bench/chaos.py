@@ -14,11 +14,12 @@ Fault kinds, in turn, `--rounds` times each, `--gap` seconds of steady load betw
   interval (0.2 s);
 - `sigkill`: the daemon gets SIGKILL mid-call and the harness starts it again, as systemd
   would: the dead daemon's leases come back after `dialer.lease_s` (20 s here);
-- `sigterm`: the daemon gets SIGTERM under load, drains, and is started again.
+- `sigterm`: the daemon gets SIGTERM under load, drains, and is started again;
+- `disk_full`: the spool's disk (a 4 MB tmpfs: run as root) is filled and PostgreSQL stops
+  for 10 s, so the turns have nowhere to go; then the disk is freed and PostgreSQL started.
 
 A CRM adds one new lead through the API every 2 s all along, and the hourly jobs run every
-2 minutes. Not injected (not done): the spool's disk filling up, and webhooks (the outbox is
-not checked).
+2 minutes. Not checked (not done): webhooks (the outbox).
 
 After the last fault the load runs on until every lease of a killed daemon has expired, the
 daemon is stopped with SIGTERM (it drains), and the reconciliation counts:
@@ -51,7 +52,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench._rig import Rig, logged_errors, rig, warnings_by_logger, wire_latency  # noqa: E402
 
-FAULTS = ("pbx_restart", "ami_drop", "db_restart", "db_long_stop", "sigkill", "sigterm")
+FAULTS = (
+    "pbx_restart", "ami_drop", "db_restart", "db_long_stop", "sigkill", "sigterm", "disk_full"
+)  # fmt: skip
 LEASE_S = 20.0
 DB_LONG_STOP_S = 10.0
 
@@ -73,6 +76,13 @@ async def inject(setup: Rig, kind: str) -> float:
         await asyncio.to_thread(db.stop)
         await asyncio.sleep(2 if kind == "db_restart" else DB_LONG_STOP_S)
         ended = time.monotonic()
+        await asyncio.to_thread(db.start_again)
+    elif kind == "disk_full":
+        setup.fill_spool_disk()
+        await asyncio.to_thread(db.stop)  # the turns have nowhere to go but the full disk
+        await asyncio.sleep(DB_LONG_STOP_S)
+        ended = time.monotonic()
+        setup.free_spool_disk()
         await asyncio.to_thread(db.start_again)
     else:
         await setup.stop_daemon(signal.SIGKILL if kind == "sigkill" else signal.SIGTERM)
@@ -127,20 +137,25 @@ async def reconcile(setup: Rig) -> dict[str, object]:
     }
 
 
-async def run(rounds: int, gap: float, concurrency: int) -> dict[str, object]:
-    faults = len(FAULTS) * rounds
+async def run(
+    rounds: int, gap: float, concurrency: int, kinds: tuple[str, ...] = FAULTS
+) -> dict[str, object]:
+    faults = len(kinds) * rounds
     minutes = (faults * (gap + 15) + LEASE_S + 120) / 60
     leads = int(concurrency * minutes * 8) + 100
     async with rig(concurrency, leads, lease_s=LEASE_S) as setup:
+        if "disk_full" in kinds:
+            setup.mount_spool_disk()
+            setup.write_config()
         await setup.start_daemon()
         stop_crm = asyncio.Event()
         crm = asyncio.create_task(setup.add_leads_through_the_api(2.0, stop_crm))
         started = time.monotonic()
-        recovery: dict[str, list[float]] = {kind: [] for kind in FAULTS}
+        recovery: dict[str, list[float]] = {kind: [] for kind in kinds}
         injected: list[dict[str, object]] = []
         for index in range(faults):
             await asyncio.sleep(gap)
-            kind = FAULTS[index % len(FAULTS)]
+            kind = kinds[index % len(kinds)]
             at = time.monotonic() - started
             seconds = await inject(setup, kind)
             recovery[kind].append(round(seconds, 2))
@@ -182,9 +197,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="times each fault kind is injected")
     parser.add_argument("--gap", type=float, default=20.0, help="seconds of load between faults")
     parser.add_argument("--concurrency", type=int, default=6, help="calls at once")
+    parser.add_argument(
+        "--kinds", default=",".join(FAULTS), help="fault kinds, comma-separated, in this order"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     args = parser.parse_args()
-    result = asyncio.run(run(args.rounds, args.gap, args.concurrency))
+    kinds = tuple(args.kinds.split(","))
+    if unknown := set(kinds) - set(FAULTS):
+        parser.error(f"unknown fault kinds: {', '.join(sorted(unknown))}")
+    result = asyncio.run(run(args.rounds, args.gap, args.concurrency, kinds))
     for key, value in result.items():
         if key != "faults":
             print(f"{key:>28}: {value}")
