@@ -124,15 +124,11 @@ class Rig:
     def fill_spool_disk(self) -> None:
         """Fill the spool's tmpfs to the last byte."""
         assert self.spool_mount is not None
-        with (self.spool_mount / "filler").open("wb") as filler:
-            with contextlib.suppress(OSError):
-                while True:
-                    filler.write(b"\0" * 65536)
-                    filler.flush()
-            with contextlib.suppress(OSError):
-                while True:
-                    filler.write(b"\0")
-                    filler.flush()
+        with (self.spool_mount / "filler").open("wb", buffering=0) as filler:
+            for chunk in (65536, 1):  # big writes until one fails, then byte by byte
+                with contextlib.suppress(OSError):
+                    while True:
+                        filler.write(b"\0" * chunk)
 
     def free_spool_disk(self) -> None:
         assert self.spool_mount is not None

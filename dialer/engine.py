@@ -94,6 +94,21 @@ class _CampaignState:
     abandoned_rate: float | None = None
 
 
+class OutageLog:
+    """One WARNING per outage for a step retried on every poll, DEBUG for the retries (the
+    daemon's health monitor says when the database is lost and when it is back)."""
+
+    def __init__(self) -> None:
+        self.failures = 0  # in a row
+
+    def failed(self, message: str, *args: object) -> None:
+        self.failures += 1
+        log.log(logging.WARNING if self.failures == 1 else logging.DEBUG, message, *args)
+
+    def succeeded(self) -> None:
+        self.failures = 0
+
+
 class Dialer:
     def __init__(
         self,
@@ -129,7 +144,9 @@ class Dialer:
         self._live = 0
         self.originated = 0
         self.settled = 0
-        self._housekeeping_failures = 0  # in a row
+        self._housekeeping_log = OutageLog()
+        self._leasing_log = OutageLog()
+        self._results_log = OutageLog()
         self._build_trunks()
 
     # ------------------------------------------------------------------ lifecycle
@@ -243,12 +260,9 @@ class Dialer:
                     self._campaign_state(campaign).abandoned_rate = rate
                     metrics.ABANDONED_RATE.labels(campaign.name).set(rate or 0.0)
         except (OSError, asyncpg.PostgresError) as exc:
-            # One WARNING per outage, not one per poll (the health monitor says when it ends).
-            self._housekeeping_failures += 1
-            level = logging.WARNING if self._housekeeping_failures == 1 else logging.DEBUG
-            log.log(level, "dialer housekeeping failed (will retry): %s", exc)
+            self._housekeeping_log.failed("dialer housekeeping failed (will retry): %s", exc)
             return
-        self._housekeeping_failures = 0
+        self._housekeeping_log.succeeded()
         active = {c.id for c in campaigns}
         for campaign_id in list(self._campaigns):
             if campaign_id not in active:
@@ -365,8 +379,10 @@ class Dialer:
                 self.settings.lease_s,
             )
         except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("leasing failed (will retry): %s", exc)
+            self._leasing_log.failed("leasing failed (will retry): %s", exc)
             leads = []
+        else:
+            self._leasing_log.succeeded()
         state.buffer.extend(leads)
         if len(leads) < want:
             state.idle_until = now + self.settings.poll_interval_s
@@ -577,9 +593,11 @@ class Dialer:
             try:
                 async with self.pool.acquire() as conn:
                     await finish_attempts(conn, self.owner, [r for r, _ in batch])
+                self._results_log.succeeded()
                 break
             except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("could not write %d call results (retrying): %s", len(batch), exc)
+                self._results_log.failed("could not write %d call results (retrying): %s",
+                                         len(batch), exc)  # fmt: skip
                 await asyncio.sleep(self.settings.poll_interval_s)
         for result, call in batch:
             self.settled += 1

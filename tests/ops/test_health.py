@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
-from dialer.engine import Dialer
+from dialer.engine import Dialer, OutageLog
 from outdial.daemon import Daemon
 from outdial.health import HealthMonitor
 from outdial.supervision import Readiness
@@ -198,3 +198,16 @@ async def test_the_daemon_keeps_feeding_the_watchdog_and_says_what_is_degraded(
     assert len(warnings_from(caplog, "database lost")) == 1
     assert len(warnings_from(caplog, "database back after")) == 1
     assert len(warnings_from(caplog, "dialer housekeeping failed")) == 1  # not one per poll
+
+
+def test_a_step_retried_every_poll_warns_once_per_outage(caplog: pytest.LogCaptureFixture) -> None:
+    """The dialer's leasing logged a WARNING on every poll while PostgreSQL was down (489 in
+    two minutes of bench/chaos.py's disk_full run)."""
+    caplog.set_level(logging.DEBUG, logger="dialer.engine")
+    leasing = OutageLog()
+    for _ in range(5):
+        leasing.failed("leasing failed (will retry): %s", "connection refused")
+    leasing.succeeded()
+    leasing.failed("leasing failed (will retry): %s", "connection refused")
+    levels = [r.levelno for r in caplog.records if r.getMessage().startswith("leasing failed")]
+    assert levels == [logging.WARNING, *[logging.DEBUG] * 4, logging.WARNING]
