@@ -167,18 +167,25 @@ class AmiConnection:
 
     async def _supervise(self) -> None:
         delay = self._backoff[0]
+        failures = 0  # connect attempts failed in a row
         while not self._closing:
             try:
                 await self._connect_once()
             except (OSError, AmiError, TimeoutError) as exc:
-                log.warning("AMI %s: cannot connect: %s", self.endpoint.label, exc)
+                failures += 1
+                # The first failure is a WARNING; the retries of one outage are not (the
+                # daemon's health monitor says once when the PBX is lost and when it is back).
+                level = logging.WARNING if failures == 1 else logging.INFO
+                log.log(level, "AMI %s: cannot connect (attempt %d): %s", self.endpoint.label,
+                        failures, exc)  # fmt: skip
                 self._teardown()
             else:
+                failures = 0
                 delay = self._backoff[0]
                 await self._lost.wait()
                 self._teardown()
                 if not self._closing:
-                    log.warning("AMI %s: connection lost", self.endpoint.label)
+                    log.info("AMI %s: connection lost", self.endpoint.label)
             if self._closing:
                 break
             # Jitter keeps several dialers from reconnecting in lockstep.

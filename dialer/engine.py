@@ -95,6 +95,21 @@ class _CampaignState:
     abandoned_rate: float | None = None
 
 
+class OutageLog:
+    """One WARNING per outage for a step retried on every poll, DEBUG for the retries (the
+    daemon's health monitor says when the database is lost and when it is back)."""
+
+    def __init__(self) -> None:
+        self.failures = 0  # in a row
+
+    def failed(self, message: str, *args: object) -> None:
+        self.failures += 1
+        log.log(logging.WARNING if self.failures == 1 else logging.DEBUG, message, *args)
+
+    def succeeded(self) -> None:
+        self.failures = 0
+
+
 class Dialer:
     def __init__(
         self,
@@ -132,6 +147,9 @@ class Dialer:
         self._live = 0
         self.originated = 0
         self.settled = 0
+        self._housekeeping_log = OutageLog()
+        self._leasing_log = OutageLog()
+        self._results_log = OutageLog()
         self._build_trunks()
 
     # ------------------------------------------------------------------ lifecycle
@@ -155,6 +173,8 @@ class Dialer:
             for link in self.links:
                 await link.conn.close()
             metrics.AMI_CONNECTED.set(0)
+            for name in self._trunks:
+                metrics.AMI_UP.labels(trunk=name).set(0)
 
     async def wait_connected(self) -> None:
         """Until every trunk's AMI link is logged in (bound it with asyncio.timeout)."""
@@ -198,9 +218,15 @@ class Dialer:
         holder["conn"] = conn
         return PbxLink(conn, tracker)
 
+    def trunk_states(self) -> list[tuple[str, bool]]:
+        """Each trunk's name and whether its AMI connection is logged in now."""
+        return [(name, t.link.conn.connected) for name, t in self._trunks.items()]
+
     def _update_connected_gauge(self) -> None:
-        up = all(t.link.conn.connected for t in self._trunks.values())
-        metrics.AMI_CONNECTED.set(1 if up else 0)
+        states = self.trunk_states()
+        for name, up in states:
+            metrics.AMI_UP.labels(trunk=name).set(1 if up else 0)
+        metrics.AMI_CONNECTED.set(1 if all(up for _, up in states) else 0)
 
     # ------------------------------------------------------------------ the run loop
 
@@ -237,8 +263,9 @@ class Dialer:
                     self._campaign_state(campaign).abandoned_rate = rate
                     metrics.ABANDONED_RATE.labels(campaign.name).set(rate or 0.0)
         except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("dialer housekeeping failed (will retry): %s", exc)
+            self._housekeeping_log.failed("dialer housekeeping failed (will retry): %s", exc)
             return
+        self._housekeeping_log.succeeded()
         active = {c.id for c in campaigns}
         for campaign_id in list(self._campaigns):
             if campaign_id not in active:
@@ -355,8 +382,10 @@ class Dialer:
                 self.settings.lease_s,
             )
         except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("leasing failed (will retry): %s", exc)
+            self._leasing_log.failed("leasing failed (will retry): %s", exc)
             leads = []
+        else:
+            self._leasing_log.succeeded()
         state.buffer.extend(leads)
         if len(leads) < want:
             state.idle_until = now + self.settings.poll_interval_s
@@ -569,9 +598,11 @@ class Dialer:
             try:
                 async with self.pool.acquire() as conn:
                     await finish_attempts(conn, self.owner, [r for r, _ in batch], self._advisor)
+                self._results_log.succeeded()
                 break
             except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("could not write %d call results (retrying): %s", len(batch), exc)
+                self._results_log.failed("could not write %d call results (retrying): %s",
+                                         len(batch), exc)  # fmt: skip
                 await asyncio.sleep(self.settings.poll_interval_s)
         for result, call in batch:
             self.settled += 1

@@ -14,6 +14,7 @@ ABANDONED_RATE = Gauge(
     "outdial_abandoned_rate", "Abandoned / person-answered calls, rolling 30 days", ["campaign"]
 )
 AMI_CONNECTED = Gauge("outdial_ami_connected", "1 while every AMI connection is logged in")
+AMI_UP = Gauge("outdial_ami_up", "1 while the trunk's AMI connection is logged in", ["trunk"])
 BLOCKED = Counter(
     "outdial_dialer_blocked_total", "Leads stopped by a compliance gate", ["campaign", "reason"]
 )

@@ -49,10 +49,11 @@ from outdial.api.server import ApiServer
 from outdial.config import Config
 from outdial.credentials import spool_keys
 from outdial.followup import outcome_advisor
+from outdial.health import HealthMonitor
 from outdial.metrics import MetricsServer
 from outdial.models import pack_chooser
 from outdial.retention import RetentionJob
-from outdial.supervision import Backoff, Readiness, Supervisor
+from outdial.supervision import Backoff, Probe, Readiness, Supervisor
 from outdial.systemd import Notifier, start_watchdog
 from outdial.webhooks import WebhookSender
 from store.db import Database
@@ -121,6 +122,8 @@ class Daemon:
     notifier: Notifier = field(default_factory=Notifier.from_environ)
     readiness: Readiness = field(default_factory=Readiness)
     supervisor: Supervisor | None = None
+    health: HealthMonitor | None = None
+    health_interval_s: float = 2.0
     backoff: Backoff = field(default_factory=Backoff)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Campaigns paused because this daemon cannot serve their script (for STATUS=).
@@ -137,6 +140,7 @@ class Daemon:
         self.db = await Database.open(config.database, config.state_dir)
         pool = self.db.pool
         self.services = await build_call_services(config)
+        self.readiness.add("models", lambda: Probe("models", True, "loaded"))
         self.catalog = ScriptCatalog(
             config.scripts_path, self.services, config.state_dir / "nlu-cache", pool
         )
@@ -178,6 +182,15 @@ class Daemon:
             choose_variant,
         )
         await self.calls.start()
+        self.health = HealthMonitor(
+            self.readiness,
+            self._ask_database,
+            self._trunk_states,
+            on_change=self._report_status,
+            interval_s=self.health_interval_s,
+        )
+        await self.health.start()
+        self._closers.append(self.health)
         await self._start_side_jobs(pool)
         if with_dialer and config.trunks:
             self.supervisor.supervise("dialer", self._run_dialer)
@@ -189,6 +202,15 @@ class Daemon:
         self.services.packs.start_filling()
         if (task := start_watchdog(self.notifier)) is not None:
             self._tasks.append(task)
+
+    async def _ask_database(self) -> None:
+        assert self.db is not None
+        await self.db.pool.fetchval("SELECT 1")
+
+    def _trunk_states(self) -> list[tuple[str, bool]]:
+        if self.dialer is None:
+            return []
+        return self.dialer.trunk_states()
 
     def _run_dialer(self) -> Coroutine[Any, Any, None]:
         """A fresh Dialer for each (re)start: a crashed one has already drained itself."""
@@ -243,9 +265,9 @@ class Daemon:
 
     def status_text(self) -> str:
         """What systemd's STATUS= shows: ready, or what is degraded."""
-        problems = (
-            [f"{p.name} {p.detail}" for p in self.supervisor.down()] if self.supervisor else []
-        )
+        down = [*(self.health.degraded() if self.health else []),
+                *(self.supervisor.down() if self.supervisor else [])]  # fmt: skip
+        problems = [f"{p.name} {p.detail}" for p in down]
         if self.unserved:
             problems.append(f"campaign(s) paused, script not served: {', '.join(self.unserved)}")
         return "degraded: " + "; ".join(problems) if problems else "ready"

@@ -101,6 +101,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class PoolRetryFilter(logging.Filter):
+    """asyncpg's pool logs a WARNING with a traceback on every retry of its connection floor
+    while PostgreSQL is down (dozens an outage); the health monitor says once that the
+    database is lost and once that it is back, so these go down to DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and record.getMessage().startswith(
+            "Failed to restore the pool connection floor"
+        ):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            record.exc_info, record.exc_text = None, None
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
 def plain_formatter(environ: dict[str, str] | None = None) -> logging.Formatter:
     env = os.environ if environ is None else environ
     # journald stamps each line itself; a second timestamp only adds noise there.
@@ -126,6 +141,9 @@ def setup_logging(
     root.setLevel(log_level(settings.level))  # validated when the config loaded
     for name in _ECHOING_LOGGERS:
         logging.getLogger(name).setLevel(max(root.level, logging.INFO))
+    pool_logger = logging.getLogger("asyncpg.pool")
+    if not any(isinstance(f, PoolRetryFilter) for f in pool_logger.filters):
+        pool_logger.addFilter(PoolRetryFilter())
     logging.captureWarnings(True)
     return handler
 

@@ -31,6 +31,7 @@ METRICS_MODULES = (
     "analytics.metrics",
     "dialer.metrics",
     "agi.metrics",
+    "outdial.health",
 )
 
 

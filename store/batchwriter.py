@@ -115,6 +115,7 @@ class BatchWriter:
         self._wakeup = asyncio.Event()
         self._closing = False
         self._down = False
+        self._spool_full = False  # the spool's disk refused rows; they wait in memory
         self._task: asyncio.Task[None] | None = None
         self._written = self._duplicate = self._spooled = self._replayed = 0
         self._overflow_spills = self._db_errors = 0
@@ -205,11 +206,15 @@ class BatchWriter:
         return [self._queue.popleft() for _ in range(count)]
 
     async def _flush(self, batch: list[tuple[Any, ...]]) -> None:
-        if batch and (self._down or not await self._try_copy(batch)):
-            await self._to_spool(batch)
+        spool = batch and (self._down or not await self._try_copy(batch))
+        if spool and not await self._to_spool(batch):
+            self._queue.extendleft(reversed(batch))  # kept, in order, for the next flush
+            return
         if self._overflow:
             overflow, self._overflow = self._overflow, []
-            await self._to_spool(overflow)
+            if not await self._to_spool(overflow):
+                self._overflow = overflow + self._overflow
+                return
         # Replaying doubles as the probe while the database is down.
         if self._spool.depth and (not self._down or self._backoff.due()):
             await self._replay()
@@ -271,18 +276,45 @@ class BatchWriter:
             )
         self._down = True
 
-    async def _to_spool(self, rows: list[tuple[Any, ...]]) -> None:
+    async def _to_spool(self, rows: list[tuple[Any, ...]]) -> bool:
+        """False when the spool's disk refuses them (full, a size limit): the caller keeps
+        them in memory and the next flush tries again. The flusher dying there made every
+        later write fail until the process restarted (bench/chaos.py, issue 17)."""
         encoded = [self._kind.to_json(r) for r in rows]
-        await asyncio.to_thread(self._spool.append, encoded)
+        try:
+            await asyncio.to_thread(self._spool.append, encoded)
+        except OSError as exc:
+            self._spool_refused(exc, len(rows))
+            return False
+        self._spool_full = False
         self._spooled += len(rows)
         self._depth_changed()
+        return True
+
+    def _spool_refused(self, exc: OSError, rows: int) -> None:
+        if not self._spool_full:
+            log.warning(
+                "%s: the spool in %s cannot take %d rows (%s); keeping them in memory and "
+                "retrying: free space there",
+                self._kind.name,
+                self._spool.directory,
+                rows,
+                exc.strerror or exc,
+            )
+        self._spool_full = True
 
     def _spill_overflow(self) -> None:
         # Called from put(): one synchronous fsync per batch_rows rows keeps put() non-blocking
-        # in the sense that matters (no await) while bounding memory under overload.
-        overflow, self._overflow = self._overflow, []
-        self._spool.append([self._kind.to_json(r) for r in overflow])
-        self._spooled += len(overflow)
+        # in the sense that matters (no await) while bounding memory under overload. A full
+        # disk leaves the rows in memory: the flusher retries them.
+        try:
+            self._spool.append([self._kind.to_json(r) for r in self._overflow])
+        except OSError as exc:
+            self._spool_refused(exc, len(self._overflow))
+            return
+        self._spool_full = False
+        self._spooled += len(self._overflow)
+        self._overflow = []
         self._overflow_spills += 1
         self._depth_changed()
 

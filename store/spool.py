@@ -11,6 +11,7 @@ replays a segment at most once more; the writers' idempotent keys make that harm
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -130,9 +131,15 @@ class Spool:
             if self._lock_file is None:
                 raise RuntimeError("spool is not open")
             active, path = self._ensure_active()
-            active.write(data)
-            active.flush()
-            os.fsync(active.fileno())
+            before = active.tell()
+            try:
+                active.write(data)
+                active.flush()
+                os.fsync(active.fileno())
+            except OSError:
+                # A full disk: nothing of this call may stay (a retry would double its rows).
+                self._abandon_active(path, before)
+                raise
             self._segments[path] += len(rows)
             if self._segments[path] >= self.segment_rows:
                 self._close_active()
@@ -195,6 +202,21 @@ class Spool:
             self._segments[path] = 0
             _fsync_dir(self.directory)
         return self._active
+
+    def _abandon_active(self, path: Path, durable_bytes: int) -> None:
+        """Cut the active segment back to what earlier appends made durable; the next append
+        starts a new segment (the buffered file object cannot be trusted after a failed
+        write)."""
+        assert self._active is not None
+        active, self._active = self._active[0], None
+        with contextlib.suppress(OSError):
+            active.close()  # may retry the buffered bytes: the truncation below undoes them
+        with contextlib.suppress(OSError):
+            if durable_bytes:
+                os.truncate(path, durable_bytes)
+            else:
+                path.unlink()
+                del self._segments[path]
 
     def _close_active(self) -> None:
         if self._active is not None:

@@ -33,6 +33,7 @@ CONTRACT: dict[str, dict[str, str]] = {
         "outdial_answer_rate": "gauge",
         "outdial_abandoned_rate": "gauge",
         "outdial_ami_connected": "gauge",
+        "outdial_ami_up": "gauge",
         "outdial_dialer_blocked": "counter",
     },
     "agi.metrics": {
@@ -60,6 +61,7 @@ CONTRACT: dict[str, dict[str, str]] = {
         "outdial_privacy_rows_purged": "counter",
     },
     "outdial.api.metrics": {"outdial_http_refused": "counter"},
+    "outdial.health": {"outdial_db_up": "gauge", "outdial_asyncio_tasks": "gauge"},
     "analytics.metrics": {
         "outdial_variant_success_rate": "gauge",
         "outdial_variant_retirements": "counter",
@@ -83,6 +85,8 @@ ALLOWED_LABELS = {
 # Small fixed sets too: where a call failed (agi.session stages), which optional signal,
 # which retention rule purged which table, and the installed language packs.
 ALLOWED_LABELS |= {"stage", "signal", "rule", "table", "pack", "language"}
+# A trunk is a configured name (a handful per daemon), never a number.
+ALLOWED_LABELS |= {"trunk"}
 SUFFIXES = {
     "counter": ("_total",),
     "gauge": ("",),
@@ -293,11 +297,15 @@ def test_prometheus_config_and_rules() -> None:
         "OutdialProcessingLatencyHigh",
         "OutdialCallsFailing",
         "OutdialCallFailureRateHigh",
+        "OutdialDatabaseDown",
+        "OutdialTrunkDown",
     ):
         assert name in by_name, name
     assert "outdial_call_failures_total" in by_name["OutdialCallsFailing"]["expr"]
     assert "outdial_abandoned_rate >= 0.03" in by_name["OutdialAbandonedRateHigh"]["expr"]
     assert "outdial_ami_connected == 0" in by_name["OutdialAmiDown"]["expr"]
+    assert "outdial_db_up == 0" in by_name["OutdialDatabaseDown"]["expr"]
+    assert "outdial_ami_up == 0" in by_name["OutdialTrunkDown"]["expr"]
     known = known_series()
     for rule in rules:
         assert set(METRIC_NAME.findall(rule["expr"])) <= known, rule["alert"]

@@ -218,3 +218,21 @@ def test_journald_lines_carry_no_second_timestamp() -> None:
     record = logging.LogRecord("outdial", logging.INFO, __file__, 1, "ready", None, None)
     assert plain_formatter({"JOURNAL_STREAM": "8:1234"}).format(record) == "INFO outdial: ready"
     assert plain_formatter({}).format(record).endswith("INFO outdial: ready")
+
+
+def test_the_pools_retries_during_an_outage_are_not_warnings(restore_logging: None) -> None:
+    """asyncpg logged a WARNING with a traceback on every retry of its connection floor while
+    PostgreSQL was down (bench/chaos.py); the health monitor's lost/back lines say it once."""
+    stream = io.StringIO()
+    setup_logging(LogSettings(), stream=stream)
+    setup_logging(LogSettings(), stream=stream)  # set up twice: still one filter
+    pool = logging.getLogger("asyncpg.pool")
+    for _ in range(3):
+        try:
+            raise ConnectionRefusedError(111, "Connect call failed")
+        except ConnectionRefusedError:
+            pool.warning("Failed to restore the pool connection floor; retrying", exc_info=True)
+    pool.warning("something else about the pool")
+    out = stream.getvalue()
+    assert "connection floor" not in out and "Traceback" not in out
+    assert "WARNING asyncpg.pool: something else about the pool" in out

@@ -7,6 +7,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import asyncpg
+import pytest
+
 from store.db import create_pool
 from store.embedded import start_embedded
 from store.settings import DatabaseSettings
@@ -56,3 +59,23 @@ def test_embedded_postgres_logs_go_to_a_file_in_the_state_directory() -> None:
     ours = [r.getMessage() for r in daemon_log.records if r.name == "store.embedded"]
     assert len(ours) == 1 and "\n" not in ours[0] and "embedded-postgres.log" in ours[0]
     assert "pg_ctl" in written
+
+
+async def test_embedded_postgres_stops_every_time_across_restarts() -> None:
+    """The library's stop ran only on the first call: after `start_again`, a second stop left
+    PostgreSQL running (bench/chaos.py's later database faults were no faults at all)."""
+    tmp_path = Path(tempfile.mkdtemp(prefix="outdial-embedded-restart-"))
+    server = start_embedded(tmp_path / "state")
+    try:
+        for _ in range(2):
+            server.stop()
+            with pytest.raises(OSError):
+                await asyncpg.connect(server.url, timeout=5)
+            server.start_again()
+            conn = await asyncpg.connect(server.url, timeout=10)
+            assert await conn.fetchval("SELECT 1") == 1
+            await conn.close()
+    finally:
+        server.stop()
+        shutil.rmtree(tmp_path, ignore_errors=True)
+    assert not (server.pgdata / "postmaster.pid").exists()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -12,7 +15,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -250,18 +253,6 @@ async def own_server() -> AsyncIterator[EmbeddedPostgres]:
         shutil.rmtree(state, ignore_errors=True)
 
 
-def _stop_postgres(server: EmbeddedPostgres) -> None:
-    """Fast shutdown (SIGINT to the postmaster): sessions are cut as in a real outage."""
-    pid_file = server.pgdata / "postmaster.pid"
-    os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
-    # PostgreSQL removes its pid file as the very last step of shutting down.
-    deadline = time.monotonic() + 60
-    while pid_file.exists():
-        if time.monotonic() > deadline:
-            raise AssertionError("PostgreSQL did not stop")
-        time.sleep(0.02)
-
-
 async def test_outage_mid_stream_loses_and_doubles_nothing(
     own_server: EmbeddedPostgres, tmp_path: Path
 ) -> None:
@@ -283,7 +274,7 @@ async def test_outage_mid_stream_loses_and_doubles_nothing(
     try:
         await stream(600)
         await _eventually(lambda: writer.stats().rows_written >= 300, "rows before the outage")
-        await asyncio.to_thread(_stop_postgres, own_server)
+        await asyncio.to_thread(own_server.stop)  # a fast shutdown: sessions are cut
         await stream(600)
         await _eventually(lambda: writer.spool_depth > 0, "rows spooled during the outage")
         assert not writer.stats().db_up
@@ -339,3 +330,50 @@ async def test_spool_of_a_crashed_process_is_replayed_on_start(
         await _eventually(lambda: writer.spool_depth == 0, "the replay of the crashed spool")
     assert await _count(db_pool, "crashed") == 333
     assert not list(spool_dir.glob("turns-*.jsonl"))
+
+
+@contextlib.contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """Writes that would grow a file past `limit` bytes fail with EFBIG, as on a full disk
+    (Python ignores SIGXFSZ); the whole process is limited, so only briefly."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+async def test_a_full_spool_disk_keeps_rows_in_memory_and_loses_none(
+    pg_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The spool's disk filled while PostgreSQL was down: the flusher died on the OSError and
+    every later write failed until a restart (bench/chaos.py). Now the rows wait in memory,
+    one WARNING says so, and they reach the spool (and the table) once there is room."""
+    spool_dir = tmp_path / "spool"
+    writer = TurnWriter(
+        _unreachable_url(tmp_path), spool_dir, batch_rows=10, max_queue=10, max_backoff=0.05
+    )
+    await writer.start()
+    try:
+        for seq in range(30):
+            writer.write(_turn("before", seq))
+        await _eventually(lambda: writer.spool_depth == 30, "the first rows spooled")
+        with file_size_limit(1):  # the disk is full: no file may grow
+            for seq in range(200):
+                writer.write(_turn("during", seq))  # queue full: spills, refused, kept
+                if seq % 20 == 0:
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # several flushes against the full disk
+        for seq in range(20):
+            writer.write(_turn("after", seq))  # the writer is still alive
+        await _eventually(lambda: writer.spool_depth == 250, "the kept rows spooled")
+    finally:
+        await writer.close()
+    refused = [r for r in caplog.records if "cannot take" in r.getMessage()]
+    assert len(refused) == 1 and refused[0].levelno == logging.WARNING
+    async with TurnWriter(pg_url, spool_dir) as recovered:
+        await _eventually(lambda: recovered.spool_depth == 0, "the spool replay")
+    assert await _count(pg_url, "before") == 30
+    assert await _count(pg_url, "during") == 200
+    assert await _count(pg_url, "after") == 20
