@@ -160,8 +160,9 @@ async def test_a_call_killed_mid_prompt_apologises_falls_back_and_is_retried(
         )
         bot = [(t["node"], t["text"]) for t in turns if t["speaker"] == "bot"]
         assert bot[-len(fallback) :] == [("on_error", text) for text in fallback]
-        # It failed mid-call: the customer had answered and the reply had begun.
-        assert any(node == "read_order" for node, _ in bot)
+        # It failed mid-call, after the customer had answered. (Whether the reply's first
+        # prompt was logged before the failure depends on how far synthesis ahead had got.)
+        assert any(t["speaker"] == "customer" for t in turns)
 
     transferred = records[by_lead[transfer_lead][0]["call_id"]]
     assert transferred.transfer is not None and "orders_queue" in transferred.transfer.target

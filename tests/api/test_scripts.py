@@ -54,10 +54,10 @@ async def test_stage_list_promote_rollback(api: Api) -> None:
 
 
 async def test_failing_tests_refuse_a_promotion_unless_forced(api: Api) -> None:
-    broken = SOURCE.replace("    outcome: already_paid\n", "    outcome: paid\n")
+    broken = SOURCE.replace("请忽略本次提醒，系统到账可能稍有延迟", "我们会尽快为您处理")
     await api.call("POST", f"/v1/scripts/{NAME}/versions", {"source": broken, "cases": CASES})
     status, problem, _ = await api.call("POST", f"/v1/scripts/{NAME}/promote", {})
-    assert status == 409 and "got 'paid'" in problem["detail"]
+    assert status == 409 and "'请忽略本次提醒'" in problem["detail"]
     status, forced, _ = await api.call("POST", f"/v1/scripts/{NAME}/promote", {"force": True})
     assert (status, forced["forced"]) == (200, True)
     row = await api.pool.fetchrow("SELECT by_whom, forced FROM script_promotions")

@@ -65,8 +65,12 @@ def test_the_library_has_every_scenario_in_english_and_chinese() -> None:
 def test_a_broken_edit_fails_at_the_step_that_notices(cache: Path, scripts: Path) -> None:
     script = scripts / "payment_reminder_zh.yaml"
     text = script.read_text(encoding="utf-8")
-    # The admin's slip: the "already paid" ending records another outcome.
-    script.write_text(text.replace("    outcome: already_paid\n", "    outcome: paid\n"))
+    # The admin's slip: the "already paid" ending no longer tells the customer to ignore the
+    # reminder. The script still validates (renaming its outcome would not: the grading rules
+    # name it); only a case sees it.
+    slip = text.replace("请忽略本次提醒，系统到账可能稍有延迟", "我们会尽快为您处理")
+    assert slip != text
+    script.write_text(slip)
     cases = scripts / "tests" / "payment_reminder_zh" / "basics.yaml"
     step_line = (
         cases.read_text(encoding="utf-8").splitlines().index("      - say: 我上周已经还过了")
@@ -74,7 +78,7 @@ def test_a_broken_edit_fails_at_the_step_that_notices(cache: Path, scripts: Path
     code, output = run(cache, script)
     assert code == 1, output
     assert f"{cases}:{step_line + 1}: 已经还了: " in output
-    assert "expected outcome 'already_paid', got 'paid'" in output
+    assert "expected the bot to say '请忽略本次提醒'" in output
     assert "1 failed" in output
 
 

@@ -98,18 +98,18 @@ def test_stage_promote_rollback_and_the_record(cli: Cli, scripts: Path, pg_url: 
 def test_promotion_needs_passing_tests_and_force_is_recorded(
     cli: Cli, scripts: Path, pg_url: str
 ) -> None:
-    path = _edit(scripts, "    outcome: already_paid\n", "    outcome: paid\n")
+    path = _edit(scripts, "请忽略本次提醒，系统到账可能稍有延迟", "我们会尽快为您处理")
     assert cli("stage", str(path), "--by", "ann")[0] == 0
     code, out = cli("promote", NAME, "--by", "bob")
     assert code == 1
     assert "not promoted, its tests do not pass" in out
-    assert "已经还了: expected outcome 'already_paid', got 'paid'" in out
+    assert "已经还了: expected the bot to say '请忽略本次提醒'" in out
     assert fetch(pg_url, "SELECT * FROM script_promotions") == []
     code, out = cli("promote", NAME, "--by", "bob", "--force")
     assert code == 0 and "FORCED" in out
     [row] = fetch(pg_url, "SELECT by_whom, forced, detail FROM script_promotions")
     assert (row["by_whom"], row["forced"]) == ("bob", True)
-    assert "got 'paid'" in json.loads(row["detail"])["test_failures"][0]
+    assert "'请忽略本次提醒'" in json.loads(row["detail"])["test_failures"][0]
 
 
 def test_bad_input_is_refused(cli: Cli, scripts: Path, tmp_path: Path) -> None:
