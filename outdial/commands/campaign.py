@@ -17,6 +17,7 @@ from dialer.campaigns import (
     CampaignError,
     CampaignSettings,
     CampaignStats,
+    Status,
     campaign_stats,
     create_campaign,
     delete_campaign,
@@ -160,28 +161,28 @@ def list_(
     Console(soft_wrap=True).print(table)
 
 
+def _set_status(ctx: typer.Context, name: str, status: Status, done: str) -> None:
+    config = cli_state(ctx).loaded.config
+    _with_db(config, lambda conn: set_status(conn, name, status))
+    Console().print(f"{done} {name}")
+
+
 @app.command()
 def pause(ctx: typer.Context, name: str) -> None:
     """Stop dialling a campaign (calls in progress finish)."""
-    config = cli_state(ctx).loaded.config
-    _with_db(config, lambda conn: set_status(conn, name, "paused"))
-    Console().print(f"paused {name}")
+    _set_status(ctx, name, "paused", "paused")
 
 
 @app.command()
 def resume(ctx: typer.Context, name: str) -> None:
     """Dial a paused campaign again."""
-    config = cli_state(ctx).loaded.config
-    _with_db(config, lambda conn: set_status(conn, name, "active"))
-    Console().print(f"resumed {name}")
+    _set_status(ctx, name, "active", "resumed")
 
 
 @app.command()
 def archive(ctx: typer.Context, name: str) -> None:
     """Finish with a campaign: never dialled again, hidden from `list` (records kept)."""
-    config = cli_state(ctx).loaded.config
-    _with_db(config, lambda conn: set_status(conn, name, "archived"))
-    Console().print(f"archived {name}")
+    _set_status(ctx, name, "archived", "archived")
 
 
 @app.command()
