@@ -7,11 +7,11 @@ The daemon runs a pass every `privacy.purge_interval_s`; `outdial privacy purge`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import asyncpg
 
+from analytics.periodic import PeriodicJob
 from outdial.recordings import delete_recordings
 from store.metrics import ROWS_PURGED
 from store.recordings import count_queued
@@ -70,40 +70,15 @@ async def _recording_files(
     return RuleResult(RECORDING_FILES, "recording_deletions", sweep.deleted)
 
 
-class RetentionJob:
-    """Runs `purge` every `purge_interval_s` until stopped (the daemon owns one)."""
+class RetentionJob(PeriodicJob):
+    """Runs `purge` every `purge_interval_s` until stopped (the daemon owns one). A pass may be
+    stopped mid-batch: each statement is atomic, nothing is lost."""
 
     def __init__(self, pool: asyncpg.Pool, settings: PrivacySettings, *, webhooks: bool) -> None:
-        self._pool = pool
-        self._settings = settings
-        self._webhooks = webhooks
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+        async def run_once() -> None:
+            results = await purge(pool, settings, webhooks=webhooks)
+            purged = ", ".join(f"{r.table} {r.rows}" for r in results if r.rows)
+            if purged:
+                log.info("retention: purged %s", purged)
 
-    def start(self) -> None:
-        if self._task is None:
-            self._stopping.clear()
-            self._task = asyncio.create_task(self._loop(), name="retention")
-
-    async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._stopping.set()
-        self._task.cancel()  # a pass may be mid-batch: its statement is atomic, nothing is lost
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-
-    async def _loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                results = await purge(self._pool, self._settings, webhooks=self._webhooks)
-            except (asyncpg.PostgresError, OSError) as exc:
-                # A database outage must not end the job; the next pass tries again.
-                log.warning("retention pass failed: %s", exc)
-            else:
-                purged = ", ".join(f"{r.table} {r.rows}" for r in results if r.rows)
-                if purged:
-                    log.info("retention: purged %s", purged)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._settings.purge_interval_s)
+        super().__init__("retention", settings.purge_interval_s, run_once)
