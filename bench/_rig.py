@@ -29,6 +29,7 @@ import psutil
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.tokens import create_token
 from bench.calls import (
     ROOT,
     SECRET,
@@ -44,7 +45,6 @@ from bench.calls import (
     _wait_ready,
     measure,
 )
-from outdial.api.tokens import create_token
 from pbxsim import PbxSim, SimConfig
 from pbxsim.dialplan import DialplanStep, default_dialplan
 from pbxsim.records import CallRecord

@@ -30,10 +30,10 @@ from pydantic import SecretStr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from api.server import ApiServer  # noqa: E402
+from api.settings import ApiSettings  # noqa: E402
+from api.tokens import create_token  # noqa: E402
 from bench._common import scratch_database, tree_cpu_s  # noqa: E402
-from outdial.api.server import ApiServer  # noqa: E402
-from outdial.api.settings import ApiSettings  # noqa: E402
-from outdial.api.tokens import create_token  # noqa: E402
 from outdial.config import Config  # noqa: E402
 from store.db import create_pool  # noqa: E402
 from store.settings import DatabaseSettings  # noqa: E402

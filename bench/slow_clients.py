@@ -48,6 +48,7 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from api.tokens import create_token  # noqa: E402
 from bench.calls import (  # noqa: E402
     SECRET,
     _bench_script,
@@ -56,7 +57,6 @@ from bench.calls import (  # noqa: E402
     _seed,
     _wait_ready,
 )
-from outdial.api.tokens import create_token  # noqa: E402
 from pbxsim import PbxSim, Scenario, SimConfig  # noqa: E402
 from pbxsim.dialplan import DialplanStep, default_dialplan  # noqa: E402
 from pbxsim.records import CallRecord  # noqa: E402

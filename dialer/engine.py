@@ -136,7 +136,7 @@ class Dialer:
         self._capacity = capacity
         self._clock = clock
         self._only = frozenset(only_campaigns) if only_campaigns is not None else None
-        self._advisor = advisor  # the follow-up after each call (outdial/followup.py)
+        self._advisor = advisor  # the follow-up after each call (crm/followup.py)
         self._trunks: dict[str, _Trunk] = {}
         self._campaigns: dict[int, _CampaignState] = {}
         self._tasks: set[asyncio.Task[None]] = set()

@@ -79,7 +79,7 @@ class Advice:
 
 
 # Called in finish_attempts' transaction with every attempt it ended (the daemon wires
-# outdial.followup.OutcomeAdvisor); returns advice by call id.
+# crm.followup.OutcomeAdvisor); returns advice by call id.
 OutcomeAdvisor = Callable[
     [asyncpg.Connection, Sequence[EndedAttempt]], Awaitable[Mapping[str, Advice]]
 ]

@@ -9,7 +9,7 @@
         channel: push
         text: Order {order_number} is on its way.
 
-The follow-up planner (outdial/followup.py) chooses the channel for each lead; the template
+The follow-up planner (crm/followup.py) chooses the channel for each lead; the template
 is then the first one for that channel whose `outcomes` and `grades` (when given) fit the
 call. A call follow-up needs no template: it is the script itself, dialled again. Pure.
 """

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from outdial.api.schemas import CallOut, TurnOut
+from api.schemas import CallOut, TurnOut
 from outdial.errors import UserError
 
 if TYPE_CHECKING:

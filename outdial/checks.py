@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dialer.campaigns import Campaign, PauseReason, list_campaigns, paused_for
 from dialer.settings import TrunkSettings
 from dialog.directory import ScriptDirectory, scan_scripts
+from langpacks.install import ModelsError, PackPlan, load_piper, load_vosk, plan_packs
 from outdial.config import Config
-from outdial.models import ModelsError, PackPlan, load_piper, load_vosk, plan_packs
 from store.db import Database
 from store.migrate import applied_versions, available_migrations
 from store.settings import DatabaseSettings

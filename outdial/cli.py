@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from langpacks.install import ModelsError
 from outdial.commands import api as api_cmd
 from outdial.commands import calls as calls_cmd
 from outdial.commands import campaign as campaign_cmd
@@ -85,10 +86,14 @@ def root(
     state.strict = strict
 
 
+# What the operator can fix: printed as one line, exit 1, no traceback.
+OPERATOR_ERRORS = (UserError, ModelsError)
+
+
 def main() -> None:
     try:
         app()
-    except UserError as exc:
+    except OPERATOR_ERRORS as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(1)
 

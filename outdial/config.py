@@ -11,7 +11,7 @@ import os
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -21,22 +21,22 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 from agi.settings import AgiSettings, AudioSocketSettings, SessionSettings
 from analytics.settings import AnalyticsSettings, WebhookSettings
+from api.settings import ApiSettings
 from compliance.settings import ComplianceSettings
 from dialer.settings import DialerSettings, TrunkSettings
 from dialog.yamlsource import YamlSyntaxError, parse_yaml
 from emotion.settings import EmotionSettings
+from langpacks.settings import ModelsSettings
 from nlu.settings import NluSettings
-from outdial.api.settings import ApiSettings
 from outdial.credentials import read_credential
 from outdial.errors import UserError
 from store.leadrows import known_region
 from store.settings import DatabaseSettings, PrivacySettings
-from voice.settings import PACK_NAME, AsrSettings, PackSettings, TtsSettings
+from voice.settings import AsrSettings, TtsSettings
 
 SEARCH_PATHS = (Path("outdial.yaml"), Path("/etc/outdial/outdial.yaml"))
 
@@ -68,37 +68,6 @@ class MetricsSettings(BaseModel):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=9108, ge=0, le=65535)
-
-
-class ModelsSettings(BaseModel):
-    """Language packs (`outdial models`): each script is served by the pack of its language."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    # None: `<state_dir>/models`.
-    dir: Path | None = None
-    # Extra or replacement packs (YAML), e.g. another language or a local mirror's URLs.
-    catalogue: Path | None = None
-    # Per-pack settings by pack name (`en`, `zh`, or `packaged` for the models that come
-    # with the install); a pack not named here gets the defaults.
-    packs: dict[Annotated[str, Field(pattern=PACK_NAME)], PackSettings] = Field(
-        default_factory=dict
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_daemon_language(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "language" in data:
-            raise ValueError(
-                "`models.language` is gone: each script is served by the pack of its own "
-                "language (operator guide, section 6); remove the key"
-            )
-        return data
-
-    def recognizers(self, pack: str, max_calls: int) -> int:
-        """Recognizers kept for `pack`'s calls: its setting, else one per call slot."""
-        settings = self.packs.get(pack)
-        return settings.recognizers if settings and settings.recognizers else max_calls
 
 
 class Config(BaseModel):

@@ -30,7 +30,10 @@ from agi.service import CallService, ScriptSource
 from analytics.allocation import VariantAllocator
 from analytics.churn import ChurnScorer, churn_scoring_job
 from analytics.retirement import RetirementJob
+from api.server import ApiListenError, ApiServer
 from compliance.words import WordFilter
+from crm.followup import outcome_advisor
+from crm.webhooks import WebhookSender
 from dialer.campaigns import (
     Campaign,
     CampaignError,
@@ -45,17 +48,15 @@ from dialer.engine import Dialer
 from dialog import RECORDING_NOT_ANNOUNCED, Script, announces_recording
 from dialog.schema import BASE_VARIANT
 from emotion.warmup import warm
-from outdial.api.server import ApiServer
+from langpacks.install import pack_chooser
 from outdial.config import Config
 from outdial.credentials import spool_keys
-from outdial.followup import outcome_advisor
+from outdial.errors import UserError
 from outdial.health import HealthMonitor
 from outdial.metrics import MetricsServer
-from outdial.models import pack_chooser
 from outdial.retention import RetentionJob
 from outdial.supervision import Backoff, Probe, Readiness, Supervisor
 from outdial.systemd import Notifier, start_watchdog
-from outdial.webhooks import WebhookSender
 from store.db import Database
 from store.spool import spool_cipher, spool_dir
 from store.turns import TurnWriter
@@ -298,7 +299,10 @@ class Daemon:
             self._closers.append(sender)
         if config.api.enabled:
             api = ApiServer(config, pool)  # type: ignore[arg-type]
-            await api.start()
+            try:
+                await api.start()
+            except ApiListenError as exc:
+                raise UserError(str(exc)) from exc
             self._closers.append(api)
 
     def install_signal_handlers(self) -> None:

@@ -31,13 +31,13 @@ from pydantic import SecretStr
 
 from analytics.evaluation import VariantStats, Window, evaluate
 from analytics.insights import decisions
+from crm.followup import outcome_advisor
 from dialer.campaigns import CampaignSettings, create_campaign
 from dialer.engine import Dialer
 from dialer.settings import TrunkSettings
 from outdial.config import Config
 from outdial.daemon import Daemon
 from outdial.errors import UserError
-from outdial.followup import outcome_advisor
 from outdial.simulate import judge_world
 from pbxsim import PbxSim, Scenario, SimConfig
 from pbxsim.dialplan import DialplanStep, default_dialplan

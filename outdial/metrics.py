@@ -13,9 +13,9 @@ import logging
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from outdial.api.listener import GuardedSite, keepalive_limit
-from outdial.api.metrics import refusal_counter
-from outdial.api.settings import ListenerLimits
+from api.listener import GuardedSite, keepalive_limit
+from api.metrics import refusal_counter
+from api.settings import ListenerLimits
 from outdial.config import MetricsSettings
 from outdial.errors import UserError
 from outdial.supervision import Readiness
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 # (a labelled family shows its HELP and TYPE before its first sample). Modules written later by
 # other packages are picked up as soon as they exist.
 METRICS_MODULES = (
-    "outdial.api.metrics",
+    "api.metrics",
     "store.metrics",
     "analytics.metrics",
     "dialer.metrics",

@@ -29,6 +29,9 @@ import aiohttp
 import asyncpg
 
 from analytics.churn import evaluate
+from api.server import ApiServer
+from api.tokens import create_token, revoke_token
+from crm.followup import outcome_advisor
 from dialer.campaigns import CampaignSettings, calling_policy, create_campaign
 from dialer.dispositions import Disposition, next_step
 from dialer.leasing import (
@@ -41,10 +44,7 @@ from dialer.leasing import (
 from dialog import load_script
 from dialog.grading import CallFacts, grade_call
 from dialog.schema import Script
-from outdial.api.server import ApiServer
-from outdial.api.tokens import create_token, revoke_token
 from outdial.config import Config
-from outdial.followup import outcome_advisor
 from pbxsim.history import Conversation, HiddenCustomer, contact_draw, conversation, make_customers
 from store.db import create_pool
 from store.scripts import record_script_version

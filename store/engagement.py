@@ -1,5 +1,5 @@
 """Engagement on every channel, consent and do-not-contact per channel, and the follow-ups
-chosen: the facts the follow-up planner (outdial/followup.py) decides from.
+chosen: the facts the follow-up planner (crm/followup.py) decides from.
 
 A person is their phone number, so a lead's channel history is that of every lead with its
 number, in every campaign. A contact is a call attempt that reached a line, or a message (the

@@ -1,7 +1,7 @@
 """The CRM outbox: outcome events written with the call's disposition, delivered later.
 
 `enqueue_outcome` runs inside the disposition's transaction, so an outcome is recorded exactly
-when the disposition is. The sender (outdial.webhooks) claims due events with the functions
+when the disposition is. The sender (crm.webhooks) claims due events with the functions
 below; a lead's events go out strictly in the order they were written.
 """
 

@@ -10,9 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from outdial.api.openapi import document_text
-from outdial.api.server import OPERATIONS
-from outdial.api.tokens import (
+from api.openapi import document_text
+from api.server import OPERATIONS
+from api.tokens import (
     SCOPES,
     TokenError,
     TokenInfo,

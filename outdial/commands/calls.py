@@ -22,14 +22,14 @@ from rich.console import Console
 from rich.table import Table
 
 from analytics.evaluation import parse_span
+from api.schemas import CallOut, TurnOut
+from api.transcript import call_document, sparkline
 from compliance.redact import redact
-from outdial.api.schemas import CallOut, TurnOut
 from outdial.commands.privacy import cli_user
 from outdial.commands.report import open_database
 from outdial.config import Config
 from outdial.context import FLAG, cli_state, run_async
 from outdial.errors import UserError
-from outdial.transcript import call_document, sparkline
 from store.calls import (
     CallFilter,
     calls_by_id,

@@ -26,10 +26,10 @@ from dialer.campaigns import (
 )
 from dialog import RECORDING_NOT_ANNOUNCED, ScriptError, announces_recording, load_script
 from dialog.directory import ScriptDirectory, scan_scripts
+from langpacks.install import plan_packs
 from outdial.config import Config
 from outdial.context import FLAG, cli_state, run_async
 from outdial.errors import UserError
-from outdial.models import plan_packs
 from store.db import Database
 
 app = typer.Typer(help="Dialling campaigns.", no_args_is_help=True)

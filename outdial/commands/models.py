@@ -16,10 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from outdial.config import Config
-from outdial.context import cli_state, run_async
-from outdial.errors import UserError
-from outdial.models import (
+from langpacks.install import (
     PARTS,
     WITHOUT_PACKS,
     LanguagePack,
@@ -28,6 +25,9 @@ from outdial.models import (
     load_catalogue,
     verify_pack,
 )
+from outdial.config import Config
+from outdial.context import cli_state, run_async
+from outdial.errors import UserError
 from voice.packs import installed_names
 
 app = typer.Typer(

@@ -40,11 +40,11 @@ from dialog import (
 )
 from dialog.cases import CaseFileError, cases_dir, load_cases
 from dialog.graph import flow_graph, to_dot, to_mermaid
+from dialog.scripttests import ScriptTestError, run_script_tests, stored_version_failures
 from dialog.validate import read_script
 from nlu.settings import NluSettings
 from outdial.context import cli_state, run_async
 from outdial.errors import UserError
-from outdial.scripttests import ScriptTestError, run_script_tests, stored_version_failures
 from store.db import Database
 from store.scripts import (
     ScriptVersion,
@@ -113,7 +113,7 @@ def validate(
 
 def _unservable(ctx: typer.Context, files: list[Path]) -> dict[str, str]:
     """Scripts (by name) this host has no language pack for, with the one-line reason."""
-    from outdial.models import plan_packs  # the config is read only when packs are checked
+    from langpacks.install import plan_packs  # the config is read only when packs are checked
 
     scripts = [load_script(path).script for path in files]
     return plan_packs(cli_state(ctx).loaded.config, scripts).refused
@@ -357,7 +357,7 @@ def promote(
         cache_dir = cli_state(ctx).loaded.config.state_dir / "nlu-cache"
     chosen = _staged(_with_pool(ctx, lambda pool: script_versions(pool, name)), version)
     try:
-        failures = stored_version_failures(chosen, cache_dir)
+        failures = stored_version_failures(chosen.name, chosen.source, chosen.cases, cache_dir)
     except ScriptTestError as exc:
         raise UserError(str(exc)) from exc
     if failures and not force:

@@ -24,11 +24,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from api.transcript import sparkline
 from dialer.dispositions import HUMAN_ANSWERED
 from outdial.commands.report import open_database
 from outdial.config import Config
 from outdial.context import FLAG, cli_state, run_async
-from outdial.transcript import sparkline
 from store.floor import (
     Abandoned,
     CampaignRates,

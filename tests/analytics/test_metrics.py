@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from analytics.metrics import VARIANT_SUCCESS_RATE, WEBHOOK_DELIVERIES
-from outdial.api.settings import ListenerLimits
+from api.settings import ListenerLimits
 from outdial.config import MetricsSettings
 from outdial.errors import UserError
 from outdial.metrics import METRICS_MODULES, MetricsServer, import_metrics_modules
@@ -60,7 +60,7 @@ CONTRACT: dict[str, dict[str, str]] = {
         "outdial_turns_written": "counter",
         "outdial_privacy_rows_purged": "counter",
     },
-    "outdial.api.metrics": {"outdial_http_refused": "counter"},
+    "api.metrics": {"outdial_http_refused": "counter"},
     "outdial.health": {"outdial_db_up": "gauge", "outdial_asyncio_tasks": "gauge"},
     "analytics.metrics": {
         "outdial_variant_success_rate": "gauge",

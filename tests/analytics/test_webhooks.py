@@ -17,8 +17,8 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr, ValidationError
 
 from analytics.settings import WebhookSettings
+from crm.webhooks import WebhookSender, backoff_s
 from outdial.config import parse_config
-from outdial.webhooks import WebhookSender, backoff_s
 from store.outbox import enqueue_outcome, pending_count
 from tests.analytics import seeding
 

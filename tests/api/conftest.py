@@ -11,9 +11,9 @@ import asyncpg
 import pytest
 from pydantic import SecretStr
 
-from outdial.api.server import ApiServer
-from outdial.api.settings import ApiSettings
-from outdial.api.tokens import SCOPES, create_token
+from api.server import ApiServer
+from api.settings import ApiSettings
+from api.tokens import SCOPES, create_token
 from outdial.config import Config
 from store.settings import DatabaseSettings
 

@@ -10,8 +10,8 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
-from outdial.api.server import OPERATIONS
-from outdial.api.tokens import revoke_token, token_hash
+from api.server import OPERATIONS
+from api.tokens import revoke_token, token_hash
 from outdial.cli import app
 from tests.api.conftest import Api, api_config, start_api
 

@@ -17,8 +17,8 @@ import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
-from outdial.api.server import ApiServer
-from outdial.api.tokens import SCOPES, create_token
+from api.server import ApiServer
+from api.tokens import SCOPES, create_token
 from outdial.config import LogSettings
 from outdial.logging import setup_logging
 from tests.api.conftest import SCRIPT, api_config, start_api

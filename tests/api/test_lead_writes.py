@@ -9,9 +9,9 @@ import json
 import asyncpg
 import pytest
 
-from outdial.api.audit import lead_target
-from outdial.api.leadwrites import MAX_BATCH, LeadWrite, LeadWrites
-from outdial.api.tokens import Token
+from api.audit import lead_target
+from api.leadwrites import MAX_BATCH, LeadWrite, LeadWrites
+from api.tokens import Token
 from store.db import create_pool
 from store.settings import DatabaseSettings
 from tests.api.conftest import Api, problem_pointers

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from outdial.api.openapi import document_text
-from outdial.api.server import OPERATIONS
+from api.openapi import document_text
+from api.server import OPERATIONS
 from tests.api.conftest import Api
 
 CHECKS = (

@@ -9,8 +9,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from outdial.api.server import ApiServer
-from outdial.api.tokens import create_token, revoke_token
+from api.server import ApiServer
+from api.tokens import create_token, revoke_token
 from store.db import create_pool
 from store.settings import DatabaseSettings
 from tests.api.conftest import api_config

@@ -14,6 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from analytics.churn import FEATURES, LinearChurnModel
+from crm.followup import outcome_advisor
 from dialer.campaigns import CampaignSettings, calling_policy, create_campaign
 from dialer.dispositions import Disposition, next_step
 from dialer.leasing import (
@@ -25,7 +26,6 @@ from dialer.leasing import (
 )
 from dialog import load_script
 from outdial.config import Config
-from outdial.followup import outcome_advisor
 from store.churn import save_model
 from store.engagement import EngagementEvent, record_events
 from store.scripts import record_script_version

@@ -18,8 +18,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from crm.webhooks import WebhookSender
 from dialer.engine import Dialer
-from outdial.webhooks import WebhookSender
 from pbxsim import PbxSim
 from pbxsim.dialplan import DialplanStep
 from pbxsim.scenario import OutcomeWeights, Scenario

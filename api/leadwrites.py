@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from outdial.api.tokens import Token
+from api.tokens import Token
 
 # (phone_e164, external_id, timezone, fields JSON, priority, consent)
 Normalised = tuple[str, str | None, str, str, int, bool]

@@ -4,7 +4,7 @@ A call is what the dialer originated (`call_attempts`) joined with what the bot 
 recorded (`calls`); either may be missing (not answered yet, or no bot session). The call
 session stores transcripts redacted unless `keep_raw_transcripts`; the API redacts again on the
 way out while `compliance.redaction` is on, so raw text never leaves through it. The document is
-the one `outdial calls show --json` prints (outdial/transcript.py).
+the one `outdial calls show --json` prints (api/transcript.py).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import asyncio
 
 import asyncpg
 
+from api.audit import audit, lead_target
+from api.problems import ApiProblem
+from api.routing import ApiRequest, ApiState, Operation, Reply
+from api.schemas import CallList, CallOut
+from api.transcript import call_document
 from compliance.redact import redact
-from outdial.api.audit import audit, lead_target
-from outdial.api.problems import ApiProblem
-from outdial.api.routing import ApiRequest, ApiState, Operation, Reply
-from outdial.api.schemas import CallList, CallOut
-from outdial.transcript import call_document
 from store.calls import calls_by_id, calls_of_lead, phone_of_call, with_turns
 
 # The most recent calls of one lead returned (a lead is called a handful of times at most).

@@ -5,21 +5,41 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Protocol
 
 import asyncpg
 from aiohttp import web
 
-from outdial.api import calls, campaigns, decisions, dnc, health, leads, personal, reports, scripts
-from outdial.api.listener import GuardedSite, keepalive_limit
-from outdial.api.metrics import refusal_counter
-from outdial.api.openapi import build_document
-from outdial.api.problems import ApiProblem
-from outdial.api.routing import ApiState, Operation, endpoint, limit_anonymous
-from outdial.config import Config
-from outdial.errors import UserError
-from outdial.followup import FollowUpPlanner
+from analytics.settings import AnalyticsSettings
+from api import calls, campaigns, decisions, dnc, health, leads, personal, reports, scripts
+from api.listener import GuardedSite, keepalive_limit
+from api.metrics import refusal_counter
+from api.openapi import build_document
+from api.problems import ApiProblem
+from api.routing import ApiState, Operation, endpoint, limit_anonymous
+from api.settings import ApiSettings
+from compliance.settings import ComplianceSettings
+from crm.followup import FollowUpPlanner
+from dialer.settings import DialerSettings
 
 log = logging.getLogger(__name__)
+
+
+class ApiConfig(Protocol):
+    """The parts of the daemon's configuration the API reads (outdial.config.Config has them)."""
+
+    api: ApiSettings
+    compliance: ComplianceSettings
+    analytics: AnalyticsSettings
+    dialer: DialerSettings
+    default_region: str
+    state_dir: Path
+
+
+class ApiListenError(RuntimeError):
+    """The API's address cannot be bound (in use, not permitted); the message says which."""
+
 
 OPERATIONS: list[Operation] = [
     *health.OPERATIONS,
@@ -71,7 +91,7 @@ async def problem_details(
         )
 
 
-def api_state(config: Config, pool: asyncpg.Pool) -> ApiState:
+def api_state(config: ApiConfig, pool: asyncpg.Pool) -> ApiState:
     return ApiState(
         pool,
         config.api,
@@ -83,7 +103,7 @@ def api_state(config: Config, pool: asyncpg.Pool) -> ApiState:
 
 
 def create_app(
-    config: Config, pool: asyncpg.Pool, state: ApiState | None = None
+    config: ApiConfig, pool: asyncpg.Pool, state: ApiState | None = None
 ) -> web.Application:
     settings = config.api
     state = state or api_state(config, pool)
@@ -105,7 +125,7 @@ def create_app(
 class ApiServer:
     """The API on `config.api.host:port`; port 0 picks a free one (returned by `start`)."""
 
-    def __init__(self, config: Config, pool: asyncpg.Pool) -> None:
+    def __init__(self, config: ApiConfig, pool: asyncpg.Pool) -> None:
         self._config = config
         self._pool = pool
         self._runner: web.AppRunner | None = None
@@ -130,7 +150,7 @@ class ApiServer:
             await site.start()
         except OSError as exc:
             await runner.cleanup()
-            raise UserError(
+            raise ApiListenError(
                 f"API cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
             ) from exc
         self._runner = runner

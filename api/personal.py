@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from outdial.api.problems import ApiProblem
-from outdial.api.routing import ApiRequest, Operation, Reply
-from outdial.api.schemas import ErasureOut
+from api.problems import ApiProblem
+from api.routing import ApiRequest, Operation, Reply
+from api.schemas import ErasureOut
 from store.erasure import SubjectError, erase_subject, find_subject
 
 

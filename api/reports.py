@@ -6,9 +6,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 from analytics.evaluation import Window, campaign_exists, evaluate, parse_span
-from outdial.api.problems import FieldError, invalid
-from outdial.api.routing import ApiRequest, Operation, Reply
-from outdial.api.schemas import ReportOut, ReportQuery, VariantStatsOut
+from api.problems import FieldError, invalid
+from api.routing import ApiRequest, Operation, Reply
+from api.schemas import ReportOut, ReportQuery, VariantStatsOut
 
 DEFAULT_SPAN = timedelta(hours=24)
 

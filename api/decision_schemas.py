@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, Field
 
-from outdial.api.schemas import Text, _Request, _Response
+from api.schemas import Text, _Request, _Response
 
 MAX_EVENTS = 1_000
 MAX_PLANNED = 500

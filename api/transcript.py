@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from outdial.api.schemas import CallOut, ComplianceEventOut, TurnOut
+from api.schemas import CallOut, ComplianceEventOut, TurnOut
 from store.calls import CallRows
 
 Shown = Callable[[str | None], str | None]

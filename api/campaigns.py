@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from api.audit import audit
+from api.problems import ApiProblem, body_field, invalid
+from api.routing import ApiRequest, Operation, Reply
+from api.schemas import CampaignIn, CampaignList, CampaignOut, CampaignStatsOut
 from dialer.campaigns import (
     Campaign,
     CampaignError,
@@ -13,10 +17,6 @@ from dialer.campaigns import (
     set_status,
 )
 from dialog import RECORDING_NOT_ANNOUNCED, ScriptError, announces_recording, parse_script
-from outdial.api.audit import audit
-from outdial.api.problems import ApiProblem, body_field, invalid
-from outdial.api.routing import ApiRequest, Operation, Reply
-from outdial.api.schemas import CampaignIn, CampaignList, CampaignOut, CampaignStatsOut
 from store.scripts import latest_script_source
 
 

@@ -1,7 +1,7 @@
 """From call data to decisions, for a CRM: report engagement on every channel, consent per
 channel and churn labels; read a lead's churn risk and its follow-up; read the distributions.
 
-The follow-up and the churn model are outdial/followup.py and analytics/churn.py; the facts
+The follow-up and the churn model are crm/followup.py and analytics/churn.py; the facts
 are in store/engagement.py and store/churn.py.
 """
 
@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 import asyncpg
 
 from analytics.insights import decisions
-from outdial.api.audit import audit
-from outdial.api.decision_schemas import (
+from api.audit import audit
+from api.decision_schemas import (
     ChurnLabelIn,
     ChurnLabelOut,
     ChurnLabelsIn,
@@ -28,11 +28,11 @@ from outdial.api.decision_schemas import (
     FollowUpOut,
     FollowUpsIn,
 )
-from outdial.api.problems import ApiProblem, body_field, invalid
-from outdial.api.reports import report_window
-from outdial.api.routing import ApiRequest, ApiState, Operation, Reply
-from outdial.api.schemas import ReportQuery
-from outdial.followup import FollowUp, PlanRequest
+from api.problems import ApiProblem, body_field, invalid
+from api.reports import report_window
+from api.routing import ApiRequest, ApiState, Operation, Reply
+from api.schemas import ReportQuery
+from crm.followup import FollowUp, PlanRequest
 from store.churn import Label, lead_score, upsert_labels
 from store.engagement import KINDS, EngagementEvent, record_events, set_consent, usable_leads
 

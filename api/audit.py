@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from outdial.api.tokens import Token
+from api.tokens import Token
 from store.erasure import record_access
 
 log = logging.getLogger(__name__)

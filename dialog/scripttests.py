@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 
@@ -11,7 +12,6 @@ from dialog import ScriptError, load_script
 from dialog.cases import CaseFileError, CaseResult, cases_dir, load_cases, run_cases
 from nlu.entities import Entity
 from nlu.settings import NluSettings
-from store.scripts import ScriptVersion
 
 
 class ScriptTestError(ValueError):
@@ -57,14 +57,16 @@ def run_script_tests(files: list[Path], cache_dir: Path) -> tuple[list[CaseResul
     return results, untested
 
 
-def stored_version_failures(version: ScriptVersion, cache_dir: Path) -> list[str]:
-    """The stored version's cases, run as `outdial script test` runs them."""
+def stored_version_failures(
+    name: str, source: str, cases: Mapping[str, str], cache_dir: Path
+) -> list[str]:
+    """A stored version's cases (file name -> text), run as `outdial script test` runs them."""
     with tempfile.TemporaryDirectory(prefix="outdial-promote-") as tmp:
-        path = Path(tmp) / f"{version.name}.yaml"
-        path.write_text(version.source, encoding="utf-8")
-        tests = Path(tmp) / "tests" / version.name
+        path = Path(tmp) / f"{name}.yaml"
+        path.write_text(source, encoding="utf-8")
+        tests = Path(tmp) / "tests" / name
         tests.mkdir(parents=True)
-        for file_name, text in version.cases.items():
+        for file_name, text in cases.items():
             (tests / Path(file_name).name).write_text(text, encoding="utf-8")
         results, untested = run_script_tests([path], cache_dir)
     failures = [f"{r.case}: {r.failure}" for r in results if not r.passed]

@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import asyncio
 
-from dialog import ScriptError, parse_script
-from dialog.cases import CaseFileError, load_cases_text
-from outdial.api.audit import audit
-from outdial.api.problems import ApiProblem, body_field, invalid
-from outdial.api.routing import ApiRequest, Operation, Reply
-from outdial.api.schemas import (
+from api.audit import audit
+from api.problems import ApiProblem, body_field, invalid
+from api.routing import ApiRequest, Operation, Reply
+from api.schemas import (
     ScriptPromoted,
     ScriptPromoteIn,
     ScriptStageIn,
     ScriptVersionList,
     ScriptVersionOut,
 )
-from outdial.scripttests import ScriptTestError, stored_version_failures
+from dialog import ScriptError, parse_script
+from dialog.cases import CaseFileError, load_cases_text
+from dialog.scripttests import ScriptTestError, stored_version_failures
 from store.scripts import (
     ScriptVersion,
     ScriptVersionError,
@@ -82,7 +82,13 @@ async def promote(req: ApiRequest) -> Reply:
         raise _not_found(exc) from exc
     chosen = _chosen(versions, body.version)
     try:
-        failures = await asyncio.to_thread(stored_version_failures, chosen, req.state.nlu_cache)
+        failures = await asyncio.to_thread(
+            stored_version_failures,
+            chosen.name,
+            chosen.source,
+            chosen.cases,
+            req.state.nlu_cache,
+        )
     except ScriptTestError as exc:  # stored valid; the validator may have grown since
         raise ApiProblem(409, "conflict", str(exc)) from exc
     if failures and not body.force:

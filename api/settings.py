@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 @dataclass(frozen=True)
 class ListenerLimits:
-    """What an HTTP listener allows a client (outdial.api.listener enforces it)."""
+    """What an HTTP listener allows a client (api.listener enforces it)."""
 
     header_timeout_s: float
     keepalive_timeout_s: float

@@ -13,9 +13,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from outdial.api.problems import PROBLEM_JSON, Problem
-from outdial.api.routing import JSON, PATH_PARAMS, Operation
-from outdial.api.tokens import SCOPES
+from api.problems import PROBLEM_JSON, Problem
+from api.routing import JSON, PATH_PARAMS, Operation
+from api.tokens import SCOPES
 
 API_VERSION = "1.0.0"
 _REF = "#/components/schemas/{model}"

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 import asyncpg
 import phonenumbers
 
-from outdial.api.audit import audit, lead_target
-from outdial.api.leadwrites import LeadWrite, Normalised
-from outdial.api.problems import ApiProblem, FieldError, body_field, invalid
-from outdial.api.routing import ApiRequest, ApiState, Operation, Reply
-from outdial.api.schemas import (
+from api.audit import audit, lead_target
+from api.leadwrites import LeadWrite, Normalised
+from api.problems import ApiProblem, FieldError, body_field, invalid
+from api.routing import ApiRequest, ApiState, Operation, Reply
+from api.schemas import (
     BulkLead,
     BulkLeadResult,
     BulkLeadsIn,

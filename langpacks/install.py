@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -43,7 +43,7 @@ from pydantic import (
 )
 from rich.progress import Progress, TaskID
 
-from outdial.errors import UserError
+from langpacks.settings import ModelsSettings
 from voice.packs import (
     MANIFEST,
     PackChooser,
@@ -59,10 +59,22 @@ from voice.packs import (
     packaged_pack,
     read_manifest,
 )
+from voice.settings import AsrSettings, TtsSettings
 
 if TYPE_CHECKING:
     from dialog import Script
-    from outdial.config import Config
+
+
+class PackConfig(Protocol):
+    """The parts of the daemon's configuration that choose packs (outdial.config.Config)."""
+
+    models: ModelsSettings
+    asr: AsrSettings
+    tts: TtsSettings
+
+    @property
+    def models_dir(self) -> Path: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +86,9 @@ MAX_UNPACKED_BYTES = 8 << 30
 _ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar")
 
 
-class ModelsError(UserError):
-    """A pack that cannot be installed or verified; the message says why."""
+class ModelsError(Exception):
+    """A pack that cannot be installed or verified; the message says why (the CLI prints it
+    as one line)."""
 
 
 class Artifact(BaseModel):
@@ -288,12 +301,12 @@ def pack_offers(catalogue: Mapping[str, LanguagePack]) -> list[PackOffer]:
     return [PackOffer(p.lang, p.language, p.voice_name) for p in catalogue.values()]
 
 
-def available_packs(config: Config) -> list[PackSpec]:
+def available_packs(config: PackConfig) -> list[PackSpec]:
     """The installed packs, and the models packaged with outdial (or `asr`/`tts` model_path)."""
     return [*installed_packs(config.models_dir), packaged_pack(config.asr, config.tts)]
 
 
-def pack_chooser(config: Config) -> PackChooser:
+def pack_chooser(config: PackConfig) -> PackChooser:
     """`choose_pack` over the packs installed at the time of asking: a pack installed while
     the daemon runs serves its scripts from the next reload (SIGHUP)."""
     offers = pack_offers(load_catalogue(config.models.catalogue))
@@ -317,7 +330,7 @@ class PackPlan:
         return list({spec.name: spec for spec in self.served.values()}.values())
 
 
-def plan_packs(config: Config, scripts: Iterable[Script]) -> PackPlan:
+def plan_packs(config: PackConfig, scripts: Iterable[Script]) -> PackPlan:
     """The pack of every script, as the daemon will choose it (ModelsError: a broken
     catalogue)."""
     choose = pack_chooser(config)

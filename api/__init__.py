@@ -1,3 +1,3 @@
 """The HTTP API for CRM integration (`docs/openapi.json`): leads in, campaigns controlled,
-DNC kept, outcomes out. `outdial.api.server.ApiServer` runs it on the daemon's event loop.
+DNC kept, outcomes out. `api.server.ApiServer` runs it on the daemon's event loop.
 """

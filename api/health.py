@@ -6,9 +6,9 @@ import asyncio
 
 import asyncpg
 
-from outdial.api.problems import ApiProblem
-from outdial.api.routing import ApiRequest, Operation, Reply
-from outdial.api.schemas import HealthOut
+from api.problems import ApiProblem
+from api.routing import ApiRequest, Operation, Reply
+from api.schemas import HealthOut
 
 READY_TIMEOUT_S = 2.0
 

@@ -24,8 +24,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
 
-from outdial.api.problems import ApiProblem, Problem
-from outdial.api.settings import ListenerLimits
+from api.problems import ApiProblem, Problem
+from api.settings import ListenerLimits
 
 log = logging.getLogger(__name__)
 

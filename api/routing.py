@@ -22,23 +22,23 @@ import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from compliance.settings import ComplianceSettings
-from outdial.api.leadwrites import LeadWrites
-from outdial.api.problems import (
+from api.leadwrites import LeadWrites
+from api.problems import (
     ApiProblem,
     FieldError,
     body_errors,
     invalid,
     parameter_errors,
 )
-from outdial.api.ratelimit import Quota, TokenBuckets, ratelimit_headers, source_key
-from outdial.api.schemas import CampaignName, ExternalId, Text
-from outdial.api.settings import ApiSettings
-from outdial.api.tokens import Token, find_token, token_hash
+from api.ratelimit import Quota, TokenBuckets, ratelimit_headers, source_key
+from api.schemas import CampaignName, ExternalId, Text
+from api.settings import ApiSettings
+from api.tokens import Token, find_token, token_hash
+from compliance.settings import ComplianceSettings
 from store.scripts import campaign_required_fields
 
 if TYPE_CHECKING:
-    from outdial.followup import FollowUpPlanner
+    from crm.followup import FollowUpPlanner
 
 JSON = "application/json"
 # A script loaded with new required fields reaches the API's lead checks within this time.

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncpg
 
-from outdial.api.audit import audit
-from outdial.api.leads import region_of
-from outdial.api.problems import ApiProblem, body_field, invalid
-from outdial.api.routing import ApiRequest, Operation, Reply
-from outdial.api.schemas import DncAdded, DncIn, DncQuery, DncRemoved, DncStatus
+from api.audit import audit
+from api.leads import region_of
+from api.problems import ApiProblem, body_field, invalid
+from api.routing import ApiRequest, Operation, Reply
+from api.schemas import DncAdded, DncIn, DncQuery, DncRemoved, DncStatus
 from store.leadrows import LeadError, normalise_number
 
 

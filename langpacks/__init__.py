@@ -1,0 +1,1 @@
+"""Production language packs: the catalogue, download, install and verify (`outdial models`)."""
