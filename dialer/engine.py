@@ -52,6 +52,10 @@ def default_owner() -> str:
 
 
 class Dialer:
+    """The pacing loop and each call's launch and drain; trunks (`Trunks`), campaigns and
+    leases (`CampaignRoster`), outcomes (`Settler`) and result writes (`ResultWriter`) are
+    their own parts."""
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -96,7 +100,6 @@ class Dialer:
             await self._loop()
         finally:
             await self._drain()
-            self._stopping.set()
             self._results.close()
             await writer
             await self._trunks.close()
