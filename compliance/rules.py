@@ -1,4 +1,4 @@
-"""Pure calling rules the dialer applies before every dial: calling window, DNC, consent.
+"""Calling windows: parsing them, and whether a moment is inside one in the callee's zone.
 
 All functions are pure: the caller passes the current time, the lists and the policy.
 Times are timezone-aware; the window is evaluated in the called party's time zone (IANA
@@ -12,8 +12,6 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import phonenumbers
 
 _WINDOW = re.compile(r"^\s*(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})\s*$")
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -88,43 +86,3 @@ def is_within_calling_window(
     if local.weekday() not in days or local.date() in holidays:
         return False
     return window.start <= local.time().replace(tzinfo=None) < window.end
-
-
-def normalize_e164(phone: str, default_region: str = "CN") -> str:
-    """E.164 form of a phone number; ValueError when it is not a valid number."""
-    try:
-        parsed = phonenumbers.parse(phone, default_region)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"not a phone number: {exc}") from exc
-    if not phonenumbers.is_valid_number(parsed):
-        raise ValueError("not a valid phone number")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
-def is_on_dnc(
-    phone: str,
-    global_dnc: Collection[str],
-    campaign_dnc: Collection[str] = frozenset(),
-    default_region: str = "CN",
-) -> bool:
-    """True when the number (any format) is on the company-wide or the campaign's list.
-
-    The lists hold E.164 numbers, as the `dnc` table does.
-    """
-    e164 = normalize_e164(phone, default_region)
-    return e164 in global_dnc or e164 in campaign_dnc
-
-
-def may_call(has_consent: bool, region: str, consent_required_regions: Collection[str]) -> bool:
-    """Consent rule: where consent is required (US for artificial voices; China, where no
-    explicit consent counts as a refusal) a lead without consent is never dialled."""
-    return has_consent or region.upper() not in {r.upper() for r in consent_required_regions}
-
-
-def region_of(phone_e164: str) -> str:
-    """ISO region code of an E.164 number ("CN", "US"), or "ZZ" when unknown."""
-    try:
-        parsed = phonenumbers.parse(phone_e164, None)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"not an E.164 number: {exc}") from exc
-    return phonenumbers.region_code_for_number(parsed) or "ZZ"

@@ -29,9 +29,9 @@ from analytics.metrics import FOLLOW_UPS
 from analytics.settings import AnalyticsSettings, ChannelSettings
 from compliance import CallingWindow
 from compliance.channels import ChannelFacts, channel_block
+from compliance.gates import lead_zone, next_opening, window_open
 from dialer.campaigns import CampaignSettings, calling_policy
 from dialer.dispositions import NextStep
-from dialer.gates import lead_zone, next_opening, window_open
 from dialer.leasing import Advice, EndedAttempt
 from dialer.settings import DialerSettings
 from dialog import ScriptError, parse_script

@@ -26,7 +26,6 @@ node's own `intents`, then global handlers (complaint, ask_human, dispute, who_i
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -43,6 +42,7 @@ from dialog.actions import (
     Transfer,
 )
 from dialog.events import Dtmf, EmotionScore, Event, Hangup, Silence, Unrecognized, Utterance
+from dialog.prompts import Prompter
 from dialog.schema import (
     DTMF_DIGITS,
     EndNode,
@@ -53,16 +53,6 @@ from dialog.schema import (
     Script,
     TransferNode,
 )
-from dialog.spoken import Kind, spoken
-from dialog.templates import is_static, render
-
-# Entity labels whose captured value is spoken as that kind (yes_no stays text).
-CAPTURED_KINDS: dict[str, Kind] = {
-    "date": "date",
-    "time": "time",
-    "amount": "amount",
-    "number": "number",
-}
 
 
 class ScriptRuntimeError(RuntimeError):
@@ -87,6 +77,20 @@ class _State:
     intents_seen: list[str] = field(default_factory=list)
     last_customer_text: str = ""
 
+    def heard(self, text: str | None, intent: str | None) -> None:
+        """What the customer said and meant, for the transfer's summary."""
+        if text is not None:
+            self.last_customer_text = text
+        if intent:
+            self.intents_seen.append(intent)
+
+    def summary(self, script: str, reason: str) -> str:
+        intents = ", ".join(self.intents_seen[-5:]) or "none"
+        parts = [f"script {script}", f"reason: {reason}", f"intents: {intents}"]
+        if self.last_customer_text:
+            parts.append(f'last said: "{self.last_customer_text}"')
+        return "; ".join(parts)
+
 
 class DialogEngine:
     """One call's conversation. Not thread-safe: one engine per call, driven by one task."""
@@ -104,12 +108,14 @@ class DialogEngine:
             raise ValueError(f"unknown variant {variant!r} (script variants: {known})")
         self.script = script
         self.variant = variant
-        self.variables = _initial_variables(script, variables)
-        # How each variable is spoken: as declared, or as what a capture put in it.
-        self._kinds: dict[str, Kind] = {n: v.type for n, v in script.variables.items()}
         self._filter = word_filter or default_word_filter()
+        self._prompter = Prompter(script, variables, variant, self._filter)
         self._state = _State()
-        self._prompts = script.variants[variant].prompts if variant else {}
+
+    @property
+    def variables(self) -> dict[str, str]:
+        """The call's variables: the lead's fields, defaults, and what the customer gave."""
+        return self._prompter.variables
 
     @property
     def node(self) -> str | None:
@@ -126,7 +132,7 @@ class DialogEngine:
         self._state.started = True
         ident = self.script.identification
         opening = self.script.opening_template()
-        actions = self._say(opening, "identification", ident.interruptible, 300, None)
+        actions = self._prompter.say(opening, "identification", ident.interruptible, 300, None)
         variant = self.script.variants.get(self.variant or "")
         start = variant.start if variant and variant.start else self.script.start
         return actions + self._enter(start)
@@ -153,56 +159,6 @@ class DialogEngine:
 
     # --- speaking ---------------------------------------------------------------------------
 
-    def _say(
-        self,
-        template: str,
-        node: str,
-        interruptible: bool,
-        barge_in_min_ms: int,
-        fallback: str | None,
-    ) -> list[Action]:
-        """Template, filter, and fall back if blocked; never returns a blocked Say."""
-        text = render(template, self._spoken_variables())
-        result = self._filter.check(text, "bot")
-        hits: list[Action] = [
-            ComplianceHit("bot", node, h.category, h.term, h.action, result.blocked)
-            for h in result.hits
-        ]
-        if not result.blocked:
-            static = is_static(template) and result.text == text
-            return [*hits, _say_action(result.text, node, interruptible, barge_in_min_ms, static)]
-        for candidate in (fallback, self.script.fallback):
-            if candidate is None:
-                continue
-            alt_text = render(candidate, self._spoken_variables())
-            alt = self._filter.check(alt_text, "bot")
-            if not alt.blocked:
-                static = is_static(candidate) and alt.text == alt_text
-                say = _say_action(alt.text, node, interruptible, barge_in_min_ms, static)
-                return [*hits, say]
-        return hits
-
-    def _spoken_variables(self) -> dict[str, str]:
-        """The variables as they are said aloud in the script's language."""
-        language = self.script.language
-        return {
-            name: value
-            if self._kinds.get(name, "text") == "text"
-            else spoken(value, self._kinds[name], language, self._currency(name))
-            for name, value in self.variables.items()
-        }
-
-    def _currency(self, name: str) -> str | None:
-        declared = self.script.variables.get(name)
-        return declared.currency if declared else None
-
-    def _speak_node_text(self, name: str, template: str | None) -> list[Action]:
-        node = self.script.nodes[name]
-        text = self._prompts.get(name, template)
-        if text is None:
-            return []
-        return self._say(text, name, node.interruptible, node.barge_in_min_ms, node.fallback)
-
     def likely_replies(self) -> list[Say]:
         """What the bot would say next for each answer the current question expects, without
         moving: lets the caller synthesise replies while the customer is still talking."""
@@ -219,7 +175,7 @@ class DialogEngine:
         actions: list[Action] = []
         for _ in range(len(self.script.nodes) + 1):
             node = self._node(name)
-            actions += self._speak_node_text(name, _template_of(node))
+            actions += self._prompter.node_text(name, _template_of(node))
             if isinstance(node, SayNode):
                 name = node.next
                 continue
@@ -237,7 +193,7 @@ class DialogEngine:
         says: list[Say] = []
         for _ in range(len(self.script.nodes) + 1):
             node = self._node(name)
-            actions = self._speak_node_text(name, _template_of(node))
+            actions = self._prompter.node_text(name, _template_of(node))
             says += [a for a in actions if isinstance(a, Say)]
             if not isinstance(node, SayNode):
                 break
@@ -264,17 +220,23 @@ class DialogEngine:
     def _reprompt(self, text: str | None = None) -> list[Action]:
         """Say `text` (or the node's prompt again) and listen at the same node."""
         name = self._state.node or ""
-        node = self._current()
         if text is None:
-            actions = self._speak_node_text(name, node.prompt)
+            actions = self._prompter.node_text(name, self._current().prompt)
         else:
-            actions = self._say(text, name, node.interruptible, node.barge_in_min_ms, None)
+            actions = self._say_here(text)
         return actions + [self._listen(name)]
+
+    def _say_here(self, text: str) -> list[Action]:
+        """Say `text` the way the current listen node speaks (no fallback)."""
+        node = self._current()
+        return self._prompter.say(
+            text, self._state.node or "", node.interruptible, node.barge_in_min_ms, None
+        )
 
     def _transfer(self, target: str, reason: str) -> list[Action]:
         self._state.finished = True
         self._state.node = None
-        return [Transfer(target, reason, self._summary(reason))]
+        return [Transfer(target, reason, self._state.summary(self.script.name, reason))]
 
     def _end(self, disposition: str, outcome: str) -> list[Action]:
         self._state.finished = True
@@ -283,14 +245,6 @@ class DialogEngine:
 
     def _finish_hangup(self) -> list[Action]:
         return self._end("hangup", "customer_hangup")
-
-    def _summary(self, reason: str) -> str:
-        state = self._state
-        intents = ", ".join(state.intents_seen[-5:]) or "none"
-        parts = [f"script {self.script.name}", f"reason: {reason}", f"intents: {intents}"]
-        if state.last_customer_text:
-            parts.append(f'last said: "{state.last_customer_text}"')
-        return "; ".join(parts)
 
     # --- events -----------------------------------------------------------------------------
 
@@ -315,10 +269,7 @@ class DialogEngine:
             return []
         index, rule = max(rules, key=lambda item: item[1].above)
         self._state.emotion_fired.add(index)
-        if event.text:
-            self._state.last_customer_text = event.text
-        if event.intent:
-            self._state.intents_seen.append(event.intent)
+        self._state.heard(event.text or None, event.intent)
         if rule.action == "transfer":
             assert rule.target is not None
             return self._transfer(rule.target, rule.reason)
@@ -329,16 +280,12 @@ class DialogEngine:
 
     def _reprompt_after(self, text: str | None) -> list[Action]:
         """Say `text`, then the current prompt again, then listen (a handler that resumes)."""
-        name = self._state.node or ""
-        node = self._current()
-        said = self._say(text, name, node.interruptible, node.barge_in_min_ms, None) if text else []
+        said = self._say_here(text) if text else []
         return said + self._reprompt()
 
     def _on_utterance(self, event: Utterance) -> list[Action]:
         state = self._state
-        state.last_customer_text = event.text
-        if event.intent:
-            state.intents_seen.append(event.intent)
+        state.heard(event.text, event.intent)
         checked = self._filter.check(event.text, "customer")
         actions: list[Action] = [
             ComplianceHit("customer", state.node or "", h.category, h.term, h.action)
@@ -384,15 +331,15 @@ class DialogEngine:
             entity = next((e for e in event.entities if e.label == label), None)
             if entity is not None:
                 value = str(entity.value)
-                self.variables[var] = value
-                if label in CAPTURED_KINDS:
-                    self._kinds[var] = CAPTURED_KINDS[label]
+                self._prompter.capture(var, value, label)
                 actions.append(SetVariable(var, value))
         return actions
 
     def _run_handler(self, handler: Handler | None, kind: str) -> list[Action]:
         name = self._state.node or kind
-        said = self._say(handler.say, name, True, 300, None) if handler and handler.say else []
+        said: list[Action] = []
+        if handler is not None and handler.say:
+            said = self._prompter.say(handler.say, name, True, 300, None)
         if handler is not None and handler.goto is not None:
             return said + self._enter(handler.goto)
         if kind == "opt_out":  # a refusal always ends the call, handler or not
@@ -429,27 +376,3 @@ def _template_of(node: SayNode | ListenNode | TransferNode | EndNode) -> str | N
     if isinstance(node, ListenNode):
         return node.prompt
     return node.say
-
-
-def _say_action(text: str, node: str, interruptible: bool, barge_in: int, static: bool) -> Say:
-    key = hashlib.sha256(text.encode("utf-8")).hexdigest() if static else None
-    return Say(text, node, interruptible, barge_in, static, key)
-
-
-def _initial_variables(script: Script, given: Mapping[str, object]) -> dict[str, str]:
-    """Declared variables from the lead's fields, defaults filled; unknown fields ignored."""
-    values: dict[str, str] = {}
-    missing = []
-    for name, spec in script.variables.items():
-        # A blank field is no value: the import, the API and the dialer's gates agree.
-        if name in given and given[name] is not None and str(given[name]).strip():
-            values[name] = str(given[name])
-        elif spec.default is not None:
-            values[name] = spec.default
-        elif spec.required:
-            missing.append(name)
-        else:
-            values[name] = ""
-    if missing:
-        raise ValueError(f"missing required variables: {', '.join(sorted(missing))}")
-    return values

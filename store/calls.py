@@ -179,3 +179,21 @@ async def list_calls(
         wanted.transferred,
         wanted.limit,
     )
+
+
+@dataclass(frozen=True)
+class SessionOutcome:
+    """What the bot session wrote for a call: whether it has ended, and its disposition."""
+
+    ended: bool
+    disposition: str | None
+
+
+async def session_outcome(
+    conn: asyncpg.Connection | asyncpg.Pool, call_id: str
+) -> SessionOutcome | None:
+    """The bot session's row of a call; None when no session started for it."""
+    row = await conn.fetchrow("SELECT ended_at, disposition FROM calls WHERE call_id = $1", call_id)
+    if row is None:
+        return None
+    return SessionOutcome(ended=row["ended_at"] is not None, disposition=row["disposition"])

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from compliance import CallingWindow
+from compliance.gates import BlockReason, LeadFacts, evaluate
 from dialer.campaigns import CallingPolicy
-from dialer.gates import BlockReason, LeadFacts, evaluate
 from dialer.leasing import AttemptRequest, claim_attempts, lease_eligible
 
 ZONES = [

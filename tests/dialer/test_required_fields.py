@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from compliance.gates import BlockReason, LeadFacts, evaluate
 from dialer.campaigns import CampaignSettings, calling_policy
 from dialer.engine import Dialer
-from dialer.gates import BlockReason, LeadFacts, evaluate
 from dialer.settings import DialerSettings
 from pbxsim import PbxSim, Scenario
 from store.scripts import record_script_version

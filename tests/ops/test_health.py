@@ -16,7 +16,8 @@ import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
-from dialer.engine import Dialer, OutageLog
+from dialer.engine import Dialer
+from dialer.outage import OutageLog
 from outdial.daemon import Daemon
 from outdial.health import HealthMonitor
 from outdial.supervision import Readiness
@@ -204,7 +205,7 @@ def test_a_step_retried_every_poll_warns_once_per_outage(caplog: pytest.LogCaptu
     """The dialer's leasing logged a WARNING on every poll while PostgreSQL was down (489 in
     two minutes of bench/chaos.py's disk_full run)."""
     caplog.set_level(logging.DEBUG, logger="dialer.engine")
-    leasing = OutageLog()
+    leasing = OutageLog(logging.getLogger("dialer.engine"))
     for _ in range(5):
         leasing.failed("leasing failed (will retry): %s", "connection refused")
     leasing.succeeded()
