@@ -64,7 +64,7 @@ def plot(samples: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     keys = ["rss_mb", "fds", "tasks", "threads", "spool_rows", "outbox_pending",
-            "greeting_p95_ms", "reply_p95_ms"]  # fmt: skip
+            "greeting_p95_ms", "response_p95_ms"]  # fmt: skip
     figure, axes = plt.subplots(len(keys), 1, figsize=(8, 2 * len(keys)), sharex=True)
     minutes = [s["t_s"] / 60 for s in samples]
     for axis, key in zip(axes, keys, strict=True):
