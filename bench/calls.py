@@ -239,6 +239,7 @@ class Measures:
 
     greeting: list[float] = field(default_factory=list)
     response: dict[str, list[float]] = field(default_factory=dict)  # by the answer's mark
+    response_by_kind: dict[str, list[float]] = field(default_factory=dict)  # by customer kind
     bargein_cut: list[float] = field(default_factory=list)
     hesitant_turns: int = 0
     false_cutins: int = 0
@@ -294,6 +295,7 @@ def measure(record: CallRecord, into: Measures, stalls: LoopStalls) -> None:
     into.greeting += timings.greeting
     for mark, times in timings.responses.items():
         into.response.setdefault(mark, []).extend(times)
+        into.response_by_kind.setdefault(kind_of(record.customer), []).extend(times)
     into.bargein_cut += timings.bargein_cuts
     into.hesitant_turns += timings.hesitant_turns
     into.false_cutins += timings.false_cutins
@@ -585,6 +587,9 @@ async def _run(
         "behaviour": behaviour,
         "response_ms_p95_by_answer": {
             mark: _pct(times, 95) for mark, times in sorted(measures.response.items())
+        },
+        "response_ms_p95_by_customer": {
+            kind: _pct(times, 95) for kind, times in sorted(measures.response_by_kind.items())
         },
         # The daemon's own clock: a breakdown only, never a headline figure.
         "breakdown": {
