@@ -260,8 +260,8 @@ def warnings_by_logger(text: str) -> dict[str, int]:
 
 
 def wire_latency(records: list[CallRecord], since: float, until: float, stalls: LoopStalls):
-    """Greeting and reply p95 on pbxsim's side of the wire, for calls whose media began in
-    [since, until)."""
+    """Greeting and response p95 on pbxsim's side of the wire (pbxsim.wire), for calls whose
+    media began in [since, until)."""
     measures = Measures()
     for record in records:
         if record.media_connected_at and since <= record.media_connected_at[0] < until:

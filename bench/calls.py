@@ -243,6 +243,7 @@ class Measures:
     bargein_cut: list[float] = field(default_factory=list)
     hesitant_turns: int = 0
     false_cutins: int = 0
+    cutins_by_customer: dict[str, list[int]] = field(default_factory=dict)  # [cut in, turns]
     echo_prompts: int = 0  # the bot's prompts on the echo and noise line
     amd: list[float] = field(default_factory=list)
     late_frames: int = 0
@@ -299,6 +300,10 @@ def measure(record: CallRecord, into: Measures, stalls: LoopStalls) -> None:
     into.bargein_cut += timings.bargein_cuts
     into.hesitant_turns += timings.hesitant_turns
     into.false_cutins += timings.false_cutins
+    if timings.hesitant_turns:
+        tally = into.cutins_by_customer.setdefault(record.customer, [0, 0])
+        tally[0] += timings.false_cutins
+        tally[1] += timings.hesitant_turns
     if record.customer == ECHO_LINE:
         into.echo_prompts += timings.prompts
 
@@ -581,12 +586,17 @@ async def _run(
             "greetings": len(measures.greeting),
             "hesitant_turns": measures.hesitant_turns,
             "false_cutins": measures.false_cutins,
+            "false_cutins_by_pause": {
+                name: f"{cut} of {turns}"
+                for name, (cut, turns) in sorted(measures.cutins_by_customer.items())
+            },
             "echo_line_prompts": measures.echo_prompts,
             "false_stops": false_stops,
         },
         "behaviour": behaviour,
-        "response_ms_p95_by_answer": {
-            mark: _pct(times, 95) for mark, times in sorted(measures.response.items())
+        "response_ms_p50_p95_by_answer": {
+            mark: [_pct(times, 50), _pct(times, 95)]
+            for mark, times in sorted(measures.response.items())
         },
         "response_ms_p95_by_customer": {
             kind: _pct(times, 95) for kind, times in sorted(measures.response_by_kind.items())
