@@ -98,7 +98,9 @@ def _clip(tmp: Path, name: str) -> str:
     voiced = np.flatnonzero(np.abs(pcm) >= 0.01 * 32768)
     out = tmp / f"{name}.wav"
     with wave.open(str(out), "wb") as w:
-        w.setnchannels(1), w.setsampwidth(2), w.setframerate(rate)
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
         w.writeframes(pcm[voiced[0] : voiced[-1] + 1].astype("<i2").tobytes())
     return str(out)
 
@@ -114,7 +116,7 @@ def _kinds(tmp: Path) -> dict[str, list[dict]]:
     def say(path: str, mark: str) -> dict:
         return {"say": path, "mark": mark}
 
-    opening = [say(hello, "hello"), talk]
+    opening = [say(hello, wire.HELLO), talk]
     kinds = {
         f"expected_{think}": [*opening, {"silence": think}, say(yes, "answer/expected"), talk,
                               {"silence": think}, say(yes2, "answer/expected"), tail]
@@ -128,12 +130,12 @@ def _kinds(tmp: Path) -> dict[str, list[dict]]:
                             say(yes2, "answer/expected"), tail]  # fmt: skip
     for pause in HESITANT_PAUSE_S:
         kinds[f"hesitant_{pause}"] = [*opening, say(yes, "answer/expected"), talk,
-                                      say(yes2, "pause"), {"silence": pause},
+                                      say(yes2, wire.PAUSE), {"silence": pause},
                                       say(clip["ko_ok_1"], "answer/hesitant"), tail]  # fmt: skip
     # 1 s into the read-back "Thanks. Order A-1 for a lamp is ready to ship to 1 Oak.", whose
     # second sentence the answer interrupts.
     kinds["barges_in"] = [*opening, say(yes, "answer/expected"), {"barge_in_after": 1.0},
-                          say(yes2, "barge"), tail]  # fmt: skip
+                          say(yes2, wire.BARGE), tail]  # fmt: skip
     kinds[ECHO_LINE] = kinds[f"expected_{THINK_S[1]}"]
     return kinds
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pbxsim.audiosocket import BotFrame
-from pbxsim.records import CallRecord, Said
+from pbxsim.records import CallRecord
 
 AUDIBLE_RMS = 0.01 * 32768  # 1 % of full scale
 CUT_GAP_S = 0.2  # a bot silence this long ends what it was saying
@@ -95,31 +95,25 @@ def measure(record: CallRecord) -> CallTimings:
     """The call's figures from what pbxsim saw on the wire."""
     audible = audible_times(record.bot_frames)
     out = CallTimings(prompts=prompts(audible))
-    said = [s for s in record.said if s.first_voiced is not None and s.last_voiced is not None]
-    pause: Said | None = None
-    for utterance in said:
-        assert utterance.first_voiced is not None and utterance.last_voiced is not None
+    pause: tuple[float, float] | None = None  # a hesitant answer's first part, heard so far
+    for utterance in record.said:
+        first, last = utterance.first_voiced, utterance.last_voiced
+        if first is None or last is None:
+            continue  # nothing of it was voiced (or the call ended before it)
         if utterance.mark == PAUSE:
-            pause = utterance
+            pause = (first, last)
             continue
-        began = utterance.first_voiced
+        began = first
         if pause is not None:
-            assert pause.first_voiced is not None and pause.last_voiced is not None
             out.hesitant_turns += 1
-            cut_in = audible_between(audible, pause.last_voiced, utterance.last_voiced)
-            out.false_cutins += cut_in
-            began, pause = pause.first_voiced, None
+            out.false_cutins += audible_between(audible, pause[1], last)
+            began, pause = pause[0], None
         if utterance.mark == HELLO:
-            _add(out.greeting, response_s(audible, utterance.last_voiced))
+            _add(out.greeting, response_s(audible, last))
         elif utterance.mark == BARGE:
-            _add(out.bargein_cuts, bargein_cut_s(audible, utterance.first_voiced))
-        elif utterance.mark is not None and not audible_between(
-            audible, _just_before(began), utterance.last_voiced
-        ):
-            _add(
-                out.responses.setdefault(utterance.mark, []),
-                response_s(audible, utterance.last_voiced),
-            )
+            _add(out.bargein_cuts, bargein_cut_s(audible, first))
+        elif utterance.mark is not None and not audible_between(audible, _just_before(began), last):
+            _add(out.responses.setdefault(utterance.mark, []), response_s(audible, last))
     return out
 
 
