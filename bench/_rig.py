@@ -58,6 +58,7 @@ class Rig:
     db: Database
     concurrency: int
     lease_s: float
+    leads: int = 0  # seeded leads, each pinned to a kind of customer
     agi_port: int = field(default_factory=_free_port)
     metrics_port: int = field(default_factory=_free_port)
     api_port: int = field(default_factory=_free_port)
@@ -87,7 +88,7 @@ class Rig:
         ]
         return SimConfig(
             ami_port=self.ami_port,
-            scenario=_scenario("random"),
+            scenario=_scenario("random", self.tmp, self.leads),
             dialplan=dialplan,
             secret=SECRET,
             bot_silence_gap=0.7,
@@ -259,8 +260,8 @@ def warnings_by_logger(text: str) -> dict[str, int]:
 
 
 def wire_latency(records: list[CallRecord], since: float, until: float, stalls: LoopStalls):
-    """Greeting and reply p95 on pbxsim's side of the wire, for calls whose media began in
-    [since, until)."""
+    """Greeting and response p95 on pbxsim's side of the wire (pbxsim.wire), for calls whose
+    media began in [since, until)."""
     measures = Measures()
     for record in records:
         if record.media_connected_at and since <= record.media_connected_at[0] < until:
@@ -270,7 +271,7 @@ def wire_latency(records: list[CallRecord], since: float, until: float, stalls: 
             1 for r in records if r.media_connected_at and since <= r.media_connected_at[0] < until
         ),
         "greeting_p95_ms": _pct(measures.greeting, 95),
-        "reply_p95_ms": _pct(measures.reply, 95),
+        "response_p95_ms": _pct(measures.responses, 95),
     }
 
 
@@ -283,7 +284,7 @@ async def rig(concurrency: int, leads: int, lease_s: float = 300.0) -> AsyncIter
         (tmp / "scripts").mkdir()
         _bench_script(tmp / "scripts", "grammar")
         db = await Database.open(DatabaseSettings(), tmp / "db")
-        setup = Rig(tmp, db, concurrency, lease_s)
+        setup = Rig(tmp, db, concurrency, lease_s, leads)
         try:
             await _seed(db, leads)
             await setup.start_pbx()

@@ -6,7 +6,7 @@ customer mix, grammar mode), sampled from outside at a fixed interval.
 
 Each sample: the daemon's RSS, open fds and threads (psutil), its asyncio tasks, turn-spool
 depth and outbox backlog (its /metrics: outdial_asyncio_tasks, outdial_spool_depth_rows,
-outdial_outbox_pending), and the greeting and reply p95 heard on pbxsim's side of the wire
+outdial_outbox_pending), and the greeting and response p95 heard on pbxsim's side of the wire
 for the calls whose media began in that interval. Growth is measured from the first sample
 after `--warmup-min` to the last; latency compares the first and the last `--warmup-min`.
 
@@ -64,7 +64,7 @@ def plot(samples: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     keys = ["rss_mb", "fds", "tasks", "threads", "spool_rows", "outbox_pending",
-            "greeting_p95_ms", "reply_p95_ms"]  # fmt: skip
+            "greeting_p95_ms", "response_p95_ms"]  # fmt: skip
     figure, axes = plt.subplots(len(keys), 1, figsize=(8, 2 * len(keys)), sharex=True)
     minutes = [s["t_s"] / 60 for s in samples]
     for axis, key in zip(axes, keys, strict=True):

@@ -160,13 +160,13 @@ class AgiSession:
             return  # blank lines are ignored by res_agi
         self.busy = True
         command_id = str(random.randrange(10**6, 2**31))
-        self.call.emit_agi_start(command_id, line)
+        self.call.events.agi_start(command_id, line)
         try:
-            reply = await self.call.agi_command(args, self)
+            reply = await self.call.commands.run(args, self)
         finally:
             self.busy = False
         self.call.record.agi.append(AgiExchange(line, reply.line))
-        self.call.emit_agi_end(command_id, line, reply.code, reply.result)
+        self.call.events.agi_end(command_id, line, reply.code, reply.result)
         if reply.line is not None:
             self._send(reply.line)
         if self._pending_hangup_line:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, model_validator
+
+if TYPE_CHECKING:
+    from pbxsim.channels import Channel
 
 _APP_RE = re.compile(r"^\s*(?P<app>[A-Za-z][A-Za-z0-9_]*)\s*(?:\((?P<data>.*)\))?\s*$")
 _VAR_RE = re.compile(r"\$\{([^{}]+)\}")
@@ -209,3 +213,21 @@ def split_condition(data: str) -> tuple[str, DialplanStep | None, DialplanStep |
         DialplanStep.model_validate(true) if true.strip() else None,
         DialplanStep.model_validate(false) if false.strip() else None,
     )
+
+
+def goto_target(data: str, chan: Channel) -> tuple[str, str, int]:
+    """Goto([[context,]exten,]priority) from `chan`'s place in the dialplan."""
+    parts = [p.strip() for p in data.split(",")]
+    if len(parts) == 3:
+        return parts[0], parts[1], int(parts[2]) if parts[2].isdigit() else 1
+    if len(parts) == 2:
+        return chan.context, parts[0], int(parts[1]) if parts[1].isdigit() else 1
+    return chan.context, chan.exten, int(parts[0]) if parts[0].isdigit() else 1
+
+
+def app_seconds(text: str) -> float:
+    """The seconds argument of Wait(seconds[,...]); 0 when it is not a number."""
+    try:
+        return float(text.split(",")[0] or 0)
+    except ValueError:
+        return 0.0

@@ -222,7 +222,7 @@ class EagiSession:
             return
         self._busy = True
         command_id = str(random.randrange(10**6, 2**31))
-        self.call.emit_agi_start(command_id, line)
+        self.call.events.agi_start(command_id, line)
         try:
             reply = await self._command(args)
         finally:
@@ -231,7 +231,7 @@ class EagiSession:
         if self._malformed_after is not None and self._commands > self._malformed_after:
             reply = Reply("this is not an AGI reply", 200, "Success")
         self.call.record.agi.append(AgiExchange(line, reply.line))
-        self.call.emit_agi_end(command_id, line, reply.code, reply.result)
+        self.call.events.agi_end(command_id, line, reply.code, reply.result)
         if reply.line is not None:
             self._reply(reply.line)
         if self.call.bot_dead:
@@ -243,7 +243,7 @@ class EagiSession:
             return await self._stream_file(args[2:])
         if upper == ["CHANNEL", "STATUS"]:
             return Reply(DEAD_REPLY, 511, DEAD_TEXT) if self.call.bot_dead else ok("200 result=6")
-        return await self.call.agi_command(args, self)
+        return await self.call.commands.run(args, self)
 
     async def _stream_file(self, rest: list[str]) -> Reply:
         if len(rest) < 2:
@@ -319,7 +319,7 @@ async def run_eagi(call: Call, data: str) -> tuple[str, str, int] | None:
         log.error("EAGI(%s): script not found", request)
         call.record.errors.append(f"eagi: {request} not found")
         call.record.agi_status = "NOTFOUND"
-        call.set_var(call.bot, "AGISTATUS", "NOTFOUND")
+        call.events.set_var(call.bot, "AGISTATUS", "NOTFOUND")
         return None
     session = EagiSession(call, request, script, args)
     call.media = session
@@ -333,7 +333,7 @@ async def run_eagi(call: Call, data: str) -> tuple[str, str, int] | None:
         call.media = None
     agi_status = "HANGUP" if call.bot_dead else ("SUCCESS" if status == 0 else "FAILURE")
     call.record.agi_status = agi_status
-    call.set_var(call.bot, "AGISTATUS", agi_status)
+    call.events.set_var(call.bot, "AGISTATUS", agi_status)
     jump, call.pending_goto = call.pending_goto, None
     return jump
 

@@ -25,6 +25,17 @@ class Transfer:
 
 
 @dataclass
+class Said:
+    """One utterance the customer spoke, on the customer's own clock (time.monotonic()):
+    when its first and last voiced 20 ms went out (RMS >= 1 % of full scale), whether or not
+    the bot's media was connected to hear it. `mark` is the scenario step's label."""
+
+    mark: str | None
+    first_voiced: float | None = None
+    last_voiced: float | None = None
+
+
+@dataclass
 class CallRecord:
     action_id: str | None
     channel: str
@@ -50,6 +61,7 @@ class CallRecord:
     audio_sent_times: list[float] = field(default_factory=list)
     audio_sent_sizes: list[int] = field(default_factory=list)
     bot_frames: list[BotFrame] = field(default_factory=list)
+    said: list[Said] = field(default_factory=list)
     dtmf_sent: list[str] = field(default_factory=list)
     transfer: Transfer | None = None
     prompts_played: list[str] = field(default_factory=list)  # EAGI STREAM FILE names

@@ -61,6 +61,17 @@ class Media(BaseModel):
     kind: AudioKind = "slin"
     line: Literal["local", "trunk"] = "local"
     noise_dbfs: float = Field(-60.0, le=-20.0, description="trunk line noise level")
+    echo_db: float | None = Field(
+        None, le=-6.0, description="the bot's own audio echoed back at this level (trunk only)"
+    )
+
+    @model_validator(mode="after")
+    def _echo_on_a_trunk(self) -> Media:
+        # An echo is heard all the time, so the line must send all the time (a trunk), and at
+        # the bot's own rate (AudioSocket's slin).
+        if self.echo_db is not None and (self.line != "trunk" or self.kind != "slin"):
+            raise ValueError("echo_db needs line: trunk and kind: slin")
+        return self
 
     @property
     def rate(self) -> int:
@@ -77,6 +88,8 @@ class _Speaking(_Step):
     # who talks and presses a key at once: DTMF frames between the audio frames).
     dtmf: str | None = Field(None, pattern=r"^[0-9A-D*#]+$")
     dtmf_at: float = Field(0.0, ge=0)
+    # A label for this utterance in CallRecord.said (what the wire measurements group by).
+    mark: str | None = Field(None, min_length=1, max_length=40)
 
 
 class SayStep(_Speaking):

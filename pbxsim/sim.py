@@ -191,4 +191,4 @@ class PbxSim:
     def set_channel_var(self, chan: Channel, name: str, value: str) -> None:
         call = self._call_of(chan)
         if call is not None:
-            call.set_var(chan, name, value)
+            call.events.set_var(chan, name, value)
