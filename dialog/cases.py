@@ -54,6 +54,9 @@ class Step(_Model):
     """One customer event and what must hold after it."""
 
     say: Annotated[str, Field(min_length=1)] | None = None
+    # For `--voice`: a recording of the customer saying it (a WAV file, relative to the case
+    # file); without one, the language pack's voice speaks `say`.
+    audio: Annotated[str, Field(min_length=1)] | None = None
     dtmf: str | None = None
     silence: bool = False
     emotion: float | None = Field(default=None, ge=0.0, le=1.0)
@@ -93,6 +96,8 @@ class Step(_Model):
             raise ValueError(
                 "a step is exactly one of say, dtmf, silence: true, emotion, hangup: true"
             )
+        if self.audio is not None and self.say is None:
+            raise ValueError("audio is the recording of a `say` step: give the words as `say`")
         return self
 
     def event(self, classify: Classify, today: date) -> tuple[Event, str | None]:
