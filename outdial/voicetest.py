@@ -119,18 +119,14 @@ async def run_voice_cases(
         for case in cases:
             runtime = catalog.get(case.script.name)
             if runtime is None:
-                run.skipped.append(
-                    f"{case.script.name}: skipped, {catalog.why_not(case.script.name)}"
-                )
+                line = f"{case.script.name}: skipped, {catalog.why_not(case.script.name)}"
+                run.skipped += [line] if line not in run.skipped else []
                 continue
-            try:
-                steps = await _customer_steps(case, runtime.pack.tts, work / "audio")
-            except _StepProblem as problem:
-                run.results.append(problem.result)
-                continue
+            steps = await _customer_steps(case, runtime.pack.tts, work / "audio")
             customers[case.call_id] = (case, steps)
-        await _add_calls(pool, [c for c, _ in customers.values()])
-        await _run_calls(service.agi_port, customers)
+        if customers:
+            await _add_calls(pool, [c for c, _ in customers.values()])
+            await _run_calls(service.agi_port, customers)
         await turns.close()  # every turn written before reading them back
         for case, _ in customers.values():
             call = await rehearsed_call(pool, case.call_id)
@@ -151,12 +147,22 @@ def _voice_cases(
             run.skipped.append(f"{script.name} / {case.name}: skipped, variants are not voiced")
         else:
             n = first + index
-            yield VoiceCase(script, source, loaded, index, f"voice-{n}", f"5550{n:04d}")
+            voiced = VoiceCase(script, source, loaded, index, f"voice-{n}", f"5550{n:04d}")
+            lost = _missing_recording(voiced)
+            if lost is None:
+                yield voiced
+            else:
+                run.results.append(lost)
 
 
-class _StepProblem(Exception):
-    def __init__(self, result: CaseResult) -> None:
-        self.result = result
+def _missing_recording(case: VoiceCase) -> CaseResult | None:
+    """A failure at the first step whose `audio:` file is not there (before any call)."""
+    for number, step in enumerate(case.loaded.cases.cases[case.index].steps):
+        if step.audio is not None and not (case.loaded.path.parent / step.audio).is_file():
+            line = case.loaded.line_of(case.index, number)
+            path = case.loaded.path.parent / step.audio
+            return _result(case, number, line, f"audio: no such file {path}")
+    return None
 
 
 def _result(case: VoiceCase, steps: int, line: int, failure: str | None = None) -> CaseResult:
@@ -188,11 +194,7 @@ def _timeouts_ms(script: Script) -> list[int]:
 async def _speech(case: VoiceCase, number: int, step: Step, tts: Any, audio_dir: Path) -> Path:
     """The customer's recording of the line, or the pack's voice speaking it."""
     if step.audio is not None:
-        path = case.loaded.path.parent / step.audio
-        if not path.is_file():
-            line = case.loaded.line_of(case.index, number)
-            raise _StepProblem(_result(case, number, line, f"audio: no such file {path}"))
-        return path
+        return case.loaded.path.parent / step.audio
     assert step.say is not None
     path = audio_dir / f"{case.call_id}-{number}.wav"
     pcm = await tts.render(step.say)  # 8 kHz signed 16-bit mono

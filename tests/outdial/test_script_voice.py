@@ -33,9 +33,8 @@ def rehearsal(tmp_path: Path) -> tuple[Path, Path]:
     for name in ("ko_yes_1.wav", "ko_no_1.wav"):
         shutil.copy(FIXTURES / "audio" / name, tmp_path / "audio" / name)
     shutil.copy(REPO / "scripts" / "payment_reminder_zh.yaml", scripts)
-    shutil.copytree(
-        REPO / "scripts" / "tests" / "payment_reminder_zh", scripts / "tests" / "payment_reminder_zh"
-    )
+    zh_cases = Path("tests") / "payment_reminder_zh"
+    shutil.copytree(REPO / "scripts" / zh_cases, scripts / zh_cases)
     config = tmp_path / "outdial.yaml"
     config.write_text(
         f"state_dir: {tmp_path / 'state'}\nsession:\n  phrase_map:\n    en: {PHRASES}\n",
@@ -49,6 +48,7 @@ def voice_test(config: Path, *paths: Path) -> tuple[int, str]:
     result = CliRunner().invoke(app, argv)
     if isinstance(result.exception, UserError):
         return 1, str(result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result.exit_code, result.output
 
 
