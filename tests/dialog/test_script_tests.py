@@ -105,6 +105,10 @@ def test_a_wrong_expectation_names_what_happened(cache: Path, scripts: Path) -> 
             ":5:9: cases.0.steps.0.nod: unknown field 'nod'; did you mean 'node'?",
         ),
         ("cases:\n  - name: [unclosed\n", ":2:11: YAML syntax error"),
+        (
+            "cases:\n  - name: keys\n    steps:\n      - dtmf: 1\n        audio: one.wav\n",
+            ":4:9: cases.0.steps.0: Value error, audio is the recording of a `say` step",
+        ),
     ],
 )
 def test_a_bad_case_file_is_reported_at_file_line_col(
