@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import wave
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -95,12 +96,13 @@ def voice_cases(config: Config, files: list[Path], work: Path) -> tuple[list[Voi
     CaseFileError: a case file that does not fit (FILE:LINE:COL)."""
     run = VoiceRun()
     cases: list[VoiceCase] = []
+    numbers = itertools.count()  # one call id and phone number per case
     for path, script in voice_scripts(config, files, run):
         case_files = sorted(cases_dir(path, script).glob("*.yaml"))
         if not case_files:
             run.untested.append(script.name)
         for loaded in map(load_cases, case_files):
-            cases += _voice_cases(script, path, loaded, len(cases), run)
+            cases += _voice_cases(script, path, loaded, numbers, run)
     (work / "scripts").mkdir(parents=True)
     for source in {c.source for c in cases}:
         (work / "scripts" / source.name).write_bytes(source.read_bytes())
@@ -108,13 +110,14 @@ def voice_cases(config: Config, files: list[Path], work: Path) -> tuple[list[Voi
 
 
 async def run_voice_cases(
-    config: Config, cases: list[VoiceCase], run: VoiceRun, work: Path
+    config: Config, cases: list[VoiceCase], run: VoiceRun, work: Path, nlu_cache: Path
 ) -> VoiceRun:
-    """The cases as calls through pbxsim; `work` is a scratch directory (voice_cases')."""
+    """The cases as calls through pbxsim; `work` is a scratch directory (voice_cases'),
+    `nlu_cache` where the trained intent models are cached."""
     if not cases:
         return run
     scripts_dir = work / "scripts"
-    async with _call_stack(config, scripts_dir, work) as (service, catalog, pool, turns):
+    async with _call_stack(config, scripts_dir, work, nlu_cache) as (service, catalog, pool, turns):
         customers = {}
         for case in cases:
             runtime = catalog.get(case.script.name)
@@ -136,7 +139,7 @@ async def run_voice_cases(
 
 
 def _voice_cases(
-    script: Script, source: Path, loaded: LoadedCases, first: int, run: VoiceRun
+    script: Script, source: Path, loaded: LoadedCases, numbers: Iterator[int], run: VoiceRun
 ) -> Iterator[VoiceCase]:
     for index, case in enumerate(loaded.cases.cases):
         if any(step.emotion is not None for step in case.steps):
@@ -146,7 +149,7 @@ def _voice_cases(
         elif case.variant is not None:
             run.skipped.append(f"{script.name} / {case.name}: skipped, variants are not voiced")
         else:
-            n = first + index
+            n = next(numbers)
             voiced = VoiceCase(script, source, loaded, index, f"voice-{n}", f"5550{n:04d}")
             lost = _missing_recording(voiced)
             if lost is None:
@@ -213,13 +216,13 @@ def _write_wav(path: Path, pcm: bytes) -> None:
 
 @contextlib.asynccontextmanager
 async def _call_stack(
-    config: Config, scripts_dir: Path, work: Path
+    config: Config, scripts_dir: Path, work: Path, nlu_cache: Path
 ) -> AsyncIterator[tuple[CallService, ScriptCatalog, Any, TurnWriter]]:
     """The daemon's call path over a scratch embedded database."""
     db = await Database.open(DatabaseSettings(), work / "db")
     try:
         services = await build_call_services(config)
-        catalog = ScriptCatalog(scripts_dir, services, config.state_dir / "nlu-cache", db.pool)
+        catalog = ScriptCatalog(scripts_dir, services, nlu_cache, db.pool)
         await catalog.reload()
         turns = TurnWriter(db.pool, work / "spool")
         await turns.start()

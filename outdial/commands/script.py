@@ -253,7 +253,7 @@ def test(
     skipped: list[str] = []
     try:
         if voice:
-            results, untested, skipped = _voice_tests(ctx, _script_files(paths))
+            results, untested, skipped = _voice_tests(ctx, _script_files(paths), cache_dir)
         else:
             results, untested = run_script_tests(_script_files(paths), cache_dir)
     except ScriptTestError as exc:
@@ -277,7 +277,7 @@ def test(
 
 
 def _voice_tests(
-    ctx: typer.Context, files: list[Path]
+    ctx: typer.Context, files: list[Path], cache_dir: Path
 ) -> tuple[list[CaseResult], list[str], list[str]]:
     """The cases as calls through pbxsim (outdial/voicetest.py): results, untested, skipped."""
     from outdial.voicetest import run_voice_cases, voice_cases  # the call stack: only here
@@ -288,7 +288,7 @@ def _voice_tests(
             cases, run = voice_cases(config, files, Path(tmp))
         except (ScriptError, CaseFileError) as exc:
             raise ScriptTestError(str(exc)) from exc
-        run = run_async(run_voice_cases(config, cases, run, Path(tmp)))
+        run = run_async(run_voice_cases(config, cases, run, Path(tmp), cache_dir))
     return run.results, run.untested, run.skipped
 
 
