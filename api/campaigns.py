@@ -17,14 +17,14 @@ from dialer.campaigns import (
     set_status,
 )
 from dialog import RECORDING_NOT_ANNOUNCED, ScriptError, announces_recording, parse_script
-from store.scripts import latest_script_source
+from store.scripts import STAGED_ONLY, LiveVersion, live_script_version, newest_script_version
 
 
-def _announces_recording(latest: tuple[str, str] | None) -> bool:
-    if latest is None:
+def _announces_recording(live: LiveVersion | None) -> bool:
+    if live is None:
         return False  # no version stored to read: refuse rather than guess
     try:
-        return announces_recording(parse_script(latest[1]).script)
+        return announces_recording(parse_script(live.source).script)
     except ScriptError:
         return False  # a stored version the daemon loaded once; refuse rather than guess
 
@@ -60,9 +60,14 @@ async def create(req: ApiRequest) -> Reply:
             raise invalid(
                 [body_field(["script"], f"no script named {body.script!r} is loaded", "unknown")]
             )
-        if body.settings.record and not _announces_recording(
-            await latest_script_source(conn, body.script)
-        ):
+        # Calls use the live version (a file's, or promoted); a staged-only one is no use.
+        live = await live_script_version(conn, body.script)
+        staged = await newest_script_version(conn, body.script)
+        if live is None and staged is not None:
+            message = STAGED_ONLY.format(name=body.script, version=staged)
+            hint = f" (or POST /v1/scripts/{body.script}/promote)"
+            raise invalid([body_field(["script"], message + hint, "not_live")])
+        if body.settings.record and not _announces_recording(live):
             message = RECORDING_NOT_ANNOUNCED.format(name=body.script)
             raise invalid([body_field(["settings", "record"], message, "recording_not_announced")])
         try:
@@ -151,7 +156,8 @@ OPERATIONS = [
         scope="campaigns:write",
         body=CampaignIn,
         problems=(409,),
-        description="The script must be one the daemon has loaded (from its scripts_dir).",
+        description="The script must be one the daemon has loaded (from its scripts_dir) or "
+        "a stored version promoted; a staged-only script is refused (422).",
     ),
     Operation(
         "GET",

@@ -16,7 +16,9 @@ A script `scripts/NAME.yaml` keeps its cases in `scripts/tests/NAME/*.yaml`:
 
 A step is one event (`say`, `dtmf`, `silence: true`, `emotion: 0.9`, `hangup: true`) and
 what must hold after it (`node`, `says`, `intent`, `set`, `transfer`, `outcome`,
-`disposition`, `success`, `compliance`, `paused`, `opted_out`). A failure names the step as
+`disposition`, `success`, `grade`, `compliance`, `paused`, `opted_out`). `grade` is what
+the script's `grading:` rules give the call as it ends at that step, from what the case heard
+(intents, entities, the emotion peak, the case's `duration_s`). A failure names the step as
 `FILE:LINE`. The classifier is given by the caller (`classify(script, text)`), so this
 module stays pure.
 """
@@ -24,7 +26,7 @@ module stays pure.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dialog.actions import Action, ComplianceHit, End, OptOut, PauseLead, Say, SetVariable, Transfer
 from dialog.engine import DialogEngine
 from dialog.events import Dtmf, EmotionScore, Event, Hangup, Silence, Utterance
+from dialog.grading import CallFacts, Grade, grade_call
 from dialog.schema import DTMF_DIGITS, Script
 from dialog.validate import ScriptError, ScriptIssue, schema_issue
 from dialog.yamlsource import SourceMap, YamlSyntaxError, parse_yaml
@@ -51,6 +54,9 @@ class Step(_Model):
     """One customer event and what must hold after it."""
 
     say: Annotated[str, Field(min_length=1)] | None = None
+    # For `--voice`: a recording of the customer saying it (a WAV file, relative to the case
+    # file); without one, the language pack's voice speaks `say`.
+    audio: Annotated[str, Field(min_length=1)] | None = None
     dtmf: str | None = None
     silence: bool = False
     emotion: float | None = Field(default=None, ge=0.0, le=1.0)
@@ -64,6 +70,7 @@ class Step(_Model):
     outcome: str | None = None
     disposition: str | None = None
     success: bool | None = None
+    grade: Grade | None = None
     compliance: list[str] = Field(default_factory=list)
     paused: bool | None = None
     opted_out: bool | None = None
@@ -89,6 +96,8 @@ class Step(_Model):
             raise ValueError(
                 "a step is exactly one of say, dtmf, silence: true, emotion, hangup: true"
             )
+        if self.audio is not None and self.say is None:
+            raise ValueError("audio is the recording of a `say` step: give the words as `say`")
         return self
 
     def event(self, classify: Classify, today: date) -> tuple[Event, str | None]:
@@ -110,6 +119,8 @@ class Case(_Model):
     variables: dict[str, str | int | float] = Field(default_factory=dict)
     variant: str | None = None
     today: date = date(2026, 3, 11)  # a Wednesday: relative dates in answers are stable
+    # How long the call lasted, for grading rules on duration (the engine has no clock).
+    duration_s: float = Field(default=60.0, ge=0.0)
     steps: list[Step] = Field(min_length=1)
 
 
@@ -194,16 +205,65 @@ def _run_case(
     except (ValueError, KeyError) as exc:
         return result(0, loaded.line_of(index), f"cannot start: {exc}")
     engine.start()
+    heard = _Heard(case.duration_s)
     for number, step in enumerate(case.steps):
         line = loaded.line_of(index, number)
         if engine.finished:
             return result(number, line, "the call had already ended before this step")
         event, intent = step.event(classify, case.today)
+        heard.add(event)
         actions = engine.handle(event)
         problems = list(_mismatches(step, intent, actions, engine))
+        if step.grade is not None:
+            problems += _grade_mismatch(step.grade, script, actions, heard)
         if problems:
             return result(number + 1, line, "; ".join(problems))
     return result(len(case.steps), loaded.line_of(index))
+
+
+@dataclass(slots=True)
+class _Heard:
+    """What the grading rules look at, gathered over a case as the call session does."""
+
+    duration_s: float
+    intents: set[str] = field(default_factory=set)
+    entities: set[str] = field(default_factory=set)
+    agitation_peak: float = 0.0
+
+    def add(self, event: Event) -> None:
+        if isinstance(event, Utterance):
+            if event.intent:
+                self.intents.add(event.intent)
+            self.entities.update(e.label for e in event.entities)
+        elif isinstance(event, EmotionScore):
+            self.agitation_peak = max(self.agitation_peak, event.score)
+
+    def facts(self, end: End | None) -> CallFacts:
+        """The facts of a call that ended with `end` (None: handed over by a transfer)."""
+        return CallFacts(
+            outcome=end.outcome if end else None,
+            disposition=end.disposition if end else "transferred",
+            success=end.success if end else False,
+            intents=frozenset(self.intents),
+            entities=frozenset(self.entities),
+            agitation_peak=self.agitation_peak,
+            duration_s=self.duration_s,
+        )
+
+
+def _grade_mismatch(
+    expected: str, script: Script, actions: list[Action], heard: _Heard
+) -> list[str]:
+    if not script.grading:
+        return [f"expected grade {expected!r}, but the script has no grading rules"]
+    end = next((a for a in actions if isinstance(a, End)), None)
+    if end is None and not any(isinstance(a, Transfer) for a in actions):
+        return [f"expected grade {expected!r}, but the call has not ended at this step"]
+    graded = grade_call(script.grading, heard.facts(end))
+    if graded is None or graded.grade != expected:
+        got = f"{graded.grade!r} ({graded.reason})" if graded else "no grade"
+        return [f"expected grade {expected!r}, got {got}"]
+    return []
 
 
 def _mismatches(

@@ -223,15 +223,18 @@ _ZH_NUMBER_RE = re.compile(
     rf"(?P<unit>\s*{_ZH_CURRENCY})?"
 )
 # A lone numeral character is usually a word ("一定", "一下", "一半"); keep it only before
-# a measure word.
+# a measure word: a digit also before 分 (a score or a minute: "五分", "打八分吧"), but
+# not "万分感谢".
 _ZH_MEASURE = "元块万千百号日月点个天周次期笔"
+_ZH_DIGIT_MEASURE = _ZH_MEASURE + "分"
 
 
 def _zh_value(match: re.Match[str]) -> int | float | None:
     if match.group("zh"):
         numeral = match.group("zh")
         next_char = match.string[match.end("zh") : match.end("zh") + 1]
-        if len(numeral) == 1 and numeral not in _ZH_SMALL_UNITS and next_char not in _ZH_MEASURE:
+        measures = _ZH_DIGIT_MEASURE if numeral in _ZH_DIGITS else _ZH_MEASURE
+        if len(numeral) == 1 and numeral not in _ZH_SMALL_UNITS and next_char not in measures:
             return None
         return parse_chinese_number(numeral)
     value = float(match.group("arabic").replace(",", ""))
@@ -245,8 +248,10 @@ def _zh_numbers(text: str, found: _Found) -> None:
         value = _zh_value(match)
         if value is None:
             continue
-        is_amount = bool(match.group("cur") or match.group("unit")) or bool(
-            _PAY_VERB_ZH.search(text[: match.start()])
+        # "给五分" is a score: a number before 分 is not money even after a paying verb.
+        score = not match.group("unit") and text[match.end() : match.end() + 1] == "分"
+        is_amount = bool(match.group("cur") or match.group("unit")) or (
+            not score and bool(_PAY_VERB_ZH.search(text[: match.start()]))
         )
         number_group = "arabic" if match.group("arabic") else "zh"
         start = match.start() if match.group("cur") else match.start(number_group)

@@ -275,3 +275,33 @@ async def latest_script_source(
         name,
     )
     return None if row is None else (row["content_hash"], row["source"])
+
+
+STAGED_ONLY = (
+    "script {name!r} is only staged (version {version}), not live: calls use live versions; "
+    "`outdial script promote {name}` makes it live"
+)
+
+
+async def live_script_version(
+    conn: asyncpg.Connection | asyncpg.Pool, name: str
+) -> LiveVersion | None:
+    """The live version of script `name` with its source: what calls and campaigns use (from
+    a file in scripts_dir or promoted); None when it has none (unknown, or staged only)."""
+    row = await conn.fetchrow(
+        """SELECT l.name, l.version, v.content_hash, v.source
+             FROM live_script_versions l
+             JOIN script_versions v ON v.script_id = l.script_id AND v.version = l.version
+            WHERE l.name = $1""",
+        name,
+    )
+    return None if row is None else LiveVersion(*row.values())
+
+
+async def newest_script_version(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> int | None:
+    """The number of the newest stored version of script `name` (staged or not), or None."""
+    return await conn.fetchval(
+        """SELECT max(v.version) FROM script_versions v JOIN scripts s ON s.id = v.script_id
+            WHERE s.name = $1""",
+        name,
+    )

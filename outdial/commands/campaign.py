@@ -24,13 +24,21 @@ from dialer.campaigns import (
     list_campaigns,
     set_status,
 )
-from dialog import RECORDING_NOT_ANNOUNCED, ScriptError, announces_recording, load_script
+from dialog import (
+    RECORDING_NOT_ANNOUNCED,
+    Script,
+    ScriptError,
+    announces_recording,
+    load_script,
+    parse_script,
+)
 from dialog.directory import ScriptDirectory, scan_scripts
 from langpacks.install import plan_packs
 from outdial.config import Config
 from outdial.context import FLAG, cli_state, run_async
 from outdial.errors import UserError
 from store.db import Database
+from store.scripts import STAGED_ONLY, LiveVersion, live_script_version, newest_script_version
 
 app = typer.Typer(help="Dialling campaigns.", no_args_is_help=True)
 
@@ -53,24 +61,53 @@ def _with_db(config: Config, work: Callable[[asyncpg.Connection], Awaitable[T]])
 
 def servable_script(spec: str, config: Config, *, record: bool = False) -> str:
     """The name of the script `spec` names (a script name or a file), once it is certain the
-    daemon can serve it: it validates, sits in the daemon's scripts directory, the language
-    pack it needs is installed (and, for a campaign that records, it says so in its
-    identification)."""
+    daemon can serve it: it validates, sits in the daemon's scripts directory or has a live
+    stored version (promoted), the language pack it needs is installed (and, for a campaign
+    that records, it says so in its identification)."""
     directory = scan_scripts(config.scripts_path)
-    name = spec if spec in directory.scripts else _script_in_directory(spec, directory, config)
-    plan = plan_packs(config, [directory.scripts[name].script])
+    if spec in directory.scripts:
+        name, script = spec, directory.scripts[spec].script
+    elif _names_a_file(spec):
+        name = _script_in_directory(spec, directory, config)
+        script = directory.scripts[name].script
+    else:
+        name, script = spec, _stored_live_script(spec, directory, config)
+    plan = plan_packs(config, [script])
     if name in plan.refused:
         raise UserError(plan.refused[name])
-    if record and not announces_recording(directory.scripts[name].script):
+    if record and not announces_recording(script):
         raise UserError(f"--record: {RECORDING_NOT_ANNOUNCED.format(name=name)}")
     return name
+
+
+def _names_a_file(spec: str) -> bool:
+    return Path(spec).suffix in (".yaml", ".yml") or Path(spec).exists()
+
+
+def _stored_live_script(name: str, directory: ScriptDirectory, config: Config) -> Script:
+    """The live stored version of `name` (promoted, or loaded once by the daemon), which the
+    daemon serves without a file; a staged-only script is refused."""
+
+    async def stored(conn: asyncpg.Connection) -> LiveVersion | int | None:
+        return await live_script_version(conn, name) or await newest_script_version(conn, name)
+
+    found = _with_db(config, stored)
+    if found is None:
+        raise UserError(
+            f"--script {name!r}: {directory.why_not(name)}; no version of it is stored either"
+        )
+    if isinstance(found, int):
+        raise UserError(f"--script {name!r}: {STAGED_ONLY.format(name=name, version=found)}")
+    try:
+        return parse_script(found.source, f"{name} version {found.version} (stored)").script
+    except ScriptError as exc:  # valid when stored; the validator may have grown since
+        message = f"--script {name!r}: the live stored version does not validate:\n{exc}"
+        raise UserError(message) from exc
 
 
 def _script_in_directory(spec: str, directory: ScriptDirectory, config: Config) -> str:
     """The name of the script file `spec`, once it is certain that the directory holds it."""
     path = Path(spec)
-    if not (path.suffix in (".yaml", ".yml") or path.exists()):
-        raise UserError(f"--script {spec!r}: {directory.why_not(spec)}")
     try:
         name = load_script(path).script.name
     except ScriptError as exc:
@@ -92,7 +129,8 @@ def create(
         typer.Option(
             "--script",
             help="Script name (or its file) in the daemon's scripts directory "
-            "(`outdial config show` prints scripts_dir).",
+            "(`outdial config show` prints scripts_dir), or the name of a promoted stored "
+            "version (`outdial script versions NAME`).",
         ),
     ],
     max_channels: Annotated[int | None, typer.Option(min=1, help="Live calls at most.")] = None,

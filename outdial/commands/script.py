@@ -6,6 +6,7 @@ import getpass
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from enum import StrEnum
@@ -38,7 +39,7 @@ from dialog import (
     load_script,
     validate_script,
 )
-from dialog.cases import CaseFileError, cases_dir, load_cases
+from dialog.cases import CaseFileError, CaseResult, cases_dir, load_cases
 from dialog.graph import flow_graph, to_dot, to_mermaid
 from dialog.scripttests import ScriptTestError, run_script_tests, stored_version_failures
 from dialog.validate import read_script
@@ -232,15 +233,29 @@ def test(
         Path | None,
         typer.Option("--cache-dir", help="Where trained intent models are cached (as `chat`)."),
     ] = None,
+    voice: Annotated[
+        bool,
+        typer.Option(
+            "--voice",
+            help="Run the cases as calls through pbxsim instead: the customer's lines spoken "
+            "(the step's `audio:` recording, else the pack's Piper voice) and heard by the "
+            "pack's Vosk, in a scratch database. Scripts whose language no installed pack "
+            "hears are skipped, one line each.",
+        ),
+    ] = False,
 ) -> None:
     """Run each script's cases (`tests/NAME/*.yaml` beside it) on the engine with the real
-    NLU; print a table, and `FILE:LINE: case: what went wrong` for each failing step; exit 1
-    on any failure."""
+    NLU (or, with --voice, as live calls); print a table, and `FILE:LINE: case: what went
+    wrong` for each failing step; exit 1 on any failure."""
     console = Console(highlight=False, soft_wrap=True)
     if cache_dir is None:
         cache_dir = cli_state(ctx).loaded.config.state_dir / "nlu-cache"
+    skipped: list[str] = []
     try:
-        results, untested = run_script_tests(_script_files(paths), cache_dir)
+        if voice:
+            results, untested, skipped = _voice_tests(ctx, _script_files(paths), cache_dir)
+        else:
+            results, untested = run_script_tests(_script_files(paths), cache_dir)
     except ScriptTestError as exc:
         raise UserError(str(exc)) from exc
     table = Table("script", "case", "steps", "result", box=None)
@@ -250,12 +265,31 @@ def test(
     for name in untested:
         table.add_row(name, "[dim](no cases)[/dim]", "", "")
     console.print(table)
+    for line in skipped:
+        console.print(escape(line))
     failed = [r for r in results if not r.passed]
     for r in failed:
         console.print(escape(str(r)))
-    console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    summary = f"{len(results) - len(failed)} passed, {len(failed)} failed"
+    console.print(summary + (f", {len(skipped)} skipped" if skipped else ""))
     if failed:
         raise typer.Exit(1)
+
+
+def _voice_tests(
+    ctx: typer.Context, files: list[Path], cache_dir: Path
+) -> tuple[list[CaseResult], list[str], list[str]]:
+    """The cases as calls through pbxsim (outdial/voicetest.py): results, untested, skipped."""
+    from outdial.voicetest import run_voice_cases, voice_cases  # the call stack: only here
+
+    config = cli_state(ctx).loaded.config
+    with tempfile.TemporaryDirectory(prefix="outdial-voice-") as tmp:
+        try:
+            cases, run = voice_cases(config, files, Path(tmp))
+        except (ScriptError, CaseFileError) as exc:
+            raise ScriptTestError(str(exc)) from exc
+        run = run_async(run_voice_cases(config, cases, run, Path(tmp), cache_dir))
+    return run.results, run.untested, run.skipped
 
 
 def _script_files(paths: list[Path]) -> list[Path]:

@@ -25,7 +25,9 @@ NEW = "Wonderful, your order arrives"
 
 
 @contextlib.asynccontextmanager
-async def call_under_way(live_stack: LiveStack, call_id: str, number: str) -> AsyncIterator[None]:
+async def call_under_way(
+    live_stack: LiveStack, call_id: str, number: str, script: str = NAME
+) -> AsyncIterator[None]:
     """A customer who says yes twice is on the line (its calls row written) inside the block;
     the call has ended after it."""
     yes = str(AUDIO / "ko_yes_1.wav")
@@ -37,7 +39,7 @@ async def call_under_way(live_stack: LiveStack, call_id: str, number: str) -> As
         }
     )
     fields = {"customer_name": "Kim", "order_number": "B-7", "item": "a fan", "address": "1 Elm"}
-    await live_stack.add_call(call_id, f"+120255{number}", fields)
+    await live_stack.add_call(call_id, f"+120255{number}", fields, script)
     dialplan = default_dialplan(f"agi://127.0.0.1:{live_stack.service.agi_port}/outdial")
     sim_config = SimConfig(scenario=scenario, dialplan=dialplan, bot_silence_gap=1.0)
     async with PbxSim(sim_config) as sim:
@@ -99,3 +101,24 @@ async def test_a_call_in_progress_keeps_its_version_across_a_promotion(
     await restarted.reload()
     again = restarted.get(NAME)
     assert again is not None and again.version == 2
+
+
+async def test_a_promoted_version_with_no_file_serves_calls_a_staged_one_does_not(
+    live_stack: LiveStack,
+) -> None:
+    path = live_stack.catalog.directory / f"{NAME}.yaml"
+    renamed = path.read_text().replace(f"name: {NAME}\n", "name: stored_order_en\n")
+    stored = parse_script(renamed, "stored.yaml")
+    version = await stage_script_version(
+        live_stack.pool, "stored_order_en", stored.source, stored.content_hash, (), {}, "ann"
+    )
+    await live_stack.catalog.reload()
+    assert live_stack.catalog.get("stored_order_en") is None  # staged only: no calls
+    await promote_script_version(live_stack.pool, "stored_order_en", version, "bob")
+    await live_stack.catalog.reload()
+    async with call_under_way(live_stack, "call-stored", "5550197", "stored_order_en"):
+        pass
+    call = await live_stack.pool.fetchrow("SELECT * FROM calls WHERE call_id = 'call-stored'")
+    assert (call["script_name"], call["script_version"], call["outcome"]) == (
+        "stored_order_en", 1, "confirmed",
+    )  # fmt: skip

@@ -81,3 +81,18 @@ async def test_scopes_and_bad_input(api: Api) -> None:
     assert status == 422 and "unknown field 'nod'" in problem["detail"]
     status, _, _ = await api.call("GET", "/v1/scripts/none/versions")
     assert status == 404
+
+
+async def test_a_campaign_needs_the_script_promoted_not_only_staged(api: Api) -> None:
+    await api.call("POST", f"/v1/scripts/{NAME}/versions", {"source": SOURCE, "cases": CASES})
+    writer = await api.token_with("campaigns:write", name="campaigns")
+    body = {"name": "reminders", "script": NAME}
+    status, problem, _ = await api.call("POST", "/v1/campaigns", body, token=writer)
+    assert status == 422 and problem_pointers(problem) == ["#/script"]
+    error = problem["errors"][0]
+    assert error["code"] == "not_live"
+    assert f"'{NAME}' is only staged (version 1), not live" in error["detail"]
+    assert f"`outdial script promote {NAME}`" in error["detail"]
+    assert (await api.call("POST", f"/v1/scripts/{NAME}/promote", {}))[0] == 200
+    status, created, _ = await api.call("POST", "/v1/campaigns", body, token=writer)
+    assert (status, created["script"]) == (201, NAME)

@@ -248,3 +248,42 @@ def test_create_refuses_a_script_whose_language_pack_is_not_installed(
         "install it with `outdial models install zh`"
     )
     assert "reminders" not in _run(pg_url, config, "list")[1]  # nothing was created
+
+
+def test_a_stored_script_serves_a_campaign_once_promoted_not_while_staged(
+    pg_url: str, config: Path, tmp_path: Path
+) -> None:
+    # A script that is no file in the scripts directory, only a stored version.
+    source = (SCRIPT.parent / "library" / "survey_en.yaml").read_text(encoding="utf-8")
+    staged = tmp_path / "elsewhere" / "stored_survey.yaml"
+    staged.parent.mkdir()
+    # It does not say the call may be recorded (so `--record` must be refused).
+    source = source.replace(" This call may be recorded.", "")
+    staged.write_text(source.replace("name: survey_en\n", "name: stored_survey\n"))
+
+    def script(*args: str) -> tuple[int, str, BaseException | None]:
+        result = CliRunner().invoke(
+            app, ["--config", str(config), "script", *args], env={"OUTDIAL_DATABASE_URL": pg_url}
+        )
+        return result.exit_code, result.stdout, result.exception
+
+    assert script("stage", str(staged))[0] == 0
+    _, _, exc = _run(pg_url, config, "create", "too-early", "--script", "stored_survey")
+    assert isinstance(exc, UserError)
+    assert "'stored_survey' is only staged (version 1), not live" in str(exc)
+    assert "`outdial script promote stored_survey`" in str(exc)
+
+    promoted = script("promote", "stored_survey", "--force", "--cache-dir", str(tmp_path / "n"))
+    assert promoted[0] == 0, promoted
+    code, out, exc = _run(pg_url, config, "create", "survey", "--script", "stored_survey")
+    assert code == 0, exc
+    assert "created campaign survey" in out and "script stored_survey" in out
+    # Recording is checked on the live stored version as on a file.
+    _, _, exc = _run(pg_url, config, "create", "rec", "--script", "stored_survey", "--record")
+    assert isinstance(exc, UserError)
+    assert "--record" in str(exc) and "stored_survey" in str(exc)
+
+    _, _, exc = _run(pg_url, config, "create", "nothing", "--script", "never_stored")
+    assert isinstance(exc, UserError)
+    assert "no script named 'never_stored'" in str(exc)
+    assert "no version of it is stored either" in str(exc)

@@ -105,6 +105,10 @@ def test_a_wrong_expectation_names_what_happened(cache: Path, scripts: Path) -> 
             ":5:9: cases.0.steps.0.nod: unknown field 'nod'; did you mean 'node'?",
         ),
         ("cases:\n  - name: [unclosed\n", ":2:11: YAML syntax error"),
+        (
+            "cases:\n  - name: keys\n    steps:\n      - dtmf: 1\n        audio: one.wav\n",
+            ":4:9: cases.0.steps.0: Value error, audio is the recording of a `say` step",
+        ),
     ],
 )
 def test_a_bad_case_file_is_reported_at_file_line_col(
@@ -115,3 +119,57 @@ def test_a_bad_case_file_is_reported_at_file_line_col(
     code, output = run(cache, scripts / "order_confirmation_en.yaml")
     assert code == 1
     assert f"{bad}{message}" in output.replace("\n", " ")
+
+
+def test_a_wrong_grade_fails_at_the_step_with_the_grade_the_rules_gave(
+    cache: Path, scripts: Path
+) -> None:
+    cases = scripts / "tests" / "payment_reminder_zh" / "basics.yaml"
+    lines = cases.read_text(encoding="utf-8").splitlines()
+    step_line = lines.index("      - say: 我明天就还") + 1
+    text = cases.read_text(encoding="utf-8")
+    # The promise carries a date, so the rules give A; the case claims B.
+    cases.write_text(text.replace("        grade: A\n", "        grade: B\n", 1))
+    code, output = run(cache, scripts / "payment_reminder_zh.yaml")
+    assert code == 1
+    assert (
+        f"{cases}:{step_line}: 承诺还款并记录日期: expected grade 'B', got 'A' (承诺了还款日期)"
+        in (output.replace("\n", ""))
+    )
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        # The call waits at ask_plan after this step: there is no grade yet.
+        ("      - say: 是我\n        grade: A\n", "but the call has not ended at this step"),
+        ("      - say: 是我\n        grade: G\n", "cases.0.steps.0.grade: Input should be 'A'"),
+    ],
+)
+def test_a_grade_that_cannot_hold_is_reported(
+    cache: Path, scripts: Path, step: str, message: str
+) -> None:
+    cases = scripts / "tests" / "payment_reminder_zh" / "zz_grade.yaml"
+    cases.write_text(
+        'cases:\n  - name: early grade\n    variables: {customer_name: 张先生, amount: "3500"}\n'
+        f"    steps:\n{step}",
+        encoding="utf-8",
+    )
+    code, output = run(cache, scripts / "payment_reminder_zh.yaml")
+    assert code == 1
+    assert f"{cases}:" in output
+    assert message in output.replace("\n", "")
+
+
+def test_a_grade_for_a_script_without_grading_rules_fails(cache: Path, scripts: Path) -> None:
+    script = scripts / "library" / "survey_en.yaml"
+    assert "grading:" not in script.read_text(encoding="utf-8")
+    cases = scripts / "library" / "tests" / "survey_en" / "zz_grade.yaml"
+    cases.write_text(
+        "cases:\n  - name: graded\n    variables: {customer_name: Ann}\n"
+        "    steps:\n      - say: stop calling me\n        grade: F\n",
+        encoding="utf-8",
+    )
+    code, output = run(cache, script)
+    assert code == 1
+    assert "expected grade 'F', but the script has no grading rules" in output

@@ -73,6 +73,15 @@ def test_english_number_words(words: str, value: int) -> None:
         ("是的", [("yes_no", True)]),
         ("嗯", [("yes_no", True)]),
         ("我一定还 一下", []),
+        # Scores: a lone numeral before 分 is a number, also after 给 (not money).
+        ("五分", [("number", 5)]),
+        ("打八分吧", [("number", 8)]),
+        ("打9分", [("number", 9)]),
+        ("我给五分", [("number", 5)]),
+        ("给10分", [("number", 10)]),
+        ("万分感谢", []),
+        ("九点五分", [("time", "09:05")]),
+        ("给五块", [("amount", 5)]),
     ],
 )
 def test_chinese_entities(text: str, expected: list[tuple[str, object]]) -> None:
