@@ -275,3 +275,11 @@ async def latest_script_source(
         name,
     )
     return None if row is None else (row["content_hash"], row["source"])
+
+
+# --- registered scripts
+
+
+async def script_registered(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> bool:
+    """Whether a daemon has loaded (and so registered) a script of this name."""
+    return await conn.fetchval("SELECT 1 FROM scripts WHERE name = $1", name) is not None
