@@ -11,8 +11,8 @@ import asyncpg
 
 from store.tokens import (
     active_token,
-    audit_cli,
     insert_token,
+    record_access,
     revoke_token_named,
 )
 
@@ -75,7 +75,7 @@ async def create_token(conn: asyncpg.Connection, name: str, scopes: list[str]) -
         token_id = await insert_token(conn, name, token_hash(secret), wanted)
         if token_id is None:
             raise TokenError(f"a token named {name!r} already exists (revoke it first)")
-        await audit_cli(conn, token_id, "token.create", f"token/{name}", {"scopes": wanted})
+        await _audit(conn, token_id, "token.create", name, {"scopes": wanted})
     return secret
 
 
@@ -84,7 +84,14 @@ async def revoke_token(conn: asyncpg.Connection, name: str) -> None:
         token_id = await revoke_token_named(conn, name)
         if token_id is None:
             raise TokenError(f"no active token named {name!r}")
-        await audit_cli(conn, token_id, "token.revoke", f"token/{name}", {})
+        await _audit(conn, token_id, "token.revoke", name, {})
+
+
+async def _audit(
+    conn: asyncpg.Connection, token_id: int, action: str, name: str, detail: dict[str, object]
+) -> None:
+    # Token management happens on the command line: the audit's "who" is the CLI.
+    await record_access(conn, "cli", action, f"token/{name}", None, detail, token_id)
 
 
 async def find_token(conn: asyncpg.Connection | asyncpg.Pool, secret: str) -> Token | None:

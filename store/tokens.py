@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -78,17 +79,26 @@ async def active_token(
 # --- audit
 
 
-async def audit_cli(
-    conn: asyncpg.Connection, token_id: int, action: str, target: str, detail: dict[str, object]
+async def record_access(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    who: str,
+    action: str,
+    target: str,
+    phone: str | None,
+    detail: dict[str, Any] | None = None,
+    token_id: int | None = None,
 ) -> None:
-    """Token management happens on the command line: the audit's "who" is the CLI."""
+    """An audit row: `who` did `action` to `target`, about the person with `phone` (kept only
+    as its hash). Never put a number or a lead's field values in `target` or `detail`."""
     await conn.execute(
-        """INSERT INTO api_audit (token_id, token_name, action, target, detail)
-           VALUES ($1, 'cli', $2, $3, $4::jsonb)""",
+        """INSERT INTO api_audit (token_id, token_name, action, target, detail, subject)
+           VALUES ($1, $2, $3, $4, $5::text::jsonb, subject_hash($6))""",
         token_id,
+        who,
         action,
         target,
-        json.dumps(detail),
+        json.dumps(detail or {}),
+        phone,
     )
 
 
