@@ -16,6 +16,11 @@ import asyncpg
 
 from agi.session import CallContext, CallOutcome
 from dialog import ComplianceHit
+from store.calls import CallEnd, CallStart, attempt_of_call, end_call, open_call, start_call
+from store.campaigns import script_of_campaign
+from store.compliance_events import CallComplianceEvent, record_call_event
+from store.dnc import add_opt_out
+from store.leads import block_lead
 from store.outbox import enqueue_lead_paused
 
 log = logging.getLogger(__name__)
@@ -30,9 +35,6 @@ _RETRIES = 3
 class CallStore:
     pool: asyncpg.Pool
 
-    async def _execute(self, sql: str, *args: Any) -> None:
-        await self._retrying(lambda: self.pool.execute(sql, *args))
-
     async def _retrying(self, write: Callable[[], Awaitable[object]]) -> None:
         for attempt in range(1, _RETRIES + 1):
             try:
@@ -45,34 +47,22 @@ class CallStore:
                 await asyncio.sleep(0.2 * attempt)
 
     async def lookup(self, call_id: str) -> CallContext | None:
-        row = await self.pool.fetchrow(
-            """SELECT a.campaign_id, a.lead_id, c.name AS campaign, c.script_name,
-                      l.phone_e164, l.timezone,
-                      l.fields, l.external_id
-                 FROM call_attempts a
-                 JOIN leads l ON l.id = a.lead_id
-                 JOIN campaigns c ON c.id = a.campaign_id
-                WHERE a.call_id = $1""",
-            call_id,
-        )
-        if row is None:
+        attempt = await attempt_of_call(self.pool, call_id)
+        if attempt is None:
             return None
-        variables = dict(row["fields"] or {})
         return CallContext(
             call_id=call_id,
-            campaign=row["campaign"],
-            campaign_id=row["campaign_id"],
-            script_name=row["script_name"],
-            lead_id=row["lead_id"],
-            phone_e164=row["phone_e164"],
-            timezone=row["timezone"],
-            variables=variables,
+            campaign=attempt.campaign,
+            campaign_id=attempt.campaign_id,
+            script_name=attempt.script_name,
+            lead_id=attempt.lead_id,
+            phone_e164=attempt.phone_e164,
+            timezone=attempt.timezone,
+            variables=attempt.fields,
         )
 
     async def script_of(self, campaign_id: int) -> str | None:
-        return await self.pool.fetchval(
-            "SELECT script_name FROM campaigns WHERE id = $1", campaign_id
-        )
+        return await script_of_campaign(self.pool, campaign_id)
 
     async def start(
         self,
@@ -83,22 +73,19 @@ class CallStore:
         language_pack: str,
         half_duplex: bool = False,
     ) -> None:
-        await self._execute(
-            """INSERT INTO calls (call_id, campaign_id, lead_id, script_name, script_version,
-                                  variant, amd_status, language_pack, half_duplex, recording_path)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-               ON CONFLICT (call_id) DO NOTHING""",
-            context.call_id,
-            context.campaign_id,
-            context.lead_id,
-            script,
-            version,
-            variant,
-            context.amd_status,
-            language_pack,
-            half_duplex,
-            context.recording_path,
+        call = CallStart(
+            call_id=context.call_id,
+            campaign_id=context.campaign_id,
+            lead_id=context.lead_id,
+            script_name=script,
+            script_version=version,
+            variant=variant,
+            amd_status=context.amd_status,
+            language_pack=language_pack,
+            half_duplex=half_duplex,
+            recording_path=context.recording_path,
         )
+        await self._retrying(lambda: start_call(self.pool, call))
 
     async def finish(self, context: CallContext, outcome: CallOutcome, summary: str | None) -> None:
         disposition = (
@@ -108,46 +95,34 @@ class CallStore:
             None if disposition == outcome.disposition else outcome.disposition
         )
         transfer = outcome.transfer
-        await self._execute(
-            """INSERT INTO calls (call_id, campaign_id, lead_id, amd_status, recording_path)
-               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (call_id) DO NOTHING""",
-            context.call_id,
-            context.campaign_id,
-            context.lead_id,
-            context.amd_status,
-            context.recording_path,
+        call = CallStart(
+            call_id=context.call_id,
+            campaign_id=context.campaign_id,
+            lead_id=context.lead_id,
+            amd_status=context.amd_status,
+            recording_path=context.recording_path,
         )
-        await self._execute(
-            """UPDATE calls SET ended_at = now(), disposition = $2, outcome = $3, success = $4,
-                      transfer_target = $5, transfer_reason = $6, hangup_side = $7,
-                      greeting_latency_ms = $8, summary = $9, grade = $10, grade_reason = $11,
-                      captured = $12
-                WHERE call_id = $1""",
-            context.call_id,
-            disposition,
-            result,
-            outcome.success,
-            transfer.target if transfer else None,
-            transfer.reason if transfer else None,
-            outcome.hangup_side,
-            outcome.greeting_latency_ms,
-            summary,
-            outcome.grade,
-            outcome.grade_reason,
-            outcome.captured,
+        end = CallEnd(
+            disposition=disposition,
+            outcome=result,
+            success=outcome.success,
+            transfer_target=transfer.target if transfer else None,
+            transfer_reason=transfer.reason if transfer else None,
+            hangup_side=outcome.hangup_side,
+            greeting_latency_ms=outcome.greeting_latency_ms,
+            summary=summary,
+            grade=outcome.grade,
+            grade_reason=outcome.grade_reason,
+            captured=outcome.captured,
         )
+        await self._retrying(lambda: open_call(self.pool, call))
+        await self._retrying(lambda: end_call(self.pool, context.call_id, end))
 
     async def add_dnc(self, context: CallContext) -> None:
-        if context.phone_e164 is None:
+        phone = context.phone_e164
+        if phone is None:
             return
-        # A customer's refusal covers every campaign: the company-wide list.
-        await self._execute(
-            """INSERT INTO dnc (phone_e164, campaign_id, source, reason)
-               VALUES ($1, NULL, 'opt_out', 'customer asked on call ' || $2)
-               ON CONFLICT DO NOTHING""",
-            context.phone_e164,
-            context.call_id,
-        )
+        await self._retrying(lambda: add_opt_out(self.pool, phone, context.call_id))
 
     async def pause_lead(self, context: CallContext, reason: str) -> None:
         """Stop calling the lead in this campaign (blocked, with `reason`) and queue a
@@ -156,13 +131,7 @@ class CallStore:
 
         async def write() -> None:
             async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute(
-                    """UPDATE leads SET status = 'blocked', block_reason = $2,
-                              lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
-                        WHERE id = $1""",
-                    context.lead_id,
-                    reason,
-                )
+                await block_lead(conn, context.lead_id, reason)
                 await enqueue_lead_paused(
                     conn, call_id=context.call_id, lead_id=context.lead_id, reason=reason
                 )
@@ -178,10 +147,7 @@ class CallStore:
         else:
             direction, category, action = hit["direction"], hit["category"], hit["action"]
             detail = {}
-        await self._execute(
-            """INSERT INTO compliance_events (call_id, lead_id, campaign_id, direction, category,
-                                              action, detail)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        event = CallComplianceEvent(
             context.call_id,
             context.lead_id,
             context.campaign_id,
@@ -190,3 +156,4 @@ class CallStore:
             action,
             detail,
         )
+        await self._retrying(lambda: record_call_event(self.pool, event))

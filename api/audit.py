@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from api.tokens import Token
-from store.erasure import record_access
+from store.tokens import record_access
 
 log = logging.getLogger(__name__)
 

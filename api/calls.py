@@ -20,6 +20,7 @@ from api.schemas import CallList, CallOut
 from api.transcript import call_document
 from compliance.redact import redact
 from store.calls import calls_by_id, calls_of_lead, phone_of_call, with_turns
+from store.leads import lead_by_external_id
 
 # The most recent calls of one lead returned (a lead is called a handful of times at most).
 MAX_CALLS_PER_LEAD = 50
@@ -51,12 +52,7 @@ async def get_call(req: ApiRequest) -> Reply:
 
 async def lead_calls(req: ApiRequest) -> Reply:
     campaign, external_id = req.path["campaign"], req.path["external_id"]
-    lead = await req.state.pool.fetchrow(
-        """SELECT l.id, l.phone_e164 FROM leads l JOIN campaigns c ON c.id = l.campaign_id
-           WHERE c.name = $1 AND l.external_id = $2""",
-        campaign,
-        external_id,
-    )
+    lead = await lead_by_external_id(req.state.pool, campaign, external_id)
     if lead is None:
         raise ApiProblem(
             404, "not_found", f"no lead {external_id!r} in a campaign named {campaign!r}"

@@ -17,7 +17,13 @@ from dialer.campaigns import (
     set_status,
 )
 from dialog import RECORDING_NOT_ANNOUNCED, ScriptError, announces_recording, parse_script
-from store.scripts import STAGED_ONLY, LiveVersion, live_script_version, newest_script_version
+from store.scripts import (
+    STAGED_ONLY,
+    LiveVersion,
+    live_script_version,
+    newest_script_version,
+    script_registered,
+)
 
 
 def _announces_recording(live: LiveVersion | None) -> bool:
@@ -55,8 +61,7 @@ async def create(req: ApiRequest) -> Reply:
     body: CampaignIn = req.body
     async with req.state.pool.acquire() as conn, conn.transaction():
         # Scripts are registered by the daemon that loaded them: a campaign needs one it has.
-        known = await conn.fetchval("SELECT 1 FROM scripts WHERE name = $1", body.script)
-        if known is None:
+        if not await script_registered(conn, body.script):
             raise invalid(
                 [body_field(["script"], f"no script named {body.script!r} is loaded", "unknown")]
             )

@@ -35,16 +35,17 @@ from api.schemas import ReportQuery
 from crm.followup import FollowUp, PlanRequest
 from store.churn import Label, lead_score, upsert_labels
 from store.engagement import KINDS, EngagementEvent, record_events, set_consent, usable_leads
+from store.leads import lead_person
 
 
 async def _person(conn: asyncpg.Connection | asyncpg.Pool, lead_id: int) -> str:
     """The lead's number (for the audit's subject); 404 for an unknown or erased lead."""
-    row = await conn.fetchrow("SELECT phone_e164, erased_at FROM leads WHERE id = $1", lead_id)
-    if row is None:
+    person = await lead_person(conn, lead_id)
+    if person is None:
         raise ApiProblem(404, "not_found", f"no lead with id {lead_id}")
-    if row["erased_at"] is not None:
+    if person.erased_at is not None:
         raise ApiProblem(404, "not_found", f"lead {lead_id} was erased")
-    return str(row["phone_e164"])
+    return str(person.phone_e164)
 
 
 async def record_engagement(req: ApiRequest) -> Reply:

@@ -12,7 +12,9 @@ from api.leads import region_of
 from api.problems import ApiProblem, body_field, invalid
 from api.routing import ApiRequest, Operation, Reply
 from api.schemas import DncAdded, DncIn, DncQuery, DncRemoved, DncStatus
+from store.dnc import add_entry, listing, remove_entry
 from store.leadrows import LeadError, normalise_number
+from store.leads import CampaignNotFoundError, find_campaign
 
 
 def _e164(req: ApiRequest, query: DncQuery) -> str:
@@ -26,15 +28,15 @@ def _e164(req: ApiRequest, query: DncQuery) -> str:
 async def _campaign_id(conn: asyncpg.Connection, name: str | None) -> int | None:
     if name is None:
         return None
-    campaign_id = await conn.fetchval("SELECT id FROM campaigns WHERE name = $1", name)
-    if campaign_id is None:
+    try:
+        return await find_campaign(conn, name)
+    except CampaignNotFoundError as exc:
         raise ApiProblem(
             404,
             "not_found",
             f"no campaign named {name!r}",
             errors=[body_field(["campaign"], "no such campaign", "unknown")],
-        )
-    return campaign_id
+        ) from exc
 
 
 def _target(campaign: str | None) -> str:
@@ -47,23 +49,16 @@ async def add(req: ApiRequest) -> Reply:
     phone = _e164(req, body)
     async with req.state.pool.acquire() as conn, conn.transaction():
         campaign_id = await _campaign_id(conn, body.campaign)
-        added = await conn.fetchval(
-            """INSERT INTO dnc (phone_e164, campaign_id, source, reason, channel)
-               VALUES ($1, $2, 'api', $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
-            phone,
-            campaign_id,
-            body.reason,
-            body.channel,
-        )
+        added = await add_entry(conn, phone, campaign_id, body.reason, body.channel)
         await audit(
             conn,
             req.who,
             "dnc.add",
             _target(body.campaign),
-            {"changed": bool(added), "channel": body.channel},
+            {"changed": added, "channel": body.channel},
             subject=phone,
         )
-    return Reply(DncAdded(added=bool(added)), 201 if added else 200)
+    return Reply(DncAdded(added=added), 201 if added else 200)
 
 
 async def remove(req: ApiRequest) -> Reply:
@@ -71,23 +66,16 @@ async def remove(req: ApiRequest) -> Reply:
     phone = _e164(req, body)
     async with req.state.pool.acquire() as conn, conn.transaction():
         campaign_id = await _campaign_id(conn, body.campaign)
-        removed = await conn.fetchval(
-            """DELETE FROM dnc WHERE phone_hash = subject_hash($1)
-                 AND campaign_id IS NOT DISTINCT FROM $2 AND channel = $3
-               RETURNING true""",
-            phone,
-            campaign_id,
-            body.channel,
-        )
+        removed = await remove_entry(conn, phone, campaign_id, body.channel)
         await audit(
             conn,
             req.who,
             "dnc.remove",
             _target(body.campaign),
-            {"changed": bool(removed), "channel": body.channel},
+            {"changed": removed, "channel": body.channel},
             subject=phone,
         )
-    return Reply(DncRemoved(removed=bool(removed)))
+    return Reply(DncRemoved(removed=removed))
 
 
 async def check(req: ApiRequest) -> Reply:
@@ -95,20 +83,13 @@ async def check(req: ApiRequest) -> Reply:
     phone = _e164(req, body)
     async with req.state.pool.acquire() as conn:
         campaign_id = await _campaign_id(conn, body.campaign)
-        row = await conn.fetchrow(
-            """SELECT coalesce(bool_or(campaign_id IS NULL), false) AS on_global,
-                      coalesce(bool_or(campaign_id = $2), false) AS on_campaign
-               FROM dnc WHERE phone_hash = subject_hash($1) AND channel = $3""",
-            phone,
-            campaign_id,
-            body.channel,
-        )
+        found = await listing(conn, phone, campaign_id, body.channel)
         await audit(conn, req.who, "dnc.check", _target(body.campaign), subject=phone)
-    on_campaign = row["on_campaign"] if campaign_id is not None else None
+    on_campaign = found.on_campaign if campaign_id is not None else None
     return Reply(
         DncStatus(
-            listed=row["on_global"] or bool(on_campaign),
-            on_global_list=row["on_global"],
+            listed=found.on_global or bool(on_campaign),
+            on_global_list=found.on_global,
             on_campaign_list=on_campaign,
         )
     )

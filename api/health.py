@@ -6,9 +6,10 @@ import asyncio
 
 import asyncpg
 
-from api.problems import ApiProblem
+from api.problems import DATABASE_RETRY_AFTER_S, ApiProblem
 from api.routing import ApiRequest, Operation, Reply
 from api.schemas import HealthOut
+from store.db import ping
 
 READY_TIMEOUT_S = 2.0
 
@@ -20,10 +21,11 @@ async def health(req: ApiRequest) -> Reply:
 async def ready(req: ApiRequest) -> Reply:
     try:
         async with asyncio.timeout(READY_TIMEOUT_S):
-            await req.state.pool.fetchval("SELECT 1")
+            await ping(req.state.pool)
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         detail = f"the database does not answer ({type(exc).__name__})"
-        raise ApiProblem(503, "not_ready", detail) from exc
+        headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+        raise ApiProblem(503, "not_ready", detail, headers=headers) from exc
     return Reply(HealthOut(status="ready"))
 
 

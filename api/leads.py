@@ -14,7 +14,7 @@ import asyncpg
 import phonenumbers
 
 from api.audit import audit, lead_target
-from api.leadwrites import LeadWrite, Normalised
+from api.leadwrites import LeadWrite
 from api.problems import ApiProblem, FieldError, body_field, invalid
 from api.routing import ApiRequest, ApiState, Operation, Reply
 from api.schemas import (
@@ -26,23 +26,15 @@ from api.schemas import (
     LeadOut,
 )
 from store.leadrows import LeadError, missing_fields, normalise_lead
-
-_UPSERT_MANY = """
-INSERT INTO leads (campaign_id, external_id, phone_e164, timezone, fields, priority, consent)
-SELECT $1, t.ext, t.phone, t.tz, t.fields::jsonb, t.priority, t.consent
-FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bool[])
-     AS t(ext, phone, tz, fields, priority, consent)
-ON CONFLICT (campaign_id, external_id) WHERE external_id IS NOT NULL DO UPDATE
-SET phone_e164 = EXCLUDED.phone_e164, timezone = EXCLUDED.timezone,
-    fields = EXCLUDED.fields, priority = EXCLUDED.priority, consent = EXCLUDED.consent,
-    updated_at = now()
-RETURNING id, external_id, (xmax = 0) AS inserted
-"""
-
-_AUDIT_MANY = """
-INSERT INTO api_audit (token_id, token_name, action, target)
-SELECT $1, $2, t.action, t.target FROM unnest($3::text[], $4::text[]) AS t(action, target)
-"""
+from store.leads import (
+    CampaignNotFoundError,
+    LeadValues,
+    find_campaign,
+    lead_by_external_id,
+    numbers_taken,
+    upsert_leads,
+)
+from store.tokens import audit_many
 
 _PHONE_TAKEN = "the number is already a lead of this campaign under another external id"
 
@@ -60,7 +52,7 @@ def _normalise(
     region: str,
     at: Sequence[str | int],
     required: Sequence[str],
-) -> Normalised:
+) -> LeadValues:
     """The lead as the import would store it; refused (with the field at fault) when the import
     would refuse it, or when it lacks a field the campaign's script requires."""
     missing = missing_fields(required, lead.fields)
@@ -137,12 +129,7 @@ async def put_lead(req: ApiRequest) -> Reply:
 
 async def get_lead(req: ApiRequest) -> Reply:
     campaign, external_id = req.path["campaign"], req.path["external_id"]
-    row = await req.state.pool.fetchrow(
-        """SELECT l.* FROM leads l JOIN campaigns c ON c.id = l.campaign_id
-           WHERE c.name = $1 AND l.external_id = $2""",
-        campaign,
-        external_id,
-    )
+    row = await lead_by_external_id(req.state.pool, campaign, external_id)
     if row is None:
         raise ApiProblem(
             404, "not_found", f"no lead {external_id!r} in a campaign named {campaign!r}"
@@ -152,9 +139,9 @@ async def get_lead(req: ApiRequest) -> Reply:
     return Reply(lead_out(row, campaign))
 
 
-def _normalise_all(body: BulkLeadsIn, region: str, required: Sequence[str]) -> list[Normalised]:
+def _normalise_all(body: BulkLeadsIn, region: str, required: Sequence[str]) -> list[LeadValues]:
     """Every lead normalised, or a 422 listing every refused one (nothing is written)."""
-    rows: list[Normalised] = []
+    rows: list[LeadValues] = []
     errors: list[FieldError] = []
     seen_ext: dict[str, int] = {}
     seen_phone: dict[str, int] = {}
@@ -190,47 +177,35 @@ async def bulk_leads(req: ApiRequest) -> Reply:
     rows = await asyncio.to_thread(_normalise_all, body, region, required)
     token = req.who
     async with req.state.pool.acquire() as conn, conn.transaction():
-        campaign_id = await conn.fetchval("SELECT id FROM campaigns WHERE name = $1", campaign)
-        if campaign_id is None:
-            raise _no_campaign(campaign)
+        try:
+            campaign_id = await find_campaign(conn, campaign)
+        except CampaignNotFoundError as exc:
+            raise _no_campaign(campaign) from exc
         await _refuse_taken_numbers(conn, campaign_id, rows)
         try:
-            written = await conn.fetch(
-                _UPSERT_MANY, campaign_id, *(list(column) for column in _columns(rows))
-            )
+            written = await upsert_leads(conn, campaign_id, rows)
         except asyncpg.UniqueViolationError as exc:  # a concurrent writer took a number
             raise ApiProblem(409, "conflict", _PHONE_TAKEN) from exc
-        await conn.execute(
-            _AUDIT_MANY,
+        await audit_many(
+            conn,
             token.id,
             token.name,
-            ["lead.create" if r["inserted"] else "lead.update" for r in written],
-            [lead_target(campaign, r["external_id"]) for r in written],
+            ["lead.create" if r.inserted else "lead.update" for r in written],
+            [lead_target(campaign, r.external_id or "") for r in written],
         )
-    created = sum(1 for r in written if r["inserted"])
+    created = sum(1 for r in written if r.inserted)
     results = [
-        BulkLeadResult(external_id=r["external_id"], id=r["id"], created=r["inserted"])
+        BulkLeadResult(external_id=r.external_id or "", id=r.id, created=r.inserted)
         for r in written
     ]
     return Reply(BulkLeadsOut(created=created, updated=len(written) - created, leads=results))
 
 
-def _columns(rows: list[Normalised]) -> list[tuple[object, ...]]:
-    phone, ext, tz, fields, priority, consent = zip(*rows, strict=True)
-    return [ext, phone, tz, fields, priority, consent]
-
-
 async def _refuse_taken_numbers(
-    conn: asyncpg.Connection, campaign_id: int, rows: list[Normalised]
+    conn: asyncpg.Connection, campaign_id: int, rows: list[LeadValues]
 ) -> None:
     """409 naming each lead whose number belongs to another lead of the campaign."""
-    taken = await conn.fetch(
-        """SELECT phone_e164, external_id FROM leads
-           WHERE campaign_id = $1 AND phone_e164 = ANY($2::text[])""",
-        campaign_id,
-        [r[0] for r in rows],
-    )
-    owner = {r["phone_e164"]: r["external_id"] for r in taken}
+    owner = await numbers_taken(conn, campaign_id, [r[0] for r in rows])
     errors = [
         body_field(["leads", i, "phone"], _PHONE_TAKEN, "taken")
         for i, row in enumerate(rows)

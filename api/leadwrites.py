@@ -18,39 +18,10 @@ from dataclasses import dataclass
 import asyncpg
 
 from api.tokens import Token
-
-# (phone_e164, external_id, timezone, fields JSON, priority, consent)
-Normalised = tuple[str, str | None, str, str, int, bool]
+from store.leads import AuditedLead, LeadValues, upsert_audited_leads
 
 # Rows a statement holds locks on at once; a busy API fills batches of its concurrency.
 MAX_BATCH = 64
-
-# `n` numbers the batch's leads; a lead of a campaign that does not exist has no row.
-_UPSERT_BATCH = """
-WITH input AS (
-    SELECT t.*, c.id AS campaign_id
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
-                $7::bool[], $8::bigint[], $9::text[], $10::text[]) WITH ORDINALITY
-         AS t(campaign, external_id, phone, tz, fields, priority, consent, token_id,
-              token_name, target, n)
-    JOIN campaigns c ON c.name = t.campaign
-), up AS (
-    INSERT INTO leads (campaign_id, external_id, phone_e164, timezone, fields, priority, consent)
-    SELECT campaign_id, external_id, phone, tz, fields::jsonb, priority, consent
-    FROM input ORDER BY n
-    ON CONFLICT (campaign_id, external_id) WHERE external_id IS NOT NULL DO UPDATE
-    SET phone_e164 = EXCLUDED.phone_e164, timezone = EXCLUDED.timezone,
-        fields = EXCLUDED.fields, priority = EXCLUDED.priority, consent = EXCLUDED.consent,
-        updated_at = now()
-    RETURNING *, (xmax = 0) AS inserted
-), logged AS (
-    INSERT INTO api_audit (token_id, token_name, action, target)
-    SELECT i.token_id, i.token_name,
-           CASE WHEN up.inserted THEN 'lead.create' ELSE 'lead.update' END, i.target
-    FROM up JOIN input i USING (campaign_id, external_id)
-)
-SELECT i.n, up.* FROM up JOIN input i USING (campaign_id, external_id)
-"""
 
 
 @dataclass(frozen=True)
@@ -58,7 +29,7 @@ class LeadWrite:
     """One PUT's lead, normalised, with who wrote it and the audit row's target."""
 
     campaign: str
-    values: Normalised
+    values: LeadValues
     token: Token
     target: str
 
@@ -129,7 +100,7 @@ class LeadWrites:
             await self._write_one(*batch[0])
             return
         try:
-            rows = await self._pool.fetch(_UPSERT_BATCH, *_columns([w for w, _ in batch]))
+            written = await upsert_audited_leads(self._pool, [_audited(w) for w, _ in batch])
         except asyncpg.PostgresError:
             # The statement wrote nothing: each lead alone, in arrival order, gets the answer
             # it would have had without the others.
@@ -140,7 +111,6 @@ class LeadWrites:
             for _, future in batch:
                 _settle(future, exc)
             return
-        written = {row["n"]: row for row in rows}
         for n, (_, future) in enumerate(batch, start=1):
             _settle(future, written.get(n))
 
@@ -148,25 +118,16 @@ class LeadWrites:
         self, write: LeadWrite, future: asyncio.Future[asyncpg.Record | None]
     ) -> None:
         try:
-            row = await self._pool.fetchrow(_UPSERT_BATCH, *_columns([write]))
+            written = await upsert_audited_leads(self._pool, [_audited(write)])
         except Exception as exc:
             _settle(future, exc)
         else:
-            _settle(future, row)
+            _settle(future, written.get(1))
 
 
-def _columns(writes: list[LeadWrite]) -> list[list[object]]:
-    """The batch as the statement's arrays, one per parameter."""
-    values = list(zip(*(w.values for w in writes), strict=True))
-    return [
-        [w.campaign for w in writes],
-        list(values[1]),  # external_id
-        list(values[0]),  # phone
-        *(list(column) for column in values[2:]),
-        [w.token.id for w in writes],
-        [w.token.name for w in writes],
-        [w.target for w in writes],
-    ]
+def _audited(write: LeadWrite) -> AuditedLead:
+    token = write.token
+    return AuditedLead(write.campaign, write.values, token.id, token.name, write.target)
 
 
 def _settle(

@@ -28,6 +28,7 @@ _RATELIMIT = {
 _HEADERS = {
     401: {"WWW-Authenticate": "The scheme to use: Bearer."},
     429: {"Retry-After": "Seconds until a request may be sent again.", **_RATELIMIT},
+    503: {"Retry-After": "Seconds until the request may be tried again."},
 }
 _DESCRIPTION = (
     """\
@@ -43,7 +44,8 @@ a JSON pointer into the body (`#/leads/3/phone`) or the name of a parameter.
 Rate limits: each token has its own bucket; requests that carry no valid token share one per
 source address, checked before authentication. Responses carry the IETF `RateLimit-Policy`
 and `RateLimit` fields, and a 429 also `Retry-After`. Bodies may be sent gzip- or
-deflate-encoded (`Content-Encoding`); other encodings get 415.
+deflate-encoded (`Content-Encoding`); other encodings get 415. While the database is not
+reachable, requests that need it get 503 with `Retry-After`.
 
 Scopes: """
     + ", ".join(SCOPES)

@@ -85,6 +85,21 @@ class ApiProblem(Exception):
         return response
 
 
+# While the database is away: how long a client is asked to wait before trying again (about
+# what a restart of PostgreSQL takes; the pool reconnects on the next request).
+DATABASE_RETRY_AFTER_S = 5
+
+
+def database_unavailable() -> ApiProblem:
+    """503 with Retry-After: the request may succeed once the database is back."""
+    return ApiProblem(
+        503,
+        "database_unavailable",
+        "the database is not reachable; try again shortly",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
+
+
 def invalid(errors: Sequence[FieldError]) -> ApiProblem:
     """422 with the field errors (at least one)."""
     first = errors[0].detail

@@ -13,7 +13,8 @@ import asyncio
 import re
 import time
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -27,6 +28,7 @@ from api.problems import (
     ApiProblem,
     FieldError,
     body_errors,
+    database_unavailable,
     invalid,
     parameter_errors,
 )
@@ -35,6 +37,7 @@ from api.schemas import CampaignName, ExternalId, Text
 from api.settings import ApiSettings
 from api.tokens import Token, find_token, token_hash
 from compliance.settings import ComplianceSettings
+from store.db import database_unreachable
 from store.scripts import campaign_required_fields
 
 if TYPE_CHECKING:
@@ -220,7 +223,7 @@ class Operation:
     def problem_statuses(self) -> list[int]:
         statuses = set(self.problems) | {429}  # requests without a valid token: per address
         if self.scope is not None:
-            statuses |= {401, 403}
+            statuses |= {401, 403, 503}  # the token is checked in the database
         if self.body is not None:
             statuses |= {400, 408, 413, 415, 422}
         if self.path_params or self.query is not None:
@@ -230,17 +233,33 @@ class Operation:
 
 def endpoint(op: Operation, state: ApiState) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
-        token, quota = await _admit(op, state, request)
+        with _database_outage_is_503():
+            token, quota = await _admit(op, state, request)
         path = _path_params(op, request)
         query = _query(op, request)
         body = await _body(op, request, state) if op.body else None
-        reply = await op.handler(ApiRequest(state, token, path, query, body))
+        with _database_outage_is_503():
+            reply = await op.handler(ApiRequest(state, token, path, query, body))
         # Bytes go out as they are; a str body would pass through aiohttp's payload registry.
         payload = reply.body.model_dump_json().encode()
         headers = ratelimit_headers("token", quota) if quota is not None else None
         return web.Response(status=reply.status, body=payload, content_type=JSON, headers=headers)
 
     return handle
+
+
+@contextmanager
+def _database_outage_is_503() -> Iterator[None]:
+    """A database that is away answers 503 with Retry-After, not 500. Only around the steps
+    that ask the database: elsewhere an OSError is the client's connection."""
+    try:
+        yield
+    except ApiProblem:
+        raise
+    except Exception as exc:
+        if database_unreachable(exc):
+            raise database_unavailable() from exc
+        raise
 
 
 async def _admit(

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
 
 import asyncpg
+
+from store.tokens import (
+    active_token,
+    insert_token,
+    record_access,
+    revoke_token_named,
+)
 
 # Endpoint groups and what a token may do in each. Write does not imply read: a CRM that only
 # pushes leads gets `leads:write` and nothing it could read customer data with.
@@ -46,15 +51,6 @@ class Token:
     scopes: frozenset[str]
 
 
-@dataclass(frozen=True)
-class TokenInfo:
-    id: int
-    name: str
-    scopes: tuple[str, ...]
-    created_at: datetime
-    revoked_at: datetime | None
-
-
 def token_hash(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
 
@@ -76,26 +72,16 @@ async def create_token(conn: asyncpg.Connection, name: str, scopes: list[str]) -
     wanted = check_scopes(scopes)
     secret = _PREFIX + secrets.token_urlsafe(32)
     async with conn.transaction():
-        row = await conn.fetchrow(
-            """INSERT INTO api_tokens (name, token_hash, scopes) VALUES ($1, $2, $3)
-               ON CONFLICT (name) WHERE revoked_at IS NULL DO NOTHING RETURNING id""",
-            name,
-            token_hash(secret),
-            wanted,
-        )
-        if row is None:
+        token_id = await insert_token(conn, name, token_hash(secret), wanted)
+        if token_id is None:
             raise TokenError(f"a token named {name!r} already exists (revoke it first)")
-        await _audit(conn, row["id"], "token.create", name, {"scopes": wanted})
+        await _audit(conn, token_id, "token.create", name, {"scopes": wanted})
     return secret
 
 
 async def revoke_token(conn: asyncpg.Connection, name: str) -> None:
     async with conn.transaction():
-        token_id = await conn.fetchval(
-            """UPDATE api_tokens SET revoked_at = now()
-               WHERE name = $1 AND revoked_at IS NULL RETURNING id""",
-            name,
-        )
+        token_id = await revoke_token_named(conn, name)
         if token_id is None:
             raise TokenError(f"no active token named {name!r}")
         await _audit(conn, token_id, "token.revoke", name, {})
@@ -105,36 +91,12 @@ async def _audit(
     conn: asyncpg.Connection, token_id: int, action: str, name: str, detail: dict[str, object]
 ) -> None:
     # Token management happens on the command line: the audit's "who" is the CLI.
-    await conn.execute(
-        """INSERT INTO api_audit (token_id, token_name, action, target, detail)
-           VALUES ($1, 'cli', $2, $3, $4::jsonb)""",
-        token_id,
-        action,
-        f"token/{name}",
-        json.dumps(detail),
-    )
-
-
-async def list_tokens(
-    conn: asyncpg.Connection, *, include_revoked: bool = False
-) -> list[TokenInfo]:
-    rows = await conn.fetch(
-        """SELECT id, name, scopes, created_at, revoked_at FROM api_tokens
-           WHERE $1 OR revoked_at IS NULL ORDER BY name, id""",
-        include_revoked,
-    )
-    return [
-        TokenInfo(r["id"], r["name"], tuple(r["scopes"]), r["created_at"], r["revoked_at"])
-        for r in rows
-    ]
+    await record_access(conn, "cli", action, f"token/{name}", None, detail, token_id)
 
 
 async def find_token(conn: asyncpg.Connection | asyncpg.Pool, secret: str) -> Token | None:
     """The active token with this secret, or None."""
     if not secret.startswith(_PREFIX):
         return None  # not ours: no need to ask the database
-    row = await conn.fetchrow(
-        "SELECT id, name, scopes FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
-        token_hash(secret),
-    )
-    return None if row is None else Token(row["id"], row["name"], frozenset(row["scopes"]))
+    row = await active_token(conn, token_hash(secret))
+    return None if row is None else Token(row.id, row.name, frozenset(row.scopes))

@@ -24,8 +24,8 @@ from dialer.settings import TrunkSettings
 from dialog.directory import ScriptDirectory, scan_scripts
 from langpacks.install import ModelsError, PackPlan, load_piper, load_vosk, plan_packs
 from outdial.config import Config
-from store.db import Database
-from store.migrate import applied_versions, available_migrations
+from store.db import Database, server_clock
+from store.migrate import applied_if_any, available_migrations
 from store.settings import DatabaseSettings
 from voice.packs import PackSpec, packaged_pack
 
@@ -96,10 +96,9 @@ async def check_database(settings: DatabaseSettings, state_dir: Path) -> Databas
         return DatabaseCheck(CheckResult("database", False, f"{where}: {_reason(exc)}"), None)
     try:
         async with db.pool.acquire() as conn:
-            exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
-            done = await applied_versions(conn) if exists else {}
+            done = await applied_if_any(conn)
             before = datetime.now(UTC)
-            server_time = await conn.fetchval("SELECT clock_timestamp()")
+            server_time = await server_clock(conn)
             # The server read its clock somewhere during the round trip: compare with the middle.
             skew = before + (datetime.now(UTC) - before) / 2 - server_time
     except Exception as exc:  # e.g. permissions on schema_migrations

@@ -57,7 +57,7 @@ from outdial.metrics import MetricsServer
 from outdial.retention import RetentionJob
 from outdial.supervision import Backoff, Probe, Readiness, Supervisor
 from outdial.systemd import Notifier, start_watchdog
-from store.db import Database
+from store.db import Database, ping
 from store.spool import spool_cipher, spool_dir
 from store.turns import TurnWriter
 from voice.packs import PackLoader, VoicePack
@@ -206,7 +206,7 @@ class Daemon:
 
     async def _ask_database(self) -> None:
         assert self.db is not None
-        await self.db.pool.fetchval("SELECT 1")
+        await ping(self.db.pool)
 
     def _trunk_states(self) -> list[tuple[str, bool]]:
         if self.dialer is None:

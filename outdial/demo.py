@@ -18,6 +18,7 @@ install en`) the customers would speak the script's own language.
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import time
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from pydantic import SecretStr
 from analytics.evaluation import VariantStats, Window, evaluate
 from analytics.insights import decisions
 from crm.followup import outcome_advisor
-from dialer.campaigns import CampaignSettings, create_campaign
+from dialer.campaigns import CampaignSettings, create_campaign, set_status
 from dialer.engine import Dialer
 from dialer.settings import TrunkSettings
 from outdial.config import Config
@@ -41,7 +42,10 @@ from outdial.errors import UserError
 from outdial.simulate import judge_world
 from pbxsim import PbxSim, Scenario, SimConfig
 from pbxsim.dialplan import DialplanStep, default_dialplan
+from store.calls import settled_attempts
 from store.insights import campaign_grades
+from store.leads import LeadValues, find_campaign, upsert_leads
+from store.reports import campaign_call_figures
 
 DEMO_SCRIPT = "order_confirmation_en"
 HISTORY_SEED = 11  # a development seed (docs/simulation.md)
@@ -149,32 +153,19 @@ async def _seed_campaign(pool: asyncpg.Pool, calls: int) -> tuple[int, str]:
     settings = CampaignSettings(window="00:00-23:59", days="mon-sun", max_attempts=1, record=True)
     async with pool.acquire() as conn, conn.transaction():
         campaign = await create_campaign(conn, name, DEMO_SCRIPT, settings)
-        await conn.executemany(
-            """INSERT INTO leads (campaign_id, phone_e164, timezone, fields)
-               VALUES ($1, $2, 'UTC', $3)""",
-            [
-                (
-                    campaign.id,
-                    f"+1202555{1000 + i:04d}",
-                    {
-                        "customer_name": NAMES[i % len(NAMES)],
-                        "order_number": f"A-{1000 + i}",
-                        "item": ITEMS[i % len(ITEMS)],
-                        "address": f"{10 + i} Oak Street",
-                    },
-                )
-                for i in range(calls)
-            ],
-        )
+        await upsert_leads(conn, campaign.id, [_demo_lead(i) for i in range(calls)])
     return campaign.id, name
 
 
-async def _settled(pool: asyncpg.Pool, campaign_id: int) -> int:
-    return await pool.fetchval(
-        """SELECT count(*) FROM call_attempts
-            WHERE campaign_id = $1 AND disposition IS NOT NULL""",
-        campaign_id,
-    )
+def _demo_lead(i: int) -> LeadValues:
+    """A lead as the API would store it: no external id, priority 0, no consent."""
+    fields = {
+        "customer_name": NAMES[i % len(NAMES)],
+        "order_number": f"A-{1000 + i}",
+        "item": ITEMS[i % len(ITEMS)],
+        "address": f"{10 + i} Oak Street",
+    }
+    return (f"+1202555{1000 + i:04d}", None, "UTC", json.dumps(fields), 0, False)
 
 
 async def run_demo(
@@ -228,7 +219,7 @@ async def run_demo(
             dialing = asyncio.create_task(dialer.run())
             try:
                 last_progress, last_done = time.monotonic(), -1
-                while (done := await _settled(pool, campaign_id)) < calls:
+                while (done := await settled_attempts(pool, campaign_id)) < calls:
                     on_progress(done, calls)
                     if dialing.done():
                         dialing.result()  # surfaces the dialer's error
@@ -241,7 +232,7 @@ async def run_demo(
                             f"{STALL_S:.0f} s (see the log above)"
                         )
                     await asyncio.sleep(0.5)
-                on_progress(await _settled(pool, campaign_id), calls)
+                on_progress(await settled_attempts(pool, campaign_id), calls)
             finally:
                 dialer.stop()
                 await asyncio.wait_for(dialing, timeout=60)
@@ -253,7 +244,8 @@ async def run_demo(
         return summary
     finally:
         # Nothing of the demo's stays active to be dialled by a real daemon later.
-        await pool.execute("UPDATE campaigns SET status = 'finished' WHERE id = $1", campaign_id)
+        async with pool.acquire() as conn:
+            await set_status(conn, campaign, "finished")
         await daemon.stop()
 
 
@@ -268,62 +260,26 @@ def _percentile(values: list[float], q: float) -> float | None:
 async def summarize(
     pool: asyncpg.Pool, campaign: str, daemon: Daemon, started: float
 ) -> DemoSummary:
-    campaign_id = await pool.fetchval("SELECT id FROM campaigns WHERE name = $1", campaign)
-    dispositions = {
-        r["disposition"]: r["n"]
-        for r in await pool.fetch(
-            """SELECT disposition, count(*) AS n FROM call_attempts WHERE campaign_id = $1
-               GROUP BY disposition ORDER BY disposition""",
-            campaign_id,
-        )
-    }
-    turns = await pool.fetchval(
-        "SELECT count(*) FROM turns t JOIN calls c USING (call_id) WHERE c.campaign_id = $1",
-        campaign_id,
-    )
-    greetings = [
-        r["greeting_latency_ms"]
-        for r in await pool.fetch(
-            """SELECT greeting_latency_ms FROM calls
-                WHERE campaign_id = $1 AND greeting_latency_ms IS NOT NULL""",
-            campaign_id,
-        )
-    ]
-    transfers = await pool.fetchval(
-        "SELECT count(*) FROM calls WHERE campaign_id = $1 AND disposition = 'transferred'",
-        campaign_id,
-    )
-    recordings = await pool.fetchval(
-        "SELECT count(*) FROM calls WHERE campaign_id = $1 AND recording_path IS NOT NULL",
-        campaign_id,
-    )
-    # Logged by the session on each reply turn: end of trailing silence to first frame out.
-    processing = [
-        r["ms"]
-        for r in await pool.fetch(
-            """SELECT (t.timings->>'processing_ms')::float AS ms
-                 FROM turns t JOIN calls c USING (call_id)
-                WHERE c.campaign_id = $1 AND t.timings ? 'processing_ms'""",
-            campaign_id,
-        )
-    ]
+    async with pool.acquire() as conn:
+        campaign_id = await find_campaign(conn, campaign)
+    figures = await campaign_call_figures(pool, campaign_id)
     since = datetime.now(UTC) - timedelta(seconds=time.monotonic() - started + 60)
     stats: list[VariantStats] = await evaluate(pool, Window(since, datetime.now(UTC)), campaign)
     metrics_port = daemon.metrics_port
     found = await decisions(pool, Window(since, datetime.now(UTC)), campaign)
     return DemoSummary(
         campaign=campaign,
-        calls=sum(dispositions.values()),
-        dispositions=dispositions,
-        turns=turns,
-        transfers=transfers,
-        greeting_ms_p50=_percentile(greetings, 50),
-        greeting_ms_p95=_percentile(greetings, 95),
-        processing_ms_p50=_percentile(processing, 50),
-        processing_ms_p95=_percentile(processing, 95),
+        calls=sum(figures.dispositions.values()),
+        dispositions=figures.dispositions,
+        turns=figures.turns,
+        transfers=figures.transfers,
+        greeting_ms_p50=_percentile(figures.greeting_ms, 50),
+        greeting_ms_p95=_percentile(figures.greeting_ms, 95),
+        processing_ms_p50=_percentile(figures.processing_ms, 50),
+        processing_ms_p95=_percentile(figures.processing_ms, 95),
         effectiveness=[asdict(s) for s in stats],
         grades=await campaign_grades(pool, campaign_id),
         follow_ups={f.channel or "none": f.follow_ups for f in found.follow_ups},
         metrics_url=f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else None,
-        recordings=recordings,
+        recordings=figures.recordings,
     )

@@ -1,7 +1,7 @@
 """What the daemon depends on, watched from inside: the database and the PBX trunks.
 
-Every `interval_s` the monitor asks PostgreSQL `SELECT 1` (bounded by `timeout_s`), reads each
-trunk's AMI login, and counts the event loop's tasks. Each dependency has a gauge
+Every `interval_s` the monitor pings PostgreSQL (bounded by `timeout_s`), reads each trunk's
+AMI login, and counts the event loop's tasks. Each dependency has a gauge
 (`outdial_db_up`, `outdial_ami_up{trunk}`), a readiness check, and a WARNING when it is lost and
 one when it is back: once per change, never per call or per probe. A change also refreshes
 systemd's STATUS= (through `on_change`), so `systemctl status` says what is degraded. The

@@ -47,17 +47,12 @@ from dialog.schema import Script
 from outdial.config import Config
 from pbxsim.history import Conversation, HiddenCustomer, contact_draw, conversation, make_customers
 from store.db import create_pool
+from store.dnc import add_opt_out_of_lead
+from store.engagement import grant_consents
+from store.leads import NewLead, add_due_leads
 from store.scripts import record_script_version
 from store.settings import DatabaseSettings
-from store.simulation import (
-    NewLead,
-    PastCall,
-    PastTurn,
-    add_call_dnc,
-    add_leads,
-    record_past_calls,
-    scratch_database,
-)
+from store.simulation import PastCall, PastTurn, record_past_calls, scratch_database
 
 Policy = Literal["planner", "always_call"]
 SHIPPED_SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -241,7 +236,8 @@ class HistorySimulator:
                 NewLead(c.customer.phone, c.customer.timezone, c.customer.fields, c.at)
                 for c in contacts
             ]
-            ids = await add_leads(conn, campaign.id, leads, ("sms", "push"))
+            ids = await add_due_leads(conn, campaign.id, leads)
+            await grant_consents(conn, list(ids.values()), ("sms", "push"), "simulator")
         by_lead = {}
         for contact in contacts:
             lead_id = ids[contact.customer.phone]
@@ -294,7 +290,7 @@ class HistorySimulator:
         async with self.pool.acquire() as conn, conn.transaction():
             await record_past_calls(conn, calls)
             for call in opted_out:
-                await add_call_dnc(conn, call.lead_id, call.call_id)
+                await add_opt_out_of_lead(conn, call.lead_id, call.call_id)
             await finish_attempts(conn, OWNER, results, self.advisor)
 
     def _past_call(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -197,3 +198,144 @@ async def session_outcome(
     if row is None:
         return None
     return SessionOutcome(ended=row["ended_at"] is not None, disposition=row["disposition"])
+
+
+# --- the bot session's call row (agi/callstore.py)
+
+
+@dataclass(frozen=True)
+class AttemptOfCall:
+    """What the dialer recorded about the call it originated: campaign, lead and number."""
+
+    campaign_id: int
+    lead_id: int
+    campaign: str
+    script_name: str
+    phone_e164: str | None
+    timezone: str | None
+    fields: dict[str, Any]
+    external_id: str | None
+
+
+async def attempt_of_call(
+    conn: asyncpg.Connection | asyncpg.Pool, call_id: str
+) -> AttemptOfCall | None:
+    row = await conn.fetchrow(
+        """SELECT a.campaign_id, a.lead_id, c.name AS campaign, c.script_name,
+                  l.phone_e164, l.timezone,
+                  l.fields, l.external_id
+             FROM call_attempts a
+             JOIN leads l ON l.id = a.lead_id
+             JOIN campaigns c ON c.id = a.campaign_id
+            WHERE a.call_id = $1""",
+        call_id,
+    )
+    if row is None:
+        return None
+    return AttemptOfCall(
+        campaign_id=row["campaign_id"],
+        lead_id=row["lead_id"],
+        campaign=row["campaign"],
+        script_name=row["script_name"],
+        phone_e164=row["phone_e164"],
+        timezone=row["timezone"],
+        fields=dict(row["fields"] or {}),
+        external_id=row["external_id"],
+    )
+
+
+@dataclass(frozen=True)
+class CallStart:
+    """The `calls` row of a call the bot answers, as the session starts."""
+
+    call_id: str
+    campaign_id: int | None
+    lead_id: int | None
+    script_name: str | None = None
+    script_version: int | None = None
+    variant: str | None = None
+    amd_status: str | None = None
+    language_pack: str | None = None
+    half_duplex: bool = False
+    recording_path: str | None = None
+
+
+@dataclass(frozen=True)
+class CallEnd:
+    """How the bot's call ended."""
+
+    disposition: str
+    outcome: str | None
+    success: bool
+    transfer_target: str | None
+    transfer_reason: str | None
+    hangup_side: str | None
+    greeting_latency_ms: float | None
+    summary: str | None
+    grade: str | None
+    grade_reason: str | None
+    captured: dict[str, str]
+
+
+async def start_call(conn: asyncpg.Connection | asyncpg.Pool, call: CallStart) -> None:
+    """The call's row with its script, version and variant (kept when it exists already)."""
+    await conn.execute(
+        """INSERT INTO calls (call_id, campaign_id, lead_id, script_name, script_version,
+                              variant, amd_status, language_pack, half_duplex, recording_path)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT (call_id) DO NOTHING""",
+        call.call_id,
+        call.campaign_id,
+        call.lead_id,
+        call.script_name,
+        call.script_version,
+        call.variant,
+        call.amd_status,
+        call.language_pack,
+        call.half_duplex,
+        call.recording_path,
+    )
+
+
+async def open_call(conn: asyncpg.Connection | asyncpg.Pool, call: CallStart) -> None:
+    """The call's row when the session never started it (it ended before its script ran)."""
+    await conn.execute(
+        """INSERT INTO calls (call_id, campaign_id, lead_id, amd_status, recording_path)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (call_id) DO NOTHING""",
+        call.call_id,
+        call.campaign_id,
+        call.lead_id,
+        call.amd_status,
+        call.recording_path,
+    )
+
+
+async def end_call(conn: asyncpg.Connection | asyncpg.Pool, call_id: str, end: CallEnd) -> None:
+    await conn.execute(
+        """UPDATE calls SET ended_at = now(), disposition = $2, outcome = $3, success = $4,
+                  transfer_target = $5, transfer_reason = $6, hangup_side = $7,
+                  greeting_latency_ms = $8, summary = $9, grade = $10, grade_reason = $11,
+                  captured = $12
+            WHERE call_id = $1""",
+        call_id,
+        end.disposition,
+        end.outcome,
+        end.success,
+        end.transfer_target,
+        end.transfer_reason,
+        end.hangup_side,
+        end.greeting_latency_ms,
+        end.summary,
+        end.grade,
+        end.grade_reason,
+        end.captured,
+    )
+
+
+async def settled_attempts(conn: asyncpg.Connection | asyncpg.Pool, campaign_id: int) -> int:
+    """The campaign's call attempts that have a disposition."""
+    return await conn.fetchval(
+        """SELECT count(*) FROM call_attempts
+            WHERE campaign_id = $1 AND disposition IS NOT NULL""",
+        campaign_id,
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -29,6 +30,40 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     listener callbacks before calling this. Code that sets session state (SET, LISTEN,
     session advisory locks, WITH HOLD cursors) must undo it before releasing the connection.
     """
+
+
+# What a database that is away raises, as opposed to a query that failed: refused, reset or
+# timed out (TimeoutError is an OSError), the session cut, the server shutting down or starting.
+_UNREACHABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` (or what it was raised from or while handling) says the database is away.
+
+    A transaction on a cut session ends in asyncpg's InterfaceError ("the underlying connection
+    is closed"), raised while handling the error that cut it: the chain says why."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, _UNREACHABLE):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+async def ping(conn: asyncpg.Connection | asyncpg.Pool) -> None:
+    """Ask the server the cheapest question there is: it raises when the database is away."""
+    await conn.fetchval("SELECT 1")
+
+
+async def server_clock(conn: asyncpg.Connection) -> datetime:
+    """The server's clock at the moment it answers."""
+    return await conn.fetchval("SELECT clock_timestamp()")
 
 
 async def create_pool(url: str, settings: DatabaseSettings) -> asyncpg.Pool:

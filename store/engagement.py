@@ -101,6 +101,20 @@ async def set_consent(
     )
 
 
+async def grant_consents(
+    conn: asyncpg.Connection, lead_ids: Sequence[int], channels: Sequence[str], source: str
+) -> None:
+    """Consent to each of `channels` (message channels, not "call") for each lead."""
+    await conn.execute(
+        """INSERT INTO channel_consents (lead_id, channel, granted, source)
+           SELECT l, c, true, $3
+           FROM unnest($1::bigint[]) AS l, unnest($2::text[]) AS c""",
+        list(lead_ids),
+        list(channels),
+        source,
+    )
+
+
 @dataclass
 class Tally:
     contacts: int = 0

@@ -9,13 +9,13 @@ keyed hash of the number alone (`subject_hash`, migration 090).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import asyncpg
 
 from store.recordings import ERASE_RECORDINGS
+from store.tokens import record_access
 
 ERASED_EVENT = "lead.erased"
 
@@ -225,29 +225,6 @@ async def _tell_the_crm(conn: asyncpg.Connection, lead_ids: tuple[int, ...]) -> 
            ON CONFLICT (idempotency_key) DO NOTHING""",
         list(lead_ids),
         ERASED_EVENT,
-    )
-
-
-async def record_access(
-    conn: asyncpg.Connection | asyncpg.Pool,
-    who: str,
-    action: str,
-    target: str,
-    phone: str | None,
-    detail: dict[str, Any] | None = None,
-    token_id: int | None = None,
-) -> None:
-    """An audit row: `who` did `action` to `target`, about the person with `phone` (kept only
-    as its hash). Never put a number or a lead's field values in `target` or `detail`."""
-    await conn.execute(
-        """INSERT INTO api_audit (token_id, token_name, action, target, detail, subject)
-           VALUES ($1, $2, $3, $4, $5::text::jsonb, subject_hash($6))""",
-        token_id,
-        who,
-        action,
-        target,
-        json.dumps(detail or {}),
-        phone,
     )
 
 

@@ -20,10 +20,11 @@ import multiprocessing
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
@@ -539,3 +540,177 @@ async def _pipeline(
         # After a failure, chunks still in flight are abandoned, not left unobserved.
         for *_, job in in_flight:
             job.cancel()
+
+
+# --- API and demo writes, lead reads
+
+# (phone_e164, external_id, timezone, fields JSON, priority, consent): `normalise_lead`'s result.
+LeadValues = tuple[str, str | None, str, str, int, bool]
+
+_UPSERT_MANY = """
+INSERT INTO leads (campaign_id, external_id, phone_e164, timezone, fields, priority, consent)
+SELECT $1, t.ext, t.phone, t.tz, t.fields::jsonb, t.priority, t.consent
+FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bool[])
+     AS t(ext, phone, tz, fields, priority, consent)
+ON CONFLICT (campaign_id, external_id) WHERE external_id IS NOT NULL DO UPDATE
+SET phone_e164 = EXCLUDED.phone_e164, timezone = EXCLUDED.timezone,
+    fields = EXCLUDED.fields, priority = EXCLUDED.priority, consent = EXCLUDED.consent,
+    updated_at = now()
+RETURNING id, external_id, (xmax = 0) AS inserted
+"""
+
+# `n` numbers the batch's leads; a lead of a campaign that does not exist has no row.
+_UPSERT_AUDITED = """
+WITH input AS (
+    SELECT t.*, c.id AS campaign_id
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
+                $7::bool[], $8::bigint[], $9::text[], $10::text[]) WITH ORDINALITY
+         AS t(campaign, external_id, phone, tz, fields, priority, consent, token_id,
+              token_name, target, n)
+    JOIN campaigns c ON c.name = t.campaign
+), up AS (
+    INSERT INTO leads (campaign_id, external_id, phone_e164, timezone, fields, priority, consent)
+    SELECT campaign_id, external_id, phone, tz, fields::jsonb, priority, consent
+    FROM input ORDER BY n
+    ON CONFLICT (campaign_id, external_id) WHERE external_id IS NOT NULL DO UPDATE
+    SET phone_e164 = EXCLUDED.phone_e164, timezone = EXCLUDED.timezone,
+        fields = EXCLUDED.fields, priority = EXCLUDED.priority, consent = EXCLUDED.consent,
+        updated_at = now()
+    RETURNING *, (xmax = 0) AS inserted
+), logged AS (
+    INSERT INTO api_audit (token_id, token_name, action, target)
+    SELECT i.token_id, i.token_name,
+           CASE WHEN up.inserted THEN 'lead.create' ELSE 'lead.update' END, i.target
+    FROM up JOIN input i USING (campaign_id, external_id)
+)
+SELECT i.n, up.* FROM up JOIN input i USING (campaign_id, external_id)
+"""
+
+
+@dataclass(frozen=True)
+class WrittenLead:
+    id: int
+    external_id: str | None
+    inserted: bool
+
+
+@dataclass(frozen=True)
+class AuditedLead:
+    """One lead to create or update in a campaign (by name), with its audit row's who and
+    target."""
+
+    campaign: str
+    values: LeadValues
+    token_id: int
+    token_name: str
+    target: str
+
+
+async def upsert_leads(
+    conn: asyncpg.Connection, campaign_id: int, leads: Sequence[LeadValues]
+) -> list[WrittenLead]:
+    """Create the leads, or update those whose external id the campaign has (their values, not
+    their dialling state). UniqueViolationError when a number belongs to another lead."""
+    if not leads:
+        return []
+    phone, ext, tz, fields, priority, consent = zip(*leads, strict=True)
+    columns = [ext, phone, tz, fields, priority, consent]
+    rows = await conn.fetch(_UPSERT_MANY, campaign_id, *(list(c) for c in columns))
+    return [WrittenLead(r["id"], r["external_id"], r["inserted"]) for r in rows]
+
+
+async def upsert_audited_leads(
+    conn: asyncpg.Connection | asyncpg.Pool, leads: Sequence[AuditedLead]
+) -> dict[int, asyncpg.Record]:
+    """Upsert and audit the leads in one statement: each lead's row as written plus
+    `inserted`, by its position in `leads` (from 1); a lead of an unknown campaign has none.
+    A PostgresError (a number taken by another lead, a deadlock) means nothing was written."""
+    values = list(zip(*(lead.values for lead in leads), strict=True))
+    rows = await conn.fetch(
+        _UPSERT_AUDITED,
+        [lead.campaign for lead in leads],
+        list(values[1]),  # external_id
+        list(values[0]),  # phone
+        *(list(column) for column in values[2:]),
+        [lead.token_id for lead in leads],
+        [lead.token_name for lead in leads],
+        [lead.target for lead in leads],
+    )
+    return {row["n"]: row for row in rows}
+
+
+async def numbers_taken(
+    conn: asyncpg.Connection, campaign_id: int, phones: Sequence[str]
+) -> dict[str, str | None]:
+    """The external id of the campaign's lead with each of these numbers, by number."""
+    rows = await conn.fetch(
+        """SELECT phone_e164, external_id FROM leads
+           WHERE campaign_id = $1 AND phone_e164 = ANY($2::text[])""",
+        campaign_id,
+        list(phones),
+    )
+    return {r["phone_e164"]: r["external_id"] for r in rows}
+
+
+async def lead_by_external_id(
+    conn: asyncpg.Connection | asyncpg.Pool, campaign: str, external_id: str
+) -> asyncpg.Record | None:
+    """The lead's row (every column of `leads`), by campaign name and external id."""
+    return await conn.fetchrow(
+        """SELECT l.* FROM leads l JOIN campaigns c ON c.id = l.campaign_id
+           WHERE c.name = $1 AND l.external_id = $2""",
+        campaign,
+        external_id,
+    )
+
+
+@dataclass(frozen=True)
+class LeadPerson:
+    """Who a lead is (the number) and whether it was erased."""
+
+    phone_e164: str | None
+    erased_at: datetime | None
+
+
+async def lead_person(conn: asyncpg.Connection | asyncpg.Pool, lead_id: int) -> LeadPerson | None:
+    row = await conn.fetchrow("SELECT phone_e164, erased_at FROM leads WHERE id = $1", lead_id)
+    return None if row is None else LeadPerson(row["phone_e164"], row["erased_at"])
+
+
+async def block_lead(conn: asyncpg.Connection, lead_id: int | None, reason: str) -> None:
+    """Stop calling the lead (blocked, with `reason`), releasing any lease it holds (no lead:
+    nothing to do)."""
+    await conn.execute(
+        """UPDATE leads SET status = 'blocked', block_reason = $2,
+                  lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+            WHERE id = $1""",
+        lead_id,
+        reason,
+    )
+
+
+@dataclass(frozen=True)
+class NewLead:
+    phone_e164: str
+    timezone: str
+    fields: dict[str, str]
+    due_at: datetime  # next_attempt_at: when the dialer may take it
+
+
+async def add_due_leads(
+    conn: asyncpg.Connection, campaign_id: int, leads: Sequence[NewLead]
+) -> dict[str, int]:
+    """Leads with consent to calls, each due at its own time: id by number."""
+    rows = await conn.fetch(
+        """INSERT INTO leads (campaign_id, phone_e164, timezone, fields, consent, next_attempt_at)
+           SELECT $1, t.phone, t.tz, t.fields, true, t.due
+           FROM unnest($2::text[], $3::text[], $4::jsonb[], $5::timestamptz[])
+                AS t(phone, tz, fields, due)
+           RETURNING id, phone_e164""",
+        campaign_id,
+        [lead.phone_e164 for lead in leads],
+        [lead.timezone for lead in leads],
+        [lead.fields for lead in leads],
+        [lead.due_at for lead in leads],
+    )
+    return {r["phone_e164"]: r["id"] for r in rows}

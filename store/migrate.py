@@ -83,7 +83,12 @@ async def migrate(conn: asyncpg.Connection) -> list[Migration]:
         await conn.execute("SELECT pg_advisory_unlock($1)", _ADVISORY_LOCK_KEY)
 
 
-async def pending(conn: asyncpg.Connection) -> list[Migration]:
+async def applied_if_any(conn: asyncpg.Connection) -> dict[int, str]:
+    """`applied_versions`, or nothing when no migration was ever run on this database."""
     exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
-    done = await applied_versions(conn) if exists else {}
+    return await applied_versions(conn) if exists else {}
+
+
+async def pending(conn: asyncpg.Connection) -> list[Migration]:
+    done = await applied_if_any(conn)
     return [m for m in available_migrations() if m.version not in done]

@@ -305,3 +305,11 @@ async def newest_script_version(conn: asyncpg.Connection | asyncpg.Pool, name: s
             WHERE s.name = $1""",
         name,
     )
+
+
+# --- registered scripts
+
+
+async def script_registered(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> bool:
+    """Whether a daemon has loaded (and so registered) a script of this name."""
+    return await conn.fetchval("SELECT 1 FROM scripts WHERE name = $1", name) is not None

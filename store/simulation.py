@@ -71,53 +71,6 @@ async def record_past_calls(conn: asyncpg.Connection, calls: Sequence[PastCall])
     )  # fmt: skip
 
 
-async def add_call_dnc(conn: asyncpg.Connection, lead_id: int, call_id: str) -> None:
-    """The company-wide call DNC entry a customer's "stop calling" makes (agi/callstore.py)."""
-    await conn.execute(
-        """INSERT INTO dnc (phone_e164, campaign_id, source, reason)
-           SELECT phone_e164, NULL, 'opt_out', 'customer asked on call ' || $2
-           FROM leads WHERE id = $1
-           ON CONFLICT DO NOTHING""",
-        lead_id,
-        call_id,
-    )
-
-
-@dataclass(frozen=True)
-class NewLead:
-    phone_e164: str
-    timezone: str
-    fields: dict[str, str]
-    due_at: datetime  # next_attempt_at: when the dialer may take it
-
-
-async def add_leads(
-    conn: asyncpg.Connection, campaign_id: int, leads: Sequence[NewLead], consents: Sequence[str]
-) -> dict[str, int]:
-    """Leads with consent to calls and to the message channels `consents`: id by number."""
-    rows = await conn.fetch(
-        """INSERT INTO leads (campaign_id, phone_e164, timezone, fields, consent, next_attempt_at)
-           SELECT $1, t.phone, t.tz, t.fields, true, t.due
-           FROM unnest($2::text[], $3::text[], $4::jsonb[], $5::timestamptz[])
-                AS t(phone, tz, fields, due)
-           RETURNING id, phone_e164""",
-        campaign_id,
-        [lead.phone_e164 for lead in leads],
-        [lead.timezone for lead in leads],
-        [lead.fields for lead in leads],
-        [lead.due_at for lead in leads],
-    )
-    ids = {r["phone_e164"]: r["id"] for r in rows}
-    await conn.execute(
-        """INSERT INTO channel_consents (lead_id, channel, granted, source)
-           SELECT l, c, true, 'simulator'
-           FROM unnest($1::bigint[]) AS l, unnest($2::text[]) AS c""",
-        list(ids.values()),
-        list(consents),
-    )
-    return ids
-
-
 @asynccontextmanager
 async def scratch_database(url: str, name: str) -> AsyncIterator[str]:
     """A new database `name` beside the one at `url` (same server), migrated; its URL. It is

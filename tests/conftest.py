@@ -6,6 +6,7 @@ databases on it); otherwise an embedded PostgreSQL runs in a temporary directory
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -19,7 +20,7 @@ import asyncpg
 import pytest
 
 from store.db import create_pool
-from store.embedded import EmbeddedPostgres, start_embedded
+from store.embedded import EmbeddedPostgres, start_embedded, start_embedded_async
 from store.migrate import migrate
 from store.settings import DatabaseSettings
 
@@ -112,3 +113,24 @@ def restore_logging() -> Iterator[None]:
         root.addHandler(handler)
     root.setLevel(level)
     logging.captureWarnings(False)
+
+
+@pytest.fixture
+async def own_server() -> AsyncIterator[EmbeddedPostgres]:
+    """A migrated PostgreSQL of this test's own, so stopping it disturbs no other test.
+
+    Outside pytest's temp root: a concurrent pytest session resets that root to mode 0700,
+    which locks the server (running as its own system user when we are root) out of its data.
+    """
+    state = Path(tempfile.mkdtemp(prefix="outdial-own-pg-"))
+    server = await start_embedded_async(state)
+    try:
+        conn = await asyncpg.connect(server.url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        yield server
+    finally:
+        await asyncio.to_thread(server.stop)
+        shutil.rmtree(state, ignore_errors=True)

@@ -21,6 +21,10 @@ SQL_TEXT = re.compile(
     r"CREATE\s+(TABLE|INDEX|TYPE)|ALTER\s+TABLE|COPY\s+\w+)\b",
     re.DOTALL,
 )
+SQL_START = re.compile(
+    r"\s*(SELECT|WITH|INSERT|UPDATE|DELETE|COPY|LOCK|SET|SHOW|NOTIFY|LISTEN|VACUUM|ANALYZE)\b",
+    re.IGNORECASE,
+)
 QUERY_METHODS = frozenset(
     {"fetch", "fetchrow", "fetchval", "execute", "executemany",
      "copy_records_to_table", "copy_to_table", "copy_from_query"}
@@ -47,8 +51,11 @@ def findings(path: Path, where: str) -> list[str]:
 
 
 def _is_text(arg: ast.expr) -> bool:
-    """A query is passed as a string (literal, f-string or a name bound to one)."""
-    return isinstance(arg, ast.Constant | ast.JoinedStr | ast.Name | ast.BinOp)
+    """A query passed as SQL text, an f-string or a name bound to one (pyst2's AGI
+    `execute("CHANNEL STATUS")` is not SQL)."""
+    if isinstance(arg, ast.Constant):
+        return isinstance(arg.value, str) and bool(SQL_START.match(arg.value))
+    return isinstance(arg, ast.JoinedStr | ast.Name | ast.BinOp)
 
 
 def main(root: Path) -> int:

@@ -15,15 +15,14 @@ from api.server import OPERATIONS
 from api.tokens import (
     SCOPES,
     TokenError,
-    TokenInfo,
     create_token,
-    list_tokens,
     revoke_token,
 )
 from outdial.config import Config
 from outdial.context import cli_state, run_async
 from outdial.errors import UserError
 from store.db import Database
+from store.tokens import TokenInfo, list_tokens
 
 app = typer.Typer(help="The HTTP API: tokens and the OpenAPI document.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (bearer secrets with scopes).", no_args_is_help=True)

@@ -38,7 +38,7 @@ from store.calls import (
     phone_of_call,
     with_turns,
 )
-from store.erasure import record_access
+from store.tokens import record_access
 
 app = typer.Typer(help="Read calls back: list them, show one as a conversation.")
 

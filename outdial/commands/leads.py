@@ -19,6 +19,7 @@ from outdial.commands.campaign import servable_script
 from outdial.config import Config
 from outdial.context import FLAG, cli_state, run_async
 from outdial.errors import UserError
+from store.campaigns import script_of_campaign_named
 from store.db import Database
 from store.leads import (
     CampaignNotFoundError,
@@ -148,7 +149,7 @@ async def _required_fields(
     served = await campaign_required_fields(conn, campaign)
     if served is not None:
         return served
-    script_name = await conn.fetchval("SELECT script_name FROM campaigns WHERE name = $1", campaign)
+    script_name = await script_of_campaign_named(conn, campaign)
     if script_name is None:
         return ()  # no such campaign: the import says so
     script = await asyncio.to_thread(find_script, config.scripts_dir, script_name)

@@ -26,10 +26,10 @@ from store.erasure import (
     erase_subject,
     export_subject,
     find_subject,
-    record_access,
 )
 from store.leadrows import LeadError, normalise_number
 from store.retention import RuleResult
+from store.tokens import record_access
 
 app = typer.Typer(help="Retention of personal data.", no_args_is_help=True)
 

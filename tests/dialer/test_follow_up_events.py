@@ -28,9 +28,9 @@ from dialog import load_script
 from outdial.config import Config
 from store.churn import save_model
 from store.engagement import EngagementEvent, record_events
+from store.leads import NewLead, add_due_leads
 from store.scripts import record_script_version
 from store.settings import DatabaseSettings
-from store.simulation import NewLead, add_leads
 
 SCRIPT = "order_confirmation_en"
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
@@ -54,7 +54,7 @@ async def test_every_webhook_follow_up_respects_dnc_and_consent_per_channel(
             NewLead(f"+1415555{i:04d}", "UTC", fields, NOW - timedelta(minutes=1))
             for i in range(len(COMBINATIONS))
         ]
-        ids = await add_leads(conn, campaign.id, leads, ())
+        ids = await add_due_leads(conn, campaign.id, leads)
     policy = calling_policy(settings, config.dialer)
     leased = await lease_eligible(
         db_pool, campaign.id, campaign.name, policy, "t", len(leads), NOW, 600
@@ -136,7 +136,7 @@ async def test_the_dialer_stops_calling_a_lead_who_answers_sms_and_not_calls(
             NewLead("+14155550001", "UTC", fields | {"segment": "a"}, due),
             NewLead("+14155550002", "UTC", fields | {"segment": "b"}, due),
         ]
-        ids = await add_leads(conn, campaign.id, people, ())
+        ids = await add_due_leads(conn, campaign.id, people)
         texter, caller = ids["+14155550001"], ids["+14155550002"]
         # The texter replied to 8 SMS and missed 8 calls; the caller has no history.
         await record_events(

@@ -30,10 +30,16 @@ def test_sql_text_and_query_calls_outside_store_are_named(
     )
     (tmp_path / "store").mkdir()
     (tmp_path / "store" / "leads.py").write_text('Q = "DELETE FROM leads"\n')
+    (tmp_path / "agi").mkdir()
+    (tmp_path / "agi" / "eagi.py").write_text(
+        'def status(agi):\n    return agi.execute("CHANNEL STATUS")\n\n\n'
+        'async def alive(pool):\n    return await pool.fetchval("select 1")\n'
+    )
     (tmp_path / "dialog").mkdir()
     (tmp_path / "dialog" / "prompts.py").write_text('SAY = "Please select one from the menu"\n')
     assert _check_sql().main(tmp_path) == 1
     assert sorted(capsys.readouterr().out.splitlines()) == [
+        "agi/eagi.py:6: .fetchval() query outside store/",
         "api/leads.py:1: SQL text outside store/",
         "api/leads.py:8: .fetchval() query outside store/",
         "api/leads.py:8: SQL text outside store/",

@@ -18,9 +18,9 @@ from outdial.cli import app
 from outdial.errors import UserError
 from outdial.retention import purge
 from store.db import create_pool
-from store.erasure import record_access
 from store.outbox import enqueue_outcome
 from store.settings import DatabaseSettings, PrivacySettings
+from store.tokens import record_access
 
 NUMBER, NATIONAL = "+12025550123", "2025550123"
 NAME, AMOUNT, SAID = "Ingrid Vasquez-Thorne", "4,321.09", "I moved to Lisbon"

@@ -8,14 +8,12 @@ import logging
 import math
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,8 +24,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from store.db import create_pool
-from store.embedded import EmbeddedPostgres, start_embedded_async
-from store.migrate import migrate
+from store.embedded import EmbeddedPostgres
 from store.settings import DatabaseSettings
 from store.spool import SpoolBusyError
 from store.turns import TurnRecord, TurnWriter
@@ -230,27 +227,6 @@ async def test_one_spool_has_one_writer(db_pool: asyncpg.Pool, tmp_path: Path) -
 
 
 # -- a database that goes away mid-stream --------------------------------------------------
-
-
-@pytest.fixture
-async def own_server() -> AsyncIterator[EmbeddedPostgres]:
-    """A PostgreSQL of this test's own, so stopping it disturbs no other test.
-
-    Outside pytest's temp root: a concurrent pytest session resets that root to mode 0700,
-    which locks the server (running as its own system user when we are root) out of its data.
-    """
-    state = Path(tempfile.mkdtemp(prefix="outdial-own-pg-"))
-    server = await start_embedded_async(state)
-    try:
-        conn = await asyncpg.connect(server.url)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-        yield server
-    finally:
-        await asyncio.to_thread(server.stop)
-        shutil.rmtree(state, ignore_errors=True)
 
 
 async def test_outage_mid_stream_loses_and_doubles_nothing(

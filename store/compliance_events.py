@@ -1,0 +1,38 @@
+"""`compliance_events`: what the compliance checks found and did, on a call or for a lead."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class CallComplianceEvent:
+    """A finding during a call: a sensitive word heard or about to be said, an opt-out..."""
+
+    call_id: str
+    lead_id: int | None
+    campaign_id: int | None
+    direction: str
+    category: str
+    action: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+async def record_call_event(
+    conn: asyncpg.Connection | asyncpg.Pool, event: CallComplianceEvent
+) -> None:
+    await conn.execute(
+        """INSERT INTO compliance_events (call_id, lead_id, campaign_id, direction, category,
+                                          action, detail)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        event.call_id,
+        event.lead_id,
+        event.campaign_id,
+        event.direction,
+        event.category,
+        event.action,
+        event.detail,
+    )
