@@ -179,3 +179,37 @@ async def list_calls(
         wanted.transferred,
         wanted.limit,
     )
+
+
+# --- campaign stats
+
+
+@dataclass(frozen=True)
+class AbandonedCount:
+    abandoned: int
+    answered: int  # calls a person answered, with a disposition in the caller's set
+
+
+async def abandoned_30d(
+    conn: asyncpg.Connection, campaign_id: int, human_answered: list[str]
+) -> AbandonedCount:
+    """A campaign's abandoned calls and calls a person answered, ended in the last 30 days."""
+    row = await conn.fetchrow(
+        """SELECT count(*) FILTER (WHERE disposition = 'abandoned') AS abandoned,
+                  count(*) FILTER (WHERE disposition = ANY($2::text[])) AS answered
+           FROM call_attempts
+           WHERE campaign_id = $1 AND ended_at > now() - interval '30 days'""",
+        campaign_id,
+        human_answered,
+    )
+    return AbandonedCount(abandoned=row["abandoned"], answered=row["answered"])
+
+
+async def attempts_by_disposition(conn: asyncpg.Connection, campaign_id: int) -> dict[str, int]:
+    """A campaign's attempts by disposition; those still open count as `live`."""
+    rows = await conn.fetch(
+        """SELECT coalesce(disposition, 'live') AS disposition, count(*) AS n
+           FROM call_attempts WHERE campaign_id = $1 GROUP BY 1""",
+        campaign_id,
+    )
+    return {r["disposition"]: r["n"] for r in rows}

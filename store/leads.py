@@ -539,3 +539,33 @@ async def _pipeline(
         # After a failure, chunks still in flight are abandoned, not left unobserved.
         for *_, job in in_flight:
             job.cancel()
+
+
+# --- campaign stats
+
+
+@dataclass(frozen=True)
+class HeldCount:
+    status: str  # `blocked` (for good) or `pending` (postponed)
+    block_reason: str
+    leads: int
+
+
+async def leads_by_status(conn: asyncpg.Connection, campaign_id: int) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT status, count(*) AS n FROM leads WHERE campaign_id = $1 GROUP BY status",
+        campaign_id,
+    )
+    return {r["status"]: r["n"] for r in rows}
+
+
+async def held_leads(conn: asyncpg.Connection, campaign_id: int) -> list[HeldCount]:
+    """Leads the dialer's gates held back, by status and reason."""
+    rows = await conn.fetch(
+        """SELECT status, block_reason, count(*) AS n FROM leads
+            WHERE campaign_id = $1 AND block_reason IS NOT NULL
+              AND status IN ('blocked', 'pending')
+            GROUP BY 1, 2""",
+        campaign_id,
+    )
+    return [HeldCount(r["status"], r["block_reason"], r["n"]) for r in rows]
