@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -372,16 +372,6 @@ async def _advise(
 
 
 def _attempt_end(r: AttemptResult) -> AttemptEnd:
-    return AttemptEnd(
-        call_id=r.call_id,
-        ended_at=r.ended_at,
-        disposition=str(r.disposition),
-        answered_at=r.answered_at,
-        channel=r.channel,
-        uniqueid=r.uniqueid,
-        ami_reason=r.ami_reason,
-        hangup_cause=r.hangup_cause,
-        hangup_cause_txt=r.hangup_cause_txt,
-        amd_status=r.amd_status,
-        amd_cause=r.amd_cause,
-    )
+    # AttemptEnd's fields are AttemptResult's, with the disposition as its text.
+    end = {f.name: getattr(r, f.name) for f in fields(AttemptEnd)}
+    return AttemptEnd(**{**end, "disposition": str(r.disposition)})

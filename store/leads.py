@@ -611,19 +611,7 @@ class LeaseRow:
 
 
 def _lease_row(r: asyncpg.Record) -> LeaseRow:
-    return LeaseRow(
-        id=r["id"],
-        campaign_id=r["campaign_id"],
-        phone_e164=r["phone_e164"],
-        timezone=r["timezone"],
-        consent=r["consent"],
-        attempts=r["attempts"],
-        attempts_day=r["attempts_day"],
-        attempts_today=r["attempts_today"],
-        dnc_global=r["dnc_global"],
-        dnc_campaign=r["dnc_campaign"],
-        missing_fields=tuple(r["missing_fields"] or ()),
-    )
+    return LeaseRow(**{**dict(r), "missing_fields": tuple(r["missing_fields"] or ())})
 
 
 async def expire_leases(conn: asyncpg.Connection, now: datetime) -> list[int]:
