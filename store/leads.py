@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import asyncpg
 
@@ -769,3 +769,27 @@ async def renew_leases(conn: asyncpg.Connection, owner: str, now: datetime, leas
         lease_s,
     )
     return int(result.split()[-1])
+
+
+# --- priorities (analytics/rfm.py scores a campaign's leads)
+
+
+async def lock_lead_fields(conn: asyncpg.Connection, campaign_id: int) -> list[tuple[int, Any]]:
+    """(id, fields) of every lead of the campaign, locked in the caller's transaction."""
+    rows = await conn.fetch(
+        "SELECT id, fields FROM leads WHERE campaign_id = $1 ORDER BY id FOR UPDATE",
+        campaign_id,
+    )
+    return [(r["id"], r["fields"]) for r in rows]
+
+
+async def set_lead_priorities(
+    conn: asyncpg.Connection, lead_ids: Sequence[int], priorities: Sequence[int]
+) -> None:
+    await conn.execute(
+        """UPDATE leads SET priority = s.priority, updated_at = now()
+           FROM unnest($1::bigint[], $2::int[]) AS s(id, priority)
+           WHERE leads.id = s.id""",
+        list(lead_ids),
+        list(priorities),
+    )
