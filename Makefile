@@ -30,6 +30,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(PY) tools/check_sql.py
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

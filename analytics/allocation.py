@@ -16,13 +16,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from analytics.settings import AbSettings
-from analytics.variants import (
-    ACTIVE,
-    VariantOutcome,
-    clean_variant_names,
-    register_variants,
-    variant_outcomes,
-)
+from analytics.variants import ACTIVE, clean_variant_names
+from store.scripts import VariantOutcome, register_variants, variant_outcomes
 
 log = logging.getLogger(__name__)
 

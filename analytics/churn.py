@@ -311,7 +311,7 @@ class ChurnScorer:
     async def model(
         self, conn: asyncpg.Connection | asyncpg.Pool
     ) -> tuple[int, LinearChurnModel] | None:
-        version = await conn.fetchval("SELECT max(version) FROM churn_models")
+        version = await db.latest_model_version(conn)
         if version is None:
             return None
         if self._model is None or self._model[0] != version:

@@ -12,23 +12,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-
-@dataclass(frozen=True)
-class VariantStats:
-    script_name: str | None
-    variant: str | None
-    calls: int
-    completed: int
-    successes: int
-    success_rate: float | None
-    avg_duration_s: float | None
-    efficiency: float | None
-    transfers: int
-    transfer_rate: float | None
-    opt_outs: int
-    opt_out_rate: float | None
-    compliance_hits: int
-
+from store.scripts import VariantStats, variant_stats
 
 # A span ending now, as `outdial report --since` and the API's `since` take it.
 SPAN_PATTERN = r"^\s*([1-9][0-9]*)([mhd])\s*$"
@@ -57,17 +41,4 @@ async def evaluate(
     conn: asyncpg.Connection | asyncpg.Pool, window: Window, campaign: str | None = None
 ) -> list[VariantStats]:
     """Stats per script and variant for calls started in the window, sorted by script, variant."""
-    rows = await conn.fetch(
-        """SELECT * FROM analytics_variant_stats($1, $2, $3)
-           ORDER BY script_name NULLS LAST, variant NULLS FIRST""",
-        window.since,
-        window.until,
-        campaign,
-    )
-    return [VariantStats(**dict(row)) for row in rows]
-
-
-async def campaign_exists(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> bool:
-    return bool(
-        await conn.fetchval("SELECT EXISTS (SELECT 1 FROM campaigns WHERE name = $1)", name)
-    )
+    return await variant_stats(conn, window.since, window.until, campaign)

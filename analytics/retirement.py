@@ -20,7 +20,8 @@ import asyncpg
 
 from analytics.metrics import VARIANT_RETIREMENTS, VARIANT_SUCCESS_RATE
 from analytics.settings import AbSettings
-from analytics.variants import ACTIVE, VariantError, VariantOutcome, retire_locked, variant_outcomes
+from analytics.variants import ACTIVE, VariantError, retire_locked
+from store.scripts import VariantOutcome, lock_variant_rows, scripts_with_variants, variant_outcomes
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +95,6 @@ def judge(outcomes: Sequence[VariantOutcome], settings: AbSettings) -> list[Verd
     return verdicts
 
 
-async def _scripts_with_variants(conn: asyncpg.Connection) -> list[str]:
-    rows = await conn.fetch(
-        """SELECT DISTINCT s.name FROM scripts s
-           JOIN script_variants v ON v.script_id = s.id ORDER BY s.name"""
-    )
-    return [r["name"] for r in rows]
-
-
 async def _review_script(
     conn: asyncpg.Connection, script_name: str, settings: AbSettings, now: datetime
 ) -> list[Retirement]:
@@ -109,11 +102,7 @@ async def _review_script(
     retired: list[Retirement] = []
     async with conn.transaction():
         # Lock first, then measure: an admin's restore cannot slip in between.
-        await conn.execute(
-            """SELECT 1 FROM script_variants v JOIN scripts s ON s.id = v.script_id
-               WHERE s.name = $1 FOR UPDATE OF v""",
-            script_name,
-        )
+        await lock_variant_rows(conn, script_name)
         outcomes = await variant_outcomes(conn, script_name, since)
         for o in outcomes:
             if o.success_rate is not None:
@@ -138,7 +127,7 @@ async def retire_losers(
     now = now or datetime.now(UTC)
     retired: list[Retirement] = []
     async with pool.acquire() as conn:
-        for script_name in await _scripts_with_variants(conn):
+        for script_name in await scripts_with_variants(conn):
             retired += await _review_script(conn, script_name, settings, now)
     for r in retired:
         VARIANT_RETIREMENTS.labels(script=r.script_name).inc()

@@ -20,6 +20,12 @@ import numpy as np
 
 from analytics.settings import RfmSettings
 from store.churn import churn_scores_of
+from store.leads import (
+    CampaignNotFoundError,
+    find_campaign,
+    lock_lead_fields,
+    set_lead_priorities,
+)
 
 MEASURES = ("recency", "frequency", "monetary")
 
@@ -140,15 +146,13 @@ async def score_campaign(
     churn risk's points where a lead has a churn score)."""
     now = now or datetime.now(UTC)
     async with pool.acquire() as conn, conn.transaction():
-        campaign_id = await conn.fetchval("SELECT id FROM campaigns WHERE name = $1", campaign)
-        if campaign_id is None:
-            raise ScoringError(f"no campaign named {campaign!r}")
+        try:
+            campaign_id = await find_campaign(conn, campaign)
+        except CampaignNotFoundError as exc:
+            raise ScoringError(str(exc)) from exc
         # Lock the rows: an import running beside us must not get half-old priorities.
-        rows = await conn.fetch(
-            "SELECT id, fields FROM leads WHERE campaign_id = $1 ORDER BY id FOR UPDATE",
-            campaign_id,
-        )
-        leads = [(r["id"], r["fields"] if isinstance(r["fields"], dict) else {}) for r in rows]
+        rows = await lock_lead_fields(conn, campaign_id)
+        leads = [(lead_id, fields if isinstance(fields, dict) else {}) for lead_id, fields in rows]
         scores = score_leads(leads, settings, now)
         risks = await churn_scores_of(conn, [s.lead_id for s in scores]) if churn_weight else {}
         scores = [
@@ -156,13 +160,7 @@ async def score_campaign(
                                                   churn_weight))
             for s in scores
         ]  # fmt: skip
-        await conn.execute(
-            """UPDATE leads SET priority = s.priority, updated_at = now()
-               FROM unnest($1::bigint[], $2::int[]) AS s(id, priority)
-               WHERE leads.id = s.id""",
-            [s.lead_id for s in scores],
-            [s.priority for s in scores],
-        )
+        await set_lead_priorities(conn, [s.lead_id for s in scores], [s.priority for s in scores])
     missing = {name: sum(1 for s in scores if getattr(s, name) == 0) for name in MEASURES}
     return ScoreSummary(
         campaign=campaign,

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+
+from store.scripts import (
+    VariantRow,
+    lock_script_variants,
+    set_variant_active,
+    set_variant_retired,
+)
 
 ACTIVE = "active"
 RETIRED = "retired"
@@ -16,27 +22,6 @@ RETIRED = "retired"
 
 class VariantError(ValueError):
     """A variant operation that cannot be done (unknown name, last active variant, ...)."""
-
-
-@dataclass(frozen=True)
-class VariantOutcome:
-    variant: str
-    status: str
-    completed: int
-    successes: int
-
-    @property
-    def success_rate(self) -> float | None:
-        return self.successes / self.completed if self.completed else None
-
-
-@dataclass(frozen=True)
-class VariantRecord:
-    script_name: str
-    variant: str
-    status: str
-    retired_at: datetime | None
-    evidence: dict[str, Any] | None
 
 
 def clean_variant_names(variants: Sequence[str]) -> list[str]:
@@ -52,53 +37,14 @@ def clean_variant_names(variants: Sequence[str]) -> list[str]:
     return names
 
 
-async def register_variants(conn: asyncpg.Connection, script_name: str, names: list[str]) -> None:
-    """Make sure the script and its declared variants have rows (new variants start active)."""
-    await conn.execute(
-        "INSERT INTO scripts (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", script_name
-    )
-    await conn.execute(
-        """INSERT INTO script_variants (script_id, name)
-           SELECT s.id, v FROM scripts s, unnest($2::text[]) AS v WHERE s.name = $1
-           ON CONFLICT (script_id, name) DO NOTHING""",
-        script_name,
-        names,
-    )
-
-
-async def variant_outcomes(
-    conn: asyncpg.Connection | asyncpg.Pool, script_name: str, since: datetime
-) -> list[VariantOutcome]:
-    rows = await conn.fetch("SELECT * FROM analytics_variant_outcomes($1, $2)", script_name, since)
-    return [VariantOutcome(**dict(r)) for r in rows]
-
-
-async def list_variants(
-    conn: asyncpg.Connection | asyncpg.Pool, script_name: str | None = None
-) -> list[VariantRecord]:
-    rows = await conn.fetch(
-        """SELECT s.name AS script_name, v.name AS variant, v.status, v.retired_at, v.evidence
-           FROM script_variants v JOIN scripts s ON s.id = v.script_id
-           WHERE $1::text IS NULL OR s.name = $1
-           ORDER BY s.name, v.id""",
-        script_name,
-    )
-    return [VariantRecord(**dict(r)) for r in rows]
-
-
 async def _lock_script_variants(
     conn: asyncpg.Connection, script_name: str
-) -> dict[str, asyncpg.Record]:
+) -> dict[str, VariantRow]:
     """Lock the script's variant rows so a retirement cannot race another one."""
-    rows = await conn.fetch(
-        """SELECT v.id, v.name, v.status, v.evidence
-           FROM script_variants v JOIN scripts s ON s.id = v.script_id
-           WHERE s.name = $1 ORDER BY v.id FOR UPDATE OF v""",
-        script_name,
-    )
+    rows = await lock_script_variants(conn, script_name)
     if not rows:
         raise VariantError(f"no script named {script_name!r} has variants")
-    return {r["name"]: r for r in rows}
+    return {r.name: r for r in rows}
 
 
 async def retire_locked(
@@ -113,23 +59,17 @@ async def retire_locked(
     row = rows.get(variant)
     if row is None:
         raise VariantError(f"script {script_name!r} has no variant {variant!r}")
-    if row["status"] == RETIRED:
+    if row.status == RETIRED:
         raise VariantError(f"variant {variant!r} of {script_name!r} is already retired")
-    if sum(1 for r in rows.values() if r["status"] == ACTIVE) <= 1:
+    if sum(1 for r in rows.values() if r.status == ACTIVE) <= 1:
         raise VariantError(
             f"variant {variant!r} is the last active variant of {script_name!r}; "
             "it cannot be retired"
         )
-    if row["evidence"]:
+    if row.evidence:
         # Keep the earlier retire/restore record: the admin may want to see the whole story.
-        evidence = {**evidence, "previous": row["evidence"]}
-    await conn.execute(
-        """UPDATE script_variants SET status = 'retired', retired_at = $2, evidence = $3
-           WHERE id = $1""",
-        row["id"],
-        at,
-        evidence,
-    )
+        evidence = {**evidence, "previous": row.evidence}
+    await set_variant_retired(conn, row.id, at, evidence)
 
 
 async def retire_variant(
@@ -152,15 +92,10 @@ async def restore_variant(
         row = rows.get(variant)
         if row is None:
             raise VariantError(f"script {script_name!r} has no variant {variant!r}")
-        if row["status"] == ACTIVE:
+        if row.status == ACTIVE:
             raise VariantError(f"variant {variant!r} of {script_name!r} is not retired")
-        evidence = {**(row["evidence"] or {}), "restored_at": _iso(now), "restored_by": actor}
-        await conn.execute(
-            """UPDATE script_variants SET status = 'active', retired_at = NULL, evidence = $2
-               WHERE id = $1""",
-            row["id"],
-            evidence,
-        )
+        evidence = {**(row.evidence or {}), "restored_at": _iso(now), "restored_by": actor}
+        await set_variant_active(conn, row.id, evidence)
 
 
 def _iso(moment: datetime) -> str:

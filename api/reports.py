@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
-from analytics.evaluation import Window, campaign_exists, evaluate, parse_span
+from analytics.evaluation import Window, evaluate, parse_span
 from api.problems import FieldError, invalid
 from api.routing import ApiRequest, Operation, Reply
 from api.schemas import ReportOut, ReportQuery, VariantStatsOut
+from store.campaigns import campaign_exists
 
 DEFAULT_SPAN = timedelta(hours=24)
 

@@ -70,6 +70,10 @@ class Rig:
     past_records: list[CallRecord] = field(default_factory=list)
     stalls: LoopStalls = field(default_factory=LoopStalls)
     daemon_starts: int = 0
+    # The `webhooks` config section (the daemon then sends the outbox to a CRM), and its
+    # signing secret, which goes to the daemon through its environment.
+    webhooks: dict[str, object] | None = None
+    webhook_secret: str | None = None
 
     @property
     def records(self) -> list[CallRecord]:
@@ -147,6 +151,8 @@ class Rig:
         # The hourly jobs (retention purge, A/B retirement) every few minutes instead.
         config["privacy"] = {"purge_interval_s": self.jobs_every_s}
         config["analytics"] = {"ab": {"retire_interval_s": self.jobs_every_s}}
+        if self.webhooks is not None:
+            config["webhooks"] = self.webhooks
         path.write_text(yaml.safe_dump(config))
         return path
 
@@ -178,6 +184,8 @@ class Rig:
         notify.bind(str(notify_path))
         notify.setblocking(False)
         env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "OUTDIAL_AMI_SECRET": SECRET}
+        if self.webhook_secret is not None:
+            env["OUTDIAL_WEBHOOK_SECRET"] = self.webhook_secret
         with self.log_path.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 str(ROOT / ".venv" / "bin" / "outdial"), "--config", str(config), "run",

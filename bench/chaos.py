@@ -19,7 +19,8 @@ Fault kinds, in turn, `--rounds` times each, `--gap` seconds of steady load betw
   for 10 s, so the turns have nowhere to go; then the disk is freed and PostgreSQL started.
 
 A CRM adds one new lead through the API every 2 s all along, and the hourly jobs run every
-2 minutes. Not checked (not done): webhooks (the outbox).
+2 minutes. The daemon sends its outbox to the CRM's two webhook URLs, one of which refuses every
+5th request (bench/_crm.py).
 
 After the last fault the load runs on until every lease of a killed daemon has expired, the
 daemon is stopped with SIGTERM (it drains), and the reconciliation counts:
@@ -27,7 +28,12 @@ daemon is stopped with SIGTERM (it drains), and the reconciliation counts:
 - lost: originates with no attempt row, attempts left open, leads still leased, calls whose
   bot spoke on the wire with no bot turn in `turns`;
 - duplicated: leads dialled more than once (the campaign allows one attempt), turn rows
-  with the same call and text at two sequence numbers.
+  with the same call and text at two sequence numbers;
+- the outbox, once the harness has sent what the stopped daemon left: every ended attempt
+  has exactly one `call.outcome` event, and every event was accepted by each URL under its
+  own idempotency key (lost: missing or undelivered events; duplicated: a second event for a
+  call, or a delivery whose keys or signature do not match). An event a URL accepted twice
+  (a crash between the 2xx and the commit of the delivery) is reported as `redelivered`.
 
 The recovery time of each fault is from its end to `/readyz` answering 200 (database, AMI,
 dialer and models all up); for `sigkill` and `sigterm` from the restart, so it includes the
@@ -50,7 +56,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._crm import WEBHOOK_SECRET, CrmReceiver, reconcile_outbox, send_the_rest  # noqa: E402
 from bench._rig import Rig, logged_errors, rig, warnings_by_logger, wire_latency  # noqa: E402
+from store.outbox import pending_count  # noqa: E402
 
 FAULTS = (
     "pbx_restart", "ami_drop", "db_restart", "db_long_stop", "sigkill", "sigterm", "disk_full"
@@ -92,7 +100,7 @@ async def inject(setup: Rig, kind: str) -> float:
     return time.monotonic() - ended
 
 
-async def reconcile(setup: Rig) -> dict[str, object]:
+async def reconcile(setup: Rig, crm: CrmReceiver) -> dict[str, object]:
     pool = setup.db.pool
     originated = [r for r in setup.records if r.call_id]
     attempts = {
@@ -117,18 +125,25 @@ async def reconcile(setup: Rig) -> dict[str, object]:
         """SELECT count(*) - count(DISTINCT (call_id, speaker, text, timings::text)) FROM turns
            WHERE timings <> '{}'::jsonb"""
     )
-    lost = {
+    lost: dict[str, int] = {
         "originates_without_attempt": len(missing),
         "attempts_left_open": len(still_open),
         "leads_still_leased": leased,
         "calls_with_bot_speech_but_no_bot_turn": len(turnless),
     }
-    duplicated = {"leads_dialled_twice": len(dialled_twice), "turns_written_twice": repeated_turns}
+    duplicated: dict[str, int] = {
+        "leads_dialled_twice": len(dialled_twice),
+        "turns_written_twice": repeated_turns,
+    }
+    outbox = await reconcile_outbox(setup.db.pool, crm)
+    lost.update(outbox["lost_detail"])
+    duplicated.update(outbox["duplicated_detail"])
     return {
         "originates": len(originated),
         "attempts": len(attempts),
         "calls_bot_spoke": len(spoke),
         "turns": await pool.fetchval("SELECT count(*) FROM turns"),
+        "outbox": outbox["outbox"],
         "lost_detail": lost,
         "duplicated_detail": duplicated,
         "lost": sum(lost.values()),
@@ -143,10 +158,13 @@ async def run(
     faults = len(kinds) * rounds
     minutes = (faults * (gap + 15) + LEASE_S + 120) / 60
     leads = int(concurrency * minutes * 8) + 100
+    receiver = CrmReceiver()
+    await receiver.start()
     async with rig(concurrency, leads, lease_s=LEASE_S) as setup:
+        setup.webhooks, setup.webhook_secret = receiver.config(), WEBHOOK_SECRET
         if "disk_full" in kinds:
             setup.mount_spool_disk()
-            setup.write_config()
+        setup.write_config()
         await setup.start_daemon()
         stop_crm = asyncio.Event()
         crm = asyncio.create_task(setup.add_leads_through_the_api(2.0, stop_crm))
@@ -167,8 +185,11 @@ async def run(
         live_before_stop = (await setup.metrics()).get("outdial_active_calls", 0.0)
         code = await setup.stop_daemon(signal.SIGTERM)
         ended = time.monotonic()
-        result = await reconcile(setup)
+        outbox_left_at_stop = await pending_count(setup.db.pool)
+        await send_the_rest(setup.db.pool, receiver)
+        result = await reconcile(setup, receiver)
         log_text = setup.log_path.read_text(errors="replace")
+    await receiver.stop()
     return {
         "concurrency": concurrency,
         "rounds": rounds,
@@ -184,6 +205,7 @@ async def run(
         # PUT answers (0: no answer, the daemon was restarting); each 201 is a lead to settle.
         "api_leads": {str(k): v for k, v in sorted(api_statuses.items())},
         "live_calls_at_final_sigterm": live_before_stop,
+        "outbox_left_at_final_sigterm": outbox_left_at_stop,
         "final_exit_code": code,
         "wire": wire_latency(setup.records, started, ended, setup.stalls),
         "daemon_tracebacks": logged_errors(log_text),

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -15,6 +15,10 @@ from compliance import CallingWindow
 from compliance import parse_days as parse_day_names
 from dialer.dispositions import ANSWERED, HUMAN_ANSWERED
 from dialer.settings import MAX_ATTEMPTS, MAX_CHANNELS, MAX_CPS, MAX_HOLIDAYS, DialerSettings
+from store import campaigns as campaigns_db
+from store.calls import abandoned_30d, attempts_by_disposition
+from store.campaigns import CampaignRow
+from store.leads import held_leads, leads_by_status
 
 # Letters, digits, '.', '_', '-', not starting with '.': the name travels in URL paths, where
 # proxies normalise `.` and `..` away, in channel variables and in metric labels.
@@ -137,20 +141,20 @@ class Campaign:
         return f"paused ({why})"
 
 
-def _campaign(row: asyncpg.Record) -> Campaign:
-    raw: Any = row["settings"] or {}
+def _campaign(row: CampaignRow) -> Campaign:
+    raw: Any = row.settings or {}
     try:
         settings = CampaignSettings.model_validate(raw)
     except ValidationError as exc:
-        raise CampaignError(f"campaign {row['name']!r} has unusable settings: {exc}") from exc
+        raise CampaignError(f"campaign {row.name!r} has unusable settings: {exc}") from exc
     return Campaign(
-        row["id"],
-        row["name"],
-        row["script_name"],
-        row["status"],
+        row.id,
+        row.name,
+        row.script_name,
+        cast(Status, row.status),
         settings,
-        row["paused_reason"],
-        row["paused_detail"],
+        row.paused_reason,
+        row.paused_detail,
     )
 
 
@@ -162,12 +166,8 @@ async def create_campaign(
         raise CampaignError(
             f"campaign name {name!r}: use letters, digits, '.', '_' or '-', not starting with '.'"
         )
-    row = await conn.fetchrow(
-        """INSERT INTO campaigns (name, script_name, settings) VALUES ($1, $2, $3)
-           ON CONFLICT (name) DO NOTHING RETURNING *""",
-        name,
-        script_name,
-        settings.model_dump(mode="json", exclude_defaults=True),
+    row = await campaigns_db.insert_campaign(
+        conn, name, script_name, settings.model_dump(mode="json", exclude_defaults=True)
     )
     if row is None:
         raise CampaignError(f"campaign {name!r} already exists")
@@ -175,7 +175,7 @@ async def create_campaign(
 
 
 async def get_campaign(conn: asyncpg.Connection, name: str) -> Campaign:
-    row = await conn.fetchrow("SELECT * FROM campaigns WHERE name = $1", name)
+    row = await campaigns_db.campaign_by_name(conn, name)
     if row is None:
         raise CampaignError(f"no campaign named {name!r}")
     return _campaign(row)
@@ -184,13 +184,7 @@ async def get_campaign(conn: asyncpg.Connection, name: str) -> Campaign:
 async def list_campaigns(
     conn: asyncpg.Connection, *, active_only: bool = False, archived: bool = False
 ) -> list[Campaign]:
-    rows = await conn.fetch(
-        """SELECT * FROM campaigns
-            WHERE (NOT $1 OR status = 'active') AND ($2 OR status <> 'archived')
-            ORDER BY id""",
-        active_only,
-        archived,
-    )
+    rows = await campaigns_db.campaign_rows(conn, active_only=active_only, archived=archived)
     return [_campaign(r) for r in rows]
 
 
@@ -204,10 +198,8 @@ async def set_status(
     """Set a campaign's status; a pause records its reason, anything else clears it."""
     if status == "paused" and reason is None:
         reason = PauseReason.OPERATOR
-    row = await conn.fetchrow(
-        """UPDATE campaigns SET status = $2, paused_reason = $3, paused_detail = $4,
-                                updated_at = now()
-            WHERE name = $1 RETURNING *""",
+    row = await campaigns_db.update_status(
+        conn,
         name,
         status,
         reason if status == "paused" else None,
@@ -222,15 +214,7 @@ async def pause_active(
     conn: asyncpg.Connection, campaign_id: int, reason: PauseReason, detail: str
 ) -> bool:
     """Pause a campaign if it is still active (another daemon may have got there first)."""
-    paused = await conn.fetchval(
-        """UPDATE campaigns SET status = 'paused', paused_reason = $2, paused_detail = $3,
-                                updated_at = now()
-            WHERE id = $1 AND status = 'active' RETURNING true""",
-        campaign_id,
-        reason,
-        detail,
-    )
-    return bool(paused)
+    return await campaigns_db.pause_if_active(conn, campaign_id, reason, detail)
 
 
 async def restate_pause(
@@ -238,35 +222,16 @@ async def restate_pause(
 ) -> bool:
     """Give a campaign paused for `reason` the current `detail` (the script that was missing
     is there now, but its language pack is not); True if the detail changed."""
-    changed = await conn.fetchval(
-        """UPDATE campaigns SET paused_detail = $3, updated_at = now()
-            WHERE id = $1 AND status = 'paused' AND paused_reason = $2
-              AND paused_detail IS DISTINCT FROM $3 RETURNING true""",
-        campaign_id,
-        reason,
-        detail,
-    )
-    return bool(changed)
+    return await campaigns_db.restate_pause_detail(conn, campaign_id, reason, detail)
 
 
 async def paused_for(conn: asyncpg.Connection, reason: PauseReason) -> list[Campaign]:
-    rows = await conn.fetch(
-        "SELECT * FROM campaigns WHERE status = 'paused' AND paused_reason = $1 ORDER BY id",
-        reason,
-    )
-    return [_campaign(r) for r in rows]
+    return [_campaign(r) for r in await campaigns_db.paused_for_reason(conn, reason)]
 
 
 async def resume_paused(conn: asyncpg.Connection, campaign_id: int, reason: PauseReason) -> bool:
     """Resume a campaign only if it is still paused for `reason` (an operator's pause stays)."""
-    resumed = await conn.fetchval(
-        """UPDATE campaigns SET status = 'active', paused_reason = NULL, paused_detail = NULL,
-                                updated_at = now()
-            WHERE id = $1 AND status = 'paused' AND paused_reason = $2 RETURNING true""",
-        campaign_id,
-        reason,
-    )
-    return bool(resumed)
+    return await campaigns_db.resume_if_paused_for(conn, campaign_id, reason)
 
 
 async def delete_campaign(conn: asyncpg.Connection, name: str) -> int:
@@ -275,20 +240,13 @@ async def delete_campaign(conn: asyncpg.Connection, name: str) -> int:
     A campaign with calls keeps its records: archive it instead.
     """
     campaign = await get_campaign(conn, name)
-    async with conn.transaction():
-        calls = await conn.fetchval(
-            "SELECT count(*) FROM call_attempts WHERE campaign_id = $1", campaign.id
+    deleted = await campaigns_db.delete_if_unused(conn, campaign.id)
+    if deleted.calls:
+        raise CampaignError(
+            f"campaign {name!r} has placed {deleted.calls} call(s): its records are kept; "
+            "archive it instead (`outdial campaign archive`)"
         )
-        if calls:
-            raise CampaignError(
-                f"campaign {name!r} has placed {calls} call(s): its records are kept; "
-                "archive it instead (`outdial campaign archive`)"
-            )
-        leads = await conn.fetchval(
-            "SELECT count(*) FROM leads WHERE campaign_id = $1", campaign.id
-        )
-        await conn.execute("DELETE FROM campaigns WHERE id = $1", campaign.id)
-    return int(leads)
+    return deleted.leads
 
 
 @dataclass(frozen=True)
@@ -306,44 +264,23 @@ class CampaignStats:
 
 
 async def abandoned_rate_30d(conn: asyncpg.Connection, campaign_id: int) -> float | None:
-    row = await conn.fetchrow(
-        """SELECT count(*) FILTER (WHERE disposition = 'abandoned') AS abandoned,
-                  count(*) FILTER (WHERE disposition = ANY($2::text[])) AS answered
-           FROM call_attempts
-           WHERE campaign_id = $1 AND ended_at > now() - interval '30 days'""",
-        campaign_id,
-        sorted(HUMAN_ANSWERED),
-    )
-    return row["abandoned"] / row["answered"] if row["answered"] else None
+    counts = await abandoned_30d(conn, campaign_id, sorted(HUMAN_ANSWERED))
+    return counts.abandoned / counts.answered if counts.answered else None
 
 
 async def campaign_stats(conn: asyncpg.Connection, name: str) -> CampaignStats:
     campaign = await get_campaign(conn, name)
-    leads = await conn.fetch(
-        "SELECT status, count(*) AS n FROM leads WHERE campaign_id = $1 GROUP BY status",
-        campaign.id,
-    )
-    attempts = await conn.fetch(
-        """SELECT coalesce(disposition, 'live') AS disposition, count(*) AS n
-           FROM call_attempts WHERE campaign_id = $1 GROUP BY 1""",
-        campaign.id,
-    )
-    held = await conn.fetch(
-        """SELECT status, block_reason, count(*) AS n FROM leads
-            WHERE campaign_id = $1 AND block_reason IS NOT NULL
-              AND status IN ('blocked', 'pending')
-            GROUP BY 1, 2""",
-        campaign.id,
-    )
-    by_disposition = {r["disposition"]: r["n"] for r in attempts}
+    leads = await leads_by_status(conn, campaign.id)
+    by_disposition = await attempts_by_disposition(conn, campaign.id)
+    held = await held_leads(conn, campaign.id)
     live = by_disposition.pop("live", 0)
     settled = sum(by_disposition.values())
     answered = sum(n for d, n in by_disposition.items() if d in ANSWERED)
     return CampaignStats(
         campaign=campaign,
-        blocked_by_reason={r["block_reason"]: r["n"] for r in held if r["status"] == "blocked"},
-        postponed_by_reason={r["block_reason"]: r["n"] for r in held if r["status"] == "pending"},
-        leads_by_status={r["status"]: r["n"] for r in leads},
+        blocked_by_reason={h.block_reason: h.leads for h in held if h.status == "blocked"},
+        postponed_by_reason={h.block_reason: h.leads for h in held if h.status == "pending"},
+        leads_by_status=leads,
         attempts_by_disposition=by_disposition,
         live_attempts=live,
         answer_rate=answered / settled if settled else None,

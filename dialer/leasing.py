@@ -10,46 +10,40 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from compliance.gates import BlockReason, LeadFacts, Verdict, evaluate, lead_zone, local_date
 from dialer import metrics
 from dialer.campaigns import CallingPolicy
 from dialer.dispositions import Disposition, NextStep
-from dialer.gates import BlockReason, LeadFacts, Verdict, evaluate, lead_zone, local_date
+from store.calls import (
+    AttemptEnd,
+    EndedAttemptRow,
+    NewAttempt,
+    end_attempts,
+    end_open_attempts_of_leads,
+    insert_attempts,
+)
+from store.compliance_events import DialerBlock, record_dialer_blocks
+from store.leads import (
+    AttemptCount,
+    LeadHold,
+    LeadSettlement,
+    LeaseRow,
+    count_attempts,
+    expire_leases,
+    hold_leads,
+    lease_pending,
+    lock_leased,
+    settle_leads,
+)
 from store.outbox import enqueue_outcome
 
 log = logging.getLogger(__name__)
-
-# By the number's hash: an erased person's opt-out is kept as the hash alone (docs/privacy.md).
-# Call entries only: an SMS or push opt-out does not stop calls (migration 101).
-_DNC_FLAGS = """
-    EXISTS (SELECT 1 FROM dnc d WHERE d.phone_hash = subject_hash(l.phone_e164)
-                                  AND d.campaign_id IS NULL AND d.channel = 'call') AS dnc_global,
-    EXISTS (SELECT 1 FROM dnc d WHERE d.phone_hash = subject_hash(l.phone_e164)
-                                  AND d.campaign_id = l.campaign_id
-                                  AND d.channel = 'call') AS dnc_campaign"""
-
-_LEAD_COLUMNS = """l.id, l.campaign_id, l.phone_e164, l.timezone, l.consent, l.attempts,
-    l.attempts_day, l.attempts_today"""
-# The fields the lead lacks of those its campaign's current script requires (migration 060).
-_MISSING_FIELDS = """
-    lead_missing_fields(l.fields, (SELECT r.required_fields FROM campaign_required_fields r
-                                   WHERE r.campaign_id = l.campaign_id)) AS missing_fields"""
-
-
-def _with_session_verdict(update: str) -> str:
-    """Wrap an UPDATE of `call_attempts a` that ends attempts: it returns each one ended with
-    what its outcome event needs, including the bot session's verdict (its `calls` row) if a
-    session ran."""
-    return f"""WITH ended AS ({update} RETURNING a.call_id, a.lead_id, a.campaign_id,
-                                          a.answered_at)
-               SELECT e.call_id, e.lead_id, e.campaign_id, e.answered_at, c.outcome, c.success,
-                      c.transfer_reason, c.script_name, c.variant, c.grade, c.grade_reason
-               FROM ended e LEFT JOIN calls c ON c.call_id = e.call_id"""
 
 
 @dataclass(frozen=True)
@@ -87,7 +81,7 @@ OutcomeAdvisor = Callable[
 
 async def _enqueue_outcome(
     conn: asyncpg.Connection,
-    row: asyncpg.Record,
+    row: EndedAttemptRow,
     disposition: str,
     step: NextStep,
     ended_at: datetime,
@@ -96,24 +90,24 @@ async def _enqueue_outcome(
     """The CRM's event for one ended attempt, written in the caller's transaction."""
     await enqueue_outcome(
         conn,
-        call_id=row["call_id"],
-        lead_id=row["lead_id"],
+        call_id=row.call_id,
+        lead_id=row.lead_id,
         disposition=disposition,
-        outcome=row["outcome"],
-        success=row["success"],
+        outcome=row.outcome,
+        success=row.success,
         details={
-            "answered": row["answered_at"] is not None,
-            "transfer_reason": row["transfer_reason"],
-            "script": row["script_name"],
-            "variant": row["variant"],
+            "answered": row.answered_at is not None,
+            "transfer_reason": row.transfer_reason,
+            "script": row.script_name,
+            "variant": row.variant,
             # Whether the CRM should expect another attempt for this lead, and from when.
             "lead_done": step.done,
             "retry_at": step.retry_at.isoformat() if step.retry_at else None,
         },
         occurred_at=ended_at,
         extra={
-            "grade": row["grade"],
-            "grade_reason": row["grade_reason"],
+            "grade": row.grade,
+            "grade_reason": row.grade_reason,
             **(advice.event if advice else {}),
         },
     )
@@ -127,42 +121,26 @@ class Lead:
     facts: LeadFacts
 
 
-def _lead(row: asyncpg.Record) -> Lead:
+def _lead(row: LeaseRow) -> Lead:
     facts = LeadFacts(
-        timezone=row["timezone"],
-        consent=row["consent"],
-        attempts=row["attempts"],
-        attempts_day=row["attempts_day"],
-        attempts_today=row["attempts_today"],
-        dnc_global=row["dnc_global"],
-        dnc_campaign=row["dnc_campaign"],
-        missing_fields=tuple(row["missing_fields"] or ()),
+        timezone=row.timezone,
+        consent=row.consent,
+        attempts=row.attempts,
+        attempts_day=row.attempts_day,
+        attempts_today=row.attempts_today,
+        dnc_global=row.dnc_global,
+        dnc_campaign=row.dnc_campaign,
+        missing_fields=row.missing_fields,
     )
-    return Lead(row["id"], row["campaign_id"], row["phone_e164"], facts)
+    return Lead(row.id, row.campaign_id, row.phone_e164, facts)
 
 
 async def reclaim_expired(conn: asyncpg.Connection, now: datetime) -> list[int]:
     """Return expired leases to `pending`; their open attempts (owner gone) end as errors."""
     async with conn.transaction():
-        ids = await conn.fetch(
-            """WITH expired AS (
-                   SELECT id FROM leads WHERE status = 'leased' AND lease_expires_at < $1
-                   FOR UPDATE SKIP LOCKED)
-               UPDATE leads l SET status = 'pending', lease_owner = NULL,
-                                  lease_expires_at = NULL, updated_at = $1
-               FROM expired WHERE l.id = expired.id RETURNING l.id""",
-            now,
-        )
-        lead_ids = [r["id"] for r in ids]
+        lead_ids = await expire_leases(conn, now)
         if lead_ids:
-            ended = await conn.fetch(
-                _with_session_verdict(
-                    """UPDATE call_attempts a SET ended_at = $2, disposition = 'error'
-                       WHERE a.lead_id = ANY($1::bigint[]) AND a.ended_at IS NULL"""
-                ),
-                lead_ids,
-                now,
-            )
+            ended = await end_open_attempts_of_leads(conn, lead_ids, now)
             # The lead is pending again at once: the CRM may hear of another attempt.
             for row in ended:
                 await _enqueue_outcome(conn, row, str(Disposition.ERROR), NextStep(False), now)
@@ -180,25 +158,7 @@ async def lease(
     lease_s: float,
 ) -> list[Lead]:
     """Lease up to `limit` due pending leads of a campaign (highest priority, oldest first)."""
-    rows = await conn.fetch(
-        f"""WITH picked AS (
-                SELECT id FROM leads
-                WHERE campaign_id = $1 AND status = 'pending' AND next_attempt_at <= $4
-                ORDER BY priority DESC, next_attempt_at, id
-                LIMIT $2
-                FOR UPDATE SKIP LOCKED)
-            UPDATE leads l SET status = 'leased', lease_owner = $3,
-                               lease_expires_at = $4::timestamptz
-                                                  + make_interval(secs => $5::float8),
-                               updated_at = $4
-            FROM picked WHERE l.id = picked.id
-            RETURNING {_LEAD_COLUMNS}, {_DNC_FLAGS}, {_MISSING_FIELDS}""",
-        campaign_id,
-        limit,
-        owner,
-        now,
-        lease_s,
-    )
+    rows = await lease_pending(conn, campaign_id, owner, limit, now, lease_s)
     return [_lead(r) for r in rows]
 
 
@@ -214,33 +174,22 @@ async def record_blocks(
     """Blocked leads record why: ended for good (`blocked`) or postponed (`pending` later)."""
     if not blocked:
         return
-    await conn.executemany(
-        """UPDATE leads SET status = CASE WHEN $2 THEN 'blocked' ELSE 'pending' END,
-                            block_reason = $3,
-                            next_attempt_at = coalesce($4, next_attempt_at),
-                            lease_owner = NULL, lease_expires_at = NULL, updated_at = $5
-           WHERE id = $1""",
-        [
-            (b.lead.id, b.verdict.permanent, b.verdict.label, b.verdict.not_before, now)
-            for b in blocked
-        ],
-    )
-    await conn.executemany(
-        """INSERT INTO compliance_events (lead_id, campaign_id, direction, category, action,
-                                          detail, created_at)
-           VALUES ($1, $2, 'dialer', $3, $4, $5, $6)""",
-        [
-            (
-                b.lead.id,
-                b.lead.campaign_id,
-                b.verdict.reason,
-                "blocked" if b.verdict.permanent else "postponed",
-                _block_detail(b.verdict),
-                now,
-            )
-            for b in blocked
-        ],
-    )
+    holds = [
+        LeadHold(b.lead.id, b.verdict.permanent, b.verdict.label, b.verdict.not_before)
+        for b in blocked
+    ]
+    await hold_leads(conn, holds, now)
+    events = [
+        DialerBlock(
+            lead_id=b.lead.id,
+            campaign_id=b.lead.campaign_id,
+            category=b.verdict.reason,
+            action="blocked" if b.verdict.permanent else "postponed",
+            detail=_block_detail(b.verdict),
+        )
+        for b in blocked
+    ]
+    await record_dialer_blocks(conn, events, now)
     for b in blocked:
         metrics.BLOCKED.labels(campaign_name, str(b.verdict.reason)).inc()
 
@@ -310,13 +259,7 @@ async def claim_attempts(
     """
     by_id = {r.lead.id: r for r in requests}
     async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(
-            f"""SELECT {_LEAD_COLUMNS}, {_DNC_FLAGS}, {_MISSING_FIELDS} FROM leads l
-                WHERE l.id = ANY($1::bigint[]) AND l.status = 'leased' AND l.lease_owner = $2
-                ORDER BY l.id FOR UPDATE""",
-            list(by_id),
-            owner,
-        )
+        rows = await lock_leased(conn, list(by_id), owner)
         fresh = [_lead(r) for r in rows]
         lost = len(by_id) - len(fresh)
         if lost:
@@ -324,33 +267,21 @@ async def claim_attempts(
         allowed, blocked = split_by_gates(fresh, policy, now)
         await record_blocks(conn, campaign_name, blocked, now)
         claimed = [by_id[lead.id] for lead in allowed]
-        await conn.executemany(
-            """UPDATE leads SET attempts = attempts + 1, attempts_day = $2,
-                                attempts_today = $3, last_attempt_at = $4,
-                                lease_expires_at = $4::timestamptz
-                                                  + make_interval(secs => $5::float8),
-                                block_reason = NULL, updated_at = $4
-               WHERE id = $1""",
-            [(*_day_counters(lead, now), now, lease_s) for lead in allowed],
-        )
-        await conn.executemany(
-            """INSERT INTO call_attempts (call_id, lead_id, campaign_id, trunk, owner,
-                                          action_id, started_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-            [
-                (r.call_id, r.lead.id, r.lead.campaign_id, r.trunk, owner, r.action_id, now)
-                for r in claimed
-            ],
-        )
+        await count_attempts(conn, [_day_counters(lead, now) for lead in allowed], now, lease_s)
+        new = [
+            NewAttempt(r.call_id, r.lead.id, r.lead.campaign_id, r.trunk, r.action_id)
+            for r in claimed
+        ]
+        await insert_attempts(conn, new, owner, now)
     return claimed
 
 
-def _day_counters(lead: Lead, now: datetime) -> tuple[int, date, int]:
+def _day_counters(lead: Lead, now: datetime) -> AttemptCount:
     zone = lead_zone(lead.facts.timezone)
     assert zone is not None  # the gates block a lead with an unknown zone
     today = local_date(now, zone)
     same_day = lead.facts.attempts_day == today
-    return lead.id, today, lead.facts.attempts_today + 1 if same_day else 1
+    return AttemptCount(lead.id, today, lead.facts.attempts_today + 1 if same_day else 1)
 
 
 @dataclass(frozen=True)
@@ -379,24 +310,9 @@ async def finish_attempts(
     transaction; an attempt already ended is left alone (and gets no second event). The
     `advisor`, if any, adds the follow-up to each event and may change the lead's next step."""
     async with conn.transaction():
-        ended = await conn.fetch(
-            _with_session_verdict(
-                """UPDATE call_attempts a SET ended_at = r.ended_at, disposition = r.disposition,
-                      answered_at = r.answered_at, channel = r.channel, uniqueid = r.uniqueid,
-                      ami_reason = r.ami_reason, hangup_cause = r.hangup_cause,
-                      hangup_cause_txt = r.hangup_cause_txt, amd_status = r.amd_status,
-                      amd_cause = r.amd_cause
-               FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::timestamptz[],
-                           $5::text[], $6::text[], $7::int[], $8::int[], $9::text[],
-                           $10::text[], $11::text[])
-                    AS r(call_id, ended_at, disposition, answered_at, channel, uniqueid,
-                         ami_reason, hangup_cause, hangup_cause_txt, amd_status, amd_cause)
-               WHERE a.call_id = r.call_id AND a.ended_at IS NULL"""
-            ),
-            *_columns(results),
-        )
-        ended_by_call = {r["call_id"]: r for r in ended}
-        lead_of = {call_id: r["lead_id"] for call_id, r in ended_by_call.items()}
+        ended = await end_attempts(conn, [_attempt_end(r) for r in results])
+        ended_by_call = {r.call_id: r for r in ended}
+        lead_of = {call_id: r.lead_id for call_id, r in ended_by_call.items()}
         advice = await _advise(conn, advisor, results, ended_by_call)
         steps: dict[str, tuple[NextStep, str | None]] = {}
         for result in results:
@@ -407,27 +323,19 @@ async def finish_attempts(
                 await _enqueue_outcome(
                     conn, row, str(result.disposition), step, result.ended_at, given
                 )
-        await conn.executemany(
-            """UPDATE leads SET status = CASE WHEN $2 THEN 'done' ELSE 'pending' END,
-                                next_attempt_at = coalesce($3, next_attempt_at),
-                                last_disposition = $4, lease_owner = NULL,
-                                lease_expires_at = NULL, updated_at = $5,
-                                block_reason = coalesce($7, block_reason)
-               WHERE id = $1 AND status = 'leased' AND lease_owner = $6""",
-            [
-                (
-                    lead_of[r.call_id],
-                    steps[r.call_id][0].done,
-                    steps[r.call_id][0].retry_at,
-                    r.disposition,
-                    r.ended_at,
-                    owner,
-                    steps[r.call_id][1],
-                )
-                for r in results
-                if r.call_id in lead_of
-            ],
-        )
+        settlements = [
+            LeadSettlement(
+                lead_id=lead_of[r.call_id],
+                done=steps[r.call_id][0].done,
+                retry_at=steps[r.call_id][0].retry_at,
+                disposition=r.disposition,
+                ended_at=r.ended_at,
+                block_reason=steps[r.call_id][1],
+            )
+            for r in results
+            if r.call_id in lead_of
+        ]
+        await settle_leads(conn, owner, settlements)
     return len(lead_of)
 
 
@@ -435,19 +343,19 @@ async def _advise(
     conn: asyncpg.Connection,
     advisor: OutcomeAdvisor | None,
     results: Sequence[AttemptResult],
-    ended: Mapping[str, asyncpg.Record],
+    ended: Mapping[str, EndedAttemptRow],
 ) -> Mapping[str, Advice]:
     if advisor is None or not ended:
         return {}
     attempts = [
         EndedAttempt(
             call_id=r.call_id,
-            lead_id=row["lead_id"],
-            campaign_id=row["campaign_id"],
+            lead_id=row.lead_id,
+            campaign_id=row.campaign_id,
             disposition=str(r.disposition),
-            answered=row["answered_at"] is not None,
-            outcome=row["outcome"],
-            grade=row["grade"],
+            answered=row.answered_at is not None,
+            outcome=row.outcome,
+            grade=row.grade,
             ended_at=r.ended_at,
             next_step=r.next_step,
         )
@@ -457,40 +365,7 @@ async def _advise(
     return await advisor(conn, attempts)
 
 
-def _columns(results: Sequence[AttemptResult]) -> list[list[object]]:
-    return [
-        [r.call_id for r in results],
-        [r.ended_at for r in results],
-        [str(r.disposition) for r in results],
-        [r.answered_at for r in results],
-        [r.channel for r in results],
-        [r.uniqueid for r in results],
-        [r.ami_reason for r in results],
-        [r.hangup_cause for r in results],
-        [r.hangup_cause_txt for r in results],
-        [r.amd_status for r in results],
-        [r.amd_cause for r in results],
-    ]
-
-
-async def release_leases(conn: asyncpg.Connection, owner: str, lead_ids: Sequence[int]) -> None:
-    """Give back leases this owner holds but will not dial."""
-    await conn.execute(
-        """UPDATE leads SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
-                            updated_at = now()
-           WHERE id = ANY($1::bigint[]) AND status = 'leased' AND lease_owner = $2""",
-        list(lead_ids),
-        owner,
-    )
-
-
-async def renew_leases(conn: asyncpg.Connection, owner: str, now: datetime, lease_s: float) -> int:
-    """Heartbeat: a live owner's leases (including those of calls in progress) never expire."""
-    result = await conn.execute(
-        """UPDATE leads SET lease_expires_at = $2::timestamptz + make_interval(secs => $3::float8)
-           WHERE status = 'leased' AND lease_owner = $1""",
-        owner,
-        now,
-        lease_s,
-    )
-    return int(result.split()[-1])
+def _attempt_end(r: AttemptResult) -> AttemptEnd:
+    # AttemptEnd's fields are AttemptResult's, with the disposition as its text.
+    end = {f.name: getattr(r, f.name) for f in fields(AttemptEnd)}
+    return AttemptEnd(**{**end, "disposition": str(r.disposition)})

@@ -17,10 +17,11 @@ import asyncpg
 from dialer import metrics
 from dialer.campaigns import CallingPolicy, Campaign, abandoned_rate_30d, calling_policy
 from dialer.campaigns import list_campaigns as db_list_campaigns
-from dialer.leasing import Lead, lease_eligible, reclaim_expired, release_leases, renew_leases
+from dialer.leasing import Lead, lease_eligible, reclaim_expired
 from dialer.outage import OutageLog
 from dialer.pacing import AnswerRate, TokenBucket
 from dialer.settings import DialerSettings
+from store.leads import release_leases, renew_leases
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from typing import Any
 import asyncpg
 from pydantic import SecretStr
 
-from analytics.evaluation import VariantStats, Window, evaluate
+from analytics.evaluation import Window, evaluate
 from analytics.insights import decisions
 from crm.followup import outcome_advisor
 from dialer.campaigns import CampaignSettings, create_campaign, set_status
@@ -46,6 +46,7 @@ from store.calls import settled_attempts
 from store.insights import campaign_grades
 from store.leads import LeadValues, find_campaign, upsert_leads
 from store.reports import campaign_call_figures
+from store.scripts import VariantStats
 
 DEMO_SCRIPT = "order_confirmation_en"
 HISTORY_SEED = 11  # a development seed (docs/simulation.md)

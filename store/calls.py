@@ -7,7 +7,8 @@ resource, `outdial calls` and the call plot all read through here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -338,4 +339,151 @@ async def settled_attempts(conn: asyncpg.Connection | asyncpg.Pool, campaign_id:
         """SELECT count(*) FROM call_attempts
             WHERE campaign_id = $1 AND disposition IS NOT NULL""",
         campaign_id,
+    )
+
+
+# --- campaign stats
+
+
+@dataclass(frozen=True)
+class AbandonedCount:
+    abandoned: int
+    answered: int  # calls a person answered, with a disposition in the caller's set
+
+
+async def abandoned_30d(
+    conn: asyncpg.Connection, campaign_id: int, human_answered: list[str]
+) -> AbandonedCount:
+    """A campaign's abandoned calls and calls a person answered, ended in the last 30 days."""
+    row = await conn.fetchrow(
+        """SELECT count(*) FILTER (WHERE disposition = 'abandoned') AS abandoned,
+                  count(*) FILTER (WHERE disposition = ANY($2::text[])) AS answered
+           FROM call_attempts
+           WHERE campaign_id = $1 AND ended_at > now() - interval '30 days'""",
+        campaign_id,
+        human_answered,
+    )
+    return AbandonedCount(abandoned=row["abandoned"], answered=row["answered"])
+
+
+async def attempts_by_disposition(conn: asyncpg.Connection, campaign_id: int) -> dict[str, int]:
+    """A campaign's attempts by disposition; those still open count as `live`."""
+    rows = await conn.fetch(
+        """SELECT coalesce(disposition, 'live') AS disposition, count(*) AS n
+           FROM call_attempts WHERE campaign_id = $1 GROUP BY 1""",
+        campaign_id,
+    )
+    return {r["disposition"]: r["n"] for r in rows}
+
+
+# --- attempts
+
+
+def _with_session_verdict(update: str) -> str:
+    """Wrap an UPDATE of `call_attempts a` that ends attempts: it returns each one ended with
+    what its outcome event needs, including the bot session's verdict (its `calls` row) if a
+    session ran."""
+    return f"""WITH ended AS ({update} RETURNING a.call_id, a.lead_id, a.campaign_id,
+                                          a.answered_at)
+               SELECT e.call_id, e.lead_id, e.campaign_id, e.answered_at, c.outcome, c.success,
+                      c.transfer_reason, c.script_name, c.variant, c.grade, c.grade_reason
+               FROM ended e LEFT JOIN calls c ON c.call_id = e.call_id"""
+
+
+@dataclass(frozen=True)
+class EndedAttemptRow:
+    """An attempt just ended, with the bot session's verdict (None where no session ran)."""
+
+    call_id: str
+    lead_id: int
+    campaign_id: int | None
+    answered_at: datetime | None
+    outcome: str | None
+    success: bool | None
+    transfer_reason: str | None
+    script_name: str | None
+    variant: str | None
+    grade: str | None
+    grade_reason: str | None
+
+
+def _ended(rows: list[asyncpg.Record]) -> list[EndedAttemptRow]:
+    return [EndedAttemptRow(**dict(r)) for r in rows]
+
+
+async def end_open_attempts_of_leads(
+    conn: asyncpg.Connection, lead_ids: Sequence[int], now: datetime
+) -> list[EndedAttemptRow]:
+    """End the leads' open attempts as errors (their owner is gone)."""
+    rows = await conn.fetch(
+        _with_session_verdict(
+            """UPDATE call_attempts a SET ended_at = $2, disposition = 'error'
+               WHERE a.lead_id = ANY($1::bigint[]) AND a.ended_at IS NULL"""
+        ),
+        list(lead_ids),
+        now,
+    )
+    return _ended(rows)
+
+
+@dataclass(frozen=True)
+class AttemptEnd:
+    """How one attempt ended, as the AMI told it."""
+
+    call_id: str
+    ended_at: datetime
+    disposition: str
+    answered_at: datetime | None = None
+    channel: str | None = None
+    uniqueid: str | None = None
+    ami_reason: int | None = None
+    hangup_cause: int | None = None
+    hangup_cause_txt: str | None = None
+    amd_status: str | None = None
+    amd_cause: str | None = None
+
+
+async def end_attempts(
+    conn: asyncpg.Connection, ends: Sequence[AttemptEnd]
+) -> list[EndedAttemptRow]:
+    """Write each attempt's end; an attempt already ended is left alone (and not returned)."""
+    rows = await conn.fetch(
+        _with_session_verdict(
+            """UPDATE call_attempts a SET ended_at = r.ended_at, disposition = r.disposition,
+                  answered_at = r.answered_at, channel = r.channel, uniqueid = r.uniqueid,
+                  ami_reason = r.ami_reason, hangup_cause = r.hangup_cause,
+                  hangup_cause_txt = r.hangup_cause_txt, amd_status = r.amd_status,
+                  amd_cause = r.amd_cause
+           FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::timestamptz[],
+                       $5::text[], $6::text[], $7::int[], $8::int[], $9::text[],
+                       $10::text[], $11::text[])
+                AS r(call_id, ended_at, disposition, answered_at, channel, uniqueid,
+                     ami_reason, hangup_cause, hangup_cause_txt, amd_status, amd_cause)
+           WHERE a.call_id = r.call_id AND a.ended_at IS NULL"""
+        ),
+        *[[getattr(e, f.name) for e in ends] for f in fields(AttemptEnd)],
+    )
+    return _ended(rows)
+
+
+@dataclass(frozen=True)
+class NewAttempt:
+    call_id: str
+    lead_id: int
+    campaign_id: int
+    trunk: str
+    action_id: str
+
+
+async def insert_attempts(
+    conn: asyncpg.Connection, attempts: Sequence[NewAttempt], owner: str, started_at: datetime
+) -> None:
+    await conn.executemany(
+        """INSERT INTO call_attempts (call_id, lead_id, campaign_id, trunk, owner,
+                                      action_id, started_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        [
+            (a.call_id, a.lead_id, a.campaign_id, a.trunk, owner, a.action_id, started_at)
+            for a in attempts
+        ],
     )

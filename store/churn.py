@@ -233,3 +233,8 @@ async def churn_scores_of(
         "SELECT lead_id, score FROM churn_scores WHERE lead_id = ANY($1::bigint[])", list(lead_ids)
     )
     return {r["lead_id"]: float(r["score"]) for r in rows}
+
+
+async def latest_model_version(conn: asyncpg.Connection | asyncpg.Pool) -> int | None:
+    version: int | None = await conn.fetchval("SELECT max(version) FROM churn_models")
+    return version

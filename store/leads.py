@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import asyncpg
 
@@ -714,3 +714,256 @@ async def add_due_leads(
         [lead.due_at for lead in leads],
     )
     return {r["phone_e164"]: r["id"] for r in rows}
+
+
+# --- campaign stats
+
+
+@dataclass(frozen=True)
+class HeldCount:
+    status: str  # `blocked` (for good) or `pending` (postponed)
+    block_reason: str
+    leads: int
+
+
+async def leads_by_status(conn: asyncpg.Connection, campaign_id: int) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT status, count(*) AS n FROM leads WHERE campaign_id = $1 GROUP BY status",
+        campaign_id,
+    )
+    return {r["status"]: r["n"] for r in rows}
+
+
+async def held_leads(conn: asyncpg.Connection, campaign_id: int) -> list[HeldCount]:
+    """Leads the dialer's gates held back, by status and reason."""
+    rows = await conn.fetch(
+        """SELECT status, block_reason, count(*) AS n FROM leads
+            WHERE campaign_id = $1 AND block_reason IS NOT NULL
+              AND status IN ('blocked', 'pending')
+            GROUP BY 1, 2""",
+        campaign_id,
+    )
+    return [HeldCount(r["status"], r["block_reason"], r["n"]) for r in rows]
+
+
+# --- leasing
+# A lease is `status = 'leased'` with an owner and an expiry; dialer/leasing.py says when.
+# Every time is passed in (never `now()`), so the clock is the caller's.
+
+# By the number's hash: an erased person's opt-out is kept as the hash alone (docs/privacy.md).
+# Call entries only: an SMS or push opt-out does not stop calls (migration 101).
+_DNC_FLAGS = """
+    EXISTS (SELECT 1 FROM dnc d WHERE d.phone_hash = subject_hash(l.phone_e164)
+                                  AND d.campaign_id IS NULL AND d.channel = 'call') AS dnc_global,
+    EXISTS (SELECT 1 FROM dnc d WHERE d.phone_hash = subject_hash(l.phone_e164)
+                                  AND d.campaign_id = l.campaign_id
+                                  AND d.channel = 'call') AS dnc_campaign"""
+
+_LEAD_COLUMNS = """l.id, l.campaign_id, l.phone_e164, l.timezone, l.consent, l.attempts,
+    l.attempts_day, l.attempts_today"""
+# The fields the lead lacks of those its campaign's current script requires (migration 060).
+_MISSING_FIELDS = """
+    lead_missing_fields(l.fields, (SELECT r.required_fields FROM campaign_required_fields r
+                                   WHERE r.campaign_id = l.campaign_id)) AS missing_fields"""
+
+
+@dataclass(frozen=True)
+class LeaseRow:
+    """A leased lead with what the dialer's gates judge it by."""
+
+    id: int
+    campaign_id: int
+    phone_e164: str
+    timezone: str
+    consent: bool
+    attempts: int
+    attempts_day: date | None
+    attempts_today: int
+    dnc_global: bool
+    dnc_campaign: bool
+    missing_fields: tuple[str, ...]
+
+
+def _lease_row(r: asyncpg.Record) -> LeaseRow:
+    return LeaseRow(**{**dict(r), "missing_fields": tuple(r["missing_fields"] or ())})
+
+
+async def expire_leases(conn: asyncpg.Connection, now: datetime) -> list[int]:
+    """Return expired leases to `pending`; the ids of their leads."""
+    ids = await conn.fetch(
+        """WITH expired AS (
+               SELECT id FROM leads WHERE status = 'leased' AND lease_expires_at < $1
+               FOR UPDATE SKIP LOCKED)
+           UPDATE leads l SET status = 'pending', lease_owner = NULL,
+                              lease_expires_at = NULL, updated_at = $1
+           FROM expired WHERE l.id = expired.id RETURNING l.id""",
+        now,
+    )
+    return [r["id"] for r in ids]
+
+
+async def lease_pending(
+    conn: asyncpg.Connection,
+    campaign_id: int,
+    owner: str,
+    limit: int,
+    now: datetime,
+    lease_s: float,
+) -> list[LeaseRow]:
+    """Lease up to `limit` due pending leads of a campaign (highest priority, oldest first)."""
+    rows = await conn.fetch(
+        f"""WITH picked AS (
+                SELECT id FROM leads
+                WHERE campaign_id = $1 AND status = 'pending' AND next_attempt_at <= $4
+                ORDER BY priority DESC, next_attempt_at, id
+                LIMIT $2
+                FOR UPDATE SKIP LOCKED)
+            UPDATE leads l SET status = 'leased', lease_owner = $3,
+                               lease_expires_at = $4::timestamptz
+                                                  + make_interval(secs => $5::float8),
+                               updated_at = $4
+            FROM picked WHERE l.id = picked.id
+            RETURNING {_LEAD_COLUMNS}, {_DNC_FLAGS}, {_MISSING_FIELDS}""",
+        campaign_id,
+        limit,
+        owner,
+        now,
+        lease_s,
+    )
+    return [_lease_row(r) for r in rows]
+
+
+async def lock_leased(
+    conn: asyncpg.Connection, lead_ids: Sequence[int], owner: str
+) -> list[LeaseRow]:
+    """Lock the given leads this owner still holds, fresh, in id order (others are skipped)."""
+    rows = await conn.fetch(
+        f"""SELECT {_LEAD_COLUMNS}, {_DNC_FLAGS}, {_MISSING_FIELDS} FROM leads l
+            WHERE l.id = ANY($1::bigint[]) AND l.status = 'leased' AND l.lease_owner = $2
+            ORDER BY l.id FOR UPDATE""",
+        list(lead_ids),
+        owner,
+    )
+    return [_lease_row(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class LeadHold:
+    """A lead the gates stop: ended for good (`blocked`) or postponed (`pending`)."""
+
+    lead_id: int
+    permanent: bool
+    block_reason: str
+    not_before: datetime | None
+
+
+async def hold_leads(conn: asyncpg.Connection, holds: Sequence[LeadHold], now: datetime) -> None:
+    await conn.executemany(
+        """UPDATE leads SET status = CASE WHEN $2 THEN 'blocked' ELSE 'pending' END,
+                            block_reason = $3,
+                            next_attempt_at = coalesce($4, next_attempt_at),
+                            lease_owner = NULL, lease_expires_at = NULL, updated_at = $5
+           WHERE id = $1""",
+        [(h.lead_id, h.permanent, h.block_reason, h.not_before, now) for h in holds],
+    )
+
+
+@dataclass(frozen=True)
+class AttemptCount:
+    """A lead's attempt counters after one more attempt on `day` (its local date)."""
+
+    lead_id: int
+    day: date
+    attempts_today: int
+
+
+async def count_attempts(
+    conn: asyncpg.Connection, counts: Sequence[AttemptCount], now: datetime, lease_s: float
+) -> None:
+    """Count an attempt on each lead and extend its lease from `now`."""
+    await conn.executemany(
+        """UPDATE leads SET attempts = attempts + 1, attempts_day = $2,
+                            attempts_today = $3, last_attempt_at = $4,
+                            lease_expires_at = $4::timestamptz
+                                              + make_interval(secs => $5::float8),
+                            block_reason = NULL, updated_at = $4
+           WHERE id = $1""",
+        [(c.lead_id, c.day, c.attempts_today, now, lease_s) for c in counts],
+    )
+
+
+@dataclass(frozen=True)
+class LeadSettlement:
+    """Where a lead goes after its attempt ended: done, or pending again (from `retry_at`)."""
+
+    lead_id: int
+    done: bool
+    retry_at: datetime | None
+    disposition: str
+    ended_at: datetime
+    block_reason: str | None
+
+
+async def settle_leads(
+    conn: asyncpg.Connection, owner: str, settlements: Sequence[LeadSettlement]
+) -> None:
+    """Move each lead this owner still holds on; a lead it lost is left alone."""
+    await conn.executemany(
+        """UPDATE leads SET status = CASE WHEN $2 THEN 'done' ELSE 'pending' END,
+                            next_attempt_at = coalesce($3, next_attempt_at),
+                            last_disposition = $4, lease_owner = NULL,
+                            lease_expires_at = NULL, updated_at = $5,
+                            block_reason = coalesce($7, block_reason)
+           WHERE id = $1 AND status = 'leased' AND lease_owner = $6""",
+        [
+            (s.lead_id, s.done, s.retry_at, s.disposition, s.ended_at, owner, s.block_reason)
+            for s in settlements
+        ],
+    )
+
+
+async def release_leases(conn: asyncpg.Connection, owner: str, lead_ids: Sequence[int]) -> None:
+    """Give back leases this owner holds but will not dial."""
+    await conn.execute(
+        """UPDATE leads SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+                            updated_at = now()
+           WHERE id = ANY($1::bigint[]) AND status = 'leased' AND lease_owner = $2""",
+        list(lead_ids),
+        owner,
+    )
+
+
+async def renew_leases(conn: asyncpg.Connection, owner: str, now: datetime, lease_s: float) -> int:
+    """Heartbeat: a live owner's leases (including those of calls in progress) never expire."""
+    result = await conn.execute(
+        """UPDATE leads SET lease_expires_at = $2::timestamptz + make_interval(secs => $3::float8)
+           WHERE status = 'leased' AND lease_owner = $1""",
+        owner,
+        now,
+        lease_s,
+    )
+    return int(result.split()[-1])
+
+
+# --- priorities (analytics/rfm.py scores a campaign's leads)
+
+
+async def lock_lead_fields(conn: asyncpg.Connection, campaign_id: int) -> list[tuple[int, Any]]:
+    """(id, fields) of every lead of the campaign, locked in the caller's transaction."""
+    rows = await conn.fetch(
+        "SELECT id, fields FROM leads WHERE campaign_id = $1 ORDER BY id FOR UPDATE",
+        campaign_id,
+    )
+    return [(r["id"], r["fields"]) for r in rows]
+
+
+async def set_lead_priorities(
+    conn: asyncpg.Connection, lead_ids: Sequence[int], priorities: Sequence[int]
+) -> None:
+    await conn.execute(
+        """UPDATE leads SET priority = s.priority, updated_at = now()
+           FROM unnest($1::bigint[], $2::int[]) AS s(id, priority)
+           WHERE leads.id = s.id""",
+        list(lead_ids),
+        list(priorities),
+    )

@@ -313,3 +313,157 @@ async def newest_script_version(conn: asyncpg.Connection | asyncpg.Pool, name: s
 async def script_registered(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> bool:
     """Whether a daemon has loaded (and so registered) a script of this name."""
     return await conn.fetchval("SELECT 1 FROM scripts WHERE name = $1", name) is not None
+
+
+# --- variants: registration, outcomes, retire and restore (analytics/variants.py decides)
+
+
+@dataclass(frozen=True)
+class VariantOutcome:
+    variant: str
+    status: str
+    completed: int
+    successes: int
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.successes / self.completed if self.completed else None
+
+
+@dataclass(frozen=True)
+class VariantRecord:
+    script_name: str
+    variant: str
+    status: str
+    retired_at: datetime | None
+    evidence: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class VariantRow:
+    id: int
+    name: str
+    status: str
+    evidence: dict[str, Any] | None
+
+
+async def register_variants(conn: asyncpg.Connection, script_name: str, names: list[str]) -> None:
+    """Make sure the script and its declared variants have rows (new variants start active)."""
+    await conn.execute(
+        "INSERT INTO scripts (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", script_name
+    )
+    await conn.execute(
+        """INSERT INTO script_variants (script_id, name)
+           SELECT s.id, v FROM scripts s, unnest($2::text[]) AS v WHERE s.name = $1
+           ON CONFLICT (script_id, name) DO NOTHING""",
+        script_name,
+        names,
+    )
+
+
+async def variant_outcomes(
+    conn: asyncpg.Connection | asyncpg.Pool, script_name: str, since: datetime
+) -> list[VariantOutcome]:
+    rows = await conn.fetch("SELECT * FROM analytics_variant_outcomes($1, $2)", script_name, since)
+    return [VariantOutcome(**dict(r)) for r in rows]
+
+
+async def list_variants(
+    conn: asyncpg.Connection | asyncpg.Pool, script_name: str | None = None
+) -> list[VariantRecord]:
+    rows = await conn.fetch(
+        """SELECT s.name AS script_name, v.name AS variant, v.status, v.retired_at, v.evidence
+           FROM script_variants v JOIN scripts s ON s.id = v.script_id
+           WHERE $1::text IS NULL OR s.name = $1
+           ORDER BY s.name, v.id""",
+        script_name,
+    )
+    return [VariantRecord(**dict(r)) for r in rows]
+
+
+async def lock_script_variants(conn: asyncpg.Connection, script_name: str) -> list[VariantRow]:
+    """Lock the script's variant rows (in the caller's transaction) and read them, by id."""
+    rows = await conn.fetch(
+        """SELECT v.id, v.name, v.status, v.evidence
+           FROM script_variants v JOIN scripts s ON s.id = v.script_id
+           WHERE s.name = $1 ORDER BY v.id FOR UPDATE OF v""",
+        script_name,
+    )
+    return [VariantRow(**dict(r)) for r in rows]
+
+
+async def lock_variant_rows(conn: asyncpg.Connection, script_name: str) -> None:
+    """Lock the script's variant rows in the caller's transaction, reading nothing."""
+    await conn.execute(
+        """SELECT 1 FROM script_variants v JOIN scripts s ON s.id = v.script_id
+           WHERE s.name = $1 FOR UPDATE OF v""",
+        script_name,
+    )
+
+
+async def set_variant_retired(
+    conn: asyncpg.Connection, variant_id: int, at: datetime, evidence: dict[str, Any]
+) -> None:
+    await conn.execute(
+        """UPDATE script_variants SET status = 'retired', retired_at = $2, evidence = $3
+           WHERE id = $1""",
+        variant_id,
+        at,
+        evidence,
+    )
+
+
+async def set_variant_active(
+    conn: asyncpg.Connection, variant_id: int, evidence: dict[str, Any]
+) -> None:
+    await conn.execute(
+        """UPDATE script_variants SET status = 'active', retired_at = NULL, evidence = $2
+           WHERE id = $1""",
+        variant_id,
+        evidence,
+    )
+
+
+async def scripts_with_variants(conn: asyncpg.Connection) -> list[str]:
+    rows = await conn.fetch(
+        """SELECT DISTINCT s.name FROM scripts s
+           JOIN script_variants v ON v.script_id = s.id ORDER BY s.name"""
+    )
+    return [r["name"] for r in rows]
+
+
+# --- variant stats (the definitions are SQL: migration 030, `analytics_variant_stats`)
+
+
+@dataclass(frozen=True)
+class VariantStats:
+    script_name: str | None
+    variant: str | None
+    calls: int
+    completed: int
+    successes: int
+    success_rate: float | None
+    avg_duration_s: float | None
+    efficiency: float | None
+    transfers: int
+    transfer_rate: float | None
+    opt_outs: int
+    opt_out_rate: float | None
+    compliance_hits: int
+
+
+async def variant_stats(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    since: datetime,
+    until: datetime,
+    campaign: str | None,
+) -> list[VariantStats]:
+    """Stats per script and variant for calls started in [since, until), by script, variant."""
+    rows = await conn.fetch(
+        """SELECT * FROM analytics_variant_stats($1, $2, $3)
+           ORDER BY script_name NULLS LAST, variant NULLS FIRST""",
+        since,
+        until,
+        campaign,
+    )
+    return [VariantStats(**dict(row)) for row in rows]

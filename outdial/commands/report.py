@@ -20,14 +20,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from analytics.evaluation import VariantStats, Window, campaign_exists, evaluate, parse_span
+from analytics.evaluation import Window, evaluate, parse_span
 from analytics.insights import Decisions, decisions
-from analytics.variants import list_variants
 from dialog.grading import GRADES
 from outdial.config import Config
 from outdial.context import cli_state, run_async
 from outdial.errors import UserError
+from store.campaigns import campaign_exists
 from store.db import Database
+from store.scripts import VariantStats, list_variants
 
 
 class Format(StrEnum):

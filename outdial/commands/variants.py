@@ -11,20 +11,12 @@ from rich.console import Console
 from rich.table import Table
 
 from analytics.retirement import Retirement, retire_losers
-from analytics.variants import (
-    VariantError,
-    VariantOutcome,
-    VariantRecord,
-    evidence_summary,
-    list_variants,
-    restore_variant,
-    retire_variant,
-    variant_outcomes,
-)
+from analytics.variants import VariantError, evidence_summary, restore_variant, retire_variant
 from outdial.commands.report import open_database
 from outdial.config import Config
 from outdial.context import cli_state, run_async
 from outdial.errors import UserError
+from store.scripts import VariantOutcome, VariantRecord, list_variants, variant_outcomes
 
 app = typer.Typer(
     help="A/B script variants: list, retire, restore, and review (run the retirement pass now).",

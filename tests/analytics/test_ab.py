@@ -14,14 +14,8 @@ from prometheus_client import REGISTRY
 from analytics.allocation import VariantAllocator, choose_variant
 from analytics.retirement import RetirementJob, judge, retire_losers
 from analytics.settings import AbSettings
-from analytics.variants import (
-    VariantError,
-    VariantOutcome,
-    list_variants,
-    register_variants,
-    restore_variant,
-    retire_variant,
-)
+from analytics.variants import VariantError, restore_variant, retire_variant
+from store.scripts import VariantOutcome, list_variants, register_variants
 from tests.analytics import seeding
 
 SETTINGS = AbSettings(min_calls=100, success_threshold=0.2, confidence=0.95, window_hours=24)

@@ -15,8 +15,9 @@ import asyncpg
 import pytest
 from rich.console import Console
 
-from analytics.evaluation import VariantStats, Window, evaluate
+from analytics.evaluation import Window, evaluate
 from outdial.commands.report import render_table
+from store.scripts import VariantStats
 from tests.analytics import seeding
 from tests.analytics.cli import invoke
 

@@ -10,8 +10,8 @@ import pytest
 
 from analytics.rfm import ScoringError, quantile_scores, score_campaign
 from analytics.settings import RfmSettings
-from analytics.variants import list_variants, register_variants
 from outdial.errors import UserError
+from store.scripts import list_variants, register_variants
 from tests.analytics import seeding
 from tests.analytics.cli import invoke
 

@@ -20,6 +20,9 @@ async def test_one_fault_of_each_kind_loses_and_duplicates_nothing() -> None:
     result = await chaos.run(rounds=1, gap=3.0, concurrency=2, kinds=KINDS)
     assert [f["kind"] for f in result["faults"]] == list(KINDS)
     assert result["originates"] > 0 and result["calls_bot_spoke"] > 0
+    # The outbox reconciliation ran over events the CRM was sent, through refusals.
+    assert result["outbox"]["events"] > 0 and result["outbox"]["refused"] > 0
+    assert {"outbox_events_missing", "outbox_events_undelivered"} <= set(result["lost_detail"])
     assert result["lost_detail"] == dict.fromkeys(result["lost_detail"], 0)
     assert result["duplicated_detail"] == dict.fromkeys(result["duplicated_detail"], 0)
     assert result["final_exit_code"] == 0

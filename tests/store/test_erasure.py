@@ -13,11 +13,11 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
-from dialer.leasing import _DNC_FLAGS
 from outdial.cli import app
 from outdial.errors import UserError
 from outdial.retention import purge
 from store.db import create_pool
+from store.leads import _DNC_FLAGS
 from store.outbox import enqueue_outcome
 from store.settings import DatabaseSettings, PrivacySettings
 from store.tokens import record_access
