@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from agi.session import CallContext, CallOutcome
+from agi.call.outcome import CallContext, CallOutcome
 from dialog import ComplianceHit
 from store.outbox import enqueue_lead_paused
 

@@ -29,8 +29,8 @@ from agi.audiosocket import (
     Playback,
     encode_frame,
 )
+from agi.call.outcome import CallOutcome, failed_outcome
 from agi.handover import Admitted, Declined, outcome_variables, refusal_message
-from agi.session import CallOutcome, failed_outcome
 
 if TYPE_CHECKING:
     from agi.service import CallService

@@ -16,19 +16,19 @@ from dataclasses import dataclass, replace
 
 from agi import metrics
 from agi.audiosocket import AudioSocketServer, MediaClock, MediaConnection, UuidRegistry
+from agi.call.outcome import (
+    EARLY_HANGUP_DISPOSITION,
+    CallContext,
+    CallOutcome,
+    CallRecorder,
+    failed_outcome,
+)
 from agi.callstore import CallStore
 from agi.eagi_server import EagiCalls
 from agi.fastagi import AgiChannel, AgiHangup, FastAgiServer
 from agi.handover import Admitted, Declined, outcome_variables, refusal_message
 from agi.runtime import CallServices, ScriptRuntime
-from agi.session import (
-    EARLY_HANGUP_DISPOSITION,
-    CallContext,
-    CallOutcome,
-    CallRecorder,
-    CallSession,
-    failed_outcome,
-)
+from agi.session import CallSession
 from agi.settings import AgiSettings, AudioSocketSettings
 from store.turns import TurnWriter
 
