@@ -4,8 +4,9 @@ hearing -> speaking: `CallerSpeech` (the input of the barge-in decision);
 hearing -> understanding: `Heard` (an utterance to act on), and `NoInput` to deciding;
 understanding -> recording and deciding: `Understood`;
 speaking -> hearing, recording and the session: `PromptOnWire`, `PromptEnded`, `BargedIn`;
-speaking <- the session: `Floor`, what the bot is saying, which hearing needs to know
-(deferral behind legal notices, half-duplex lines, the no-input clock).
+speaking -> hearing and deciding: `Floor`, what the bot is saying (hearing defers answers
+behind legal notices, ignores a half-duplex line while the bot talks and runs the no-input
+clock only while the bot is silent; a no-match is answered only while the bot is silent).
 """
 
 from __future__ import annotations
