@@ -140,11 +140,11 @@ class CallSession:
         match event:
             case AudioIn(pcm=pcm, at=at):
                 with self._in_stage("hearing"):
-                    heard = await hearing.on_audio(pcm, at, self._speaking.floor())
-                if isinstance(heard, Heard):
-                    await self._understand(heard)
-                elif heard is not None:
-                    self._speaking.on_caller_speech(heard)
+                    out = await hearing.on_audio(pcm, at, self._speaking.floor())
+                if isinstance(out, Heard):
+                    await self._understand(out)
+                elif out is not None:  # the caller talks: maybe over the bot
+                    self._speaking.on_caller_speech(out)
             case DtmfIn(digit=digit):
                 self._recording.dtmf_turn(digit, self._deciding.node)
                 with self._in_stage("deciding"):

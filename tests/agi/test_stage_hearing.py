@@ -6,7 +6,7 @@ import pytest
 
 from agi.call.events import CallerSpeech, Floor, Heard, NoInput, TurnSoFar
 from agi.call.hearing import Hearing
-from agi.call.turntaking import EndpointerSilence
+from agi.call.turntaking import EndOfTurnPolicy, EndpointerSilence
 from dialog import Listen, Say
 from tests.agi.stages import GRAMMAR, fixture_pcm, frames_at, silence
 from voice.asr import AsrEngine
@@ -22,7 +22,9 @@ async def asr(engines: tuple[AsrEngine, TtsEngine]) -> AsrEngine:
     return engines[0]
 
 
-async def _hearing(asr: AsrEngine, policy: object = None, half_duplex: bool = False) -> Hearing:
+async def _hearing(
+    asr: AsrEngine, policy: EndOfTurnPolicy | None = None, half_duplex: bool = False
+) -> Hearing:
     session = asr.session(GRAMMAR)
     return Hearing(session, policy or EndpointerSilence(), half_duplex=half_duplex, now=0.0)
 
