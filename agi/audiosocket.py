@@ -372,17 +372,21 @@ class MediaConnection:
             return True
         frame = playback.next_frame()
         if frame is not None:
-            if playback.first_frame_at is None:
-                playback.first_frame_at = now
-            playback.frames_sent += 1
-            self.frames_out += 1
-            self._writer.write(encode_frame(Kind.AUDIO, frame))
+            self._send(playback, frame, now)
         elif playback.drained:
             self.playback = None
             playback.stopped_at = now
             if not playback.done.done():
                 playback.done.set_result(True)
         return True
+
+    def _send(self, playback: Playback, frame: bytes, now: float) -> None:
+        """One frame of `playback` onto the wire: the one place its counters move."""
+        if playback.first_frame_at is None:
+            playback.first_frame_at = now
+        playback.frames_sent += 1
+        self.frames_out += 1
+        self._writer.write(encode_frame(Kind.AUDIO, frame))
 
     async def close(self) -> None:
         """End the media: Asterisk's `EXEC AudioSocket` returns and the dialplan goes on."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from agi.session import CallContext, CallOutcome
+from agi.call.outcome import CallContext, CallOutcome
 from dialog import ComplianceHit
 from store.calls import CallEnd, CallStart, attempt_of_call, end_call, open_call, start_call
 from store.campaigns import script_of_campaign

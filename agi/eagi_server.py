@@ -29,8 +29,8 @@ from agi.audiosocket import (
     Playback,
     encode_frame,
 )
+from agi.call.outcome import CallOutcome, failed_outcome
 from agi.handover import Admitted, Declined, outcome_variables, refusal_message
-from agi.session import CallOutcome, failed_outcome
 
 if TYPE_CHECKING:
     from agi.service import CallService
@@ -61,11 +61,7 @@ class EagiMedia(MediaConnection):
         while len(playback.buffer) >= FRAME_BYTES or (playback.complete and playback.buffer):
             frame = playback.next_frame()
             assert frame is not None
-            if playback.first_frame_at is None:
-                playback.first_frame_at = now
-            playback.frames_sent += 1
-            self.frames_out += 1
-            self._writer.write(encode_frame(Kind.AUDIO, frame))
+            self._send(playback, frame, now)
         if playback.drained:
             self._writer.write(encode_frame(Kind.EAGI_PROMPT_END, eagi_protocol.PLAY))
             self._marked = playback
@@ -164,11 +160,11 @@ class EagiCalls:
         if isinstance(admitted, Declined):
             _answer(writer, self._handover(admitted.outcome, admitted.refusal))
             return None
-        service.active += 1  # taken before any await, as on the FastAGI path
+        service.claim_slot()  # before any await, as on the FastAGI path
         try:
             variant = await service.begin(admitted.context, admitted.runtime, half_duplex=True)
         except BaseException:
-            service.active -= 1
+            service.release_slot()
             raise
         call_uuid, waiting = service.registry.register(admitted.context.call_id)
         task = asyncio.get_running_loop().create_task(
@@ -200,7 +196,7 @@ class EagiCalls:
             log.exception("call %s failed", admitted.context.call_id)
             media, outcome = None, failed_outcome(script, "session")
         finally:
-            service.active -= 1
+            service.release_slot()
         await service.conclude(admitted.context, outcome)
         if media is not None:
             with contextlib.suppress(ConnectionError, OSError):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agi.call.outcome import CallContext, CallOutcome
 from agi.runtime import ScriptRuntime
-from agi.session import CallContext, CallOutcome
 
 
 @dataclass(frozen=True)

@@ -16,19 +16,19 @@ from dataclasses import dataclass, replace
 
 from agi import metrics
 from agi.audiosocket import AudioSocketServer, MediaClock, MediaConnection, UuidRegistry
+from agi.call.outcome import (
+    EARLY_HANGUP_DISPOSITION,
+    CallContext,
+    CallOutcome,
+    CallRecorder,
+    failed_outcome,
+)
 from agi.callstore import CallStore
 from agi.eagi_server import EagiCalls
 from agi.fastagi import AgiChannel, AgiHangup, FastAgiServer
 from agi.handover import Admitted, Declined, outcome_variables, refusal_message
 from agi.runtime import CallServices, ScriptRuntime
-from agi.session import (
-    EARLY_HANGUP_DISPOSITION,
-    CallContext,
-    CallOutcome,
-    CallRecorder,
-    CallSession,
-    failed_outcome,
-)
+from agi.session import CallSession
 from agi.settings import AgiSettings, AudioSocketSettings
 from store.turns import TurnWriter
 
@@ -83,12 +83,25 @@ class CallService:
             max_connections=agi.connection_cap(services.settings.session.max_calls),
             on_refuse=lambda reason: metrics.FASTAGI_REFUSED.labels(reason).inc(),
         )
-        self.active = 0
+        self._active = 0  # calls holding a slot; changed only by claim_slot/release_slot
         self.finished: list[CallOutcome] = []
         self._draining = False
         self.agi_port = 0
         self.audiosocket_port = 0
         self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def active(self) -> int:
+        """Calls being talked to (FastAGI and EAGI-bridged alike)."""
+        return self._active
+
+    def claim_slot(self) -> None:
+        """A call takes one of `max_calls` slots: before any await, so two calls admitted at
+        once cannot both take the last one."""
+        self._active += 1
+
+    def release_slot(self) -> None:
+        self._active -= 1
 
     @property
     def free_slots(self) -> int:
@@ -199,7 +212,7 @@ class CallService:
             else:
                 await self._after_media(channel, admitted.outcome)
             return
-        self.active += 1
+        self.claim_slot()
         try:
             outcome = await self._converse(channel, admitted)
         except (AgiHangup, asyncio.CancelledError):
@@ -209,7 +222,7 @@ class CallService:
             log.exception("call %s failed", admitted.context.call_id)
             outcome = failed_outcome(admitted.runtime.script, "session")
         finally:
-            self.active -= 1
+            self.release_slot()
         await self.conclude(admitted.context, outcome)
         await self._after_media(channel, outcome)
 

@@ -317,6 +317,13 @@ class AsrSession:
             return 0.0
         return max(0.0, now - self._utterance.started.at + FRAME_S)
 
+    def silence_duration(self, now: float) -> float:
+        """How long the caller has been quiet inside the utterance under way (0.0 outside one):
+        what an end-of-turn decision weighs."""
+        if self._utterance is None:
+            return 0.0
+        return max(0.0, now - self._endpointer.last_voiced)
+
     def set_grammar(self, grammar: Sequence[str] | None) -> None:
         """Expected phrases for the next utterance (None: free decoding)."""
         self._grammar = None if grammar is None else self._engine.check_grammar(grammar)

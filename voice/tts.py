@@ -137,7 +137,7 @@ class TtsEngine:
         """The whole text as 8 kHz slin, from the cache or synthesised and cached.
 
         It is written to disk: only for text made from a script alone, never a lead's data
-        (agi/runtime.py `cacheable_texts`, agi/session.py `_cacheable`)."""
+        (agi/runtime.py `cacheable_texts`, agi/call/synthesis.py `cacheable`)."""
         text = _clean(text)
         path = self.cache_path(text)
         cached = await asyncio.to_thread(_read_if_exists, path)

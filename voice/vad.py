@@ -87,6 +87,11 @@ class Endpointer:
         return self._state is _State.SPEAKING
 
     @property
+    def last_voiced(self) -> float:
+        """Time of the last voiced frame seen (0.0 before any)."""
+        return self._last_voiced
+
+    @property
     def candidate_start(self) -> float | None:
         """First voiced frame of the utterance being formed or under way, if any."""
         return None if self._state is _State.IDLE else self._first_voiced

@@ -1,0 +1,147 @@
+"""Hearing: the caller's audio to utterances, and the clocks that run while the bot listens.
+
+Frames go to the ASR; what comes out is `CallerSpeech` while the caller talks (the input of
+the barge-in decision), `Heard` once an utterance is over, and `NoInput` when the caller says
+nothing for the question's timeout. Utterances heard during a legal notice wait until it has
+been played through. Every timer runs on the wall clock because the far end may send nothing
+while the caller is silent.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from agi import metrics
+from agi.call.events import CallerSpeech, Floor, Heard, NoInput, TurnSoFar
+from agi.call.turntaking import EndOfTurnPolicy
+from dialog import Listen
+from voice.asr import AsrFinal, AsrPartial, AsrSession, AsrStarted
+
+
+class NoInputClock:
+    """Runs from when the bot falls silent after a question; stops when the caller talks."""
+
+    def __init__(self) -> None:
+        self._listen: Listen | None = None
+        self._since: float | None = None
+
+    def arm(self, listen: Listen, now: float, floor: Floor) -> None:
+        self._listen = listen
+        # Prompts still queued: the clock starts when the last of them ends.
+        self._since = None if floor.queued else now
+
+    def restart(self, now: float) -> None:
+        if self._listen is not None:
+            self._since = now
+
+    def stop(self) -> None:
+        self._since = None
+
+    def disarm(self) -> None:
+        self._listen = None
+
+    def expired(self, now: float, floor: Floor, caller_talking: bool) -> NoInput | None:
+        listen, since = self._listen, self._since
+        if listen is None or since is None or not floor.bot_silent or caller_talking:
+            return None
+        if now - since < listen.timeout_ms / 1000:
+            return None
+        self._since = None
+        return NoInput(int((now - since) * 1000))
+
+
+class Hearing:
+    def __init__(
+        self, asr: AsrSession, end_of_turn: EndOfTurnPolicy, *, half_duplex: bool, now: float
+    ) -> None:
+        self._asr = asr
+        self._end_of_turn = end_of_turn
+        # EAGI: the caller's audio during a prompt is the prompt's echo path.
+        self._half_duplex = half_duplex
+        # Frames wait in the queue while the clock ticks on: never hand the ASR an older time.
+        self._now = now
+        self._partial = ""
+        self._deferred: deque[AsrFinal] = deque()
+        self._no_input = NoInputClock()
+
+    async def on_audio(self, pcm: bytes, at: float, floor: Floor) -> CallerSpeech | Heard | None:
+        if self._half_duplex and floor.prompt is not None:
+            return None
+        self._now = max(self._now, at)
+        event = await self._asr.feed(pcm, self._now)
+        match event:
+            case AsrStarted() | AsrPartial():
+                self._partial = event.text if isinstance(event, AsrPartial) else ""
+                self._no_input.stop()
+                return CallerSpeech(at, self._asr.speech_duration(at) * 1000)
+            case AsrFinal():
+                return self._on_final(event, floor)
+        return await self._maybe_end_turn(floor)
+
+    def caller_speech(self, now: float) -> CallerSpeech | None:
+        """The clock moved: the caller's speech under way, if any (barge-in between frames)."""
+        self._now = max(self._now, now)
+        if not self._asr.in_speech:
+            return None
+        return CallerSpeech(self._now, self._asr.speech_duration(self._now) * 1000)
+
+    def release(self, floor: Floor, now: float) -> Heard | None:
+        """The next utterance that waited behind a legal notice, once the notice is over."""
+        if not self._deferred or floor.holds_answers:
+            return None
+        return Heard(self._deferred.popleft(), ready_at=now)
+
+    async def tick(self, now: float, floor: Floor) -> Heard | None:
+        """Trailing silence without frames may end the utterance under way."""
+        self._now = max(self._now, now)
+        final = await self._asr.tick(self._now)
+        if final is not None:
+            return self._on_final(final, floor)
+        return await self._maybe_end_turn(floor)
+
+    def no_input(self, now: float, floor: Floor) -> NoInput | None:
+        return self._no_input.expired(now, floor, self._asr.in_speech)
+
+    def listen(
+        self, listen: Listen, grammar: tuple[str, ...] | None, now: float, floor: Floor
+    ) -> None:
+        """A question was asked: expect these phrases and start waiting for an answer."""
+        self._no_input.arm(listen, now, floor)
+        self._asr.set_grammar(grammar)
+
+    def bot_fell_silent(self, now: float) -> None:
+        self._no_input.restart(now)
+
+    def stop_listening(self) -> None:
+        self._no_input.disarm()
+
+    async def flush(self, now: float) -> AsrFinal | None:
+        """The line ended: the utterance under way, finished now."""
+        return await self._asr.flush(max(self._now, now))
+
+    async def close(self) -> None:
+        await self._asr.close()
+
+    async def _maybe_end_turn(self, floor: Floor) -> Heard | None:
+        asr, now = self._asr, self._now
+        if not asr.in_speech:
+            return None
+        turn = TurnSoFar(
+            now=now,
+            speech_ms=asr.speech_duration(now) * 1000,
+            silence_ms=asr.silence_duration(now) * 1000,
+            partial=self._partial,
+            grammar=asr.grammar,
+        )
+        if not self._end_of_turn.turn_over(turn):
+            return None
+        final = await asr.flush(now)
+        return self._on_final(final, floor) if final is not None else None
+
+    def _on_final(self, final: AsrFinal, floor: Floor) -> Heard | None:
+        self._partial = ""
+        metrics.WORD_TIMES_CLAMPED.inc(final.clamped_words)
+        if floor.holds_answers:
+            self._deferred.append(final)
+            return None
+        return Heard(final, ready_at=final.endpoint_at)
