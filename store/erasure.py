@@ -90,31 +90,31 @@ async def erase_subject(
     owning module writes it; the order is the erasure's (the leads last, then the CRM's event
     and the audit row)."""
     async with conn.transaction():
-        leads = subject.lead_ids
+        leads = list(subject.lead_ids)
         busy = await conn.fetch(
             "SELECT id, status FROM leads WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
-            list(leads),
+            leads,
         )
         on_call = [r["id"] for r in busy if r["status"] == "leased"]
         if on_call:
             raise SubjectError(
                 f"lead {on_call[0]} is being dialled now; erase it when the call has ended"
             )
-        calls = [r["call_id"] for r in await conn.fetch(_CALL_IDS, list(leads))]
+        calls = [r["call_id"] for r in await conn.fetch(_CALL_IDS, leads)]
         report = ErasureReport(
             turns=await turns.scrub_turns_of_calls(conn, calls),
             calls=await calls_table.scrub_calls(conn, calls),
             call_attempts=await calls_table.scrub_attempt_channels(conn, calls),
-            compliance_events=await compliance_events.scrub_events_of(conn, list(leads), calls),
-            outbox_events=await outbox.delete_events_of(conn, list(leads), calls),
+            compliance_events=await compliance_events.scrub_events_of(conn, leads, calls),
+            outbox_events=await outbox.delete_events_of(conn, leads, calls),
             dnc_entries_kept_as_hash=await dnc.keep_only_hash(conn, subject.phone_e164),
-            audit_rows=await tokens.scrub_audit_of_leads(conn, list(leads), subject.phone_e164),
+            audit_rows=await tokens.scrub_audit_of_leads(conn, leads, subject.phone_e164),
             recordings=await calls_table.erase_recordings(conn, calls),
-            **await engagement.erase_of_leads(conn, list(leads)),
-            churn_rows=await churn.erase_of_leads(conn, list(leads)),
-            leads=await leads_table.anonymise_erased(conn, list(leads)),
+            **await engagement.erase_of_leads(conn, leads),
+            churn_rows=await churn.erase_of_leads(conn, leads),
+            leads=await leads_table.anonymise_erased(conn, leads),
         )
-        await outbox.enqueue_erased(conn, list(leads))
+        await outbox.enqueue_erased(conn, leads)
         await tokens.record_access(
             conn,
             who,

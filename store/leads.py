@@ -959,7 +959,7 @@ async def set_lead_priorities(
     )
 
 
-# --- other modules' lead writes (one writer module per table)
+# --- churn priorities, call consent, rehearsal leads, erasure (leads has one writer module)
 
 
 async def set_priorities(
