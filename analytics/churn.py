@@ -30,6 +30,7 @@ from analytics.periodic import PeriodicJob
 from analytics.rfm import combined_priority, measures, score_leads
 from analytics.settings import ChurnSettings, RfmSettings
 from store import churn as db
+from store.leads import set_priorities
 
 log = logging.getLogger(__name__)
 
@@ -382,7 +383,7 @@ async def rescore_waiting(
             priorities.append(
                 (rfm.lead_id, combined_priority(rfm.priority, risk, scorer.churn.priority_weight))
             )
-    await db.set_priorities(pool, priorities)
+    await set_priorities(pool, priorities)
     return len(scores)
 
 

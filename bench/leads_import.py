@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._common import scratch_database, tree_cpu_s  # noqa: E402
-from store.leads import ensure_campaign, import_leads  # noqa: E402
+from store.campaigns import ensure_campaign  # noqa: E402
+from store.leads import import_leads  # noqa: E402
 
 TARGET_ROWS_PER_S = 20_000
 INTERNATIONAL = ["GB", "DE", "FR", "KR", "CN", "JP", "IN", "BR", "IT", "ES"]

@@ -14,6 +14,9 @@ from typing import Any
 
 import asyncpg
 
+from store.db import execute_count
+from store.recordings import queue_recordings
+
 # One row per call: the attempt and the bot session side by side.
 _CALL = """
 SELECT call_id,
@@ -487,3 +490,66 @@ async def insert_attempts(
             for a in attempts
         ],
     )
+
+
+async def insert_rehearsal_attempt(
+    conn: asyncpg.Connection, call_id: str, lead_id: int, campaign_id: int
+) -> None:
+    """A rehearsal's attempt, as the dialer leaves it before Originate."""
+    await conn.execute(
+        """INSERT INTO call_attempts (call_id, lead_id, campaign_id, trunk, owner)
+           VALUES ($1, $2, $3, 'rehearsal', 'script-test')""",
+        call_id,
+        lead_id,
+        campaign_id,
+    )
+
+
+async def insert_past_calls(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """The history simulator's ended calls: (call_id, campaign_id, lead_id, script_name,
+    script_version, started_at, ended_at, disposition, outcome, success, grade, grade_reason,
+    transfer_reason) each."""
+    await conn.executemany(
+        """INSERT INTO calls (call_id, campaign_id, lead_id, script_name, script_version,
+                              variant, amd_status, started_at, ended_at, disposition, outcome,
+                              success, grade, grade_reason, transfer_reason, hangup_side)
+           VALUES ($1, $2, $3, $4, $5, 'base', 'HUMAN', $6, $7, $8, $9, $10, $11, $12, $13,
+                   'bot')""",
+        rows,
+    )
+
+
+# -- erasure of one person (store/erasure.py runs these in its transaction, in its order)
+
+
+async def scrub_calls(conn: asyncpg.Connection, call_ids: list[str]) -> int:
+    """The calls keep their statistics, not their summary or what they captured."""
+    return await execute_count(
+        conn,
+        """UPDATE calls SET summary = NULL, captured = '{}'::jsonb
+                   WHERE call_id = ANY($1::text[])""",
+        call_ids,
+    )
+
+
+async def scrub_attempt_channels(conn: asyncpg.Connection, call_ids: list[str]) -> int:
+    """A channel name can hold the dialled number (Local/5550100@customers)."""
+    return await execute_count(
+        conn,
+        "UPDATE call_attempts SET channel = NULL WHERE call_id = ANY($1::text[])",
+        call_ids,
+    )
+
+
+# The calls lose their recording paths, queued for deletion in the same statement.
+_ERASE_RECORDINGS = f"""
+WITH gone AS (
+    SELECT call_id, recording_path FROM calls
+    WHERE call_id = ANY($1::text[]) AND recording_path IS NOT NULL FOR UPDATE),
+queued AS ({queue_recordings("erasure")})
+UPDATE calls c SET recording_path = NULL FROM gone WHERE c.call_id = gone.call_id
+"""
+
+
+async def erase_recordings(conn: asyncpg.Connection, call_ids: list[str]) -> int:
+    return await execute_count(conn, _ERASE_RECORDINGS, call_ids)

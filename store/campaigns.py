@@ -11,6 +11,8 @@ from typing import Any
 
 import asyncpg
 
+from store.leads import find_campaign
+
 
 @dataclass(frozen=True)
 class CampaignRow:
@@ -174,3 +176,14 @@ async def script_of_campaign_named(
 ) -> str | None:
     """The name of the script of the campaign called `name`; None for an unknown campaign."""
     return await conn.fetchval("SELECT script_name FROM campaigns WHERE name = $1", name)
+
+
+async def ensure_campaign(conn: asyncpg.Connection, name: str, script_name: str) -> int:
+    """The campaign's id, creating it (active, with `script_name`) when it does not exist."""
+    campaign_id = await conn.fetchval(
+        """INSERT INTO campaigns (name, script_name) VALUES ($1, $2)
+           ON CONFLICT (name) DO NOTHING RETURNING id""",
+        name,
+        script_name,
+    )
+    return campaign_id if campaign_id is not None else await find_campaign(conn, name)

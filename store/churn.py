@@ -15,6 +15,8 @@ from typing import Any
 
 import asyncpg
 
+from store.db import execute_count
+
 _HUMAN = "('answered', 'completed', 'transferred', 'abandoned')"
 _GRADE_SCORE = """CASE c.grade WHEN 'A' THEN 5 WHEN 'B' THEN 4 WHEN 'C' THEN 3 WHEN 'D' THEN 2
                                 WHEN 'E' THEN 1 WHEN 'F' THEN 0 END"""
@@ -213,19 +215,6 @@ async def waiting_leads(
     return [(r["id"], r["campaign_id"], dict(r["fields"] or {})) for r in rows]
 
 
-async def set_priorities(
-    conn: asyncpg.Connection | asyncpg.Pool, priorities: Sequence[tuple[int, int]]
-) -> None:
-    """Lease priorities (RFM plus churn risk) of waiting leads."""
-    await conn.execute(
-        """UPDATE leads SET priority = s.priority, updated_at = now()
-           FROM unnest($1::bigint[], $2::int[]) AS s(id, priority)
-           WHERE leads.id = s.id AND leads.status = 'pending'""",
-        [p[0] for p in priorities],
-        [p[1] for p in priorities],
-    )
-
-
 async def churn_scores_of(
     conn: asyncpg.Connection | asyncpg.Pool, lead_ids: Sequence[int]
 ) -> dict[int, float]:
@@ -238,3 +227,14 @@ async def churn_scores_of(
 async def latest_model_version(conn: asyncpg.Connection | asyncpg.Pool) -> int | None:
     version: int | None = await conn.fetchval("SELECT max(version) FROM churn_models")
     return version
+
+
+async def erase_of_leads(conn: asyncpg.Connection, lead_ids: list[int]) -> int:
+    """Erasure: the leads' churn labels, then their scores, go; rows deleted in all."""
+    labels = await execute_count(
+        conn, "DELETE FROM churn_labels WHERE lead_id = ANY($1::bigint[])", lead_ids
+    )
+    scores = await execute_count(
+        conn, "DELETE FROM churn_scores WHERE lead_id = ANY($1::bigint[])", lead_ids
+    )
+    return labels + scores

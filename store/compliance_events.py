@@ -10,6 +10,8 @@ from typing import Any
 
 import asyncpg
 
+from store.db import execute_count
+
 
 @dataclass(frozen=True)
 class CallComplianceEvent:
@@ -60,4 +62,17 @@ async def record_dialer_blocks(
                                           detail, created_at)
            VALUES ($1, $2, 'dialer', $3, $4, $5, $6)""",
         [(b.lead_id, b.campaign_id, b.category, b.action, b.detail, at) for b in blocks],
+    )
+
+
+async def scrub_events_of(
+    conn: asyncpg.Connection, lead_ids: list[int], call_ids: list[str]
+) -> int:
+    """Erasure: the person's events stay counted, without their detail."""
+    return await execute_count(
+        conn,
+        """UPDATE compliance_events SET detail = '{}'::jsonb
+                   WHERE lead_id = ANY($1::bigint[]) OR call_id = ANY($2::text[])""",
+        lead_ids,
+        call_ids,
     )

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -107,3 +108,9 @@ class Database:
         await self.pool.close()
         if self.embedded is not None:
             self.embedded.stop()
+
+
+async def execute_count(conn: asyncpg.Connection, sql: str, *args: Any) -> int:
+    """Run one statement; the rows it changed (from the command tag, "UPDATE 3")."""
+    status = await conn.execute(sql, *args)
+    return int(status.rsplit(" ", 1)[-1])

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from store.db import execute_count
+
 
 @dataclass(frozen=True)
 class DncListing:
@@ -88,4 +90,14 @@ async def add_opt_out_of_lead(conn: asyncpg.Connection, lead_id: int, call_id: s
            ON CONFLICT DO NOTHING""",
         lead_id,
         call_id,
+    )
+
+
+async def keep_only_hash(conn: asyncpg.Connection, phone_e164: str) -> int:
+    """Erasure: the person's entries keep honouring the opt-out by the number's hash alone."""
+    return await execute_count(
+        conn,
+        """UPDATE dnc SET phone_e164 = NULL, reason = NULL
+                   WHERE phone_hash = subject_hash($1)""",
+        phone_e164,
     )

@@ -16,6 +16,9 @@ from typing import Any
 
 import asyncpg
 
+from store.db import execute_count
+from store.leads import set_call_consent
+
 CHANNELS = ("call", "sms", "push")
 MESSAGE_CHANNELS = ("sms", "push")
 # The event kinds each channel has; the ones that are a response to the contact.
@@ -85,9 +88,7 @@ async def set_consent(
 ) -> None:
     """Consent to a channel; a call's consent is the lead's own `consent`."""
     if channel == "call":
-        await conn.execute(
-            "UPDATE leads SET consent = $2, updated_at = now() WHERE id = $1", lead_id, granted
-        )
+        await set_call_consent(conn, lead_id, granted)
         return
     await conn.execute(
         """INSERT INTO channel_consents (lead_id, channel, granted, source)
@@ -289,3 +290,19 @@ async def record_follow_ups(conn: asyncpg.Connection, rows: Sequence[FollowUpRow
             for r in rows
         ],
     )
+
+
+async def erase_of_leads(conn: asyncpg.Connection, lead_ids: list[int]) -> dict[str, int]:
+    """Erasure: the leads' engagement events, channel consents and follow-ups go, in this
+    order; rows deleted per table."""
+    return {
+        "engagement_events": await execute_count(
+            conn, "DELETE FROM engagement_events WHERE lead_id = ANY($1::bigint[])", lead_ids
+        ),
+        "channel_consents": await execute_count(
+            conn, "DELETE FROM channel_consents WHERE lead_id = ANY($1::bigint[])", lead_ids
+        ),
+        "follow_ups": await execute_count(
+            conn, "DELETE FROM follow_ups WHERE lead_id = ANY($1::bigint[])", lead_ids
+        ),
+    }

@@ -14,10 +14,9 @@ from typing import Any
 
 import asyncpg
 
-from store.recordings import ERASE_RECORDINGS
-from store.tokens import record_access
-
-ERASED_EVENT = "lead.erased"
+from store import calls as calls_table
+from store import churn, compliance_events, dnc, engagement, outbox, tokens, turns
+from store import leads as leads_table
 
 
 class SubjectError(ValueError):
@@ -83,80 +82,40 @@ SELECT call_id FROM call_attempts WHERE lead_id = ANY($1::bigint[])
 UNION SELECT call_id FROM calls WHERE lead_id = ANY($1::bigint[])
 """
 
-# Turn columns holding what the person said or how they sounded; the rest (speaker, node,
-# intent, timings) keeps counting in the script statistics.
-TURN_CONTENT_SCRUB = """text = '', dtmf = NULL, entities = '{}'::jsonb, emotion = '{}'::jsonb,
-    agitation = NULL"""
-
 
 async def erase_subject(
     conn: asyncpg.Connection, subject: Subject, who: str, *, token_id: int | None = None
 ) -> ErasureReport:
-    """Erase the person everywhere, audited as done by `who`; all or nothing."""
+    """Erase the person everywhere, audited as done by `who`; all or nothing. Each table's
+    owning module writes it; the order is the erasure's (the leads last, then the CRM's event
+    and the audit row)."""
     async with conn.transaction():
-        leads = subject.lead_ids
+        leads = list(subject.lead_ids)
         busy = await conn.fetch(
             "SELECT id, status FROM leads WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
-            list(leads),
+            leads,
         )
         on_call = [r["id"] for r in busy if r["status"] == "leased"]
         if on_call:
             raise SubjectError(
                 f"lead {on_call[0]} is being dialled now; erase it when the call has ended"
             )
-        calls = [r["call_id"] for r in await conn.fetch(_CALL_IDS, list(leads))]
+        calls = [r["call_id"] for r in await conn.fetch(_CALL_IDS, leads)]
         report = ErasureReport(
-            turns=await _count(
-                conn,
-                f"UPDATE turns SET {TURN_CONTENT_SCRUB} WHERE call_id = ANY($1::text[])",
-                calls,
-            ),
-            calls=await _count(
-                conn,
-                """UPDATE calls SET summary = NULL, captured = '{}'::jsonb
-                   WHERE call_id = ANY($1::text[])""",
-                calls,
-            ),
-            # A channel name can hold the dialled number (Local/5550100@customers).
-            call_attempts=await _count(
-                conn,
-                "UPDATE call_attempts SET channel = NULL WHERE call_id = ANY($1::text[])",
-                calls,
-            ),
-            compliance_events=await _count(
-                conn,
-                """UPDATE compliance_events SET detail = '{}'::jsonb
-                   WHERE lead_id = ANY($1::bigint[]) OR call_id = ANY($2::text[])""",
-                list(leads),
-                calls,
-            ),
-            outbox_events=await _count(
-                conn,
-                """DELETE FROM outbox
-                   WHERE lead_id = ANY($1::bigint[]) OR call_id = ANY($2::text[])""",
-                list(leads),
-                calls,
-            ),
-            dnc_entries_kept_as_hash=await _count(
-                conn,
-                """UPDATE dnc SET phone_e164 = NULL, reason = NULL
-                   WHERE phone_hash = subject_hash($1)""",
-                subject.phone_e164,
-            ),
-            audit_rows=await _scrub_audit(conn, subject),
-            recordings=await _count(conn, ERASE_RECORDINGS, calls),
-            **await _erase_decisions(conn, leads),
-            leads=await _count(
-                conn,
-                """UPDATE leads SET phone_e164 = NULL, external_id = NULL, fields = '{}'::jsonb,
-                          timezone = 'UTC', consent = false, status = 'blocked',
-                          block_reason = 'erased', erased_at = now(), updated_at = now()
-                   WHERE id = ANY($1::bigint[])""",
-                list(leads),
-            ),
+            turns=await turns.scrub_turns_of_calls(conn, calls),
+            calls=await calls_table.scrub_calls(conn, calls),
+            call_attempts=await calls_table.scrub_attempt_channels(conn, calls),
+            compliance_events=await compliance_events.scrub_events_of(conn, leads, calls),
+            outbox_events=await outbox.delete_events_of(conn, leads, calls),
+            dnc_entries_kept_as_hash=await dnc.keep_only_hash(conn, subject.phone_e164),
+            audit_rows=await tokens.scrub_audit_of_leads(conn, leads, subject.phone_e164),
+            recordings=await calls_table.erase_recordings(conn, calls),
+            **await engagement.erase_of_leads(conn, leads),
+            churn_rows=await churn.erase_of_leads(conn, leads),
+            leads=await leads_table.anonymise_erased(conn, leads),
         )
-        await _tell_the_crm(conn, leads)
-        await record_access(
+        await outbox.enqueue_erased(conn, leads)
+        await tokens.record_access(
             conn,
             who,
             "personal_data.erase",
@@ -168,64 +127,14 @@ async def erase_subject(
     return report
 
 
-# What the follow-up planner and the churn model hold about a person, deleted by lead id.
+# What the follow-up planner and the churn model hold about a person, by lead id (the
+# erasure deletes them through store/engagement.py and store/churn.py).
 _DECISION_TABLES = {
     "engagement_events": ("engagement_events",),
     "channel_consents": ("channel_consents",),
     "follow_ups": ("follow_ups",),
     "churn_rows": ("churn_labels", "churn_scores"),
 }
-
-
-async def _erase_decisions(conn: asyncpg.Connection, lead_ids: tuple[int, ...]) -> dict[str, int]:
-    counts = {}
-    for key, tables in _DECISION_TABLES.items():
-        counts[key] = 0
-        for table in tables:
-            counts[key] += await _count(
-                conn, f"DELETE FROM {table} WHERE lead_id = ANY($1::bigint[])", list(lead_ids)
-            )
-    return counts
-
-
-async def _count(conn: asyncpg.Connection, sql: str, *args: Any) -> int:
-    status = await conn.execute(sql, *args)
-    return int(status.rsplit(" ", 1)[-1])
-
-
-async def _scrub_audit(conn: asyncpg.Connection, subject: Subject) -> int:
-    """Audit rows about the person's leads keep who did what and when, but name the lead by
-    its id (the CRM's id of the lead goes) and the person by the hash alone."""
-    return await _count(
-        conn,
-        """UPDATE api_audit a
-           SET target = 'campaign/' || mine.campaign || '/lead/erased-' || mine.id,
-               subject = subject_hash($2)
-           FROM (SELECT l.id, c.name AS campaign,
-                        'campaign/' || c.name || '/lead/' || l.external_id AS target
-                 FROM leads l JOIN campaigns c ON c.id = l.campaign_id
-                 WHERE l.id = ANY($1::bigint[]) AND l.external_id IS NOT NULL) AS mine
-           WHERE a.target = mine.target""",
-        list(subject.lead_ids),
-        subject.phone_e164,
-    )
-
-
-async def _tell_the_crm(conn: asyncpg.Connection, lead_ids: tuple[int, ...]) -> None:
-    """A `lead.erased` event per lead (GDPR art. 19: recipients hear of the erasure). It names
-    the lead by outdial's id, which the CRM got when it wrote the lead: nothing of the person."""
-    await conn.execute(
-        """INSERT INTO outbox (idempotency_key, lead_id, event_type, payload)
-           SELECT $2 || ':' || l.id, l.id, $2,
-                  jsonb_build_object('event', $2, 'idempotency_key', $2 || ':' || l.id,
-                                     'lead_id', l.id, 'campaign', c.name,
-                                     'occurred_at', now())
-           FROM leads l JOIN campaigns c ON c.id = l.campaign_id
-           WHERE l.id = ANY($1::bigint[])
-           ON CONFLICT (idempotency_key) DO NOTHING""",
-        list(lead_ids),
-        ERASED_EVENT,
-    )
 
 
 async def export_subject(conn: asyncpg.Connection, subject: Subject) -> dict[str, Any]:

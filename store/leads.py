@@ -31,6 +31,7 @@ from typing import IO, Any
 import asyncpg
 
 from store.copyinsert import CopyTarget, copy_text_insert_ignore
+from store.db import execute_count
 from store.leadrows import (
     COPY_COLUMNS,
     PHONE_COLUMNS,
@@ -99,17 +100,6 @@ async def find_campaign(conn: asyncpg.Connection, name: str) -> int:
     if campaign_id is None:
         raise CampaignNotFoundError(f"no campaign named {name!r}")
     return campaign_id
-
-
-async def ensure_campaign(conn: asyncpg.Connection, name: str, script_name: str) -> int:
-    """The campaign's id, creating it (active, with `script_name`) when it does not exist."""
-    campaign_id = await conn.fetchval(
-        """INSERT INTO campaigns (name, script_name) VALUES ($1, $2)
-           ON CONFLICT (name) DO NOTHING RETURNING id""",
-        name,
-        script_name,
-    )
-    return campaign_id if campaign_id is not None else await find_campaign(conn, name)
 
 
 # -- reading the file -------------------------------------------------------------------------
@@ -966,4 +956,54 @@ async def set_lead_priorities(
            WHERE leads.id = s.id""",
         list(lead_ids),
         list(priorities),
+    )
+
+
+# --- churn priorities, call consent, rehearsal leads, erasure (leads has one writer module)
+
+
+async def set_priorities(
+    conn: asyncpg.Connection | asyncpg.Pool, priorities: Sequence[tuple[int, int]]
+) -> None:
+    """Lease priorities (RFM plus churn risk) of waiting leads."""
+    await conn.execute(
+        """UPDATE leads SET priority = s.priority, updated_at = now()
+           FROM unnest($1::bigint[], $2::int[]) AS s(id, priority)
+           WHERE leads.id = s.id AND leads.status = 'pending'""",
+        [p[0] for p in priorities],
+        [p[1] for p in priorities],
+    )
+
+
+async def set_call_consent(conn: asyncpg.Connection, lead_id: int, granted: bool) -> None:
+    """The lead's consent to calls (store/engagement.py keeps the other channels')."""
+    await conn.execute(
+        "UPDATE leads SET consent = $2, updated_at = now() WHERE id = $1", lead_id, granted
+    )
+
+
+async def insert_rehearsal_lead(
+    conn: asyncpg.Connection, campaign_id: int, phone: str, fields: dict[str, Any]
+) -> int:
+    """A rehearsal's lead; its id."""
+    lead_id: int = await conn.fetchval(
+        """INSERT INTO leads (campaign_id, phone_e164, timezone, fields)
+           VALUES ($1, $2, 'UTC', $3) RETURNING id""",
+        campaign_id,
+        phone,
+        fields,
+    )
+    return lead_id
+
+
+async def anonymise_erased(conn: asyncpg.Connection, lead_ids: list[int]) -> int:
+    """Erasure: the leads keep their ids and statistics, nothing of the person, and are
+    blocked for good."""
+    return await execute_count(
+        conn,
+        """UPDATE leads SET phone_e164 = NULL, external_id = NULL, fields = '{}'::jsonb,
+                          timezone = 'UTC', consent = false, status = 'blocked',
+                          block_reason = 'erased', erased_at = now(), updated_at = now()
+                   WHERE id = ANY($1::bigint[])""",
+        lead_ids,
     )

@@ -14,6 +14,8 @@ from typing import Any
 
 import asyncpg
 
+from store.db import execute_count
+
 OUTCOME_EVENT = "call.outcome"
 PAUSED_EVENT = "lead.paused"
 
@@ -170,3 +172,36 @@ async def mark_failed(
 
 async def pending_count(conn: asyncpg.Connection | asyncpg.Pool) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE delivered_at IS NULL"))
+
+
+ERASED_EVENT = "lead.erased"
+
+
+async def delete_events_of(
+    conn: asyncpg.Connection, lead_ids: list[int], call_ids: list[str]
+) -> int:
+    """Erasure: the person's events, sent or not, go."""
+    return await execute_count(
+        conn,
+        """DELETE FROM outbox
+                   WHERE lead_id = ANY($1::bigint[]) OR call_id = ANY($2::text[])""",
+        lead_ids,
+        call_ids,
+    )
+
+
+async def enqueue_erased(conn: asyncpg.Connection, lead_ids: list[int]) -> None:
+    """A `lead.erased` event per lead (GDPR art. 19: recipients hear of the erasure). It names
+    the lead by outdial's id, which the CRM got when it wrote the lead: nothing of the person."""
+    await conn.execute(
+        """INSERT INTO outbox (idempotency_key, lead_id, event_type, payload)
+           SELECT $2 || ':' || l.id, l.id, $2,
+                  jsonb_build_object('event', $2, 'idempotency_key', $2 || ':' || l.id,
+                                     'lead_id', l.id, 'campaign', c.name,
+                                     'occurred_at', now())
+           FROM leads l JOIN campaigns c ON c.id = l.campaign_id
+           WHERE l.id = ANY($1::bigint[])
+           ON CONFLICT (idempotency_key) DO NOTHING""",
+        lead_ids,
+        ERASED_EVENT,
+    )

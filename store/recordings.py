@@ -20,16 +20,6 @@ def queue_recordings(reason: str) -> str:
         ON CONFLICT (path) DO NOTHING"""
 
 
-# The erasure's step: the person's calls lose their recording paths, queued for deletion.
-ERASE_RECORDINGS = f"""
-WITH gone AS (
-    SELECT call_id, recording_path FROM calls
-    WHERE call_id = ANY($1::text[]) AND recording_path IS NOT NULL FOR UPDATE),
-queued AS ({queue_recordings("erasure")})
-UPDATE calls c SET recording_path = NULL FROM gone WHERE c.call_id = gone.call_id
-"""
-
-
 @dataclass(frozen=True)
 class QueuedDeletion:
     path: str

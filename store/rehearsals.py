@@ -8,6 +8,9 @@ from typing import Any
 
 import asyncpg
 
+from store.calls import insert_rehearsal_attempt
+from store.leads import insert_rehearsal_lead
+
 
 @dataclass(frozen=True, slots=True)
 class HeardTurn:
@@ -35,20 +38,8 @@ async def add_rehearsal_call(
     conn: asyncpg.Connection, campaign_id: int, call_id: str, phone: str, fields: dict[str, Any]
 ) -> None:
     """A lead of the campaign with an attempt `call_id`, ready for the call to identify."""
-    lead = await conn.fetchval(
-        """INSERT INTO leads (campaign_id, phone_e164, timezone, fields)
-           VALUES ($1, $2, 'UTC', $3) RETURNING id""",
-        campaign_id,
-        phone,
-        fields,
-    )
-    await conn.execute(
-        """INSERT INTO call_attempts (call_id, lead_id, campaign_id, trunk, owner)
-           VALUES ($1, $2, $3, 'rehearsal', 'script-test')""",
-        call_id,
-        lead,
-        campaign_id,
-    )
+    lead = await insert_rehearsal_lead(conn, campaign_id, phone, fields)
+    await insert_rehearsal_attempt(conn, call_id, lead, campaign_id)
 
 
 async def rehearsed_call(pool: asyncpg.Pool, call_id: str) -> RehearsedCall | None:

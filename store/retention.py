@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from store.erasure import TURN_CONTENT_SCRUB
 from store.recordings import queue_recordings
 from store.settings import RetentionSettings
+from store.turns import DELETE_TURNS_OF_GONE_CALLS, TURN_CONTENT_SCRUB
 
 _AGE = "now() - make_interval(days => $1)"
 
@@ -80,7 +80,7 @@ RULES: tuple[Rule, ...] = (
         f"started_at < {_AGE}",
         "DELETE",
         cascade=(
-            "DELETE FROM turns t USING gone WHERE t.call_id = gone.call_id",
+            DELETE_TURNS_OF_GONE_CALLS,
             queue_recordings("call_deleted"),
         ),
     ),

@@ -12,7 +12,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from store.calls import insert_past_calls
 from store.migrate import migrate
+from store.turns import insert_past_turns
 
 
 @dataclass(frozen=True)
@@ -45,12 +47,8 @@ class PastCall:
 
 async def record_past_calls(conn: asyncpg.Connection, calls: Sequence[PastCall]) -> None:
     """The `calls` rows and their turns, as the session writes them when a call ends."""
-    await conn.executemany(
-        """INSERT INTO calls (call_id, campaign_id, lead_id, script_name, script_version,
-                              variant, amd_status, started_at, ended_at, disposition, outcome,
-                              success, grade, grade_reason, transfer_reason, hangup_side)
-           VALUES ($1, $2, $3, $4, $5, 'base', 'HUMAN', $6, $7, $8, $9, $10, $11, $12, $13,
-                   'bot')""",
+    await insert_past_calls(
+        conn,
         [
             (c.call_id, c.campaign_id, c.lead_id, c.script_name, c.script_version, c.started_at,
              c.ended_at, c.disposition, c.outcome, c.success, c.grade, c.grade_reason,
@@ -58,10 +56,8 @@ async def record_past_calls(conn: asyncpg.Connection, calls: Sequence[PastCall])
             for c in calls
         ],
     )  # fmt: skip
-    await conn.executemany(
-        """INSERT INTO turns (call_id, seq, speaker, node, intent, agitation, timings, entities,
-                              created_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+    await insert_past_turns(
+        conn,
         [
             (c.call_id, seq, t.speaker, t.node, t.intent, t.agitation, t.timings, t.entities,
              c.started_at)

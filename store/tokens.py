@@ -11,6 +11,8 @@ from typing import Any
 
 import asyncpg
 
+from store.db import execute_count
+
 
 @dataclass(frozen=True)
 class TokenRow:
@@ -118,4 +120,24 @@ async def audit_many(
         token_name,
         list(actions),
         list(targets),
+    )
+
+
+async def scrub_audit_of_leads(
+    conn: asyncpg.Connection, lead_ids: list[int], phone_e164: str
+) -> int:
+    """Erasure: audit rows about the leads keep who did what and when, but name the lead by
+    its id (the CRM's id of the lead goes) and the person by the hash alone."""
+    return await execute_count(
+        conn,
+        """UPDATE api_audit a
+           SET target = 'campaign/' || mine.campaign || '/lead/erased-' || mine.id,
+               subject = subject_hash($2)
+           FROM (SELECT l.id, c.name AS campaign,
+                        'campaign/' || c.name || '/lead/' || l.external_id AS target
+                 FROM leads l JOIN campaigns c ON c.id = l.campaign_id
+                 WHERE l.id = ANY($1::bigint[]) AND l.external_id IS NOT NULL) AS mine
+           WHERE a.target = mine.target""",
+        lead_ids,
+        phone_e164,
     )

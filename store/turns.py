@@ -19,6 +19,7 @@ from cryptography.fernet import MultiFernet
 
 from store.batchwriter import BatchWriter, RowKind
 from store.copyinsert import CopyTarget
+from store.db import execute_count
 from store.metrics import SPOOL_DEPTH_ROWS, TURNS_WRITTEN
 from store.spool import Row
 
@@ -179,3 +180,33 @@ class TurnWriter(BatchWriter):
     def write(self, record: TurnRecord) -> None:
         """Queue a turn; raises ValueError at once for a turn the table would refuse."""
         self.put(record.to_row())
+
+
+# Turn columns holding what the person said or how they sounded; the rest (speaker, node,
+# intent, timings) keeps counting in the script statistics.
+TURN_CONTENT_SCRUB = """text = '', dtmf = NULL, entities = '{}'::jsonb, emotion = '{}'::jsonb,
+    agitation = NULL"""
+
+# Retention's cascade when calls are deleted (turns have no foreign key: the spool writes them
+# first), run in the same statement as the calls' DELETE that yields `gone`.
+DELETE_TURNS_OF_GONE_CALLS = "DELETE FROM turns t USING gone WHERE t.call_id = gone.call_id"
+
+
+async def scrub_turns_of_calls(conn: asyncpg.Connection, call_ids: list[str]) -> int:
+    """Erasure: the calls' turns keep their statistics, not what the person said."""
+    return await execute_count(
+        conn,
+        f"UPDATE turns SET {TURN_CONTENT_SCRUB} WHERE call_id = ANY($1::text[])",
+        call_ids,
+    )
+
+
+async def insert_past_turns(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """The history simulator's turns: (call_id, seq, speaker, node, intent, agitation, timings,
+    entities, created_at) each."""
+    await conn.executemany(
+        """INSERT INTO turns (call_id, seq, speaker, node, intent, agitation, timings, entities,
+                              created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+        rows,
+    )

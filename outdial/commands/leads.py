@@ -19,14 +19,13 @@ from outdial.commands.campaign import servable_script
 from outdial.config import Config
 from outdial.context import FLAG, cli_state, run_async
 from outdial.errors import UserError
-from store.campaigns import script_of_campaign_named
+from store.campaigns import ensure_campaign, script_of_campaign_named
 from store.db import Database
 from store.leads import (
     CampaignNotFoundError,
     ImportSummary,
     LeadImportError,
     ProgressCallback,
-    ensure_campaign,
     import_leads,
 )
 from store.scripts import campaign_required_fields

@@ -15,12 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers import timezone as pn_timezone
 
+from store.campaigns import ensure_campaign
 from store.leadrows import normalise_number
 from store.leads import (
     CampaignNotFoundError,
     ImportSummary,
     LeadImportError,
-    ensure_campaign,
     import_leads,
     rejects_path,
 )

@@ -14,7 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from outdial.cli import app
-from store.leads import ensure_campaign, import_leads
+from store.campaigns import ensure_campaign
+from store.leads import import_leads
 from store.scripts import campaign_required_fields, record_script_version
 
 REPO = Path(__file__).resolve().parents[2]
