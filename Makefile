@@ -4,6 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
+# pytest-xdist workers: most tests wait on sockets, timers and PostgreSQL, so even a 2-core box
+# gains from more workers than cores (docs/DEVELOPING.md has the figures). `TEST_WORKERS=0`
+# runs in one process; slow tests are sent out first (tests/conftest.py) so none is the tail.
+TEST_WORKERS ?= 3
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 .PHONY: demo test test-fast test-slow lint format bench clean
 
@@ -18,13 +23,13 @@ demo: $(STAMP)
 	$(VENV)/bin/outdial demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	$(PYTEST) -m slow
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
