@@ -4,10 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
-# pytest-xdist workers: most tests wait on sockets, timers and PostgreSQL, so even a 2-core box
-# gains from more workers than cores (docs/DEVELOPING.md has the figures). `TEST_WORKERS=0`
+# pytest-xdist workers, one per core of the 2-core box (docs/DEVELOPING.md has the measurements:
+# a third worker was slower under load and crowds the real-time call tests). `TEST_WORKERS=0`
 # runs in one process; slow tests are sent out first (tests/conftest.py) so none is the tail.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 .PHONY: demo test test-fast test-slow lint format bench clean
