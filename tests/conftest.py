@@ -1,7 +1,9 @@
-"""Shared fixtures: one real PostgreSQL per test session, a fresh migrated database per test.
+"""Shared fixtures: one real PostgreSQL per test process, a fresh migrated database per test.
 
 With `OUTDIAL_DATABASE_URL` set the tests use that server (they create and drop their own
-databases on it); otherwise an embedded PostgreSQL runs in a temporary directory.
+databases on it); otherwise an embedded PostgreSQL runs in a temporary directory. Under
+pytest-xdist each worker is its own process: it starts its own embedded server, or on the
+shared server uses a template and test databases named after the worker and its pid.
 """
 
 from __future__ import annotations
@@ -24,8 +26,16 @@ from store.embedded import EmbeddedPostgres, start_embedded, start_embedded_asyn
 from store.migrate import migrate
 from store.settings import DatabaseSettings
 
-TEMPLATE_DB = "outdial_test_template"
+# Per worker ("gw0", ...; "main" without xdist): workers never copy or drop each other's.
+TEMPLATE_DB = f"outdial_test_template_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 _db_numbers = itertools.count(1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under xdist, slow tests go out first: spread over the workers from the start, none of
+    them is left to run alone at the end while the other workers sit idle."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def with_database(url: str, name: str) -> str:
@@ -56,7 +66,7 @@ def pg_admin_url(pg_server: EmbeddedPostgres | str) -> str:
 
 
 @pytest.fixture(scope="session")
-async def pg_template(pg_admin_url: str) -> str:
+async def pg_template(pg_admin_url: str) -> AsyncIterator[str]:
     """A migrated template database; each test's database is a cheap copy of it."""
     admin = await asyncpg.connect(pg_admin_url)
     try:
@@ -69,7 +79,12 @@ async def pg_template(pg_admin_url: str) -> str:
         await migrate(conn)
     finally:
         await conn.close()
-    return TEMPLATE_DB
+    yield TEMPLATE_DB
+    admin = await asyncpg.connect(pg_admin_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
+    finally:
+        await admin.close()
 
 
 @pytest.fixture

@@ -92,6 +92,9 @@ async def test_uuid_is_one_time(server: AudioSocketServer) -> None:
         (b"\x01\x00", "truncated"),
         (b"", "no_uuid"),
     ],
+    # Named, not derived from the values: a random UUID in a test id differs between xdist
+    # workers, which then refuse to run the collection.
+    ids=["random_uuid", "audio_first", "short_uuid", "unknown_kind", "truncated", "empty"],
 )
 async def test_bad_first_frames_are_refused(
     server: AudioSocketServer, first_bytes: bytes, reason: str

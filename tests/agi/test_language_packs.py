@@ -37,7 +37,9 @@ from tests.agi.conftest import (
 from voice.asr import AsrEngine, default_model_path
 from voice.tts import TtsEngine, default_voice_paths
 
-pytestmark = pytest.mark.slow
+# Installs and verifies two packs (hashing the model files of each), then loads four models:
+# on a loaded box with other test workers that outlasts the suite's 300 s per test.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 ZH_SCRIPT = "payment_reminder_zh"
 EN_SCRIPT = "order_confirmation_en"

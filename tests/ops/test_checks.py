@@ -269,6 +269,8 @@ async def test_cli_all_green_then_each_broken_part_named(
     taken_port: socket.socket,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The config file's URL is the one under test (the environment's would override it).
+    monkeypatch.delenv("OUTDIAL_DATABASE_URL", raising=False)
     config = tmp_path / "outdial.yaml"
     base = (
         f"state_dir: {tmp_path}\n"
