@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from compliance.words import WordFilter, default_word_filter
 from dialog.actions import (
+    BARGE_IN_FLOOR_MS,
     Action,
     ComplianceHit,
     End,
@@ -126,7 +127,7 @@ class DialogEngine:
         self._state.started = True
         ident = self.script.identification
         opening = self.script.opening_template()
-        actions = self._say(opening, "identification", ident.interruptible, 300, None)
+        actions = self._say(opening, "identification", ident.interruptible, BARGE_IN_FLOOR_MS, None)
         variant = self.script.variants.get(self.variant or "")
         start = variant.start if variant and variant.start else self.script.start
         return actions + self._enter(start)
@@ -392,7 +393,9 @@ class DialogEngine:
 
     def _run_handler(self, handler: Handler | None, kind: str) -> list[Action]:
         name = self._state.node or kind
-        said = self._say(handler.say, name, True, 300, None) if handler and handler.say else []
+        said: list[Action] = []
+        if handler and handler.say:
+            said = self._say(handler.say, name, True, BARGE_IN_FLOOR_MS, None)
         if handler is not None and handler.goto is not None:
             return said + self._enter(handler.goto)
         if kind == "opt_out":  # a refusal always ends the call, handler or not

@@ -42,6 +42,21 @@ class EndOfTurnSettings(BaseModel):
         return self
 
 
+class BargeInSettings(BaseModel):
+    """Barge-in: the caller talking over an interruptible prompt stops it (voice/bargein.py).
+
+    How long they must talk is the prompt's own floor (the script's `barge_in_min_ms`).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A heard frame within this many dB of the loudest frame the bot played in the echo
+    # window is taken for the bot's own echo (lines return it 20 dB or more down).
+    echo_margin_db: float = Field(default=12.0, ge=0.0, le=60.0)
+    # How far back a played frame can still be echoing (the echo path's delay).
+    echo_window_ms: int = Field(default=200, ge=FRAME_MS, le=2_000)
+
+
 class VadSettings(BaseModel):
     """Voice activity detection and endpointing over 20 ms frames."""
 
@@ -59,6 +74,7 @@ class VadSettings(BaseModel):
     # off). Unset, `end_of_turn` decides; setting both is an error.
     endpoint_silence_ms: int | None = Field(default=None, ge=FRAME_MS)
     end_of_turn: EndOfTurnSettings = EndOfTurnSettings()
+    barge_in: BargeInSettings = BargeInSettings()
     # An utterance is cut here even if the caller never pauses.
     max_speech_ms: int = Field(default=15_000, ge=1_000)
     # Audio decoded around speech: before the first voiced frame and into trailing silence.
