@@ -51,6 +51,8 @@ from emotion.features import ProsodyFeatures, WordTiming, extract_features
 from store.turns import TurnRecord
 from voice.ahead import AheadSynthesis
 from voice.asr import AsrFinal, AsrPartial, AsrSession, AsrStarted
+from voice.bargein import BargeIn
+from voice.silero import SileroFrames
 from voice.tts import split_first_clause
 
 log = logging.getLogger(__name__)
@@ -181,6 +183,7 @@ class CallSession:
         except ValueError as exc:  # the lead lacks a variable the script requires
             self._unusable = exc
         self._asr: AsrSession | None = None  # opened in run(), off the event loop
+        self._barge: BargeIn | None = None  # made in run(): the first loads Silero's model
         self.tracker = AgitationTracker(services.settings.emotion)
         self.outcome = CallOutcome()
         self._seq = 0
@@ -234,6 +237,8 @@ class CallSession:
                 raise self._unusable
             # A new recognizer takes ~80 ms to build when the pool is empty: not on the loop.
             self._asr = await asyncio.to_thread(self.runtime.pack.asr.session)
+            vad = await asyncio.to_thread(SileroFrames)
+            self._barge = BargeIn(self.runtime.pack.asr.settings.vad.barge_in, vad)
         with self._in_stage("greeting"):
             await self._perform(self.engine.start())
         while not self.media.closed.is_set() or not self.media.events.empty():
@@ -330,8 +335,6 @@ class CallSession:
             with self._in_stage("speaking"):
                 faults.hit(faults.PROMPT, node=playing.say.node, campaign=self.context.campaign)
         self._asr_now = max(self._asr_now, now)
-        if self.asr.in_speech:
-            self._maybe_barge_in(self._asr_now)
         while self._deferred and not self._deferring():
             await self._understand(self._deferred.popleft(), ready_at=now)
         final = await self.asr.tick(self._asr_now)
@@ -354,27 +357,21 @@ class CallSession:
     async def _on_audio(self, pcm: bytes, at: float) -> None:
         if self.half_duplex and self._current is not None:
             return  # EAGI: the caller's audio during a prompt is the prompt's echo path
+        # Judged on this very frame, before the recogniser: the bot stops within one VAD window.
+        if self._barge is not None and self._barge.on_frame(pcm, self.media.last_played):
+            self._barge_in()
         # Frames wait in the queue while the clock ticks on: never hand the ASR an older time.
         self._asr_now = max(self._asr_now, at)
         event = await self.asr.feed(pcm, self._asr_now)
         match event:
             case AsrStarted() | AsrPartial():
                 self._timers.listen_since = None
-                self._maybe_barge_in(at)
             case AsrFinal():
                 await self._on_final(event)
 
     def _deferring(self) -> bool:
         """A prompt that may not be interrupted (a legal notice) is playing."""
         return self._current is not None and not self._current.say.interruptible
-
-    def _maybe_barge_in(self, now: float) -> None:
-        speech = self._current
-        if speech is None or not speech.say.interruptible:
-            return
-        if self.asr.speech_duration(now) * 1000 < speech.say.barge_in_min_ms:
-            return
-        self._barge_in()
 
     def _barge_in(self) -> None:
         """The caller talks over the bot: stop sending now and drop what was queued."""
@@ -384,6 +381,8 @@ class CallSession:
         self._barged_in = True
         self.media.stop_playback()
         self._drop_queued_speech()
+        if self._timers.listen is not None:  # a cough may never become an utterance
+            self._timers.listen_since = time.monotonic()
         log.debug("call %s: barge-in at node %s", self.context.call_id, speech.say.node)
 
     async def _on_final(self, final: AsrFinal) -> None:
@@ -714,8 +713,11 @@ class CallSession:
             if self._timers.listen is not None and not self._speech:
                 self._timers.listen_since = now
         if self._speech:
-            self._current = self._speech.popleft()
-            self.media.start_playback(self._current.playback)
+            self._current = speech = self._speech.popleft()
+            self.media.start_playback(speech.playback)
+            if self._barge is not None:
+                floor = speech.say.barge_in_min_ms if speech.say.interruptible else None
+                self._barge.prompt(floor)
 
     def _note_first_frame(self, speech: _Speech) -> None:
         """The prompt is on the wire: log its turn (a prompt dropped unheard is not a turn)."""

@@ -1,8 +1,9 @@
 """Barge-in within one VAD window: the caller's speech over a prompt, not the prompt's echo.
 
 `BargeIn` is fed each heard 20 ms frame together with the frame the bot played at that moment.
-A heard frame is the caller's speech when the frame VAD calls it speech and it is louder than
-the echo the bot's recent frames could explain: lines return the bot's voice 20 dB or more
+A heard frame is the caller's speech when the frame VAD calls it speech, it is above the line's
+noise floor (`speech_floor_dbfs`) and it is louder than the echo the bot's recent frames could
+explain: lines return the bot's voice 20 dB or more
 down, so a frame within `echo_margin_db` of the loudest frame played in the last
 `echo_window_ms` is taken for echo. The prompt's floor (`barge_in_min_ms`) of such frames in a
 row fires it. Pure: no clock, no sockets; tests assert the frame index it fires on.
@@ -35,6 +36,7 @@ class BargeIn:
     def __init__(self, settings: BargeInSettings, vad: SpeechFrames) -> None:
         self._vad = vad
         self._margin_db = settings.echo_margin_db
+        self._floor_dbfs = settings.speech_floor_dbfs
         self._played_dbfs: deque[float] = deque(maxlen=max(1, settings.echo_window_ms // FRAME_MS))
         self._floor_frames: int | None = None
         self._run = 0
@@ -56,6 +58,8 @@ class BargeIn:
         return self._fired
 
     def is_caller_speech(self, heard: bytes) -> bool:
-        """Speech louder than the echo of what was just played (uses the played history)."""
+        """Speech louder than the line's noise and than the echo of what was just played."""
         echo_ceiling = max(self._played_dbfs, default=-math.inf) - self._margin_db
-        return rms_dbfs(heard) > echo_ceiling and self._vad.is_speech(heard)
+        # The model sees only frames that could be the caller's: fed the echo as well, it
+        # primes on it and then takes noise in the prompt's pauses for speech (measured).
+        return rms_dbfs(heard) > max(echo_ceiling, self._floor_dbfs) and self._vad.is_speech(heard)

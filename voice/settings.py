@@ -55,6 +55,9 @@ class BargeInSettings(BaseModel):
     echo_margin_db: float = Field(default=12.0, ge=0.0, le=60.0)
     # How far back a played frame can still be echoing (the echo path's delay).
     echo_window_ms: int = Field(default=200, ge=FRAME_MS, le=2_000)
+    # A heard frame quieter than this (RMS dBFS) is never speech: line noise, or the tail
+    # Silero still calls speech for ~100 ms after the caller stops.
+    speech_floor_dbfs: float = Field(default=-45.0, le=0.0)
 
 
 class VadSettings(BaseModel):
