@@ -59,7 +59,7 @@ ONSETS = (40, 90, 140, 200, 260)
 # Today's rule: 120 ms to start an utterance, then the prompt's 300 ms barge_in_min_ms.
 OLD_MIN_MS = 300
 # The new per-prompt floor (the script's barge_in_min_ms default).
-NEW_FLOOR_MS = 60
+NEW_FLOOR_MS = 40
 # Beyond this many frames after onset a detection counts as a miss.
 MISS_AFTER_FRAMES = 50
 SMART_TURN_RATE = 16_000
@@ -232,6 +232,38 @@ def _end_frame(vad: SpeechFrames, heard: list[bytes]) -> int | None:
     return None
 
 
+def evaluate_grammar_end_of_turn() -> dict[str, object]:
+    """Real Vosk in grammar mode on the Korean answer fixtures: trailing silence from the last
+    voiced frame to the end of turn, the deprecated fixed 500 ms rule against the adaptive one
+    (whose short wait needs a partial result naming a whole grammar phrase)."""
+    import asyncio
+
+    from tests.voice.helpers import DEMO_GRAMMAR, feed_pcm, finals, fixture_pcm
+    from voice.asr import AsrEngine
+    from voice.settings import AsrSettings
+
+    answers = ["ko_yes_1", "ko_yes_2", "ko_no_1", "ko_no_2", "ko_ok_1", "ko_agent_1", "ko_hello_1"]
+
+    async def trailing_ms(vad: VadSettings) -> list[float]:
+        engine = await AsrEngine.load(AsrSettings(executor_threads=1, vad=vad))
+        waits = []
+        try:
+            for name in answers:
+                session = engine.session(DEMO_GRAMMAR)
+                try:
+                    [final] = finals(await feed_pcm(session, fixture_pcm(name)))
+                finally:
+                    await session.close()
+                waits.append(round((final.endpoint_at - final.speech_end) * 1000))
+        finally:
+            engine.shutdown()
+        return waits
+
+    fixed = asyncio.run(trailing_ms(VadSettings(endpoint_silence_ms=500)))
+    adaptive = asyncio.run(trailing_ms(VadSettings()))
+    return {"answers": answers, "fixed_500_ms": fixed, "adaptive_ms": adaptive}
+
+
 # --- Smart Turn ------------------------------------------------------------------------------
 
 
@@ -342,6 +374,7 @@ def main() -> None:
     report["vad_costs"] = costs
     report["barge_in"] = evaluate_barge_in(args.seeds, silero, args.floor_ms)
     report["end_of_turn"] = evaluate_end_of_turn(args.seeds, silero)
+    report["grammar_end_of_turn"] = evaluate_grammar_end_of_turn()
 
     path = args.smart_turn_onnx or default_smart_turn_path()
     if path is not None and path.is_file():
@@ -371,6 +404,10 @@ def _print(report: dict[str, object]) -> None:
             f"  {name:28s} wait p50 {row['wait_ms_p50']} ms  cut-ins {row['cut_ins']}  "
             f"held open {row['held_open']}  of {row['turns']}"
         )
+    grammar = dict(report["grammar_end_of_turn"])  # type: ignore[call-overload]
+    print("end of turn in grammar mode (real Vosk; last voiced frame -> end, ms):")
+    print(f"  fixed 500 ms: {grammar['fixed_500_ms']}")
+    print(f"  adaptive:     {grammar['adaptive_ms']}")
     smart = report.get("smart_turn")
     if isinstance(smart, dict):
         print("Smart Turn v3.2:")

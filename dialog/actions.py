@@ -8,9 +8,9 @@ from typing import Literal
 
 # How long the caller must talk over an interruptible prompt to stop it, by default (a prompt's
 # `barge_in_min_ms`). Echo and line noise are told apart from speech by voice/bargein.py, so
-# the floor only has to outlast a click: 60 ms stops the bot ~80-100 ms after speech onset
+# the floor only has to outlast a click: 40 ms stops the bot 60-100 ms after speech onset
 # (bench/turn_models.py).
-BARGE_IN_FLOOR_MS = 60
+BARGE_IN_FLOOR_MS = 40
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from voice.settings import BargeInSettings, VadSettings
 from voice.silero import SileroFrames
 from voice.vad import FrameVad
 
-FLOOR_MS = 60
+FLOOR_MS = 40  # the scripts' default barge_in_min_ms (dialog.actions.BARGE_IN_FLOOR_MS)
 # Within ~100 ms of onset: the decision is made on frame onset + 4 at the latest.
 MAX_FRAMES_AFTER_ONSET = 4
 
