@@ -45,6 +45,11 @@ def _shared_session() -> onnxruntime.InferenceSession:
         return _session
 
 
+def load() -> None:
+    """Load the process-wide model now, off the event loop, so that no call waits for it."""
+    _shared_session()
+
+
 class SileroFrames:
     """Speech / non-speech per 20 ms frame for one call's audio stream."""
 
