@@ -359,14 +359,7 @@ class AsrSession:
         async with self._lock:
             recognizer = self._live_recognizer()
             event = self._endpointer.on_time(now)
-            utterance = self._utterance
-            if utterance is None:
-                return None
-            if event is None:
-                if utterance.grammar is not None and utterance.buffered:
-                    # The far end sends nothing in silence: the last words are judged now,
-                    # not when a chunk's worth of frames that may never come has arrived.
-                    await self._maybe_partial(now, recognizer, whole_chunk=False)
+            if event is None or self._utterance is None:
                 return None
             return await self._finish(event, now, recognizer)
 
@@ -416,12 +409,10 @@ class AsrSession:
         to let a grammar phrase show."""
         return self._pad_s if utterance.grammar is None else self._lookahead_s
 
-    async def _maybe_partial(
-        self, now: float, recognizer: _Recognizer, *, whole_chunk: bool = True
-    ) -> AsrPartial | None:
+    async def _maybe_partial(self, now: float, recognizer: _Recognizer) -> AsrPartial | None:
         utterance = self._utterance
         assert utterance is not None
-        if whole_chunk and len(utterance.buffered) < self._chunk_frames:
+        if len(utterance.buffered) < self._chunk_frames:
             return None
         text = await self._engine._run(self._decode_partial, recognizer, utterance)
         if utterance.grammar is not None:
