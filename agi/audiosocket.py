@@ -238,6 +238,8 @@ class MediaConnection:
         self.playback: Playback | None = None
         self.closed = asyncio.Event()
         self.frames_out = 0
+        # The frame sent on the latest tick (None: nothing was): barge-in's echo reference.
+        self.last_played: bytes | None = None
         self.frames_in = 0  # 20 ms frames handed to the session
         self.messages_in = 0  # audio messages as the peer framed them
         self.call_id: str | None = None  # the dialer's call id, for the logs
@@ -368,9 +370,11 @@ class MediaConnection:
         if self.closed.is_set() or self._writer.is_closing():
             return False
         playback = self.playback
+        self.last_played = None
         if playback is None:
             return True
         frame = playback.next_frame()
+        self.last_played = frame
         if frame is not None:
             self._send(playback, frame, now)
         elif playback.drained:

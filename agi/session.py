@@ -25,7 +25,7 @@ from agi.call.outcome import CallContext, CallOutcome, CallRecorder
 from agi.call.recording import Recording
 from agi.call.speaking import Speaking
 from agi.call.synthesis import PromptSynthesis
-from agi.call.turntaking import TurnTaking
+from agi.call.turntaking import TurnTaking, echo_aware_barge_in
 from agi.call.understanding import Understanding
 from agi.runtime import CallServices, ScriptRuntime
 from dialog import BASE_VARIANT, End, Listen, Say, Transfer
@@ -76,7 +76,10 @@ class CallSession:
         self._understanding = Understanding(services, runtime, context.call_id)
         synthesis = PromptSynthesis(runtime.pack.tts, runtime.default_opening, context.campaign)
         where = (context.call_id, context.campaign)
-        barge_in = self._turn_taking.barge_in
+        barge_in = self._turn_taking.barge_in or echo_aware_barge_in(
+            runtime.pack.asr.settings.vad.barge_in
+        )
+        self._barge_in = barge_in
         self._speaking = Speaking(media, synthesis, barge_in, self._on_speaking, where)
         self._hearing: Hearing | None = None  # its recognizer is opened in run()
         self._finishing: Transfer | End | None = None
@@ -108,8 +111,8 @@ class CallSession:
                 raise self._unusable
             # A new recognizer takes ~80 ms to build when the pool is empty: not on the loop.
             asr = await asyncio.to_thread(self.runtime.pack.asr.session)
-            turns, duplex = self._turn_taking.end_of_turn, self._half_duplex
-            hearing = Hearing(asr, turns, half_duplex=duplex, now=self._connected_at)
+            turns = (self._turn_taking.end_of_turn, self._barge_in)
+            hearing = Hearing(asr, turns, half_duplex=self._half_duplex, now=self._connected_at)
             self._hearing = hearing
         with self._in_stage("greeting"):
             await self._perform(self._deciding.start())
@@ -140,11 +143,11 @@ class CallSession:
         match event:
             case AudioIn(pcm=pcm, at=at):
                 with self._in_stage("hearing"):
-                    out = await hearing.on_audio(pcm, at, self._speaking.floor())
-                if isinstance(out, Heard):
-                    await self._understand(out)
-                elif out is not None:  # the caller talks: maybe over the bot
-                    self._speaking.on_caller_speech(out)
+                    if hearing.barges_in(pcm, self.media.last_played, self._speaking.floor()):
+                        self._speaking.cut_off()
+                    heard = await hearing.on_audio(pcm, at, self._speaking.floor())
+                if heard is not None:
+                    await self._understand(heard)
             case DtmfIn(digit=digit):
                 self._recording.dtmf_turn(digit, self._deciding.node)
                 with self._in_stage("deciding"):
@@ -158,8 +161,6 @@ class CallSession:
         with self._in_stage("speaking"):
             speaking.on_clock(now)
         with self._in_stage("hearing"):
-            if (speech := hearing.caller_speech(now)) is not None:
-                speaking.on_caller_speech(speech)
             while (heard := hearing.release(speaking.floor(), now)) is not None:
                 await self._understand(heard)
             if (heard := await hearing.tick(now, speaking.floor())) is not None:
@@ -224,6 +225,8 @@ class CallSession:
                     self._hearing.bot_fell_silent(event.at)
             case BargedIn():
                 self._recording.barged_in()
+                if self._hearing is not None:
+                    self._hearing.barged_in(time.monotonic())
 
     async def _recover(self, exc: Exception) -> None:
         stage = self._failed_stage or "session"

@@ -6,6 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+# How long the caller must talk over an interruptible prompt to stop it, by default (a prompt's
+# `barge_in_min_ms`). Echo and line noise are told apart from speech by voice/bargein.py, so
+# the floor only has to outlast a click: 40 ms stops the bot 60-100 ms after speech onset
+# (bench/turn_models.py).
+BARGE_IN_FLOOR_MS = 40
+
 
 @dataclass(frozen=True, slots=True)
 class Say:
@@ -18,7 +24,7 @@ class Say:
     text: str
     node: str
     interruptible: bool = True
-    barge_in_min_ms: int = 300
+    barge_in_min_ms: int = BARGE_IN_FLOOR_MS
     static: bool = False
     cache_key: str | None = None
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from compliance.words import WordFilter, default_word_filter
 from dialog.actions import (
+    BARGE_IN_FLOOR_MS,
     Action,
     ComplianceHit,
     End,
@@ -132,7 +133,9 @@ class DialogEngine:
         self._state.started = True
         ident = self.script.identification
         opening = self.script.opening_template()
-        actions = self._prompter.say(opening, "identification", ident.interruptible, 300, None)
+        actions = self._prompter.say(
+            opening, "identification", ident.interruptible, BARGE_IN_FLOOR_MS, None
+        )
         variant = self.script.variants.get(self.variant or "")
         start = variant.start if variant and variant.start else self.script.start
         return actions + self._enter(start)
@@ -339,7 +342,7 @@ class DialogEngine:
         name = self._state.node or kind
         said: list[Action] = []
         if handler is not None and handler.say:
-            said = self._prompter.say(handler.say, name, True, 300, None)
+            said = self._prompter.say(handler.say, name, True, BARGE_IN_FLOOR_MS, None)
         if handler is not None and handler.goto is not None:
             return said + self._enter(handler.goto)
         if kind == "opt_out":  # a refusal always ends the call, handler or not

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dialog.actions import BARGE_IN_FLOOR_MS
 from dialog.followup import FollowUpTemplate
 from dialog.grading import GradeRule
 from dialog.templates import is_static, literal_text
@@ -79,7 +80,7 @@ class Retry(_Model):
 class _Speaking(_Model):
     fallback: Text | None = None  # spoken instead when the text is blocked by compliance
     interruptible: bool = True
-    barge_in_min_ms: int = Field(default=300, ge=0, le=5000)
+    barge_in_min_ms: int = Field(default=BARGE_IN_FLOOR_MS, ge=0, le=5000)
 
 
 class SayNode(_Speaking):

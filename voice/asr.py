@@ -25,9 +25,10 @@ from typing import Any
 
 import vosk
 
-from voice.audio import FRAME_MS, FRAME_S, SAMPLE_RATE, SAMPLE_WIDTH
+from voice.audio import FRAME_BYTES, FRAME_MS, FRAME_S, SAMPLE_RATE, SAMPLE_WIDTH
 from voice.settings import AsrSettings
 from voice.threads import urgent_executor
+from voice.turn import Completeness
 from voice.vad import Endpointer, FrameVad, SpeechEnded, SpeechStarted
 
 _models: dict[Path, vosk.Model] = {}
@@ -289,6 +290,9 @@ class AsrSession:
         self._vad = FrameVad(vad)
         self._endpointer = Endpointer(vad)
         self._pad_s = vad.pad_ms / 1000
+        # Grammar mode decodes trailing silence this far (not only the pad): Vosk's partial
+        # names the last word ~300 ms after it ends, and that partial may end the turn early.
+        self._lookahead_s = vad.turn_policy.incomplete_silence_ms / 1000
         self._chunk_frames = max(1, engine.settings.decode_chunk_ms // FRAME_MS)
         self._floor = engine.settings.confidence_floor
         # Enough frames to cover the pad plus the slowest possible confirmed start.
@@ -323,6 +327,12 @@ class AsrSession:
         if self._utterance is None:
             return 0.0
         return max(0.0, now - self._endpointer.last_voiced)
+
+    def note_completeness(self, completeness: Completeness) -> None:
+        """What was heard so far is (not) a complete answer, judged outside the recogniser
+        (an intent on a partial, voice/turn.py `intent_completeness`): sets the end-of-turn
+        wait. Grammar mode judges its own partials."""
+        self._endpointer.note_completeness(completeness)
 
     def set_grammar(self, grammar: Sequence[str] | None) -> None:
         """Expected phrases for the next utterance (None: free decoding)."""
@@ -391,9 +401,13 @@ class AsrSession:
         utterance = self._utterance
         assert utterance is not None
         utterance.trailing_quiet_s = 0.0 if voiced else utterance.trailing_quiet_s + FRAME_S
-        # Silence beyond the pad is not worth decoding.
-        if utterance.trailing_quiet_s <= self._pad_s + _EPS_S:
+        if utterance.trailing_quiet_s <= self._decoded_quiet_s(utterance) + _EPS_S:
             utterance.buffered.append(frame)
+
+    def _decoded_quiet_s(self, utterance: _Utterance) -> float:
+        """How much trailing silence is decoded: silence beyond the pad is not worth it, except
+        to let a grammar phrase show."""
+        return self._pad_s if utterance.grammar is None else self._lookahead_s
 
     async def _maybe_partial(self, now: float, recognizer: _Recognizer) -> AsrPartial | None:
         utterance = self._utterance
@@ -401,6 +415,10 @@ class AsrSession:
         if len(utterance.buffered) < self._chunk_frames:
             return None
         text = await self._engine._run(self._decode_partial, recognizer, utterance)
+        if utterance.grammar is not None:
+            # A whole grammar phrase heard so far is a complete answer: a short end of turn.
+            complete = _whole_phrase(text, utterance.grammar) is not None
+            self._endpointer.note_completeness(Completeness(complete, now))
         if not text or text == utterance.partial:
             return None
         utterance.partial = text
@@ -411,7 +429,7 @@ class AsrSession:
         assert utterance is not None
         self._utterance = None
         result = await self._engine._run(self._decode_final, recognizer, utterance, final=True)
-        audio = bytes(utterance.decoded)
+        audio = self._recorded_audio(utterance)
         words, clamped = _clamp(
             _words(utterance.segments + [result], utterance.offset_s),
             len(audio) / (SAMPLE_RATE * SAMPLE_WIDTH),
@@ -434,6 +452,13 @@ class AsrSession:
             clamped_words=clamped,
             raw_confidence=sum(w.confidence for w in words) / len(words) if words else 0.0,
         )
+
+    def _recorded_audio(self, utterance: _Utterance) -> bytes:
+        """The decoded audio with only `pad_ms` of the trailing silence."""
+        decoded_quiet_s = min(utterance.trailing_quiet_s, self._decoded_quiet_s(utterance))
+        beyond_pad = round((decoded_quiet_s - self._pad_s) / FRAME_S)
+        cut = min(max(0, beyond_pad) * FRAME_BYTES, len(utterance.decoded))
+        return bytes(utterance.decoded[: len(utterance.decoded) - cut])
 
     def _take_audio(self, recognizer: _Recognizer, utterance: _Utterance) -> None:
         """Executor side: decode what is buffered (grammar applied first)."""

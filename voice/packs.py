@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from voice import silero
 from voice.asr import AsrEngine, default_model_path
 from voice.settings import AsrSettings, TtsSettings
 from voice.tts import TtsEngine, voice_paths
@@ -343,8 +344,10 @@ class VoicePack:
         tts_settings = tts.model_copy(
             update={"model_path": spec.voice_model, "config_path": spec.voice_config}
         )
-        asr_engine, tts_engine = await asyncio.gather(
-            AsrEngine.load(asr_settings), TtsEngine.load(tts_settings)
+        asr_engine, tts_engine, _ = await asyncio.gather(
+            AsrEngine.load(asr_settings),
+            TtsEngine.load(tts_settings),
+            asyncio.to_thread(silero.load),  # barge-in's VAD (agi/call/turntaking.py)
         )
         after = await asyncio.to_thread(rss_bytes)
         grown = None if before is None or after is None else max(0, after - before)

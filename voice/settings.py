@@ -13,6 +13,53 @@ FRAME_MS = 20
 PACK_NAME = r"^([a-z]{2,3}(-[a-z0-9]+)?|packaged)$"
 
 
+class EndOfTurnSettings(BaseModel):
+    """Adaptive end of turn: how much trailing silence ends the caller's turn (voice/turn.py).
+
+    The wait depends on what was heard so far: short after a complete, confident answer,
+    longer while nothing says the answer is complete, longest for a caller who already paused
+    mid-answer and went on. `max_silence_ms` is the cap: no turn waits longer.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    # What was heard is a complete answer to the question: a grammar phrase, or an intent at
+    # or above `intent_threshold` (partial ASR results count).
+    complete_silence_ms: int = Field(default=200, ge=FRAME_MS, le=5_000)
+    # Nothing says the answer is complete yet.
+    incomplete_silence_ms: int = Field(default=600, ge=FRAME_MS, le=5_000)
+    # The cap, and the wait for a hesitant caller (one who paused mid-answer and went on).
+    max_silence_ms: int = Field(default=800, ge=FRAME_MS, le=5_000)
+    # A pause at least this long followed by more speech marks the turn hesitant.
+    hesitation_gap_ms: int = Field(default=200, ge=FRAME_MS, le=5_000)
+    # An intent recognised at this confidence or above makes the answer complete.
+    intent_threshold: float = Field(default=0.85, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EndOfTurnSettings:
+        if not self.complete_silence_ms <= self.incomplete_silence_ms <= self.max_silence_ms:
+            raise ValueError("need complete_silence_ms <= incomplete_silence_ms <= max_silence_ms")
+        return self
+
+
+class BargeInSettings(BaseModel):
+    """Barge-in: the caller talking over an interruptible prompt stops it (voice/bargein.py).
+
+    How long they must talk is the prompt's own floor (the script's `barge_in_min_ms`).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A heard frame within this many dB of the loudest frame the bot played in the echo
+    # window is taken for the bot's own echo (lines return it 20 dB or more down).
+    echo_margin_db: float = Field(default=12.0, ge=0.0, le=60.0)
+    # How far back a played frame can still be echoing (the echo path's delay).
+    echo_window_ms: int = Field(default=200, ge=FRAME_MS, le=2_000)
+    # A heard frame quieter than this (RMS dBFS) is never speech: line noise, or the tail
+    # Silero still calls speech for ~100 ms after the caller stops.
+    speech_floor_dbfs: float = Field(default=-45.0, le=0.0)
+
+
 class VadSettings(BaseModel):
     """Voice activity detection and endpointing over 20 ms frames."""
 
@@ -22,22 +69,41 @@ class VadSettings(BaseModel):
     aggressiveness: int = Field(default=2, ge=0, le=3)
     # Frames quieter than this (RMS, dBFS) are silence whatever webrtcvad says: line noise.
     energy_floor_dbfs: float = Field(default=-45.0, le=0.0)
-    # Voiced time needed before an utterance counts as started (also the barge-in minimum).
+    # Voiced time needed before an utterance counts as started.
     min_speech_ms: int = Field(default=120, ge=FRAME_MS)
     # A gap this long before min_speech_ms is reached throws the candidate start away.
     start_gap_ms: int = Field(default=100, ge=FRAME_MS)
-    # Trailing silence that ends an utterance (by frames or by the wall clock).
-    endpoint_silence_ms: int = Field(default=500, ge=FRAME_MS)
+    # Deprecated: a fixed trailing silence that ends every turn (the adaptive end of turn is
+    # off). Unset, `end_of_turn` decides; setting both is an error.
+    endpoint_silence_ms: int | None = Field(default=None, ge=FRAME_MS)
+    end_of_turn: EndOfTurnSettings = EndOfTurnSettings()
+    barge_in: BargeInSettings = BargeInSettings()
     # An utterance is cut here even if the caller never pauses.
     max_speech_ms: int = Field(default=15_000, ge=1_000)
     # Audio decoded around speech: before the first voiced frame and into trailing silence.
     pad_ms: int = Field(default=200, ge=0, le=1_000)
 
     @model_validator(mode="after")
-    def _pad_within_endpoint(self) -> VadSettings:
-        if self.pad_ms > self.endpoint_silence_ms:
-            raise ValueError("pad_ms must not exceed endpoint_silence_ms")
+    def _one_endpoint_rule(self) -> VadSettings:
+        if self.endpoint_silence_ms is not None and "end_of_turn" in self.model_fields_set:
+            raise ValueError(
+                "endpoint_silence_ms (deprecated, a fixed endpoint) and end_of_turn "
+                "(adaptive) cannot both be set: keep end_of_turn"
+            )
+        if self.pad_ms > self.turn_policy.complete_silence_ms:
+            raise ValueError("pad_ms must not exceed the shortest end-of-turn silence")
         return self
+
+    @property
+    def turn_policy(self) -> EndOfTurnSettings:
+        """The end-of-turn rule in force: the deprecated fixed endpoint is one where every
+        wait is `endpoint_silence_ms`."""
+        fixed = self.endpoint_silence_ms
+        if fixed is None:
+            return self.end_of_turn
+        return EndOfTurnSettings(
+            complete_silence_ms=fixed, incomplete_silence_ms=fixed, max_silence_ms=fixed
+        )
 
 
 class AsrSettings(BaseModel):

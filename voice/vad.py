@@ -1,7 +1,8 @@
 """Streaming voice activity detection and endpointing over 20 ms slin frames.
 
 `FrameVad` classifies one frame (webrtcvad, gated by an energy floor). `Endpointer` turns the
-per-frame decisions into utterance boundaries. Time is always passed in (seconds, any monotonic
+per-frame decisions into utterance boundaries; how much trailing silence ends one is
+`voice.turn.EndOfTurn`'s call (adaptive). Time is always passed in (seconds, any monotonic
 clock), so both are pure and deterministic. The far end may send no frames at all during
 silence (Asterisk Local channels), so `Endpointer.on_time` ends an utterance from the wall clock
 alone.
@@ -16,6 +17,7 @@ import webrtcvad
 
 from voice.audio import FRAME_BYTES, FRAME_S, SAMPLE_RATE, AudioFormatError, rms_dbfs
 from voice.settings import VadSettings
+from voice.turn import Completeness, EndOfTurn
 
 
 class FrameVad:
@@ -73,7 +75,7 @@ class Endpointer:
     def __init__(self, settings: VadSettings) -> None:
         self._min_speech_s = settings.min_speech_ms / 1000
         self._start_gap_s = settings.start_gap_ms / 1000
-        self._silence_s = settings.endpoint_silence_ms / 1000
+        self._turn = EndOfTurn(settings.turn_policy)
         self._max_speech_s = settings.max_speech_ms / 1000
         self._state = _State.IDLE
         self._first_voiced = 0.0
@@ -95,6 +97,16 @@ class Endpointer:
     def candidate_start(self) -> float | None:
         """First voiced frame of the utterance being formed or under way, if any."""
         return None if self._state is _State.IDLE else self._first_voiced
+
+    @property
+    def silence_needed_s(self) -> float:
+        """Trailing silence that would end the utterance under way now."""
+        return self._turn.silence_needed_s
+
+    def note_completeness(self, completeness: Completeness) -> None:
+        """What was heard so far does (not) answer the question: shortens (or keeps) the wait."""
+        if self._state is not _State.IDLE:
+            self._turn.note_completeness(completeness)
 
     def on_frame(self, voiced: bool, now: float) -> VadEvent | None:
         self._advance_clock(now)
@@ -129,6 +141,8 @@ class Endpointer:
             self._state = _State.PENDING
             self._first_voiced = now
             self._voiced_s = 0.0
+            self._turn.begin(now)
+        self._turn.on_frame(True, now)
         self._last_voiced = now
         self._voiced_s += FRAME_S
         if self._state is _State.PENDING and self._voiced_s >= self._min_speech_s - _EPS_S:
@@ -144,7 +158,7 @@ class Endpointer:
             return self._end(truncated=True)
         if self._state is _State.PENDING and quiet_s >= self._start_gap_s - _EPS_S:
             self._state = _State.IDLE  # a click or a cough, not speech
-        elif self._state is _State.SPEAKING and quiet_s >= self._silence_s - _EPS_S:
+        elif self._state is _State.SPEAKING and self._turn.on_time(now):
             return self._end(truncated=False)
         return None
 

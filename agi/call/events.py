@@ -1,6 +1,6 @@
 """What the stages of a live call tell each other (agi/session.py routes them).
 
-hearing -> speaking: `CallerSpeech` (the input of the barge-in decision);
+hearing -> speaking: a barge-in (hearing feeds every frame to the barge-in decision);
 hearing -> understanding: `Heard` (an utterance to act on), and `NoInput` to deciding;
 understanding -> recording and deciding: `Understood`;
 speaking -> hearing, recording and the session: `PromptOnWire`, `PromptEnded`, `BargedIn`;
@@ -37,14 +37,6 @@ class Floor:
         """A prompt that may not be interrupted (a legal notice) is playing: what the caller
         says meanwhile is answered once it has been played through."""
         return self.prompt is not None and not self.prompt.interruptible
-
-
-@dataclass(frozen=True)
-class CallerSpeech:
-    """The caller is talking: an utterance under way, `speech_ms` long at `at`."""
-
-    at: float
-    speech_ms: float
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Hearing: the caller's audio to utterances, and the clocks that run while the bot listens.
 
-Frames go to the ASR; what comes out is `CallerSpeech` while the caller talks (the input of
-the barge-in decision), `Heard` once an utterance is over, and `NoInput` when the caller says
+Every frame goes first to the barge-in decision (with what the bot played meanwhile), then
+to the ASR; what comes out is `Heard` once an utterance is over, and `NoInput` when the caller says
 nothing for the question's timeout. Utterances heard during a legal notice wait until it has
 been played through. Every timer runs on the wall clock because the far end may send nothing
 while the caller is silent.
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections import deque
 
 from agi import metrics
-from agi.call.events import CallerSpeech, Floor, Heard, NoInput, TurnSoFar
-from agi.call.turntaking import EndOfTurnPolicy
+from agi.call.events import Floor, Heard, NoInput, TurnSoFar
+from agi.call.turntaking import BargeInPolicy, EndOfTurnPolicy
 from dialog import Listen
 from voice.asr import AsrFinal, AsrPartial, AsrSession, AsrStarted
 
@@ -52,10 +52,15 @@ class NoInputClock:
 
 class Hearing:
     def __init__(
-        self, asr: AsrSession, end_of_turn: EndOfTurnPolicy, *, half_duplex: bool, now: float
+        self,
+        asr: AsrSession,
+        turns: tuple[EndOfTurnPolicy, BargeInPolicy],
+        *,
+        half_duplex: bool,
+        now: float,
     ) -> None:
         self._asr = asr
-        self._end_of_turn = end_of_turn
+        self._end_of_turn, self._barge_in = turns
         # EAGI: the caller's audio during a prompt is the prompt's echo path.
         self._half_duplex = half_duplex
         # Frames wait in the queue while the clock ticks on: never hand the ASR an older time.
@@ -64,7 +69,15 @@ class Hearing:
         self._deferred: deque[AsrFinal] = deque()
         self._no_input = NoInputClock()
 
-    async def on_audio(self, pcm: bytes, at: float, floor: Floor) -> CallerSpeech | Heard | None:
+    def barges_in(self, pcm: bytes, played: bytes | None, floor: Floor) -> bool:
+        """A heard frame, before the ASR sees it (a barge-in must not wait behind a decode),
+        with the frame the bot played meanwhile: True when the caller's speech stops the
+        prompt."""
+        if self._half_duplex and floor.prompt is not None:
+            return False
+        return self._barge_in.on_frame(pcm, played)
+
+    async def on_audio(self, pcm: bytes, at: float, floor: Floor) -> Heard | None:
         if self._half_duplex and floor.prompt is not None:
             return None
         self._now = max(self._now, at)
@@ -73,17 +86,15 @@ class Hearing:
             case AsrStarted() | AsrPartial():
                 self._partial = event.text if isinstance(event, AsrPartial) else ""
                 self._no_input.stop()
-                return CallerSpeech(at, self._asr.speech_duration(at) * 1000)
+                return None
             case AsrFinal():
                 return self._on_final(event, floor)
         return await self._maybe_end_turn(floor)
 
-    def caller_speech(self, now: float) -> CallerSpeech | None:
-        """The clock moved: the caller's speech under way, if any (barge-in between frames)."""
-        self._now = max(self._now, now)
-        if not self._asr.in_speech:
-            return None
-        return CallerSpeech(self._now, self._asr.speech_duration(self._now) * 1000)
+    def barged_in(self, now: float) -> None:
+        """The caller stopped the bot: wait for their answer from now (a cough that the ASR
+        makes nothing of must not leave the call silent)."""
+        self._no_input.restart(now)
 
     def release(self, floor: Floor, now: float) -> Heard | None:
         """The next utterance that waited behind a legal notice, once the notice is over."""

@@ -19,7 +19,6 @@ from agi import faults, metrics
 from agi.audiosocket import MediaConnection, Playback
 from agi.call.events import (
     BargedIn,
-    CallerSpeech,
     Floor,
     PromptEnded,
     PromptOnWire,
@@ -87,15 +86,6 @@ class Speaking:
         """A question was asked: start on the replies its expected answers lead to."""
         self._synthesis.expect(replies)
 
-    def on_caller_speech(self, speech: CallerSpeech) -> None:
-        current = self._current
-        if (
-            current is not None
-            and current.say.interruptible
-            and self._barge_in.interrupts(current.say, speech)
-        ):
-            self.cut_off()
-
     def cut_off(self) -> None:
         """The caller talks over the bot: stop sending now and drop what was queued (a legal
         notice plays on)."""
@@ -131,6 +121,8 @@ class Speaking:
         if self._queue:
             self._current = self._queue.popleft()
             self._media.start_playback(self._current.playback)
+        if self._current is not current:
+            self._barge_in.prompt(self._floor_ms(self._current))
 
     async def abandon(self) -> None:
         """The call failed: the prompt under way is reported if it reached the line, then
@@ -176,6 +168,14 @@ class Speaking:
         # loop next wakes (up to a tick later): back-to-back prompts play without a gap.
         self.advance(time.monotonic())
 
+    @staticmethod
+    def _floor_ms(speech: _Speech | None) -> int | None:
+        """How long the caller must talk over the prompt on the line to stop it (None: they
+        cannot, a legal notice or nothing playing)."""
+        if speech is None or not speech.say.interruptible:
+            return None
+        return speech.say.barge_in_min_ms
+
     def _report_on_wire(self, speech: _Speech) -> None:
         """A prompt dropped unheard is not a turn: only one that reached the line is told."""
         first = speech.playback.first_frame_at
@@ -193,3 +193,4 @@ class Speaking:
                     work.cancel()
         self._queue.clear()
         self._current = None
+        self._barge_in.prompt(None)

@@ -1,14 +1,19 @@
 """The two turn-taking decisions of a live call, each one replaceable object: when the
-caller's turn is over (consulted by hearing) and when the caller's speech stops the bot
-(consulted by speaking). The defaults are the fixed rules the call has always used."""
+caller's turn is over (consulted by hearing) and when the caller's speech stops the bot (fed
+every heard frame by hearing, told each prompt's floor by speaking).
+
+The defaults are voice/'s: the ASR's adaptive endpointer (voice/turn.py) ends the turn, and
+the echo-aware detector (voice/bargein.py) decides barge-in."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from agi.call.events import CallerSpeech, TurnSoFar
-from dialog import Say
+from agi.call.events import TurnSoFar
+from voice.bargein import BargeIn
+from voice.settings import BargeInSettings
+from voice.silero import SileroFrames
 
 
 class EndOfTurnPolicy(Protocol):
@@ -18,29 +23,33 @@ class EndOfTurnPolicy(Protocol):
 
 
 class BargeInPolicy(Protocol):
-    def interrupts(self, prompt: Say, speech: CallerSpeech) -> bool:
-        """True when `speech` should stop `prompt` (only interruptible prompts are asked)."""
+    def prompt(self, floor_ms: int | None) -> None:
+        """A prompt became current: `floor_ms` of the caller's speech interrupts it (None:
+        nothing does, a legal notice)."""
+        ...
+
+    def on_frame(self, heard: bytes, played: bytes | None) -> bool:
+        """One heard frame and the frame the bot played meanwhile (None: nothing): True on the
+        frame the caller's speech stops the prompt."""
         ...
 
 
-class EndpointerSilence:
-    """The ASR's endpointer ends every turn after `voice.vad.endpoint_silence_ms` of silence;
-    nothing ends one sooner."""
+class AsrEndOfTurn:
+    """The ASR's endpointer alone ends the turn: it already waits briefly after a complete
+    answer and longer after a hesitation (voice/turn.py); nothing ends one sooner."""
 
     def turn_over(self, turn: TurnSoFar) -> bool:
         return False
 
 
-class MinimumSpeech:
-    """The caller has talked for the prompt's `barge_in_min_ms`."""
-
-    def interrupts(self, prompt: Say, speech: CallerSpeech) -> bool:
-        return speech.speech_ms >= prompt.barge_in_min_ms
+def echo_aware_barge_in(settings: BargeInSettings) -> BargeInPolicy:
+    """Silero VAD plus an echo-energy check against what was just played (voice/bargein.py)."""
+    return BargeIn(settings, SileroFrames())
 
 
 @dataclass
 class TurnTaking:
     """One call's turn-taking decisions (they may keep per-call state)."""
 
-    end_of_turn: EndOfTurnPolicy = field(default_factory=EndpointerSilence)
-    barge_in: BargeInPolicy = field(default_factory=MinimumSpeech)
+    end_of_turn: EndOfTurnPolicy = field(default_factory=AsrEndOfTurn)
+    barge_in: BargeInPolicy | None = None  # None: `echo_aware_barge_in` with the pack's settings

@@ -115,7 +115,9 @@ async def test_seven_live_calls(live_stack: LiveStack) -> None:
     assert heard[0]["text"] == "" and heard[0]["asr_confidence"] > 0
     assert heard[0]["timings"]["speech_ms"] > 500
     said = [t["text"] for t in mumble if t["speaker"] == "bot"]
-    assert said.count("Am I speaking with Alex?") == 2
+    # The re-ask is heard, or it was dropped before its first frame because the customer was
+    # already answering when it would have started (a barge-in stops a prompt at once).
+    assert said.count("Am I speaking with Alex?") == 2 or heard[1]["barge_in"]
     assert not any(t.startswith(("Hello?", "I'm not hearing")) for t in said)
     assert calls["call-mumble"]["outcome"] == "confirmed"
     early = calls["call-early"]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from agi.call.events import CallerSpeech, Floor, Heard, NoInput, TurnSoFar
+from agi.call.events import Floor, Heard, NoInput, TurnSoFar
 from agi.call.hearing import Hearing
-from agi.call.turntaking import EndOfTurnPolicy, EndpointerSilence
+from agi.call.turntaking import AsrEndOfTurn, EndOfTurnPolicy, echo_aware_barge_in
 from dialog import Listen, Say
 from tests.agi.stages import GRAMMAR, fixture_pcm, frames_at, silence
 from voice.asr import AsrEngine
+from voice.settings import BargeInSettings, EndOfTurnSettings
 from voice.tts import TtsEngine
 
 SILENT = Floor(prompt=None, queued=False)
@@ -26,7 +27,8 @@ async def _hearing(
     asr: AsrEngine, policy: EndOfTurnPolicy | None = None, half_duplex: bool = False
 ) -> Hearing:
     session = asr.session(GRAMMAR)
-    return Hearing(session, policy or EndpointerSilence(), half_duplex=half_duplex, now=0.0)
+    turns = (policy or AsrEndOfTurn(), echo_aware_barge_in(BargeInSettings()))
+    return Hearing(session, turns, half_duplex=half_duplex, now=0.0)
 
 
 async def _say_yes(hearing: Hearing, floor: Floor, start: float = 0.0) -> list[object]:
@@ -39,16 +41,36 @@ async def _say_yes(hearing: Hearing, floor: Floor, start: float = 0.0) -> list[o
     return events
 
 
-async def test_an_answer_is_heard_after_the_caller_speech_that_carries_it(asr: AsrEngine) -> None:
+async def test_an_answer_is_heard_once_the_caller_has_finished(asr: AsrEngine) -> None:
     hearing = await _hearing(asr)
     events = await _say_yes(hearing, SILENT)
-    speech = [e for e in events if isinstance(e, CallerSpeech)]
-    heard = [e for e in events if isinstance(e, Heard)]
-    assert speech and len(heard) == 1 and events[-1] is heard[0]
-    # The barge-in input grows as the caller goes on talking.
-    assert [s.speech_ms for s in speech] == sorted(s.speech_ms for s in speech)
-    assert heard[0].final.phrase == "네"
-    assert heard[0].ready_at == heard[0].final.endpoint_at
+    assert len(events) == 1 and isinstance(events[0], Heard)
+    assert events[0].final.phrase == "네"
+    assert events[0].ready_at == events[0].final.endpoint_at
+    await hearing.close()
+
+
+async def test_a_complete_answer_ends_the_turn_after_the_short_wait(asr: AsrEngine) -> None:
+    """The default end of turn is the ASR's adaptive one: "네" is a whole grammar phrase."""
+    hearing = await _hearing(asr)
+    (heard,) = await _say_yes(hearing, SILENT)
+    assert isinstance(heard, Heard)
+    waited = heard.final.endpoint_at - heard.final.speech_end
+    assert waited < EndOfTurnSettings().incomplete_silence_ms / 1000
+    await hearing.close()
+
+
+@pytest.mark.parametrize("half_duplex", [False, True])
+async def test_a_half_duplex_line_never_barges_in_while_the_bot_talks(
+    asr: AsrEngine, half_duplex: bool
+) -> None:
+    barge_in = echo_aware_barge_in(BargeInSettings())
+    turns = (AsrEndOfTurn(), barge_in)
+    hearing = Hearing(asr.session(GRAMMAR), turns, half_duplex=half_duplex, now=0.0)
+    barge_in.prompt(TALKING.prompt.barge_in_min_ms if TALKING.prompt else None)
+    speech = frames_at(fixture_pcm("ko_yes_1"), 0.0)
+    fired = any(hearing.barges_in(frame, None, TALKING) for frame, _ in speech)
+    assert fired is not half_duplex  # full duplex: the same "네" stops the bot
     await hearing.close()
 
 
@@ -94,14 +116,14 @@ async def test_no_input_runs_from_when_the_bot_falls_silent(asr: AsrEngine) -> N
 
 
 class _QuickTurns:
-    """An end-of-turn decision that ends a turn after 100 ms of silence."""
+    """An end-of-turn decision that ends a turn after 60 ms of silence."""
 
     def __init__(self) -> None:
         self.seen: list[TurnSoFar] = []
 
     def turn_over(self, turn: TurnSoFar) -> bool:
         self.seen.append(turn)
-        return turn.silence_ms >= 100
+        return turn.silence_ms >= 60
 
 
 async def test_the_end_of_turn_decision_is_one_replaceable_object(asr: AsrEngine) -> None:
@@ -113,7 +135,8 @@ async def test_the_end_of_turn_decision_is_one_replaceable_object(asr: AsrEngine
     quick = [e for e in await _say_yes(quick_hearing, SILENT) if isinstance(e, Heard)][0].final
     await quick_hearing.close()
     assert quick.phrase == slow.phrase == "네"
-    # The default waits the endpointer's 500 ms of silence; the policy ended it at 100 ms.
-    assert quick.endpoint_at - quick.speech_end < 0.2 <= slow.endpoint_at - slow.speech_end
+    # The default waits the endpointer's short wait after a whole answer; the policy ended it
+    # sooner.
+    assert quick.endpoint_at - quick.speech_end < slow.endpoint_at - slow.speech_end
     assert policy.seen and all(t.grammar == GRAMMAR for t in policy.seen)
     assert max(t.speech_ms for t in policy.seen) > 0

@@ -8,37 +8,45 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
 from agi import faults
 from agi.audiosocket import MediaConnection, Playback
-from agi.call.events import (
-    BargedIn,
-    CallerSpeech,
-    Floor,
-    PromptEnded,
-    PromptOnWire,
-    SpeakingEvent,
-)
+from agi.call.events import BargedIn, Floor, PromptEnded, PromptOnWire, SpeakingEvent
+from agi.call.hearing import Hearing
 from agi.call.speaking import Speaking, SpeechFailed
 from agi.call.synthesis import PromptSynthesis
-from agi.call.turntaking import BargeInPolicy, MinimumSpeech
+from agi.call.turntaking import AsrEndOfTurn, BargeInPolicy, echo_aware_barge_in
 from dialog import Say
-from tests.agi.stages import piped_media
+from tests.agi.stages import GRAMMAR, piped_media
+from tests.voice.turn_audio import ECHO_DB, ECHO_DELAY_FRAMES, clip, frames_of, loud_frames, noise
 from voice.asr import AsrEngine
+from voice.audio import FRAME_BYTES, FRAME_SAMPLES, bytes_to_int16
+from voice.settings import BargeInSettings
 from voice.tts import TtsEngine
 
 CAMPAIGN = "speaking-unit"
 QUESTION = Say("Shall we ship it?", "confirm_order", static=True)
 THANKS = Say("Thanks.", "read_order", static=True)
 NOTICE = Say("This call may be recorded.", "identification", interruptible=False, static=True)
+LONG = Say(
+    "Your order of one blue kettle will be shipped to Oak Street on Friday morning, "
+    "and the courier will call you half an hour before arriving.",
+    "read_order",
+    static=True,
+)
+# Barge-in's decision comes within ~100 ms of the caller's speech onset (voice/bargein.py).
+MAX_FRAMES_AFTER_ONSET = 4
+LINE_NOISE_DBFS = -45.0
 
 
 @dataclass
 class Line:
     media: MediaConnection
     speaking: Speaking
+    hearing: Hearing
     events: list[SpeakingEvent] = field(default_factory=list)
     now: float = 0.0
 
@@ -58,21 +66,68 @@ class Line:
 
 
 @contextlib.asynccontextmanager
-async def _line(tts: TtsEngine, policy: BargeInPolicy) -> AsyncIterator[Line]:
+async def _line(engines: tuple[AsrEngine, TtsEngine], policy: BargeInPolicy) -> AsyncIterator[Line]:
+    """Speaking, and hearing for the frames heard back, sharing one barge-in decision."""
     async with piped_media() as media:
         events: list[SpeakingEvent] = []
-        synthesis = PromptSynthesis(tts, None, CAMPAIGN)
+        synthesis = PromptSynthesis(engines[1], None, CAMPAIGN)
         speaking = Speaking(media, synthesis, policy, events.append, ("unit", CAMPAIGN))
+        asr = engines[0].session(GRAMMAR)
+        hearing = Hearing(asr, (AsrEndOfTurn(), policy), half_duplex=False, now=0.0)
         try:
-            yield Line(media, speaking, events)
+            yield Line(media, speaking, hearing, events)
         finally:
             await speaking.stop()
+            await hearing.close()
 
 
 @pytest.fixture
 async def line(engines: tuple[AsrEngine, TtsEngine]) -> AsyncIterator[Line]:
-    async with _line(engines[1], MinimumSpeech()) as made:
+    async with _line(engines, echo_aware_barge_in(BargeInSettings())) as made:
         yield made
+
+
+async def _synthesised(line: Line, say: Say) -> None:
+    """Queue `say` and wait until its audio is all made, so that no played frame is starved."""
+    line.speaking.say(say)
+    playback = line.media.playback
+    assert playback is not None
+    for _ in range(1500):  # Piper on a loaded box: up to half a minute
+        if playback.complete:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{say.text!r} was not synthesised")
+
+
+async def _talk_over(line: Line, caller_from: int | None, frames: int) -> tuple[int | None, int]:
+    """Play `frames` ticks of the line. Each tick hearing gets back what the bot played, as a
+    line returns it (its echo 20 dB down, 60 ms late, over line noise), plus the caller's
+    "Wait, stop, ..." from tick `caller_from` on (None: nobody talks). Returns the tick the
+    bot was stopped on (None: it never was) and how many ticks played audio."""
+    echo_gain = 10 ** (ECHO_DB / 20)
+    quiet = bytes(FRAME_BYTES)
+    played_back = [quiet] * ECHO_DELAY_FRAMES
+    caller = frames_of(clip("interrupt")) if caller_from is not None else []
+    hiss = frames_of(noise(frames * FRAME_SAMPLES, LINE_NOISE_DBFS, seed=3))
+    playing = 0
+    for tick in range(frames):
+        line.now += 0.02
+        line.media.tick(line.now)
+        line.speaking.on_clock(line.now)
+        played = line.media.last_played
+        playing += played is not None
+        played_back.append(played or quiet)
+        heard = bytes_to_int16(played_back.pop(0)).astype(np.float64) * echo_gain
+        heard += bytes_to_int16(hiss[tick]).astype(np.float64)
+        if caller_from is not None and 0 <= tick - caller_from < len(caller):
+            heard += bytes_to_int16(caller[tick - caller_from]).astype(np.float64)
+        (frame,) = frames_of(heard)
+        if line.hearing.barges_in(frame, played, line.speaking.floor()):
+            line.speaking.cut_off()
+        if line.of(BargedIn):
+            return tick, playing
+        await asyncio.sleep(0)
+    return None, playing
 
 
 async def test_prompts_play_one_after_another_and_each_is_told(line: Line) -> None:
@@ -89,14 +144,23 @@ async def test_prompts_play_one_after_another_and_each_is_told(line: Line) -> No
     assert line.speaking.floor().bot_silent and line.media.frames_out > 0
 
 
+async def test_the_prompts_own_echo_and_line_noise_do_not_stop_it(line: Line) -> None:
+    await _synthesised(line, LONG)
+    stopped, playing = await _talk_over(line, None, frames=150)
+    assert stopped is None and not line.of(BargedIn)
+    assert playing == 150  # the bot talked all along: there was an echo to be fooled by
+    assert line.speaking.floor().prompt == LONG
+
+
 async def test_the_caller_talking_over_a_prompt_stops_it_and_drops_the_queue(line: Line) -> None:
-    line.speaking.say(QUESTION)
+    await _synthesised(line, LONG)
     line.speaking.say(THANKS)
-    await line.play_until(lambda: bool(line.of(PromptOnWire)))
-    line.speaking.on_caller_speech(CallerSpeech(line.now, QUESTION.barge_in_min_ms - 20))
-    assert not line.of(BargedIn)  # shorter than the prompt's floor: a cough, not an answer
-    line.speaking.on_caller_speech(CallerSpeech(line.now, QUESTION.barge_in_min_ms))
-    assert line.of(BargedIn) == [BargedIn("confirm_order")]
+    caller_from = 60
+    onset = caller_from + loud_frames(clip("interrupt"))[0]
+    stopped, _ = await _talk_over(line, caller_from, frames=150)
+    # Within a few frames of the caller's speech onset, over the echo and the noise.
+    assert stopped is not None and onset <= stopped <= onset + MAX_FRAMES_AFTER_ONSET
+    assert line.of(BargedIn) == [BargedIn("read_order")]
     assert line.media.playback is None and line.speaking.floor().bot_silent
     frames_out = line.media.frames_out
     ticks = iter(range(50))
@@ -109,38 +173,44 @@ async def test_a_legal_notice_is_never_cut_off(line: Line) -> None:
     line.speaking.say(NOTICE)
     await line.play_until(lambda: bool(line.of(PromptOnWire)))
     assert line.speaking.floor().holds_answers
-    line.speaking.on_caller_speech(CallerSpeech(line.now, 5000))
+    stopped, _ = await _talk_over(line, 0, frames=40)
+    assert stopped is None
     line.speaking.cut_off()
     assert not line.of(BargedIn)
     await line.play_until(lambda: bool(line.of(PromptEnded)))
     assert line.of(PromptEnded)[0].played
 
 
-class _AnyVoice:
-    """A barge-in decision that stops the bot at the first sound of the caller."""
+class _AnyFrame:
+    """A barge-in decision that stops an interruptible prompt on the first frame heard."""
 
     def __init__(self) -> None:
-        self.asked: list[tuple[Say, CallerSpeech]] = []
+        self.floors: list[int | None] = []
+        self.frames = 0
 
-    def interrupts(self, prompt: Say, speech: CallerSpeech) -> bool:
-        self.asked.append((prompt, speech))
-        return True
+    def prompt(self, floor_ms: int | None) -> None:
+        self.floors.append(floor_ms)
+
+    def on_frame(self, heard: bytes, played: bytes | None) -> bool:
+        self.frames += 1
+        return self.floors[-1] is not None
 
 
 async def test_the_barge_in_decision_is_one_replaceable_object(
     engines: tuple[AsrEngine, TtsEngine],
 ) -> None:
-    policy = _AnyVoice()
-    async with _line(engines[1], policy) as line:
-        line.speaking.on_caller_speech(CallerSpeech(0.0, 20))  # nothing playing: not asked
+    policy = _AnyFrame()
+    async with _line(engines, policy) as line:
         line.speaking.say(NOTICE)
         line.speaking.say(QUESTION)
-        await line.play_until(lambda: len(line.of(PromptOnWire)) == 1)
-        line.speaking.on_caller_speech(CallerSpeech(line.now, 20))  # a notice: not asked
+        assert policy.floors == [None]  # the notice is current: nothing interrupts it
         await line.play_until(lambda: len(line.of(PromptOnWire)) == 2)
-        line.speaking.on_caller_speech(CallerSpeech(line.now, 20))
-        assert policy.asked == [(QUESTION, CallerSpeech(line.now, 20))]
+        assert policy.floors == [None, QUESTION.barge_in_min_ms]
+        quiet = bytes(FRAME_BYTES)
+        assert line.hearing.barges_in(quiet, line.media.last_played, line.speaking.floor())
+        line.speaking.cut_off()
         assert line.of(BargedIn) == [BargedIn("confirm_order")]
+        assert policy.floors[-1] is None and policy.frames == 1  # told the bot fell silent
 
 
 def _ahead(disposition: str) -> float:

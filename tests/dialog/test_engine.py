@@ -27,6 +27,7 @@ from dialog import (
     Utterance,
     parse_script,
 )
+from dialog.actions import BARGE_IN_FLOOR_MS
 from nlu.entities import extract_entities
 from tests.dialog.conftest import MINIMAL, ORDER_FIELDS
 
@@ -43,11 +44,11 @@ def test_start_identifies_then_asks(minimal: LoadedScript) -> None:
             "Hi, this is the automated assistant of Acme. Say stop calling to get no more calls.",
             "identification",
             interruptible=False,
-            barge_in_min_ms=300,
+            barge_in_min_ms=BARGE_IN_FLOOR_MS,
             static=True,
             cache_key=actions[0].cache_key,
         ),
-        Say("Is this Ann?", "ask", True, 300, static=False, cache_key=None),
+        Say("Is this Ann?", "ask", True, BARGE_IN_FLOOR_MS, static=False, cache_key=None),
         Listen("ask", None, ("1",), 5000),
     ]
     assert actions[0].cache_key is not None and engine.node == "ask"
@@ -58,7 +59,7 @@ def test_intent_moves_to_next_node_and_ends_with_success(minimal: LoadedScript) 
     engine.start()
     actions = engine.handle(Utterance("yes", "affirm", 0.97))
     assert actions == [
-        Say("Thanks, you owe 250.", "done", True, 300, False, None),
+        Say("Thanks, you owe 250.", "done", True, BARGE_IN_FLOOR_MS, False, None),
         End("completed", "confirmed", success=True),
     ]
     assert engine.finished and engine.handle(Utterance("hello?", "repeat", 0.9)) == []
@@ -78,7 +79,7 @@ def test_no_input_reprompts_in_order_then_gives_up(minimal: LoadedScript) -> Non
     assert says(first) == ["Hello?"] and isinstance(first[-1], Listen)
     assert says(engine.handle(Silence(5000))) == ["Are you there?"]
     assert engine.handle(Silence(5000)) == [
-        Say("Goodbye.", "bye", True, 300, True, engine_key("Goodbye.")),
+        Say("Goodbye.", "bye", True, BARGE_IN_FLOOR_MS, True, engine_key("Goodbye.")),
         End("completed", "declined", False),
     ]
 

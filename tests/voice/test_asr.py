@@ -39,7 +39,10 @@ async def test_grammar_mode_recognises_each_answer(asr_engine: AsrEngine, name: 
     assert final.confidence >= asr_engine.settings.confidence_floor
     assert final.speech_start == events[0].at
     assert final.speech_start < final.speech_end < final.endpoint_at
-    assert final.endpoint_at - final.speech_end == pytest.approx(0.5, abs=1e-6)
+    # A whole grammar phrase is a complete answer: the turn ends sooner than the 600 ms an
+    # incomplete one waits (the partial that says so comes a chunk or two after the speech).
+    trailing = final.endpoint_at - final.speech_end
+    assert 0.2 - 1e-6 <= trailing < 0.6 - 1e-6
 
 
 async def test_two_answers_in_one_stream_with_a_grammar_change(asr_engine: AsrEngine) -> None:

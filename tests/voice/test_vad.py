@@ -51,9 +51,10 @@ def test_short_blips_and_pauses() -> None:
     endpointer = Endpointer(VadSettings(min_speech_ms=120, start_gap_ms=100))
     # A 60 ms click never becomes speech.
     assert run(endpointer, "###" + "." * 40) == []
-    # A 400 ms pause inside speech does not end it; the later 500 ms does.
-    events = run(endpointer, "#" * 10 + "." * 20 + "#" * 10 + "." * 25, start=10.0)
-    assert [type(e) for _, e in events] == [SpeechStarted, SpeechEnded]
+    # A 400 ms pause inside speech does not end it: it marks the caller hesitant, so the end
+    # waits the cap (800 ms, 40 frames), not the 600 ms of an incomplete answer.
+    events = run(endpointer, "#" * 10 + "." * 20 + "#" * 10 + "." * 45, start=10.0)
+    assert [(i, type(e)) for i, e in events] == [(5, SpeechStarted), (79, SpeechEnded)]
 
 
 def test_voiced_frames_with_short_gaps_still_start_speech() -> None:
@@ -116,6 +117,14 @@ def test_time_must_not_go_backwards() -> None:
 def test_vad_settings_reject_nonsense() -> None:
     with pytest.raises(ValidationError, match="pad_ms"):
         VadSettings(pad_ms=600, endpoint_silence_ms=500)
+    with pytest.raises(ValidationError, match="pad_ms"):
+        VadSettings(pad_ms=300)  # longer than the 200 ms after a complete answer
+    with pytest.raises(ValidationError, match="cannot both be set"):
+        VadSettings(endpoint_silence_ms=500, end_of_turn={"complete_silence_ms": 300})
+    with pytest.raises(ValidationError, match="complete_silence_ms <= incomplete_silence_ms"):
+        VadSettings(end_of_turn={"complete_silence_ms": 700, "incomplete_silence_ms": 600})
+    with pytest.raises(ValidationError, match="extra"):
+        VadSettings(end_of_turn={"silence_ms": 300})
     with pytest.raises(ValidationError):
         VadSettings(aggressiveness=4)
     with pytest.raises(ValidationError, match="extra"):
