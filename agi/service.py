@@ -330,3 +330,25 @@ def transfer_application(target: str, default_context: str) -> tuple[str, str]:
     if "," in target:
         return "Goto", target
     return "Goto", f"{target or default_context},s,1"
+
+
+async def _base_variant(_runtime: ScriptRuntime) -> str | None:
+    return None  # no allocator: every call on the script's base variant
+
+
+async def loopback_call_service(
+    services: CallServices, scripts: ScriptSource, store: CallStore, turns: TurnWriter
+) -> CallService:
+    """A started call service on free loopback ports, every call on the base variant and no
+    dialer beside it: what script rehearsals (`outdial script test --voice`) and tests run."""
+    service = CallService(
+        AgiSettings(port=0),
+        AudioSocketSettings(port=0),
+        services,
+        scripts,
+        store,
+        turns,
+        _base_variant,
+    )
+    await service.start()
+    return service

@@ -29,8 +29,7 @@ from panoramisk import Manager
 
 from agi.callstore import CallStore
 from agi.catalog import ScriptCatalog
-from agi.service import CallService, ScriptSource
-from agi.settings import AgiSettings, AudioSocketSettings
+from agi.service import CallService, ScriptSource, loopback_call_service
 from dialer.campaigns import CampaignSettings, create_campaign
 from dialog import Script, load_script
 from dialog.cases import CaseResult, LoadedCases, Step, cases_dir, load_cases
@@ -226,20 +225,9 @@ async def _call_stack(
         await catalog.reload()
         turns = TurnWriter(db.pool, work / "spool")
         await turns.start()
-
-        async def base_variant(runtime: object) -> None:
-            return None
-
-        service = CallService(
-            AgiSettings(port=0),
-            AudioSocketSettings(port=0),
-            services,
-            ScriptSource(catalog.get),
-            CallStore(db.pool),
-            turns,
-            base_variant,
+        service = await loopback_call_service(
+            services, ScriptSource(catalog.get), CallStore(db.pool), turns
         )
-        await service.start()
         try:
             yield service, catalog, db.pool, turns
         finally:

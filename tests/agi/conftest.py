@@ -16,8 +16,8 @@ from panoramisk import Manager
 from agi.callstore import CallStore
 from agi.catalog import ScriptCatalog
 from agi.runtime import CallServices, CallSettings
-from agi.service import CallService, ScriptSource
-from agi.settings import AgiSettings, AudioSocketSettings, SessionSettings
+from agi.service import CallService, ScriptSource, loopback_call_service
+from agi.settings import SessionSettings
 from compliance.settings import ComplianceSettings
 from compliance.words import default_word_filter
 from dialer.campaigns import CampaignSettings, create_campaign
@@ -159,20 +159,9 @@ async def open_live_stack(
     await catalog.reload()
     turns = turns or TurnWriter(pool, work / "spool")
     await turns.start()
-
-    async def first_variant(runtime: object) -> None:
-        return None
-
-    service = CallService(
-        AgiSettings(port=0),
-        AudioSocketSettings(port=0),
-        services,
-        ScriptSource(catalog.get),
-        CallStore(pool),
-        turns,
-        first_variant,
+    service = await loopback_call_service(
+        services, ScriptSource(catalog.get), CallStore(pool), turns
     )
-    await service.start()
     try:
         yield LiveStack(service, catalog, pool, turns)
     finally:
