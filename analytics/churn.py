@@ -383,7 +383,7 @@ async def rescore_waiting(
             priorities.append(
                 (rfm.lead_id, combined_priority(rfm.priority, risk, scorer.churn.priority_weight))
             )
-    await set_priorities(pool, priorities)
+    await set_priorities(pool, priorities, pending_only=True)
     return len(scores)
 
 

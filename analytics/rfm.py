@@ -24,7 +24,7 @@ from store.leads import (
     CampaignNotFoundError,
     find_campaign,
     lock_lead_fields,
-    set_lead_priorities,
+    set_priorities,
 )
 
 MEASURES = ("recency", "frequency", "monetary")
@@ -160,7 +160,7 @@ async def score_campaign(
                                                   churn_weight))
             for s in scores
         ]  # fmt: skip
-        await set_lead_priorities(conn, [s.lead_id for s in scores], [s.priority for s in scores])
+        await set_priorities(conn, [(s.lead_id, s.priority) for s in scores], pending_only=False)
     missing = {name: sum(1 for s in scores if getattr(s, name) == 0) for name in MEASURES}
     return ScoreSummary(
         campaign=campaign,

@@ -947,31 +947,24 @@ async def lock_lead_fields(conn: asyncpg.Connection, campaign_id: int) -> list[t
     return [(r["id"], r["fields"]) for r in rows]
 
 
-async def set_lead_priorities(
-    conn: asyncpg.Connection, lead_ids: Sequence[int], priorities: Sequence[int]
-) -> None:
-    await conn.execute(
-        """UPDATE leads SET priority = s.priority, updated_at = now()
-           FROM unnest($1::bigint[], $2::int[]) AS s(id, priority)
-           WHERE leads.id = s.id""",
-        list(lead_ids),
-        list(priorities),
-    )
-
-
-# --- churn priorities, call consent, rehearsal leads, erasure (leads has one writer module)
+# --- lead priorities, call consent, rehearsal leads, erasure (leads has one writer module)
 
 
 async def set_priorities(
-    conn: asyncpg.Connection | asyncpg.Pool, priorities: Sequence[tuple[int, int]]
+    conn: asyncpg.Connection | asyncpg.Pool,
+    priorities: Sequence[tuple[int, int]],
+    *,
+    pending_only: bool,
 ) -> None:
-    """Lease priorities (RFM plus churn risk) of waiting leads."""
+    """Lease priorities (RFM, plus churn risk where scored) of the given leads; with
+    `pending_only`, a lead leased or settled since it was scored keeps its priority."""
     await conn.execute(
         """UPDATE leads SET priority = s.priority, updated_at = now()
            FROM unnest($1::bigint[], $2::int[]) AS s(id, priority)
-           WHERE leads.id = s.id AND leads.status = 'pending'""",
+           WHERE leads.id = s.id AND (NOT $3 OR leads.status = 'pending')""",
         [p[0] for p in priorities],
         [p[1] for p in priorities],
+        pending_only,
     )
 
 
