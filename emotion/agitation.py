@@ -214,8 +214,8 @@ class AgitationTracker:
         Two octaves or more off (18 semitones or more) is always the tracker, and the rest
         after folding is scored (the baseline itself may be the one read high). One octave off
         is only when it is within `octave_tolerance_st` of 12 and the spectral envelope is the
-        baseline's: a man and a woman are often an octave apart too. Range,
-        spread and slope are differences, unchanged by a whole-utterance octave.
+        baseline's: a man and a woman are often an octave apart too. Range, spread and slope
+        are differences, unchanged by a whole-utterance octave.
         """
         offset = self._pitch_offset(features)
         if offset is None or features.f0_median_st is None:
