@@ -8,13 +8,23 @@ with the lexical cues from nlu they form a logistic of a weighted sum (weights i
 `AgitationWeights`), and a two-threshold hysteresis turns the score into a state that does not
 flap from turn to turn. While the line is noisier than during the baseline, tempo and voice
 quality are ignored: noise fakes both.
+
+Two things that are not impatience move the pitch a long way: the pitch tracker locking on a
+harmonic (a low voice whose fundamental the line removed) and another person taking the phone.
+A pitch median whole octaves from the baseline's is folded back (one octave only when the
+voice's spectral envelope is close to the baseline's: a man and a woman are often an octave
+apart too). A pitch median still far above the baseline's (`speaker_rise_st`) or clearly below
+it (`speaker_drop_st`) is another speaker: the baseline starts again from that utterance. (The
+envelope of one 3 s utterance depends on what was said about as much as on who said it, so it
+only tells an octave error from another voice.) Impatience that persists over turns counts
+through the mean z-scores of the last `sustain_turns` turns after the baseline (`_sustained`).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -54,6 +64,11 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
 # peaks, and lowers the harmonics-to-noise ratio): ignored while the line is noisier than it
 # was during the baseline.
 NOISE_SENSITIVE_GROUPS = ("tempo", "voice")
+# Typical utterance-to-utterance spread (dB) of each mel-cepstral coefficient of one speaker,
+# pooled over the calm baselines of the tune split of bench/emotion_phone.py: it puts the
+# coefficients on one scale for the speaker-change distance.
+ENVELOPE_SPREAD_DB = np.array([4.2, 6.5, 5.1, 3.4, 3.3, 3.0, 2.5, 2.2, 2.0, 1.5, 1.6, 1.4])
+_OCTAVE_ST = 12.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +98,9 @@ class TurnTaking:
 
 @dataclass(frozen=True, slots=True)
 class AgitationReading:
-    """One turn's result, to be logged with the turn."""
+    """One turn's result, to be logged with the turn: `features` as scored (pitch median moved
+    back by the octaves of a tracker error), `speaker_changed` when this turn started a new
+    baseline because another voice took the phone."""
 
     score: float
     state: AgitationState
@@ -91,6 +108,7 @@ class AgitationReading:
     features: ProsodyFeatures
     cues: LexicalCues
     baseline_utterances: int
+    speaker_changed: bool = False
 
 
 @dataclass(slots=True)
@@ -101,6 +119,7 @@ class _Baseline:
     rate_source: str | None = None
     noise_floors: list[float] = field(default_factory=list)
     log_latencies: list[float] = field(default_factory=list)
+    envelopes: list[tuple[float, ...]] = field(default_factory=list)
     utterances: int = 0
 
 
@@ -113,6 +132,7 @@ class AgitationTracker:
         self._state: AgitationState = "calm"
         self._recent_repeats: deque[bool] = deque(maxlen=self._settings.repeat_window_turns)
         self._recent_barge_ins: deque[bool] = deque(maxlen=self._settings.repeat_window_turns)
+        self._recent_z: deque[dict[str, float]] = deque(maxlen=self._settings.sustain_turns)
 
     @property
     def state(self) -> AgitationState:
@@ -138,8 +158,17 @@ class AgitationTracker:
         self._recent_barge_ins.append(turn.barged_in)
         if not self._settings.enabled:
             return self._reading(0.0, {}, features, cues)
+        features = self._fold_octave_error(features)
+        speaker_changed = self._speaker_changed(features)
+        if speaker_changed:
+            self._baseline = _Baseline()
+            self._recent_z.clear()
         z = self._z_scores(features) | self._latency_z(turn)
-        score = self._score(z, cues, self._line_got_noisy(features))
+        if z and self._baseline.utterances >= self._settings.baseline_utterances:
+            self._recent_z.append(z)
+        # Persistence helps a calm call become agitated; calming down is judged turn by turn.
+        evidence = self._sustained(z) if self._state == "calm" else z
+        score = self._score(evidence, cues, self._line_got_noisy(features))
         self._advance_state(score)
         if (
             self._state == "calm"
@@ -149,12 +178,95 @@ class AgitationTracker:
             self._add_to_baseline(features)
             if turn.answer_latency_s is not None:
                 self._baseline.log_latencies.append(_log_latency(turn.answer_latency_s))
-        return self._reading(score, z, features, cues)
+        return self._reading(score, z, features, cues, speaker_changed)
 
     def _reading(
-        self, score: float, z: dict[str, float], features: ProsodyFeatures, cues: LexicalCues
+        self,
+        score: float,
+        z: dict[str, float],
+        features: ProsodyFeatures,
+        cues: LexicalCues,
+        speaker_changed: bool = False,
     ) -> AgitationReading:
-        return AgitationReading(score, self._state, z, features, cues, self._baseline.utterances)
+        return AgitationReading(
+            score, self._state, z, features, cues, self._baseline.utterances, speaker_changed
+        )
+
+    def _pitch_offset(self, features: ProsodyFeatures) -> float | None:
+        """The utterance's pitch median less the baseline's mean, in semitones."""
+        history = self._baseline.values["f0_median"]
+        if features.f0_median_st is None or not history:
+            return None
+        return features.f0_median_st - float(np.mean(history))
+
+    def _envelope_distance(self, features: ProsodyFeatures) -> float | None:
+        """How far the voice's spectral envelope is from the baseline's, in typical spreads."""
+        history = self._baseline.envelopes
+        if features.spectral_envelope is None or not history:
+            return None
+        offset = np.asarray(features.spectral_envelope) - np.mean(history, axis=0)
+        return float(np.linalg.norm(offset / ENVELOPE_SPREAD_DB))
+
+    def _fold_octave_error(self, features: ProsodyFeatures) -> ProsodyFeatures:
+        """The features with the pitch median moved by whole octaves to the baseline's, when it
+        sits that many octaves off: the tracker locked on a harmonic for most of the utterance.
+
+        Two octaves or more off (18 semitones or more) is always the tracker, and the rest
+        after folding is scored (the baseline itself may be the one read high). One octave off
+        is only when it is within `octave_tolerance_st` of 12 and the spectral envelope is the
+        baseline's: a man and a woman are often an octave apart too. Range, spread and slope
+        are differences, unchanged by a whole-utterance octave.
+        """
+        offset = self._pitch_offset(features)
+        if offset is None or features.f0_median_st is None:
+            return features
+        octaves = round(offset / _OCTAVE_ST)
+        if octaves == 0:
+            return features
+        if abs(octaves) == 1:
+            distance = self._envelope_distance(features)
+            if (
+                abs(offset - octaves * _OCTAVE_ST) > self._settings.octave_tolerance_st
+                or distance is None
+                or distance > self._settings.octave_envelope_distance
+            ):
+                return features
+        return replace(features, f0_median_st=features.f0_median_st - octaves * _OCTAVE_ST)
+
+    def _speaker_changed(self, features: ProsodyFeatures) -> bool:
+        """Another voice: a pitch jump impatience does not make (far up, or down at all) and
+        that was not an octave error of the tracker (those are folded back first)."""
+        offset = self._pitch_offset(features)
+        settings = self._settings
+        return offset is not None and not (
+            -settings.speaker_drop_st < offset < settings.speaker_rise_st
+        )
+
+    def _sustained(self, z: dict[str, float]) -> dict[str, float]:
+        """This turn's z-scores, or the recent turns' mean when it is stronger evidence.
+
+        The mean of n turns wobbles less than one turn, but all of them are measured against the
+        same m-utterance baseline, whose own error does not average out: against one turn's the
+        mean's spread shrinks by sqrt((1/n + 1/m) / (1 + 1/m)), and it is scaled up by that
+        much. A small rise that holds over several turns then counts like a larger one-off rise.
+        """
+        turns = len(self._recent_z)
+        if turns < 2 or not z:
+            return z
+        baseline = max(1, self._baseline.utterances)
+        gain = math.sqrt((1.0 + 1.0 / baseline) / (1.0 / turns + 1.0 / baseline))
+        clip = self._settings.z_clip
+        sustained = {
+            name: float(
+                np.clip(
+                    gain * np.mean([recent.get(name, 0.0) for recent in self._recent_z]),
+                    -clip,
+                    clip,
+                )
+            )
+            for name in z
+        }
+        return sustained if self._logit(sustained) > self._logit(z) else z
 
     def _z_scores(self, features: ProsodyFeatures) -> dict[str, float]:
         current = _feature_values(features)
@@ -192,7 +304,17 @@ class AgitationTracker:
 
     def _score(self, z: dict[str, float], cues: LexicalCues, noisy_line: bool = False) -> float:
         weights = self._settings.weights
-        total = weights.bias
+        total = weights.bias + self._logit(z, noisy_line)
+        total += weights.complaint * cues.complaint + weights.stop * cues.stop
+        total += weights.profanity * cues.profanity
+        # One "what?" is ordinary; each further one in the recent turns adds up.
+        total += weights.repeat * max(0, sum(self._recent_repeats) - 1)
+        return 1.0 / (1.0 + math.exp(-total))
+
+    def _logit(self, z: dict[str, float], noisy_line: bool = False) -> float:
+        """The acoustic and turn-taking share of the score's logit, each kind capped."""
+        weights = self._settings.weights
+        total = 0.0
         for group, names in FEATURE_GROUPS.items():
             if noisy_line and group in NOISE_SENSITIVE_GROUPS:
                 continue
@@ -203,12 +325,7 @@ class AgitationTracker:
         turn_taking = weights.answer_latency * z.get("answer_latency", 0.0)
         turn_taking += weights.barge_in * max(0, sum(self._recent_barge_ins) - 1)
         cap = self._settings.group_cap
-        total += min(cap, max(-cap, turn_taking))
-        total += weights.complaint * cues.complaint + weights.stop * cues.stop
-        total += weights.profanity * cues.profanity
-        # One "what?" is ordinary; each further one in the recent turns adds up.
-        total += weights.repeat * max(0, sum(self._recent_repeats) - 1)
-        return 1.0 / (1.0 + math.exp(-total))
+        return total + min(cap, max(-cap, turn_taking))
 
     def _advance_state(self, score: float) -> None:
         if self._state == "calm" and score >= self._settings.high:
@@ -227,6 +344,8 @@ class AgitationTracker:
             baseline.values[name].append(value)
         if features.noise_floor_dbfs is not None:
             baseline.noise_floors.append(features.noise_floor_dbfs)
+        if features.spectral_envelope is not None:
+            baseline.envelopes.append(features.spectral_envelope)
         baseline.utterances += 1
 
 

@@ -14,6 +14,7 @@ from typing import Literal
 
 import librosa
 import numpy as np
+import scipy.fft
 import scipy.signal
 import soxr
 
@@ -50,6 +51,14 @@ _HIGH_BAND = (_BIN_HZ >= 1000.0) & (_BIN_HZ <= 3400.0)
 _MIN_NOISE_FRAMES = 3
 _NOISE_FLOOR_PERCENTILE = 10
 _SPECTRAL_FLOOR = 0.05
+# A frame's pitch this far (semitones) from the utterance's median is an octave error of the
+# frame-wise tracker (a lost fundamental, a creaky period) when folding it by an octave brings
+# it back: one utterance's pitch does not jump by an octave and back.
+_OCTAVE_ERROR_ST = 7.0
+# Spectral envelope (speaker identity): mel bands of the line's voice band, cepstral
+# coefficients 1..ENVELOPE_COEFFICIENTS (c0 is the level, left out: gain is not identity).
+_MEL_BANDS = librosa.filters.mel(sr=RATE, n_fft=FRAME_LENGTH, n_mels=20, fmin=300.0, fmax=3400.0)
+ENVELOPE_COEFFICIENTS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +83,12 @@ class ProsodyFeatures:
     least 100 ms (0 without one); `hnr_db`, the median harmonics-to-noise ratio of voiced
     frames; `spectral_tilt_db`, voiced energy below 1 kHz over 1-3.4 kHz with the line's noise
     subtracted (vocal effort flattens it, plain gain does not); `noise_floor_dbfs`, the 10th
-    percentile of frame energies, which tells a line that turned noisy.
+    percentile of frame energies, which tells a line that turned noisy; `spectral_envelope`,
+    mel-cepstral coefficients 1-12 of the mean voiced spectrum (noise subtracted), which tell
+    one speaker from another (the tracker's speaker-change check).
+
+    Pitch frames an octave off the utterance's median are folded back first (see
+    `fold_octave_errors`).
 
     Spreads are interquartile ranges: robust to the odd octave error of a frame-wise tracker.
     `speaking_rate` is words per second of speech with ASR timings (`rate_source="asr_words"`),
@@ -98,6 +112,7 @@ class ProsodyFeatures:
     hnr_db: float | None = None
     spectral_tilt_db: float | None = None
     noise_floor_dbfs: float | None = None
+    spectral_envelope: tuple[float, ...] | None = None
 
     @property
     def has_voice(self) -> bool:
@@ -141,11 +156,12 @@ def extract_features(
         return ProsodyFeatures(
             duration_s, voiced_s, None, None, None, None, speaking_rate, rate_source, pause_ratio
         )
-    semitones = 12.0 * np.log2(f0[voiced] / SEMITONE_REFERENCE_HZ)
+    semitones = fold_octave_errors(12.0 * np.log2(f0[voiced] / SEMITONE_REFERENCE_HZ))
     peaks = _energy_peaks(energy_db, voiced)
     if speaking_rate is None:
         speaking_rate = peaks / voiced_s
     times = np.flatnonzero(voiced) * HOP_LENGTH / RATE
+    speech_spectrum = _voiced_spectrum(frames, voiced, active)
     return ProsodyFeatures(
         duration_s=duration_s,
         voiced_s=voiced_s,
@@ -161,8 +177,9 @@ def extract_features(
         articulation_rate=peaks / (float(active.sum()) * HOP_LENGTH / RATE),
         mean_pause_s=_mean_pause_s(active),
         hnr_db=_hnr_db(periodicity[voiced]),
-        spectral_tilt_db=_spectral_tilt_db(frames, voiced, active),
+        spectral_tilt_db=_spectral_tilt_db(speech_spectrum),
         noise_floor_dbfs=float(np.percentile(energy_db, _NOISE_FLOOR_PERCENTILE)),
+        spectral_envelope=_spectral_envelope(speech_spectrum),
     )
 
 
@@ -219,18 +236,44 @@ def _hnr_db(periodicity: np.ndarray) -> float:
     return float(np.median(10.0 * np.log10(r / (1.0 - r))))
 
 
-def _spectral_tilt_db(frames: np.ndarray, voiced: np.ndarray, active: np.ndarray) -> float:
-    """Voiced energy in 300 Hz-1 kHz over 1-3.4 kHz, in dB, after subtracting the noise floor
-    (the mean spectrum of inactive frames): a noisy line must not look like a strained voice."""
+def fold_octave_errors(semitones: np.ndarray) -> np.ndarray:
+    """Move frames that sit about an octave from the median back by that octave.
+
+    A frame-wise tracker on telephone audio (no fundamental below 300 Hz) sometimes locks on the
+    second harmonic or on two periods; such frames would widen the range and bend the median.
+    Folding is repeated once so a frame two octaves off also comes back.
+    """
+    folded = semitones.copy()
+    for _ in range(2):
+        offset = folded - np.median(folded)
+        folded = folded - 12.0 * np.where(np.abs(offset) > _OCTAVE_ERROR_ST, np.sign(offset), 0.0)
+    return folded
+
+
+def _voiced_spectrum(frames: np.ndarray, voiced: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Mean power spectrum of voiced frames less the noise floor (the mean spectrum of inactive
+    frames): a noisy line must not look like a strained voice or another speaker."""
     power = np.abs(np.fft.rfft(frames * _WINDOW, axis=1)) ** 2
     speech = power[voiced].mean(axis=0)
     quiet = power[~active]
     if quiet.shape[0] >= _MIN_NOISE_FRAMES:
         speech = np.maximum(speech - quiet.mean(axis=0), speech * _SPECTRAL_FLOOR)
+    return speech
+
+
+def _spectral_tilt_db(speech: np.ndarray) -> float:
+    """Voiced energy in 300 Hz-1 kHz over 1-3.4 kHz, in dB."""
     return float(
         10.0
         * np.log10((speech[_LOW_BAND].sum() + _EPSILON) / (speech[_HIGH_BAND].sum() + _EPSILON))
     )
+
+
+def _spectral_envelope(speech: np.ndarray) -> tuple[float, ...]:
+    """Mel-cepstral coefficients 1..12 (dB) of the mean voiced spectrum."""
+    log_bands = 10.0 * np.log10(_MEL_BANDS @ speech + _EPSILON)
+    cepstrum = scipy.fft.dct(log_bands, type=2, norm="ortho")
+    return tuple(float(c) for c in cepstrum[1 : ENVELOPE_COEFFICIENTS + 1])
 
 
 def _energy_peaks(energy_db: np.ndarray, voiced: np.ndarray) -> int:

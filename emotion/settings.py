@@ -12,7 +12,11 @@ class StdFloors(BaseModel):
 
     A baseline of two or three utterances can be nearly constant by chance; without a floor a
     tiny, ordinary change would give a huge z-score. The floors are roughly the utterance-to-
-    utterance variation of one calm speaker.
+    utterance variation of one calm speaker. The speaking-rate floor is 0.25 (about 28 %) since
+    the recent turns' mean counts (`sustain_turns`): energy-peak rates of one calm speaker's
+    different sentences vary that much, and at 0.15 a louder or faster call plus a quicker
+    sentence and a slightly higher melody could add up to a transfer (chosen on the tune split
+    of bench/emotion_phone.py with the behaviour tests of tests/emotion as constraints).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -21,7 +25,7 @@ class StdFloors(BaseModel):
     f0_spread: float = Field(1.5, gt=0, description="semitones")
     energy_median: float = Field(2.5, gt=0, description="dB")
     energy_spread: float = Field(2.5, gt=0, description="dB")
-    speaking_rate: float = Field(0.15, gt=0, description="natural log of the rate")
+    speaking_rate: float = Field(0.25, gt=0, description="natural log of the rate")
     pause_ratio: float = Field(0.08, gt=0, description="fraction of the utterance")
     f0_range: float = Field(1.5, gt=0, description="semitones")
     f0_slope: float = Field(3.0, gt=0, description="semitones per second")
@@ -101,16 +105,49 @@ class EmotionSettings(BaseModel):
         "score's logit; below logit(high) - bias, so one kind alone never transfers",
     )
     loudness_cap: float = Field(
-        2.0,
+        1.0,
         gt=0,
         description="a lower cap for loudness, the least reliable kind (phone distance, "
-        "automatic gain): with it a louder voice needs clear support from another kind",
+        "automatic gain): with it a louder voice needs clear support from another kind; 1.0 "
+        "since the recent turns' mean counts (`sustain_turns`): a louder call with a chance rise "
+        "of the sentence melody transferred at 2.0 on the tune split",
     )
     noisy_line_db: float = Field(
         6.0,
         gt=0,
         description="rise of the line's noise floor over the baseline's beyond which tempo and "
         "voice-quality evidence is ignored (noise fakes both)",
+    )
+    sustain_turns: int = Field(
+        2,
+        ge=1,
+        le=10,
+        description="recent turns after the baseline whose mean z-scores (scaled up for the "
+        "smaller wobble of a mean) are scored when that is stronger than the turn alone: "
+        "impatience that holds counts more than one turn's wobble; 1 scores each turn alone",
+    )
+    speaker_rise_st: float = Field(
+        10.0,
+        gt=0,
+        description="a pitch median this many semitones or more above the baseline's is not "
+        "impatience (which raises it by a few): an octave error of the tracker (folded back) or "
+        "another person on the phone (a new baseline)",
+    )
+    speaker_drop_st: float = Field(
+        5.0,
+        gt=0,
+        description="a pitch median this many semitones or more below the baseline's: "
+        "impatience never lowers the voice that far, so an octave error or another person",
+    )
+    octave_tolerance_st: float = Field(
+        2.0, gt=0, lt=6, description="how near 12 semitones a jump must be to be an octave error"
+    )
+    octave_envelope_distance: float = Field(
+        3.5,
+        gt=0,
+        description="an octave jump counts as the tracker's error (folded back) only when the "
+        "spectral envelope is at most this far from the baseline's (in typical spreads); a man "
+        "and a woman are often about an octave apart, so otherwise it is another speaker",
     )
     std_floors: StdFloors = StdFloors()
     weights: AgitationWeights = AgitationWeights()

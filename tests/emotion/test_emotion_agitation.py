@@ -82,7 +82,8 @@ def test_constant_baseline_uses_the_std_floors() -> None:
 
 def test_z_scores_are_clipped() -> None:
     settings = EmotionSettings(z_clip=2.5)
-    reading = _calm_baseline(settings).update(replace(CALM, f0_median_st=40.0))
+    # 6.5 semitones: below `speaker_rise_st`, so scored as a rise (z 4.3 before the clip).
+    reading = _calm_baseline(settings).update(replace(CALM, f0_median_st=18.5))
     assert reading.z["f0_median"] == pytest.approx(2.5)
 
 
@@ -244,3 +245,100 @@ def test_answer_latency_is_compared_with_the_callers_own() -> None:
 def test_a_bad_answer_latency_is_refused(latency: float) -> None:
     with pytest.raises(ValueError, match="answer_latency_s"):
         TurnTaking(answer_latency_s=latency)
+
+
+ENVELOPE = (-20.0, 8.0, -5.0, 3.0, 1.0, -2.0, 0.5, 1.0, -0.5, 0.3, 0.2, -0.1)
+OTHER_ENVELOPE = (-5.0, -10.0, 8.0, -4.0, 5.0, 3.0, -3.0, -2.0, 2.0, -1.5, 1.5, 1.0)
+VOICED = replace(CALM, spectral_envelope=ENVELOPE)
+
+
+def _voiced_baseline() -> AgitationTracker:
+    tracker = AgitationTracker()
+    for _ in range(EmotionSettings().baseline_utterances):
+        tracker.update(VOICED)
+    return tracker
+
+
+@pytest.mark.parametrize("octaves", [1, 2, -1, -2])
+def test_a_pitch_median_whole_octaves_off_in_the_same_voice_is_folded_back(octaves: int) -> None:
+    """The tracker locked on a harmonic of a low voice (or on two periods): not a pitch rise."""
+    tracker = _voiced_baseline()
+    locked = replace(VOICED, f0_median_st=12.0 + 12.0 * octaves + 0.5)
+    reading = tracker.update(locked)
+    assert not reading.speaker_changed
+    assert reading.features.f0_median_st == pytest.approx(12.5)
+    assert reading.z["f0_median"] == pytest.approx(0.5 / EmotionSettings().std_floors.f0_median)
+    assert reading.state == "calm"
+
+
+def test_an_octave_up_in_another_voice_is_another_speaker_and_a_new_baseline() -> None:
+    tracker = _voiced_baseline()
+    other = replace(VOICED, f0_median_st=24.0, spectral_envelope=OTHER_ENVELOPE)
+    reading = tracker.update(other)
+    assert reading.speaker_changed
+    assert reading.z == {}
+    assert reading.baseline_utterances == 1
+    assert reading.state == "calm"
+
+
+@pytest.mark.parametrize("pitch", [6.0, 23.0])
+def test_another_person_taking_the_phone_rebaselines_instead_of_raising_agitation(
+    pitch: float,
+) -> None:
+    """A lower voice (6 semitones down) or a much higher one (11 up, no octave): the new voice
+    becomes the baseline, and its own later rise is measured against it."""
+    tracker = _voiced_baseline()
+    newcomer = replace(VOICED, f0_median_st=pitch, spectral_envelope=OTHER_ENVELOPE)
+    readings = [tracker.update(newcomer) for _ in range(3)]
+    assert readings[0].speaker_changed
+    assert [r.baseline_utterances for r in readings] == [1, 2, 3]
+    assert all(r.state == "calm" for r in readings)
+    angry = replace(
+        newcomer,
+        f0_median_st=pitch + 4.0,
+        energy_median_dbfs=-17.0,
+        speaking_rate=6.5,
+    )
+    assert tracker.update(angry).state == "agitated"
+
+
+def test_the_same_raised_pitch_is_scored_where_an_unguarded_tracker_would_see_a_new_speaker() -> (
+    None
+):
+    """A clear rise of 5 semitones is impatience, not another speaker."""
+    reading = _voiced_baseline().update(
+        replace(ANGRY, f0_median_st=17.0, spectral_envelope=ENVELOPE)
+    )
+    assert not reading.speaker_changed
+    assert reading.state == "agitated"
+
+
+# A little higher, louder and quicker: under `high` in one turn, over it when it holds.
+MILD = replace(CALM, f0_median_st=14.5, energy_median_dbfs=-22.0, speaking_rate=6.0)
+
+
+def test_a_small_rise_that_holds_over_turns_transfers_where_one_such_turn_does_not() -> None:
+    single = _calm_baseline()
+    one = single.update(MILD)
+    assert one.state == "calm"
+    held = _calm_baseline()
+    readings = [held.update(MILD) for _ in range(3)]
+    assert readings[0].score == pytest.approx(one.score)
+    # From the second turn on, the mean of the held rise is stronger evidence than one turn.
+    assert readings[1].score > one.score
+    assert readings[-1].state == "agitated"
+
+
+def test_a_single_raised_turn_among_calm_ones_does_not_accumulate() -> None:
+    """The recent turns' mean only counts when stronger than the turn itself: one raised turn
+    followed by calm ones fades instead of holding the score up."""
+    tracker = _calm_baseline()
+    readings = [tracker.update(turn) for turn in (MILD, CALM, CALM)]
+    assert readings[-1].score < readings[0].score
+    assert all(r.state == "calm" for r in readings)
+
+
+def test_a_turn_alone_with_sustain_turns_1() -> None:
+    tracker = _calm_baseline(EmotionSettings(sustain_turns=1))
+    scores = [tracker.update(MILD).score for _ in range(3)]
+    assert scores[0] == pytest.approx(scores[-1])

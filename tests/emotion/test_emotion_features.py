@@ -7,7 +7,7 @@ import pytest
 import scipy.signal
 import soxr
 
-from emotion.features import WordTiming, extract_features
+from emotion.features import WordTiming, extract_features, fold_octave_errors
 from emotion.warmup import warm
 from tests.emotion.labelled_set import FIXTURES, read_wav
 
@@ -208,3 +208,46 @@ def test_noise_floor_follows_the_line_not_the_voice() -> None:
     louder = extract_features(_pcm(louder_voice))
     assert noisy.noise_floor_dbfs - quiet.noise_floor_dbfs == pytest.approx(20.0, abs=2.0)
     assert louder.noise_floor_dbfs == pytest.approx(quiet.noise_floor_dbfs, abs=1.0)
+
+
+def test_frames_an_octave_or_two_off_the_median_are_folded_back() -> None:
+    track = np.array([10.0, 10.5, 22.2, 9.8, 34.0, -1.5, 10.2, 11.0])
+    folded = fold_octave_errors(track)
+    assert folded == pytest.approx([10.0, 10.5, 10.2, 9.8, 10.0, 10.5, 10.2, 11.0])
+    # Ordinary melody within an utterance (a few semitones) is left alone.
+    melody = np.array([8.0, 10.0, 12.0, 14.0, 16.0])
+    assert fold_octave_errors(melody) == pytest.approx(melody)
+
+
+def test_a_stretch_read_an_octave_up_does_not_move_the_pitch_or_widen_its_range() -> None:
+    """Part of a 120 Hz utterance read at 240 Hz (a frame-wise tracker's octave error, here
+    made real) counts as 120 Hz: one utterance does not jump by an octave."""
+    steady = extract_features(_pcm(_vowel(120.0)))
+    jumped = extract_features(_pcm(np.concatenate([_vowel(120.0, 0.7), _vowel(240.0, 0.3)])))
+    assert jumped.f0_median_st == pytest.approx(steady.f0_median_st, abs=0.3)
+    assert jumped.f0_range_st < 1.0
+
+
+def _formant_vowel(formants: tuple[float, ...], level: float = 0.1) -> np.ndarray:
+    """A 130 Hz voice through resonances at `formants`, high-passed at 300 Hz like a line."""
+    time = np.arange(RATE) / RATE
+    wave = np.zeros_like(time)
+    for k in range(1, 30):
+        amplitude = sum(1.0 / (1.0 + ((130.0 * k - f) / 90.0) ** 2) for f in formants)
+        wave += amplitude * np.sin(2 * np.pi * 130.0 * k * time)
+    sos = scipy.signal.butter(8, 300, btype="highpass", fs=RATE, output="sos")
+    wave = scipy.signal.sosfilt(sos, wave)
+    return np.concatenate([np.zeros(1600), wave / np.max(np.abs(wave)) * level, np.zeros(1600)])
+
+
+def test_spectral_envelope_tells_voices_apart_but_not_loudness() -> None:
+    one = extract_features(_pcm(_formant_vowel((700.0, 1200.0, 2600.0))))
+    louder = extract_features(_pcm(_formant_vowel((700.0, 1200.0, 2600.0), level=0.3)))
+    other = extract_features(_pcm(_formant_vowel((400.0, 2000.0, 3000.0))))
+    assert len(one.spectral_envelope) == 12
+
+    def distance(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+        return float(np.linalg.norm(np.subtract(a, b)))
+
+    assert distance(one.spectral_envelope, louder.spectral_envelope) < 0.5
+    assert distance(one.spectral_envelope, other.spectral_envelope) > 10.0

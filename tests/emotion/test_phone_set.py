@@ -66,3 +66,25 @@ def test_calm_loud_fast_and_noisy_line_callers_are_not_transferred(
 ) -> None:
     for kind in ("calm", "loud", "fast", "noisy"):
         assert not any(outcomes[kind]), (kind, outcomes)
+
+
+def test_another_person_taking_the_phone_is_not_transferred_and_a_new_voice_rebaselines() -> None:
+    """Each held-out fixture speaker's call is taken over by the next speaker after the
+    baseline. Where the newcomer's voice sits far from the caller's (a man after a woman, or
+    the reverse) the tracker starts a new baseline rather than reading a pitch jump."""
+    manifest = json.loads((FIXTURES / "manifest.json").read_text())
+    speakers = [entry for entry in manifest["speakers"] if entry["split"] == "test"][:6]
+    takes = [[read_wav(FIXTURES / relative) for relative in s["calm"]] for s in speakers]
+    transferred, rebaselined = [], []
+    for index, own in enumerate(takes):
+        rng = np.random.default_rng(index)
+        line = LineSettings(codec="ulaw", noise_dbfs=-58.0, loss=0.01)
+        newcomer = takes[(index + 1) % len(takes)]
+        audio = [render(pcm, 8000, CALM, line, rng) for pcm in (*own[:3], *newcomer[3:])]
+        tracker = AgitationTracker()
+        readings = [tracker.update(extract_features(pcm)) for pcm in audio]
+        transferred.append(any(r.state == "agitated" for r in readings))
+        rebaselined.append(any(r.speaker_changed for r in readings))
+    assert not any(transferred), transferred
+    # At least the pairs a gender apart are recognised (two of the six here).
+    assert sum(rebaselined) >= 2, rebaselined
