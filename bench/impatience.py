@@ -104,10 +104,8 @@ def script(adapt: bool) -> dict[str, Any]:
             "have_a_minute": listen("Do you have a minute?", None, "ready"),
             "ready": listen("Shall we start?", None, "fixed_rate"),
             "fixed_rate": listen(
-                "We are reviewing the energy plans of all our customers this month. Your "
-                "current plan has a fixed rate until the end of the year, after which it moves "
-                "to our standard variable rate, unless you choose another plan before then. "
-                "Would you like to stay on a fixed rate?",
+                "Your plan has a fixed rate until the end of the year, and then moves to our "
+                "standard variable rate. Would you like to stay on a fixed rate?",
                 "Stay on a fixed rate?",
                 "pitch",
             ),
