@@ -357,6 +357,22 @@ class Script(_Model):
         templates += [self.error_apology(), self.error_goodbye()]
         return list(dict.fromkeys(literal_text(t) for t in templates if is_static(t)))
 
+    def adapted_prompts(self) -> dict[float, list[str]]:
+        """By the slower pace of each `adapt` rule: the static texts only an adapted call
+        says (short forms, the apology, the offer of a person), for TTS to render at load at
+        that pace. Other texts said while adapted are rendered at that pace on first use."""
+        shorts = [n.short for n in self.nodes.values() if isinstance(n, SayNode | ListenNode)]
+        by_pace: dict[float, list[str]] = {}
+        for rule in self.on_emotion:
+            if rule.adapt is None:
+                continue
+            texts = [t for _, t in _adaptation_texts(("adapt",), rule.adapt)]
+            texts += [t for t in shorts if t] if rule.adapt.short_prompts else []
+            by_pace.setdefault(rule.adapt.slower, []).extend(
+                literal_text(t) for t in texts if is_static(t)
+            )
+        return {pace: list(dict.fromkeys(texts)) for pace, texts in by_pace.items()}
+
     def training_intents(self) -> dict[str, tuple[str, ...]]:
         """The NLU training set: the built-in library, this script's intents, and the
         listen nodes' `expect` phrases (the answers the script anticipates)."""

@@ -197,3 +197,15 @@ def test_a_pace_out_of_range_is_an_error(tmp_path: Path) -> None:
 def test_a_short_form_with_an_unknown_variable_is_an_error(tmp_path: Path) -> None:
     issues = check(tmp_path, ADAPTIVE.replace("Starting Monday, okay?", "Starting {day}, ok?"))
     assert issues == ["26:12: template uses unknown variable {day}"]  # the short form's line
+
+
+def test_the_texts_only_an_adapted_call_says_are_listed_by_pace_for_prerendering() -> None:
+    script = parse_script(ADAPTIVE, "adaptive.yaml").script
+    assert script.adapted_prompts() == {
+        1.2: [
+            "Sorry, I'll be quick.",
+            "Press zero or ask for an agent to talk to a person.",
+            "Can we go through your contract?",
+            "Starting Monday, okay?",
+        ]
+    }
