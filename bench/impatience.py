@@ -46,6 +46,7 @@ SCRIPT_NAME = "impatience"
 ADAPT_ABOVE = 0.5
 TRANSFER_ABOVE = 0.9
 APOLOGY = "Sorry, I'll keep this short."
+OFFER = "Or press the pound key to talk to a person."
 PACE = 1.1  # the adapted call's slower voice
 # Patience budgets of the impatient customers, in seconds of talk beyond 5 s per bot turn:
 # spread so that some give up whatever the bot does and some never do.
@@ -56,8 +57,12 @@ THINK_S = 0.4  # pbxsim.impatient's default pause before an answer
 # sentences a loaded box streams late, so customers answer questions, not pauses.
 BOT_PAUSE_S = 1.5
 CALL_LIMIT_S = 240.0
-OPENING = ("ko_yes_1",) * 3  # the calm answers that form the caller's baseline
-ANSWERS = ("ko_yes_1",) * 6
+# Each customer answers "네" (yes) to every question: three calm answers that form their
+# baseline, then the rest. `--takes 1` says it with one recording every time; `--takes 2`
+# alternates two recordings (two takes differ in pitch, loudness and length as a person's do,
+# so the baseline has a spread and a rise must stand out of it).
+TAKES = ("ko_yes_1", "ko_yes_2")
+ANSWERS_PER_CALL = 9
 
 
 def script(adapt: bool) -> dict[str, Any]:
@@ -85,7 +90,12 @@ def script(adapt: bool) -> dict[str, Any]:
             {
                 "above": ADAPT_ABOVE,
                 "action": "adapt",
-                "adapt": {"slower": PACE, "apologise": APOLOGY, "skip_optional": True},
+                "adapt": {
+                    "slower": PACE,
+                    "apologise": APOLOGY,
+                    "offer_person": {"say": OFFER, "target": "retention", "dtmf": "#"},
+                    "skip_optional": True,
+                },
             },
         )
     return {
@@ -160,14 +170,21 @@ def campaign(impatient: int, calm: int) -> list[Lead]:
     return leads
 
 
-def scenario(leads: list[Lead], work: Path, apology: Path) -> Scenario:
+def scenario(leads: list[Lead], work: Path, phrases: tuple[Path, Path], takes: int) -> Scenario:
     """Each lead as a customer in both runs (numbers ending 1: adaptation on, 0: off)."""
-    answers = [_clip(work, name) for name in (*OPENING, *ANSWERS)]
+    apology, offer = phrases
+    answers = [_clip(work, TAKES[i % takes]) for i in range(ANSWERS_PER_CALL)]
     customers: dict[str, Any] = {}
     numbers: dict[str, Any] = {}
     for lead in leads:
         if lead.impatient:
-            impatience = {"answers": answers, "budget_s": lead.budget_s, "apology": str(apology)}
+            impatience = {
+                "answers": answers,
+                "budget_s": lead.budget_s,
+                "apology": str(apology),
+                "offer": str(offer),
+                "offer_dtmf": "#",
+            }
             customers[lead.call_id] = {"impatience": impatience}
         else:  # the same answers in the same calm voice, however long the prompts
             steps: list[dict[str, Any]] = []
@@ -184,9 +201,10 @@ def scenario(leads: list[Lead], work: Path, apology: Path) -> Scenario:
 MODES = {True: "1", False: "0"}  # adaptation on / off: the last digit of the number
 
 
-async def _write_apology(tts: Any, path: Path) -> Path:
-    """The bot's apology as the adapted call speaks it: what the customer recognises."""
-    pcm = await tts.render(APOLOGY, pace=PACE)
+async def _write_phrase(tts: Any, text: str, path: Path) -> Path:
+    """A phrase as the adapted call speaks it (its voice, its pace): what the customer
+    recognises by its sound."""
+    pcm = await tts.render(text, pace=PACE)
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
@@ -216,7 +234,7 @@ def _call_id(lead: Lead, adapt: bool) -> str:
 
 
 async def run_campaign(
-    stack: tuple[Any, ScriptCatalog, Any, Any], leads: list[Lead], work: Path
+    stack: tuple[Any, ScriptCatalog, Any, Any], leads: list[Lead], work: Path, takes: int
 ) -> dict[str, CallRecord]:
     """Every lead called twice, with adaptation on and off, the two calls side by side (so
     both runs share the box's load); pbxsim's records by number."""
@@ -224,11 +242,12 @@ async def run_campaign(
     runtime = catalog.get(_script_name(True))
     if runtime is None:
         raise RuntimeError(f"{_script_name(True)}: {catalog.why_not(_script_name(True))}")
-    apology = await _write_apology(runtime.pack.tts, work / "apology.wav")
+    apology = await _write_phrase(runtime.pack.tts, APOLOGY, work / "apology.wav")
+    offer = await _write_phrase(runtime.pack.tts, OFFER, work / "offer.wav")
     for adapt in MODES:
         await _add_leads(pool, leads, adapt)
     config = SimConfig(
-        scenario=scenario(leads, work, apology),
+        scenario=scenario(leads, work, (apology, offer), takes),
         dialplan=default_dialplan(f"agi://127.0.0.1:{service.agi_port}/outdial"),
         secret=AMI_SECRET,
         bot_silence_gap=BOT_PAUSE_S,
@@ -267,6 +286,7 @@ async def results(
                 "outcome": call.outcome if call else None,
                 "apology_said": APOLOGY in said,
                 "apology_heard": bool(patience and patience.apologies),
+                "took_offer": bool(patience and patience.took_offer),
                 "short_prompts": sum(t in SHORT_FORMS for t in said),
                 "levels": patience.level if patience else 0,
                 "turn_s": [round(t, 1) for t in patience.turns] if patience else [],
@@ -298,7 +318,7 @@ def summary(on: list[dict[str, Any]], off: list[dict[str, Any]]) -> dict[str, An
     return figures
 
 
-async def run(leads: list[Lead], work: Path) -> dict[str, Any]:
+async def run(leads: list[Lead], work: Path, takes: int = 1) -> dict[str, Any]:
     """Call `leads` with adaptation on and off; the figures, and each call's row."""
     scripts = work / "scripts"
     scripts.mkdir(parents=True)
@@ -316,7 +336,7 @@ async def run(leads: list[Lead], work: Path) -> dict[str, Any]:
     )
     started = time.monotonic()
     async with _call_stack(config, scripts, work, work / "nlu") as stack:
-        records = await run_campaign(stack, leads, work)
+        records = await run_campaign(stack, leads, work, takes)
         await stack[3].close()  # every turn written before reading them back
         on = await results(stack[2], leads, records, adapt=True)
         off = await results(stack[2], leads, records, adapt=False)
@@ -324,6 +344,7 @@ async def run(leads: list[Lead], work: Path) -> dict[str, Any]:
         **summary(on, off),
         "impatient": sum(lead.impatient for lead in leads),
         "calm": sum(not lead.impatient for lead in leads),
+        "takes": takes,
         "seconds": round(time.monotonic() - started, 1),
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "calls_on": on,
@@ -348,10 +369,11 @@ def _print(result: dict[str, Any]) -> None:
 def main(
     impatient: int = typer.Option(8, min=1, help="impatient customers per run"),
     calm: int = typer.Option(4, min=0, help="calm customers per run"),
+    takes: int = typer.Option(1, min=1, max=len(TAKES), help="recordings of the answer"),
     as_json: bool = typer.Option(False, "--json", help="the figures as JSON on the last line"),
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="impatience-") as tmp:
-        result = asyncio.run(run(campaign(impatient, calm), Path(tmp)))
+        result = asyncio.run(run(campaign(impatient, calm), Path(tmp), takes))
     _print(result)
     if as_json:
         print(json.dumps(result))

@@ -6,11 +6,13 @@ What the customer knows comes only from the wire, as a person on the phone knows
   a turn longer than `tolerance_s` costs the excess from the `budget_s` of patience, and raises
   the voice one level (the `levels`: pitch up, louder, faster, made by pbxsim.voicefx on their
   own recordings: the daemon has only the audio to go by);
-- an apology, recognised by its sound: `apology` is a recording of the bot's apology as the
-  bot speaks it (its voice, its pace); a bot turn that opens with it (normalised
-  cross-correlation of the first 0.4 s within the turn's first 2 s) gives `apology_relief_s`
-  of patience back. The customer understands no other words: a shorter prompt helps only by
-  being short.
+- known phrases, recognised by their sound as a person recognises a familiar phrase, with no
+  speech recognition: `apology` and `offer` are recordings of the bot's apology and offer of
+  a person as the bot speaks them (its voice, its pace), compared with what the bot sends
+  (normalised cross-correlation of their first 0.4 s, >= 0.8). A bot turn that opens with the
+  apology gives `apology_relief_s` of patience back; after hearing the offer, a customer who
+  has spent `takes_offer_at` of their budget presses `offer_dtmf` instead of answering. The
+  customer understands no other words: a shorter prompt helps only by being short.
 A transfer ends the bot's part of the call: the customer is with a person and does not hang up.
 Once the budget is spent the customer hangs up at once, in the middle of a prompt if need be.
 """
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.signal import fftconvolve
 
 from pbxsim.records import Said
@@ -51,8 +53,8 @@ DEFAULT_LEVELS = (
     VoiceLevel(pitch_semitones=4.0, gain_db=8.0, tempo=1.2),
     VoiceLevel(pitch_semitones=5.5, gain_db=10.0, tempo=1.3),
 )
-APOLOGY_MATCH = 0.8  # normalised cross-correlation that counts as hearing the apology
-_APOLOGY_HEAD_S = 0.4
+SOUND_MATCH = 0.8  # normalised cross-correlation that counts as hearing a known phrase
+_HEAD_S = 0.4
 _APOLOGY_WITHIN_S = 2.0
 _WATCH_S = 0.05  # how often the customer checks their patience while the bot talks
 
@@ -70,6 +72,17 @@ class Impatience(BaseModel):
     levels: list[VoiceLevel] = Field(default_factory=lambda: list(DEFAULT_LEVELS), min_length=1)
     apology: str | None = Field(None, description="WAV of the bot's apology as it sounds")
     apology_relief_s: float = Field(6.0, ge=0)
+    offer: str | None = Field(None, description="WAV of the bot's offer of a person")
+    offer_dtmf: str | None = Field(None, pattern=r"^[0-9*#]$", description="key it asks for")
+    takes_offer_at: float = Field(
+        0.5, ge=0, le=1, description="share of the budget spent from which they take it"
+    )
+
+    @model_validator(mode="after")
+    def _offer_has_its_key(self) -> Impatience:
+        if (self.offer is None) != (self.offer_dtmf is None):
+            raise ValueError("offer and offer_dtmf go together")
+        return self
 
 
 @dataclass
@@ -80,6 +93,8 @@ class Patience:
     level: int = 0  # long prompts heard: the voice's agitation level
     turns: list[float] = field(default_factory=list)  # each bot turn's length, as heard
     apologies: int = 0
+    offered: bool = False  # the offer of a person was heard
+    took_offer: bool = False
     gave_up: bool = False
 
 
@@ -95,7 +110,8 @@ class ImpatientCustomer:
         self.patience = Patience()
         base = call.sim.scenario.base_dir
         self._answers = [base / a for a in rules.answers]
-        self._apology = _apology_head(base / rules.apology) if rules.apology else None
+        self._apology = _sound_head(base / rules.apology) if rules.apology else None
+        self._offer = _sound_head(base / rules.offer) if rules.offer else None
         PATIENCE[call.record.channel] = self.patience
 
     async def run(self) -> None:
@@ -109,7 +125,10 @@ class ImpatientCustomer:
             await call.sleep(self.rules.think_s)
             if call.customer_gone.is_set():
                 return
-            await self._answer(turn)
+            if self._takes_the_offer():
+                self._press_for_a_person()
+            else:
+                await self._answer(turn)
         # Everything answered: they wait for the bot to finish the call.
         await call.until_bot_unheard(asyncio.Event().wait())
 
@@ -154,18 +173,28 @@ class ImpatientCustomer:
         patience.spent_s += over
         if over > 0:
             patience.level += 1
-        if self._apology is not None and self._heard_apology(started):
-            patience.apologies += 1
-            patience.spent_s = max(0.0, patience.spent_s - self.rules.apology_relief_s)
-
-    def _heard_apology(self, started: float) -> bool:
-        """Did the turn that started at `started` open with the apology's sound?"""
-        assert self._apology is not None
+        # What the turn said, by its sound: the apology opens a turn, the offer is anywhere.
         since = started - 0.2  # the speech's soft onset comes before its first loud frame
         frames = [f for f in self.call.record.bot_frames if f.t >= since]
-        heard = b"".join(f.payload for f in frames)
-        window = np.frombuffer(heard[: int(_APOLOGY_WITHIN_S * SIM_RATE) * 2], "<i2")
-        return _match(window.astype(np.float32), self._apology) >= APOLOGY_MATCH
+        heard = np.frombuffer(b"".join(f.payload for f in frames), "<i2").astype(np.float32)
+        opening = heard[: int(_APOLOGY_WITHIN_S * SIM_RATE)]
+        if self._apology is not None and _match(opening, self._apology) >= SOUND_MATCH:
+            patience.apologies += 1
+            patience.spent_s = max(0.0, patience.spent_s - self.rules.apology_relief_s)
+        if self._offer is not None and _match(heard, self._offer) >= SOUND_MATCH:
+            patience.offered = True
+
+    def _takes_the_offer(self) -> bool:
+        patience = self.patience
+        share = patience.spent_s / self.rules.budget_s
+        return patience.offered and not patience.took_offer and share >= self.rules.takes_offer_at
+
+    def _press_for_a_person(self) -> None:
+        assert self.rules.offer_dtmf is not None
+        self.patience.took_offer = True
+        leg = self.call.customer_leg
+        leg._app("SendDTMF", self.rules.offer_dtmf)
+        leg.send_dtmf(self.rules.offer_dtmf)
 
     async def _answer(self, turn: int) -> None:
         call, leg = self.call, self.call.customer_leg
@@ -204,21 +233,28 @@ def voiced_clip(path: Path, agitation: VoiceLevel | None, rate: int) -> bytes:
     return out
 
 
-def _apology_head(path: Path) -> np.ndarray:
+def _sound_head(path: Path) -> np.ndarray:
+    """The first 0.4 s of a known phrase's recording, from its first voiced sample."""
     from pbxsim.scenario import read_wav, to_sim_rate  # noqa: PLC0415 - it imports this module
 
     pcm, rate = read_wav(path)
     pcm = to_sim_rate(pcm, rate).astype(np.float32)
     voiced = np.flatnonzero(np.abs(pcm) >= 0.01 * 32768)
     start = voiced[0] if voiced.size else 0
-    return pcm[start : start + int(_APOLOGY_HEAD_S * SIM_RATE)]
+    return pcm[start : start + int(_HEAD_S * SIM_RATE)]
 
 
 def _match(window: np.ndarray, head: np.ndarray) -> float:
-    """The best normalised cross-correlation of `head` at any lag within `window`."""
+    """The best normalised cross-correlation of `head` at any lag within `window` where the
+    window carries speech (at least a tenth of the head's energy: over near-silence the
+    FFT's rounding alone would make the ratio large)."""
     if window.size < head.size or not head.any():
         return 0.0
+    window, head = window.astype(np.float64), head.astype(np.float64)
+    head_energy = float(head @ head)
     dots = fftconvolve(window, head[::-1], mode="valid")
-    energy = fftconvolve(window * window, np.ones(head.size, np.float32), mode="valid")
-    norms = np.sqrt(np.maximum(energy, 1e-9)) * float(np.linalg.norm(head))
-    return float(np.max(dots / norms))
+    energy = fftconvolve(window * window, np.ones(head.size), mode="valid")
+    voiced = energy >= 0.1 * head_energy
+    if not voiced.any():
+        return 0.0
+    return float(np.max(dots[voiced] / np.sqrt(energy[voiced] * head_energy)))

@@ -24,8 +24,9 @@ async def test_adapting_keeps_an_impatient_customer_who_hangs_up_otherwise(
     assert off["hung_up"] and off["outcome"] == "customer_hangup", off
     assert not off["apology_said"] and off["short_prompts"] == 0, off
     # With it, the daemon heard the voice rise (from the audio alone), apologised once and
-    # went on in short prompts; the customer recognised the apology and stayed to the end.
+    # went on in short prompts; the customer recognised the apology and stayed on the line:
+    # to the end, or handed to the person offered.
     assert on["apology_said"] and on["apology_heard"], on
-    assert on["short_prompts"] >= 1, on
-    assert not on["hung_up"] and on["completed"], on
+    assert on["short_prompts"] >= 1 or on["took_offer"], on
+    assert not on["hung_up"] and (on["completed"] or on["transferred"]), on
     assert result["hangup_rate_on"] == 0.0 and result["hangup_rate_off"] == 1.0

@@ -40,3 +40,20 @@ def test_the_apology_is_recognised_by_its_sound_wherever_it_starts() -> None:
     other = rng.normal(0, 3000, turn.size).astype(np.float32)
     assert _match(other, apology) < 0.2
     assert _match(apology[:100], apology) == 0.0  # too short a turn to hold it
+
+
+def test_an_offer_without_its_key_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "customers:\n  shy:\n    impatience:\n      answers: [yes.wav]\n      offer: offer.wav\n"
+    )
+    with pytest.raises(ScenarioError, match=r"offer and offer_dtmf go together"):
+        load_scenario(path)
+
+
+def test_near_silence_never_matches_a_phrase() -> None:
+    rng = np.random.default_rng(2)
+    apology = rng.normal(0, 3000, 3200).astype(np.float32)
+    hiss = rng.normal(0, 0.5, 40000).astype(np.float32)  # a quiet line between two prompts
+    turn = np.concatenate([rng.normal(0, 3000, 8000), hiss, rng.normal(0, 3000, 8000)])
+    assert _match(turn.astype(np.float32), apology) < 0.2
