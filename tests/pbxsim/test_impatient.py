@@ -16,12 +16,21 @@ AUDIO = Path(__file__).resolve().parents[1] / "fixtures" / "audio"
 YES = AUDIO / "ko_yes_1.wav"
 
 
-def test_an_unknown_impatience_key_names_its_file_and_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        ("patience: 3", r"s.yaml:5: customers.shy.impatience.patience"),  # an unknown key
+        ("offer: offer.wav", r"offer and offer_dtmf go together"),
+    ],
+)
+def test_a_bad_impatience_is_an_error_naming_its_file_and_line(
+    tmp_path: Path, line: str, error: str
+) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(
-        "customers:\n  shy:\n    impatience:\n      answers: [yes.wav]\n      patience: 3\n"
+        f"customers:\n  shy:\n    impatience:\n      answers: [yes.wav]\n      {line}\n"
     )
-    with pytest.raises(ScenarioError, match=r"s.yaml:5: customers.shy.impatience.patience"):
+    with pytest.raises(ScenarioError, match=error):
         load_scenario(path)
 
 
@@ -40,15 +49,6 @@ def test_the_apology_is_recognised_by_its_sound_wherever_it_starts() -> None:
     other = rng.normal(0, 3000, turn.size).astype(np.float32)
     assert _match(other, apology) < 0.2
     assert _match(apology[:100], apology) == 0.0  # too short a turn to hold it
-
-
-def test_an_offer_without_its_key_is_an_error(tmp_path: Path) -> None:
-    path = tmp_path / "s.yaml"
-    path.write_text(
-        "customers:\n  shy:\n    impatience:\n      answers: [yes.wav]\n      offer: offer.wav\n"
-    )
-    with pytest.raises(ScenarioError, match=r"offer and offer_dtmf go together"):
-        load_scenario(path)
 
 
 def test_near_silence_never_matches_a_phrase() -> None:
