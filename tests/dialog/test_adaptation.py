@@ -6,6 +6,7 @@ from pathlib import Path
 
 from dialog import DialogEngine, Dtmf, EmotionScore, Say, Transfer, Utterance, parse_script
 from dialog.actions import Action, Listen
+from dialog.graph import ANY, flow_graph
 from dialog.validate import validate_script
 
 ADAPTIVE = """\
@@ -209,3 +210,9 @@ def test_the_texts_only_an_adapted_call_says_are_listed_by_pace_for_prerendering
             "Starting Monday, okay?",
         ]
     }
+
+
+def test_the_flow_graph_shows_the_person_an_adapted_call_offers() -> None:
+    graph = flow_graph(parse_script(ADAPTIVE, "adaptive.yaml").script)
+    labels = {e.label for e in graph.edges if e.source == ANY}
+    assert "agitation >= 0.5: a person, if accepted" in labels and "agitation >= 0.9" in labels
