@@ -210,4 +210,6 @@ async def prepare_loaded(
     pack = await services.packs.for_request(PackRequest.of(loaded.script))
     classifier = await services.run_cpu(train_classifier, loaded, services.settings.nlu, cache_dir)
     await pack.tts.prerender(cacheable_texts(loaded.script))
+    for pace, texts in loaded.script.adapted_prompts().items():
+        await pack.tts.prerender(texts, pace)
     return ScriptRuntime(loaded=loaded, version=version, classifier=classifier, pack=pack)

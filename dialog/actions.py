@@ -18,7 +18,9 @@ class Say:
     """Speak `text` (already templated and passed by the compliance filter).
 
     `static` texts have no variables: `cache_key` (sha256 of the text) lets TTS reuse a
-    rendering made at load from `Script.static_prompts()`.
+    rendering made at load from `Script.static_prompts()`. `pace` slows the voice down (Piper's
+    length_scale times it) while the call is adapted to an impatient customer; audio made at
+    another pace is never reused for it.
     """
 
     text: str
@@ -27,6 +29,7 @@ class Say:
     barge_in_min_ms: int = BARGE_IN_FLOOR_MS
     static: bool = False
     cache_key: str | None = None
+    pace: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

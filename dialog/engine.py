@@ -46,6 +46,7 @@ from dialog.events import Dtmf, EmotionScore, Event, Hangup, Silence, Unrecogniz
 from dialog.prompts import Prompter
 from dialog.schema import (
     DTMF_DIGITS,
+    Adaptation,
     EndNode,
     Handler,
     ListenNode,
@@ -77,6 +78,8 @@ class _State:
     emotion_fired: set[int] = field(default_factory=set)
     intents_seen: list[str] = field(default_factory=list)
     last_customer_text: str = ""
+    adapted: Adaptation | None = None  # the customer grew impatient: how the bot adapts
+    apologised: bool = False
 
     def heard(self, text: str | None, intent: str | None) -> None:
         """What the customer said and meant, for the transfer's summary."""
@@ -178,6 +181,10 @@ class DialogEngine:
         actions: list[Action] = []
         for _ in range(len(self.script.nodes) + 1):
             node = self._node(name)
+            if self._skipped(node):
+                assert isinstance(node, SayNode)
+                name = node.next
+                continue
             actions += self._prompter.node_text(name, _template_of(node))
             if isinstance(node, SayNode):
                 name = node.next
@@ -196,12 +203,23 @@ class DialogEngine:
         says: list[Say] = []
         for _ in range(len(self.script.nodes) + 1):
             node = self._node(name)
-            actions = self._prompter.node_text(name, _template_of(node))
-            says += [a for a in actions if isinstance(a, Say)]
+            if not self._skipped(node):
+                actions = self._prompter.node_text(name, _template_of(node))
+                says += [a for a in actions if isinstance(a, Say)]
             if not isinstance(node, SayNode):
                 break
             name = node.next
         return says
+
+    def _skipped(self, node: SayNode | ListenNode | TransferNode | EndNode) -> bool:
+        """An optional say node, passed over while the call is adapted with skip_optional."""
+        adapted = self._state.adapted
+        return (
+            adapted is not None
+            and adapted.skip_optional
+            and isinstance(node, SayNode)
+            and node.optional
+        )
 
     def _node(self, name: str) -> SayNode | ListenNode | TransferNode | EndNode:
         node = self.script.nodes.get(name)
@@ -255,6 +273,8 @@ class DialogEngine:
         if len(digit) != 1 or digit not in DTMF_DIGITS:
             raise ValueError(f"not a DTMF digit: {digit!r}")
         target = self._current().dtmf.get(digit)
+        if target is None and self._accepts_person(digit=digit):
+            return self._to_person()
         if target is None:
             return self._retry("no_match")
         return self._enter(target)
@@ -279,7 +299,39 @@ class DialogEngine:
         if rule.action == "shorten":
             assert rule.goto is not None
             return self._enter(rule.goto)
+        if rule.action == "adapt":
+            assert rule.adapt is not None
+            return self._adapt(rule.adapt)
         return self._reprompt_after(rule.say)
+
+    def _adapt(self, adapt: Adaptation) -> list[Action]:
+        """From now on: short forms, a slower voice, optional steps skipped. The apology (once
+        per call) and the offer of a person are said now; the customer's answer is then
+        handled as usual (its reply already short), so nothing is asked twice."""
+        state = self._state
+        state.adapted = adapt
+        self._prompter.short = adapt.short_prompts
+        self._prompter.pace = adapt.slower
+        actions: list[Action] = []
+        if adapt.apologise and not state.apologised:
+            state.apologised = True
+            actions += self._say_here(adapt.apologise)
+        if adapt.offer_person is not None:
+            actions += self._say_here(adapt.offer_person.say)
+        return actions
+
+    def _accepts_person(self, intent: str | None = None, digit: str | None = None) -> bool:
+        """The customer took the offer of a person made when the call was adapted."""
+        adapted = self._state.adapted
+        offer = adapted.offer_person if adapted is not None else None
+        if offer is None:
+            return False
+        return intent == "ask_human" or (digit is not None and digit == offer.dtmf)
+
+    def _to_person(self) -> list[Action]:
+        adapted = self._state.adapted
+        assert adapted is not None and adapted.offer_person is not None
+        return self._transfer(adapted.offer_person.target, adapted.offer_person.reason)
 
     def _reprompt_after(self, text: str | None) -> list[Action]:
         """Say `text`, then the current prompt again, then listen (a handler that resumes)."""
@@ -304,6 +356,8 @@ class DialogEngine:
         if event.intent and event.intent in node.intents:
             actions += self._capture(node, event)
             return actions + self._enter(node.intents[event.intent])
+        if self._accepts_person(event.intent):
+            return actions + self._to_person()
         return actions + self._unmapped(event.intent)
 
     def _dispute(self) -> list[Action]:

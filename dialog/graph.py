@@ -14,7 +14,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from dialog.schema import EndNode, Handlers, ListenNode, SayNode, Script, TransferNode
+from dialog.schema import (
+    EmotionRule,
+    EndNode,
+    Handlers,
+    ListenNode,
+    SayNode,
+    Script,
+    TransferNode,
+)
 from dialog.validate import reachable_nodes
 
 Kind = Literal["start", "say", "listen", "transfer", "end", "any", "queue", "undefined"]
@@ -130,15 +138,17 @@ def _global_edges(script: Script, graph: FlowGraph) -> list[GraphEdge]:
         handler = getattr(script.handlers, hname)
         if handler is not None and handler.goto:
             edges.append(GraphEdge(ANY, handler.goto, hname))
+    queues = sorted({target for r in script.on_emotion if (target := _emotion_target(r))})
     for rule in script.on_emotion:
         when = f"agitation >= {rule.above:g}"
+        target = _emotion_target(rule)
         if rule.action == "shorten" and rule.goto:
             edges.append(GraphEdge(ANY, rule.goto, f"{when}: shorten"))
-        elif rule.action == "transfer" and rule.target:
-            queues = sorted({r.target for r in script.on_emotion if r.target})
-            queue = f"@queue{queues.index(rule.target)}"
-            graph.nodes[queue] = GraphNode(queue, f"transfer to {rule.target}", "queue")
-            edges.append(GraphEdge(ANY, queue, when))
+        elif target is not None:
+            queue = f"@queue{queues.index(target)}"
+            graph.nodes[queue] = GraphNode(queue, f"transfer to {target}", "queue")
+            label = f"{when}: a person, if accepted" if rule.action == "adapt" else when
+            edges.append(GraphEdge(ANY, queue, label))
     if edges:
         graph.nodes[ANY] = GraphNode(ANY, "any question (handlers, emotion)", "any")
     return edges
@@ -260,3 +270,11 @@ def _dot_attrs(graph: FlowGraph, node: GraphNode) -> str:
     if styles:
         attrs.append(f'style="{",".join(styles)}"')
     return ", ".join(attrs)
+
+
+def _emotion_target(rule: EmotionRule) -> str | None:
+    """Where an emotion rule may hand the call over: its transfer, or the person it offers."""
+    if rule.action == "transfer":
+        return rule.target
+    offer = rule.adapt.offer_person if rule.adapt is not None else None
+    return offer.target if offer is not None else None

@@ -40,6 +40,9 @@ class Prompter:
         self._kinds: dict[str, Kind] = {n: v.type for n, v in script.variables.items()}
         self._filter = word_filter
         self._prompts = script.variants[variant].prompts if variant else {}
+        # While the call is adapted (`on_emotion` adapt): nodes' short forms, a slower voice.
+        self.short = False
+        self.pace = 1.0
 
     def capture(self, var: str, value: str, label: str) -> None:
         """A value the customer gave (an entity of `label`) is now the variable `var`."""
@@ -64,7 +67,8 @@ class Prompter:
         ]
         if not result.blocked:
             static = is_static(template) and result.text == text
-            return [*hits, _say_action(result.text, node, interruptible, barge_in_min_ms, static)]
+            say = _say_action(result.text, node, interruptible, barge_in_min_ms, static, self.pace)
+            return [*hits, say]
         for candidate in (fallback, self.script.fallback):
             if candidate is None:
                 continue
@@ -72,14 +76,18 @@ class Prompter:
             alt = self._filter.check(alt_text, "bot")
             if not alt.blocked:
                 static = is_static(candidate) and alt.text == alt_text
-                say = _say_action(alt.text, node, interruptible, barge_in_min_ms, static)
+                say = _say_action(alt.text, node, interruptible, barge_in_min_ms, static, self.pace)
                 return [*hits, say]
         return hits
 
     def node_text(self, name: str, template: str | None) -> list[Action]:
-        """The node's text (the variant's prompt for it when there is one), said its way."""
+        """The node's text (the variant's prompt for it when there is one, its short form
+        while the call is adapted and it has one), said its way."""
         node = self.script.nodes[name]
         text = self._prompts.get(name, template)
+        short = getattr(node, "short", None)
+        if self.short and short is not None and text == template:
+            text = short
         if text is None:
             return []
         return self.say(text, name, node.interruptible, node.barge_in_min_ms, node.fallback)
@@ -99,9 +107,11 @@ class Prompter:
         return declared.currency if declared else None
 
 
-def _say_action(text: str, node: str, interruptible: bool, barge_in: int, static: bool) -> Say:
+def _say_action(
+    text: str, node: str, interruptible: bool, barge_in: int, static: bool, pace: float
+) -> Say:
     key = hashlib.sha256(text.encode("utf-8")).hexdigest() if static else None
-    return Say(text, node, interruptible, barge_in, static, key)
+    return Say(text, node, interruptible, barge_in, static, key, pace)
 
 
 def _initial_variables(script: Script, given: Mapping[str, object]) -> dict[str, str]:

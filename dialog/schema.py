@@ -86,12 +86,16 @@ class _Speaking(_Model):
 class SayNode(_Speaking):
     kind: Literal["say"]
     text: Text
+    short: Text | None = None  # spoken instead while the call is adapted (`on_emotion` adapt)
     next: Name
+    # Skipped (straight on to `next`) while the call is adapted with `skip_optional`.
+    optional: bool = False
 
 
 class ListenNode(_Speaking):
     kind: Literal["listen"]
     prompt: Text | None = None
+    short: Text | None = None  # the prompt while the call is adapted (`on_emotion` adapt)
     intents: dict[str, Name] = Field(default_factory=dict)  # intent -> next node
     expect: dict[str, list[Text]] = Field(default_factory=dict)  # intent -> grammar phrases
     dtmf: dict[str, Name] = Field(default_factory=dict)  # digit -> next node
@@ -186,22 +190,53 @@ class Handlers(_Model):
     repeated_no_match: RepeatedNoMatchHandler | None = None
 
 
+class PersonOffer(_Model):
+    """An offer to hand the customer to a person: said once, then open for the rest of the
+    call. The customer accepts by asking for a person (the `ask_human` intent) or pressing
+    `dtmf`; the call is transferred to `target` with its summary."""
+
+    say: Text
+    target: Text
+    reason: Text = "customer accepted a person"
+    dtmf: str | None = Field(default=None, pattern=r"^[0-9*#]$")
+
+
+class Adaptation(_Model):
+    """How the bot adapts to a customer growing impatient (`on_emotion` action `adapt`); it
+    holds for the rest of the call."""
+
+    # Say the nodes' `short` forms where they have one.
+    short_prompts: bool = True
+    # Speak slower by this factor (Piper's length_scale times this; 1.0: unchanged).
+    slower: float = Field(default=1.1, ge=1.0, le=1.5)
+    # Said once per call, when the adaptation starts.
+    apologise: Text | None = None
+    offer_person: PersonOffer | None = None
+    # Go straight past say nodes marked `optional: true`.
+    skip_optional: bool = True
+
+
 class EmotionRule(_Model):
     """When the agitation score reaches `above`: `calm` (say a calming line and listen again),
-    `shorten` (jump to `goto`) or `transfer` (to `target`). Each rule fires at most once."""
+    `shorten` (jump to `goto`), `adapt` (shorter, slower prompts, an apology, an offer of a
+    person, optional steps skipped: see `Adaptation`) or `transfer` (to `target`). Each rule
+    fires at most once."""
 
     above: float = Field(ge=0.0, le=1.0)
-    action: Literal["calm", "shorten", "transfer"]
+    action: Literal["calm", "shorten", "adapt", "transfer"]
     say: Text | None = None
     goto: Name | None = None
     target: Text | None = None
     reason: Text = "customer agitated"
+    adapt: Adaptation | None = None
 
     @model_validator(mode="after")
     def _action_has_its_field(self) -> EmotionRule:
-        needed = {"calm": "say", "shorten": "goto", "transfer": "target"}[self.action]
-        if getattr(self, needed) is None:
-            raise ValueError(f"action {self.action!r} needs `{needed}`")
+        needed = {"calm": "say", "shorten": "goto", "adapt": "adapt", "transfer": "target"}
+        if getattr(self, needed[self.action]) is None:
+            raise ValueError(f"action {self.action!r} needs `{needed[self.action]}`")
+        if self.adapt is not None and self.action != "adapt":
+            raise ValueError(f"`adapt` belongs to action 'adapt', not {self.action!r}")
         return self
 
 
@@ -286,6 +321,8 @@ class Script(_Model):
         for i, rule in enumerate(self.on_emotion):
             if rule.say:
                 yield ("on_emotion", i, "say"), rule.say
+            if rule.adapt is not None:
+                yield from _adaptation_texts(("on_emotion", i, "adapt"), rule.adapt)
         for field_name in ("say", "goodbye"):
             if text := getattr(self.on_error, field_name):
                 yield ("on_error", field_name), text
@@ -320,6 +357,22 @@ class Script(_Model):
         templates += [self.error_apology(), self.error_goodbye()]
         return list(dict.fromkeys(literal_text(t) for t in templates if is_static(t)))
 
+    def adapted_prompts(self) -> dict[float, list[str]]:
+        """By the slower pace of each `adapt` rule: the static texts only an adapted call
+        says (short forms, the apology, the offer of a person), for TTS to render at load at
+        that pace. Other texts said while adapted are rendered at that pace on first use."""
+        shorts = [n.short for n in self.nodes.values() if isinstance(n, SayNode | ListenNode)]
+        by_pace: dict[float, list[str]] = {}
+        for rule in self.on_emotion:
+            if rule.adapt is None:
+                continue
+            texts = [t for _, t in _adaptation_texts(("adapt",), rule.adapt)]
+            texts += [t for t in shorts if t] if rule.adapt.short_prompts else []
+            by_pace.setdefault(rule.adapt.slower, []).extend(
+                literal_text(t) for t in texts if is_static(t)
+            )
+        return {pace: list(dict.fromkeys(texts)) for pace, texts in by_pace.items()}
+
     def training_intents(self) -> dict[str, tuple[str, ...]]:
         """The NLU training set: the built-in library, this script's intents, and the
         listen nodes' `expect` phrases (the answers the script anticipates)."""
@@ -334,6 +387,8 @@ class Script(_Model):
 def _node_texts(
     path: tuple[str | int, ...], node: SayNode | ListenNode | TransferNode | EndNode
 ) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    if isinstance(node, SayNode | ListenNode) and node.short:
+        yield (*path, "short"), node.short
     if isinstance(node, SayNode):
         yield (*path, "text"), node.text
     elif isinstance(node, ListenNode):
@@ -347,6 +402,15 @@ def _node_texts(
         yield (*path, "say"), node.say
     if node.fallback:
         yield (*path, "fallback"), node.fallback
+
+
+def _adaptation_texts(
+    path: tuple[str | int, ...], adapt: Adaptation
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    if adapt.apologise:
+        yield (*path, "apologise"), adapt.apologise
+    if adapt.offer_person is not None:
+        yield (*path, "offer_person", "say"), adapt.offer_person.say
 
 
 def json_schema() -> dict[str, Any]:

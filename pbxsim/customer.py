@@ -14,6 +14,7 @@ import numpy as np
 from pbxsim import audiosocket
 from pbxsim.audio import step_source
 from pbxsim.audiosocket import BotFrame
+from pbxsim.impatient import ImpatientCustomer
 from pbxsim.records import Said
 from pbxsim.scenario import (
     BargeInStep,
@@ -220,6 +221,9 @@ class CustomerLeg:
 
     async def run(self) -> None:
         call = self.call
+        if call.customer.impatience is not None:
+            await ImpatientCustomer(call, call.customer.impatience).run()
+            return
         await call.sleep(call.customer.answer_delay)
         for step in call.customer.steps:
             if call.customer_gone.is_set():

@@ -11,6 +11,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pbxsim.impatient import Impatience
+
 Outcome = Literal["answer", "busy", "no_answer", "congestion", "machine"]
 AmdStatus = Literal["HUMAN", "MACHINE", "NOTSURE", "HANGUP"]
 
@@ -147,6 +149,8 @@ class Customer(BaseModel):
         0.5, ge=0, description="Answer() on a Local channel waits up to 500 ms for media"
     )
     media: Media | None = Field(None, description="this customer's line; default: the scenario's")
+    # An impatient customer (pbxsim/impatient.py): answers and patience instead of `steps`.
+    impatience: Impatience | None = None
 
     def verdict(self, outcome: Outcome) -> AmdVerdict:
         if self.amd is not None:

@@ -18,12 +18,12 @@ class AheadSynthesis:
     """One text being synthesised sentence by sentence in the background lane, for one later
     listener: a reply made ahead, or the rest of a reply whose first clause is playing."""
 
-    def __init__(self, tts: TtsEngine, text: str) -> None:
+    def __init__(self, tts: TtsEngine, text: str, pace: float = 1.0) -> None:
         self.chunks: list[bytes] = []
         self.error: Exception | None = None
         self._finished = False
         self._progress = asyncio.Event()
-        self._task = asyncio.ensure_future(self._run(tts, text))
+        self._task = asyncio.ensure_future(self._run(tts, text, pace))
 
     @property
     def started(self) -> bool:
@@ -33,9 +33,9 @@ class AheadSynthesis:
     def cancel(self) -> None:
         self._task.cancel()
 
-    async def _run(self, tts: TtsEngine, text: str) -> None:
+    async def _run(self, tts: TtsEngine, text: str, pace: float) -> None:
         try:
-            async for pcm in tts.stream(text, urgent=False):
+            async for pcm in tts.stream(text, urgent=False, pace=pace):
                 self.chunks.append(pcm)
                 self._progress.set()
         except Exception as exc:  # surfaces in follow(), if anyone follows

@@ -88,12 +88,7 @@ class TtsEngine:
     def __init__(self, voice: PiperVoice, model_path: Path, settings: TtsSettings) -> None:
         self.settings = settings
         self._voice = voice
-        self._syn_config = SynthesisConfig(
-            length_scale=settings.length_scale,
-            noise_scale=settings.noise_scale,
-            noise_w_scale=settings.noise_w_scale,
-            volume=settings.volume,
-        )
+        self._syn_configs: dict[float, SynthesisConfig] = {}
         self._pause = silence(settings.sentence_silence_ms)
         self._voice_id = self._voice_identity(model_path)
         # Two lanes: the start of a reply never queues behind the rest of other replies
@@ -126,47 +121,68 @@ class TtsEngine:
         }
         return json.dumps(options, sort_keys=True)
 
-    def cache_path(self, text: str) -> Path:
-        key = hashlib.sha256(f"{self._voice_id}\n{_clean(text)}".encode()).hexdigest()
+    def _syn_config(self, pace: float) -> SynthesisConfig:
+        """Piper's options at `pace` (1.0: the configured voice; 1.1: 10 % slower)."""
+        config = self._syn_configs.get(pace)
+        if config is None:
+            base = self.settings.length_scale or self._voice.config.length_scale
+            config = SynthesisConfig(
+                length_scale=base * pace if pace != 1.0 else self.settings.length_scale,
+                noise_scale=self.settings.noise_scale,
+                noise_w_scale=self.settings.noise_w_scale,
+                volume=self.settings.volume,
+            )
+            self._syn_configs[pace] = config
+        return config
+
+    def cache_path(self, text: str, pace: float = 1.0) -> Path:
+        # A slower rendering is other audio: its own key, never the normal one's file.
+        voice_id = self._voice_id if pace == 1.0 else f"{self._voice_id}\npace={pace!r}"
+        key = hashlib.sha256(f"{voice_id}\n{_clean(text)}".encode()).hexdigest()
         return self.cache_dir / f"{key}.slin"
 
-    def is_cached(self, text: str) -> bool:
-        return self.cache_path(text).is_file()
+    def is_cached(self, text: str, pace: float = 1.0) -> bool:
+        return self.cache_path(text, pace).is_file()
 
-    async def render(self, text: str) -> bytes:
-        """The whole text as 8 kHz slin, from the cache or synthesised and cached.
+    async def render(self, text: str, pace: float = 1.0) -> bytes:
+        """The whole text as 8 kHz slin, from the cache or synthesised and cached; `pace` > 1
+        is slower speech (Piper's length_scale times `pace`), cached under its own key.
 
         It is written to disk: only for text made from a script alone, never a lead's data
         (agi/runtime.py `cacheable_texts`, agi/call/synthesis.py `cacheable`)."""
         text = _clean(text)
-        path = self.cache_path(text)
+        path = self.cache_path(text, pace)
         cached = await asyncio.to_thread(_read_if_exists, path)
         if cached is not None:
             return cached
-        audio = b"".join([chunk async for chunk in self._synthesize(text, self._background)])
+        chunks = self._synthesize(text, self._background, pace)
+        audio = b"".join([chunk async for chunk in chunks])
         await asyncio.to_thread(_write_atomically, path, audio)
         return audio
 
-    async def prerender(self, texts: Iterable[str]) -> int:
+    async def prerender(self, texts: Iterable[str], pace: float = 1.0) -> int:
         """Render and cache every text not cached yet; returns how many were synthesised."""
         rendered = 0
         for text in dict.fromkeys(_clean(t) for t in texts):
-            if not self.is_cached(text):
-                await self.render(text)
+            if not self.is_cached(text, pace):
+                await self.render(text, pace)
                 rendered += 1
         return rendered
 
-    async def stream(self, text: str, *, urgent: bool = True) -> AsyncIterator[bytes]:
+    async def stream(
+        self, text: str, *, urgent: bool = True, pace: float = 1.0
+    ) -> AsyncIterator[bytes]:
         """8 kHz slin one sentence at a time; a cached text comes back in one piece.
 
         Sentences found in the cache (the static sentences of a prompt with variables, e.g.
         "Thank you, goodbye.") are read rather than synthesised: Piper speaks each sentence
         on its own anyway, so the audio is the same. Nothing streamed is written to the cache.
         `urgent=False` is for audio that is not awaited by a silent caller (the rest of a
-        reply whose first clause is already playing): it runs in the background lane.
+        reply whose first clause is already playing): it runs in the background lane. `pace`
+        > 1 speaks slower (see `render`).
         """
         text = _clean(text)
-        cached = await asyncio.to_thread(_read_if_exists, self.cache_path(text))
+        cached = await asyncio.to_thread(_read_if_exists, self.cache_path(text, pace))
         if cached is not None:
             yield cached
             return
@@ -176,22 +192,26 @@ class TtsEngine:
             # A one-sentence text was looked up whole just above: no second read.
             cached = None
             if len(sentences) > 1:
-                cached = await asyncio.to_thread(_read_if_exists, self.cache_path(sentence))
+                path = self.cache_path(sentence, pace)
+                cached = await asyncio.to_thread(_read_if_exists, path)
             if cached is not None:
                 yield cached
                 continue
-            async for chunk in self._synthesize(sentence, lane):
+            async for chunk in self._synthesize(sentence, lane, pace):
                 yield chunk
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True)
         self._background.shutdown(wait=True)
 
-    async def _synthesize(self, text: str, lane: ThreadPoolExecutor) -> AsyncIterator[bytes]:
+    async def _synthesize(
+        self, text: str, lane: ThreadPoolExecutor, pace: float = 1.0
+    ) -> AsyncIterator[bytes]:
         """Piper's per-sentence generator, each step run in the executor."""
         loop = asyncio.get_running_loop()
         # A lazy generator: phonemising and inference happen in next(), in the executor.
-        sentences = iter(self._voice.synthesize(text, syn_config=self._syn_config))
+        config = self._syn_config(pace)
+        sentences = iter(self._voice.synthesize(text, syn_config=config))
         produced = False
         while True:
             chunk = await loop.run_in_executor(lane, self._next_sentence, sentences)

@@ -21,7 +21,7 @@ from dialog import (
     Unrecognized,
     Utterance,
 )
-from dialog.actions import Action
+from dialog.actions import Action, Listen
 
 
 class Deciding:
@@ -61,9 +61,10 @@ class Deciding:
         if nlu is None:
             # Nothing could be made of it: heard while the bot listens, the no-match path.
             actions = self._engine.handle(EmotionScore(reading.score)) if reading else []
-            if not actions and bot_silent:
+            # An adaptation only says its apology: the no-match path still answers.
+            if bot_silent and not any(isinstance(a, (Listen, Transfer, End)) for a in actions):
                 final = understood.heard.final
-                actions = self._engine.handle(
+                actions += self._engine.handle(
                     Unrecognized(understood.heard.speech_ms, final.raw_confidence)
                 )
             return actions

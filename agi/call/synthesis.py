@@ -19,7 +19,8 @@ class PromptSynthesis:
         self._tts = tts
         self._default_opening = default_opening
         self._campaign = campaign
-        self._ahead: dict[str, AheadSynthesis] = {}  # reply text -> its audio
+        # (reply text, pace) -> its audio: a reply made at another pace is other audio.
+        self._ahead: dict[tuple[str, float], AheadSynthesis] = {}
 
     def cacheable(self, say: Say) -> bool:
         """Only text made from the script alone goes through the on-disk prompt cache: static
@@ -30,17 +31,17 @@ class PromptSynthesis:
     def expect(self, replies: list[Say]) -> None:
         """Replies to the answers this question expects, synthesised ahead (voice/ahead.py);
         the unused ones are dropped at the next question."""
-        wanted = [s.text for s in replies if not self.cacheable(s)]
-        for text in [t for t in self._ahead if t not in wanted]:
-            _drop(self._ahead.pop(text))
-        for text in wanted:
-            if text not in self._ahead:  # a re-prompt keeps what is under way
-                self._ahead[text] = AheadSynthesis(self._tts, text)
+        wanted = [(s.text, s.pace) for s in replies if not self.cacheable(s)]
+        for key in [k for k in self._ahead if k not in wanted]:
+            _drop(self._ahead.pop(key))
+        for key in wanted:
+            if key not in self._ahead:  # a re-prompt keeps what is under way
+                self._ahead[key] = AheadSynthesis(self._tts, *key)
 
     def claim(self, say: Say) -> AheadSynthesis | None:
         """The reply made ahead for `say`, taken now: the question that follows this prompt
         replaces the replies ahead."""
-        return self._ahead.pop(say.text, None)
+        return self._ahead.pop((say.text, say.pace), None)
 
     def drop_all(self) -> None:
         for ahead in self._ahead.values():
@@ -51,14 +52,14 @@ class PromptSynthesis:
         """Feed the prompt's audio to its playback as it is made."""
         started = time.monotonic()
         if self.cacheable(say):
-            playback.feed(await self._tts.render(say.text))
+            playback.feed(await self._tts.render(say.text, say.pace))
             faults.hit(faults.SYNTHESIS, node=say.node, campaign=self._campaign)
             metrics.TTS_SECONDS.observe(time.monotonic() - started)
             playback.finish()
             return
         if say.node == "identification":
             # The caller hears nothing before the greeting: all of it on the urgent lane.
-            await self._play(say, playback, self._urgently(say.text), started)
+            await self._play(say, playback, self._urgently(say.text, say.pace), started)
             return
         if ahead is not None and ahead.started:
             metrics.REPLIES_AHEAD.labels("used").inc()
@@ -70,11 +71,12 @@ class PromptSynthesis:
         # rest is synthesised at the same time, in the background lane, and follows it.
         head, tail = split_first_clause(say.text)
         if not head:
-            await self._play(say, playback, self._tts.stream(tail), started)
+            await self._play(say, playback, self._tts.stream(tail, pace=say.pace), started)
             return
-        rest = AheadSynthesis(self._tts, tail)
+        rest = AheadSynthesis(self._tts, tail, say.pace)
         try:
-            await self._play(say, playback, self._head_then_rest(head, rest), started)
+            chunks = self._head_then_rest(head, rest, say.pace)
+            await self._play(say, playback, chunks, started)
         finally:
             rest.cancel()
 
@@ -84,15 +86,17 @@ class PromptSynthesis:
             return await self._tts.render(text)
         return b"".join([pcm async for pcm in self._tts.stream(text)])  # lead data: never cached
 
-    async def _urgently(self, text: str) -> AsyncIterator[bytes]:
+    async def _urgently(self, text: str, pace: float) -> AsyncIterator[bytes]:
         """The short first clause, then the rest, both synthesised on the urgent lane."""
         for part in split_first_clause(text):
             if part:
-                async for pcm in self._tts.stream(part):
+                async for pcm in self._tts.stream(part, pace=pace):
                     yield pcm
 
-    async def _head_then_rest(self, head: str, rest: AheadSynthesis) -> AsyncIterator[bytes]:
-        async for pcm in self._tts.stream(head):
+    async def _head_then_rest(
+        self, head: str, rest: AheadSynthesis, pace: float
+    ) -> AsyncIterator[bytes]:
+        async for pcm in self._tts.stream(head, pace=pace):
             yield pcm
         async for pcm in rest.follow():  # a synthesis error of the rest surfaces here
             yield pcm

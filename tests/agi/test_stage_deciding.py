@@ -85,3 +85,19 @@ def test_silence_keys_and_hang_ups_reach_the_engine() -> None:
 def test_a_lead_without_a_required_variable_cannot_be_called() -> None:
     with pytest.raises(ValueError, match="customer_name"):
         Deciding(SCRIPT, {"order_number": "A-1"}, None, default_word_filter())
+
+
+def test_an_adaptation_on_an_utterance_nothing_was_made_of_still_answers_it() -> None:
+    """The adapt rule only says its apology and offer: the no-match path still re-asks."""
+    survey = load_script(REPO / "scripts" / "library" / "survey_en.yaml").script
+    deciding = Deciding(survey, {"customer_name": "Alex"}, None, default_word_filter())
+    deciding.start()
+    deciding.on_understood(_answer("sure", "affirm"), bot_silent=True)
+    assert deciding.node == "ask_score"
+    nothing = Understood(_heard(""), "", None, _reading(0.6))
+    actions = deciding.on_understood(nothing, bot_silent=True)
+    said = [a.text for a in actions if isinstance(a, Say)]
+    assert said[0] == "Sorry, I'll be quick." and said[-1] == "Please say a number from 1 to 5."
+    assert isinstance(actions[-1], Listen) and {a.pace for a in actions if isinstance(a, Say)} == {
+        1.1
+    }
