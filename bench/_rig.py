@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import os
 import re
 import signal
@@ -45,11 +46,14 @@ from bench.calls import (
     _wait_ready,
     measure,
 )
+from outdial.logging import PoolRetryFilter
 from pbxsim import PbxSim, SimConfig
 from pbxsim.dialplan import DialplanStep, default_dialplan
 from pbxsim.records import CallRecord
 from store.db import Database
 from store.settings import DatabaseSettings
+
+_POOL_RETRIES = PoolRetryFilter()
 
 
 @dataclass
@@ -183,7 +187,10 @@ class Rig:
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.bind(str(notify_path))
         notify.setblocking(False)
-        env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "OUTDIAL_AMI_SECRET": SECRET}
+        # As the shipped systemd unit runs it (deploy/systemd/outdial.service): two malloc
+        # arenas, not one per thread that ever allocated.
+        env = {"MALLOC_ARENA_MAX": "2", **os.environ, "NOTIFY_SOCKET": str(notify_path),
+               "OUTDIAL_AMI_SECRET": SECRET}  # fmt: skip
         if self.webhook_secret is not None:
             env["OUTDIAL_WEBHOOK_SECRET"] = self.webhook_secret
         with self.log_path.open("ab") as log:
@@ -287,6 +294,8 @@ def wire_latency(records: list[CallRecord], since: float, until: float, stalls: 
 async def rig(concurrency: int, leads: int, lease_s: float = 300.0) -> AsyncIterator[Rig]:
     """A scratch directory, an embedded PostgreSQL with `leads` leads, pbxsim and the daemon's
     config (not started)."""
+    # The harness's own pool (seeding, reconciliation) sees the same outages as the daemon's.
+    logging.getLogger("asyncpg.pool").addFilter(_POOL_RETRIES)
     with tempfile.TemporaryDirectory(prefix="bench-rig-") as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "scripts").mkdir()
