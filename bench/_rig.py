@@ -67,6 +67,7 @@ class Rig:
     metrics_port: int = field(default_factory=_free_port)
     api_port: int = field(default_factory=_free_port)
     jobs_every_s: float = 120.0
+    drain_s: float | None = None  # dialer.drain_timeout_s; None: the daemon's default (30 s)
     spool_mount: Path | None = None  # a small tmpfs for the spool (the disk_full fault)
     sim: PbxSim | None = None
     ami_port: int = 0
@@ -149,6 +150,8 @@ class Rig:
         path = _config(self.tmp, self.db.url, ports, self.concurrency)
         config = yaml.safe_load(path.read_text())
         config["dialer"]["lease_s"] = self.lease_s  # owner: hostname and pid, new per start
+        if self.drain_s is not None:
+            config["dialer"]["drain_timeout_s"] = self.drain_s
         config["api"] = {"enabled": True, "port": self.api_port}
         if self.spool_mount is not None:
             config["database"]["spool_dir"] = str(self.spool_mount)
@@ -258,13 +261,15 @@ class Rig:
 
 
 def logged_errors(text: str) -> list[str]:
-    """The exception line closing each traceback in the daemon's log (what was raised)."""
+    """Each traceback in the daemon's log: the log line it follows, then what was raised."""
     lines = text.splitlines()
     errors = []
     for index, line in enumerate(lines):
         if line.startswith("Traceback (most recent call last)"):
             rest = lines[index + 1 :]
-            errors.append(next((x for x in rest if x and not x.startswith(" ")), "?")[:200])
+            raised = next((x for x in rest if x and not x.startswith(" ")), "?")
+            logged = lines[index - 1][24:] if index else ""  # past the timestamp
+            errors.append(f"{logged[:120]} -> {raised[:160]}")
     return errors
 
 
@@ -272,6 +277,14 @@ def warnings_by_logger(text: str) -> dict[str, int]:
     """WARNING lines in the daemon's log, by logger ("... WARNING dialer.ami: ...")."""
     found = re.findall(r"\bWARNING (\S+):", text)
     return dict(Counter(found).most_common())
+
+
+def warning_examples(text: str) -> dict[str, str]:
+    """The first WARNING line of each logger in the daemon's log (what the counts are of)."""
+    examples: dict[str, str] = {}
+    for logger, message in re.findall(r"\bWARNING (\S+): (.*)", text):
+        examples.setdefault(logger, message[:160])
+    return examples
 
 
 def wire_latency(records: list[CallRecord], since: float, until: float, stalls: LoopStalls):

@@ -62,7 +62,14 @@ sys.path.insert(0, str(ROOT))
 
 from agi.call.recording import BOT_TURN_LOG  # noqa: E402
 from bench._crm import WEBHOOK_SECRET, CrmReceiver, reconcile_outbox, send_the_rest  # noqa: E402
-from bench._rig import Rig, logged_errors, rig, warnings_by_logger, wire_latency  # noqa: E402
+from bench._rig import (  # noqa: E402
+    Rig,
+    logged_errors,
+    rig,
+    warning_examples,
+    warnings_by_logger,
+    wire_latency,
+)
 from store.outbox import pending_count  # noqa: E402
 
 FAULTS = (
@@ -179,9 +186,11 @@ async def run(
     kinds: tuple[str, ...] = FAULTS,
     lease_s: float = LEASE_S,
     long_stop_s: float = DB_LONG_STOP_S,
+    drain_s: float | None = None,
 ) -> dict[str, object]:
     """`lease_s`: the daemon's `dialer.lease_s`; `long_stop_s`: how long `db_long_stop` and
-    `disk_full` keep PostgreSQL down (the spool flushes every 0.2 s)."""
+    `disk_full` keep PostgreSQL down (the spool flushes every 0.2 s); `drain_s`: the daemon's
+    `dialer.drain_timeout_s` (None: its default), how long a SIGTERM lets live calls finish."""
     faults = len(kinds) * rounds
     minutes = (faults * (gap + 15) + lease_s + 120) / 60
     leads = int(concurrency * minutes * 8) + 100
@@ -189,6 +198,7 @@ async def run(
     await receiver.start()
     async with rig(concurrency, leads, lease_s=lease_s) as setup:
         setup.webhooks, setup.webhook_secret = receiver.config(), WEBHOOK_SECRET
+        setup.drain_s = drain_s
         if "disk_full" in kinds:
             setup.mount_spool_disk()
         setup.write_config()
@@ -237,6 +247,7 @@ async def run(
         "wire": wire_latency(setup.records, started, ended, setup.stalls),
         "daemon_tracebacks": logged_errors(log_text),
         "daemon_warnings": warnings_by_logger(log_text),
+        "daemon_warning_examples": warning_examples(log_text),
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
 
@@ -253,13 +264,24 @@ def main() -> None:
     parser.add_argument(
         "--long-stop-s", type=float, default=DB_LONG_STOP_S, help="PostgreSQL down this long"
     )
+    parser.add_argument(
+        "--drain-s", type=float, help="the daemon's dialer.drain_timeout_s (default: 30 s)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     args = parser.parse_args()
     kinds = tuple(args.kinds.split(","))
     if unknown := set(kinds) - set(FAULTS):
         parser.error(f"unknown fault kinds: {', '.join(sorted(unknown))}")
     result = asyncio.run(
-        run(args.rounds, args.gap, args.concurrency, kinds, args.lease_s, args.long_stop_s)
+        run(
+            args.rounds,
+            args.gap,
+            args.concurrency,
+            kinds,
+            args.lease_s,
+            args.long_stop_s,
+            args.drain_s,
+        )  # fmt: skip
     )
     for key, value in result.items():
         if key != "faults":

@@ -17,9 +17,10 @@ KINDS = tuple(k for k in chaos.FAULTS if k != "disk_full")
 
 
 async def test_one_fault_of_each_kind_loses_and_duplicates_nothing() -> None:
-    # Leases back after 10 s, PostgreSQL's long stop 3 s (still 15 spool flush intervals).
+    # Leases back after 10 s, PostgreSQL's long stop 3 s (15 spool flush intervals), and a
+    # SIGTERM lets live calls finish for 5 s (calls still live then are cut and settled).
     result = await chaos.run(
-        rounds=1, gap=3.0, concurrency=2, kinds=KINDS, lease_s=10.0, long_stop_s=3.0
+        rounds=1, gap=3.0, concurrency=2, kinds=KINDS, lease_s=10.0, long_stop_s=3.0, drain_s=5.0
     )
     assert [f["kind"] for f in result["faults"]] == list(KINDS)
     assert result["originates"] > 0 and result["calls_bot_spoke"] > 0
