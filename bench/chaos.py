@@ -187,10 +187,12 @@ async def run(
     lease_s: float = LEASE_S,
     long_stop_s: float = DB_LONG_STOP_S,
     drain_s: float | None = None,
+    keep_log: Path | None = None,
 ) -> dict[str, object]:
     """`lease_s`: the daemon's `dialer.lease_s`; `long_stop_s`: how long `db_long_stop` and
     `disk_full` keep PostgreSQL down (the spool flushes every 0.2 s); `drain_s`: the daemon's
-    `dialer.drain_timeout_s` (None: its default), how long a SIGTERM lets live calls finish."""
+    `dialer.drain_timeout_s` (None: its default), how long a SIGTERM lets live calls finish;
+    `keep_log`: where to copy the daemon's log (every start of it) for a later look."""
     faults = len(kinds) * rounds
     minutes = (faults * (gap + 15) + lease_s + 120) / 60
     leads = int(concurrency * minutes * 8) + 100
@@ -225,6 +227,8 @@ async def run(
         outbox_left_at_stop = await pending_count(setup.db.pool)
         await send_the_rest(setup.db.pool, receiver)
         log_text = setup.log_path.read_text(errors="replace")
+        if keep_log is not None:
+            await asyncio.to_thread(keep_log.write_text, log_text)
         result = await reconcile(setup, receiver, log_text)
     await receiver.stop()
     return {
@@ -267,6 +271,7 @@ def main() -> None:
     parser.add_argument(
         "--drain-s", type=float, help="the daemon's dialer.drain_timeout_s (default: 30 s)"
     )
+    parser.add_argument("--keep-log", type=Path, help="copy the daemon's log here")
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     args = parser.parse_args()
     kinds = tuple(args.kinds.split(","))
@@ -281,7 +286,8 @@ def main() -> None:
             args.lease_s,
             args.long_stop_s,
             args.drain_s,
-        )  # fmt: skip
+            args.keep_log,
+        )
     )
     for key, value in result.items():
         if key != "faults":
