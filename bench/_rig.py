@@ -56,6 +56,7 @@ from store.settings import DatabaseSettings
 _POOL_RETRIES = PoolRetryFilter()
 # Keys hold the voice and every synthesis option (voice.tts), so runs can share the cache.
 SHARED_TTS_CACHE = ROOT / ".cache" / "bench-tts"
+MALLOC_AS_SHIPPED = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "1048576"}
 
 
 @dataclass
@@ -196,8 +197,8 @@ class Rig:
         notify.bind(str(notify_path))
         notify.setblocking(False)
         # As the shipped systemd unit runs it (deploy/systemd/outdial.service): two malloc
-        # arenas, not one per thread that ever allocated.
-        env = {"MALLOC_ARENA_MAX": "2", **os.environ, "NOTIFY_SOCKET": str(notify_path),
+        # arenas, and blocks of 1 MB and more mapped on their own.
+        env = {**MALLOC_AS_SHIPPED, **os.environ, "NOTIFY_SOCKET": str(notify_path),
                "OUTDIAL_AMI_SECRET": SECRET}  # fmt: skip
         if self.webhook_secret is not None:
             env["OUTDIAL_WEBHOOK_SECRET"] = self.webhook_secret

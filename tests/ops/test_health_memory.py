@@ -6,9 +6,11 @@ import asyncio
 import ctypes
 import ctypes.util
 import os
+from pathlib import Path
 
 import pytest
 
+from bench._rig import MALLOC_AS_SHIPPED
 from outdial import health_memory
 from outdial.health_memory import trim_heap, trim_heap_every
 
@@ -67,3 +69,14 @@ async def test_without_malloc_trim_nothing_is_trimmed(monkeypatch: pytest.Monkey
     monkeypatch.setattr(health_memory, "_malloc_trim", None)
     assert trim_heap() is False
     await asyncio.wait_for(trim_heap_every(0.01), 1)  # returns at once: no loop to run
+
+
+def test_the_bench_rig_runs_the_daemon_with_the_units_malloc_settings() -> None:
+    """The soak's memory figures hold for the shipped unit only if the rig runs as it does."""
+    unit = Path(__file__).resolve().parents[2] / "deploy" / "systemd" / "outdial.service"
+    environment = dict(
+        line.removeprefix("Environment=").split("=", 1)
+        for line in unit.read_text().splitlines()
+        if line.startswith("Environment=MALLOC_")
+    )
+    assert environment == MALLOC_AS_SHIPPED
