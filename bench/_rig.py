@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import os
 import re
 import signal
@@ -45,11 +46,17 @@ from bench.calls import (
     _wait_ready,
     measure,
 )
+from outdial.logging import PoolRetryFilter
 from pbxsim import PbxSim, SimConfig
 from pbxsim.dialplan import DialplanStep, default_dialplan
 from pbxsim.records import CallRecord
 from store.db import Database
 from store.settings import DatabaseSettings
+
+_POOL_RETRIES = PoolRetryFilter()
+# Keys hold the voice and every synthesis option (voice.tts), so runs can share the cache.
+SHARED_TTS_CACHE = ROOT / ".cache" / "bench-tts"
+MALLOC_AS_SHIPPED = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "1048576"}
 
 
 @dataclass
@@ -63,6 +70,7 @@ class Rig:
     metrics_port: int = field(default_factory=_free_port)
     api_port: int = field(default_factory=_free_port)
     jobs_every_s: float = 120.0
+    drain_s: float | None = None  # dialer.drain_timeout_s; None: the daemon's default (30 s)
     spool_mount: Path | None = None  # a small tmpfs for the spool (the disk_full fault)
     sim: PbxSim | None = None
     ami_port: int = 0
@@ -145,7 +153,12 @@ class Rig:
         path = _config(self.tmp, self.db.url, ports, self.concurrency)
         config = yaml.safe_load(path.read_text())
         config["dialer"]["lease_s"] = self.lease_s  # owner: hostname and pid, new per start
+        if self.drain_s is not None:
+            config["dialer"]["drain_timeout_s"] = self.drain_s
         config["api"] = {"enabled": True, "port": self.api_port}
+        # The prompts rendered by an earlier run: a first start then costs what a restart
+        # costs (the daemon's state directory keeps this cache across its restarts anyway).
+        config["tts"] = {"cache_dir": str(SHARED_TTS_CACHE)}
         if self.spool_mount is not None:
             config["database"]["spool_dir"] = str(self.spool_mount)
         # The hourly jobs (retention purge, A/B retirement) every few minutes instead.
@@ -183,7 +196,10 @@ class Rig:
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.bind(str(notify_path))
         notify.setblocking(False)
-        env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "OUTDIAL_AMI_SECRET": SECRET}
+        # As the shipped systemd unit runs it (deploy/systemd/outdial.service): two malloc
+        # arenas, and blocks of 1 MB and more mapped on their own.
+        env = {**MALLOC_AS_SHIPPED, **os.environ, "NOTIFY_SOCKET": str(notify_path),
+               "OUTDIAL_AMI_SECRET": SECRET}  # fmt: skip
         if self.webhook_secret is not None:
             env["OUTDIAL_WEBHOOK_SECRET"] = self.webhook_secret
         with self.log_path.open("ab") as log:
@@ -251,13 +267,15 @@ class Rig:
 
 
 def logged_errors(text: str) -> list[str]:
-    """The exception line closing each traceback in the daemon's log (what was raised)."""
+    """Each traceback in the daemon's log: the log line it follows, then what was raised."""
     lines = text.splitlines()
     errors = []
     for index, line in enumerate(lines):
         if line.startswith("Traceback (most recent call last)"):
             rest = lines[index + 1 :]
-            errors.append(next((x for x in rest if x and not x.startswith(" ")), "?")[:200])
+            raised = next((x for x in rest if x and not x.startswith(" ")), "?")
+            logged = lines[index - 1][24:] if index else ""  # past the timestamp
+            errors.append(f"{logged[:120]} -> {raised[:160]}")
     return errors
 
 
@@ -265,6 +283,14 @@ def warnings_by_logger(text: str) -> dict[str, int]:
     """WARNING lines in the daemon's log, by logger ("... WARNING dialer.ami: ...")."""
     found = re.findall(r"\bWARNING (\S+):", text)
     return dict(Counter(found).most_common())
+
+
+def warning_examples(text: str) -> dict[str, str]:
+    """The first WARNING line of each logger in the daemon's log (what the counts are of)."""
+    examples: dict[str, str] = {}
+    for logger, message in re.findall(r"\bWARNING (\S+): (.*)", text):
+        examples.setdefault(logger, message[:160])
+    return examples
 
 
 def wire_latency(records: list[CallRecord], since: float, until: float, stalls: LoopStalls):
@@ -287,6 +313,8 @@ def wire_latency(records: list[CallRecord], since: float, until: float, stalls: 
 async def rig(concurrency: int, leads: int, lease_s: float = 300.0) -> AsyncIterator[Rig]:
     """A scratch directory, an embedded PostgreSQL with `leads` leads, pbxsim and the daemon's
     config (not started)."""
+    # The harness's own pool (seeding, reconciliation) sees the same outages as the daemon's.
+    logging.getLogger("asyncpg.pool").addFilter(_POOL_RETRIES)
     with tempfile.TemporaryDirectory(prefix="bench-rig-") as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "scripts").mkdir()

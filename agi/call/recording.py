@@ -4,6 +4,7 @@ keeps raw transcripts), latency and outcome metrics, the side effects the script
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,10 @@ from store.turns import TurnRecord
 from voice.asr import AsrFinal
 
 SideEffect = SetVariable | OptOut | ComplianceHit | PauseLead
+logger = logging.getLogger(__name__)
+# One INFO line per bot turn heard on the line (call id and seq, no text, no number): what an
+# audit (bench/chaos.py) compares with the `turns` table.
+BOT_TURN_LOG = "bot turn on wire: call %s seq %d"
 
 
 @dataclass
@@ -219,6 +224,8 @@ class Recording:
                 **extra,
             )
         )
+        if speaker == "bot":
+            logger.info(BOT_TURN_LOG, self._context.call_id, self._seq)
 
     def _log_customer(self, final: AsrFinal, node: str | None, *, text: str, **extra: Any) -> None:
         self._customer_heard = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from prometheus_client import REGISTRY
 
 from agi.call.events import Heard, PromptEnded, PromptOnWire, Understood
 from agi.call.outcome import CallContext, CallRecorder
-from agi.call.recording import Recording
+from agi.call.recording import BOT_TURN_LOG, Recording
 from compliance.words import WordHit
 from dialog import ComplianceHit, End, OptOut, PauseLead, Say, SetVariable, Transfer, load_script
 from nlu.classifier import NluResult
@@ -120,6 +121,23 @@ def test_greeting_and_reply_latency_are_timed_from_the_line() -> None:
     outcome = recording.close(SCRIPT, 9)
     assert outcome.greeting_latency_ms == pytest.approx(400.0)
     assert outcome.turns == 2
+
+
+def test_each_bot_turn_on_the_line_is_logged_once_by_call_and_seq_without_its_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The line bench/chaos.py audits the `turns` table against."""
+    ledger = Ledger()
+    recording = _recording(ledger)
+    with caplog.at_level(logging.INFO, logger="agi.call.recording"):
+        recording.bot_turn(PromptOnWire(OPENING, first_frame_at=100.4))
+        recording.customer_turn(_understood("yes, call me on 415 555 0100"), "read_order")
+        recording.fallback_turn("Sorry, something went wrong.")
+    logged = [r.getMessage() for r in caplog.records if r.name == "agi.call.recording"]
+    bot_seqs = [t.seq for t in ledger.turns if t.speaker == "bot"]
+    assert bot_seqs == [1, 3]
+    assert logged == [BOT_TURN_LOG % ("call-rec", seq) for seq in bot_seqs]
+    assert not any("Northwind" in line or "415" in line for line in logged)
 
 
 def test_what_the_script_asks_for_reaches_the_recorder() -> None:

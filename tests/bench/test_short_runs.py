@@ -17,9 +17,16 @@ KINDS = tuple(k for k in chaos.FAULTS if k != "disk_full")
 
 
 async def test_one_fault_of_each_kind_loses_and_duplicates_nothing() -> None:
-    result = await chaos.run(rounds=1, gap=3.0, concurrency=2, kinds=KINDS)
+    # Leases back after 10 s, PostgreSQL's long stop 3 s (15 spool flush intervals), and a
+    # SIGTERM lets live calls finish for 5 s (calls still live then are cut and settled).
+    result = await chaos.run(
+        rounds=1, gap=3.0, concurrency=2, kinds=KINDS, lease_s=10.0, long_stop_s=3.0, drain_s=5.0
+    )
     assert [f["kind"] for f in result["faults"]] == list(KINDS)
     assert result["originates"] > 0 and result["calls_bot_spoke"] > 0
+    # Every bot turn the daemon logged as heard on the line was audited against `turns`.
+    assert result["bot_turns_logged_on_wire"] > 0
+    assert "bot_turns_logged_on_wire_not_stored" in result["lost_detail"]
     # The outbox reconciliation ran over events the CRM was sent, through refusals.
     assert result["outbox"]["events"] > 0 and result["outbox"]["refused"] > 0
     assert {"outbox_events_missing", "outbox_events_undelivered"} <= set(result["lost_detail"])

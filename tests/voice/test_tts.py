@@ -29,6 +29,15 @@ async def test_render_gives_8_khz_slin_speech(tts: TtsEngine) -> None:
     assert tts.sentences_synthesized == 1
 
 
+async def test_synthesis_gives_its_memory_back_rather_than_growing_an_arena(
+    tts: TtsEngine,
+) -> None:
+    """onnxruntime's CPU arena kept every tensor it held and grew by doubling under a soak's
+    concurrent long sentences (issue 17): the voice's session runs without it."""
+    await tts.render(THREE_SENTENCES)
+    assert tts._voice.session.get_session_options().enable_cpu_mem_arena is False
+
+
 async def test_second_render_is_a_cache_hit(tts: TtsEngine) -> None:
     text = "Your appointment is confirmed."
     first = await tts.render(text)
