@@ -2,10 +2,12 @@
 
 `BatchWriter.put()` never blocks and never drops: rows go to a bounded in-memory queue, and
 past its bound to the spool. One background task COPYs batches every `flush_interval` or
-`batch_rows` rows. When PostgreSQL fails, batches go to the spool until a replay, tried with
-exponential backoff, succeeds; segments replay oldest first. Writes use `ON CONFLICT DO
-NOTHING` on the table's key, so a replayed row is never stored twice. Rows are identified by
-that key, not by insertion order: after an outage, fresh rows may land before spooled ones.
+`batch_rows` rows; until then each queued row is also in the journal (store/journal.py), so
+a killed process loses none of them. When PostgreSQL fails, batches go to the spool until a
+replay, tried with exponential backoff, succeeds; segments replay oldest first. Writes use
+`ON CONFLICT DO NOTHING` on the table's key, so a replayed row is never stored twice. Rows
+are identified by that key, not by insertion order: after an outage, fresh rows may land
+before spooled ones.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from cryptography.fernet import MultiFernet
 
 from store.copyinsert import CopyTarget, copy_insert_ignore
 from store.db import create_pool
+from store.journal import Journal
 from store.settings import DatabaseSettings
 from store.spool import Row, Spool
 
@@ -104,6 +107,7 @@ class BatchWriter:
         self._url = db if isinstance(db, str) else None
         self._kind = kind
         self._spool = Spool(spool_dir, kind.name, segment_rows=segment_rows, cipher=cipher)
+        self._journal = Journal(self._spool)
         self._flush_interval = flush_interval
         self._batch_rows = batch_rows
         self._max_queue = max_queue
@@ -127,6 +131,7 @@ class BatchWriter:
     async def start(self) -> None:
         """Open the spool (replaying what a crashed process left) and start flushing."""
         await asyncio.to_thread(self._spool.open)
+        await asyncio.to_thread(self._recover_journal)
         self._depth_changed()
         self._task = asyncio.create_task(self._run(), name=f"{self._kind.name}-writer")
 
@@ -145,6 +150,7 @@ class BatchWriter:
             # The flusher died (the spool's disk failed): refuse rather than queue forever.
             cause = None if self._task.cancelled() else self._task.exception()
             raise RuntimeError(f"{self._kind.name} writer stopped") from cause
+        self._journal.append(self._kind.to_json(row))
         if len(self._queue) < self._max_queue:
             self._queue.append(row)
             if len(self._queue) >= self._batch_rows:
@@ -162,6 +168,7 @@ class BatchWriter:
         self._wakeup.set()
         try:
             await self._task
+            self._journal.close()  # drained: every queued row is in the table or the spool
         finally:
             self._task = None
             if self._url is not None and self._pool is not None:
@@ -194,7 +201,11 @@ class BatchWriter:
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self._flush_interval)
-            await self._flush(self._take_batch())
+            batch = self._take_batch()
+            # The journal file ends where the queue did: once this batch is safe, it can go.
+            sealed = None if self._queue else self._journal.seal()
+            if await self._flush(batch) and sealed is not None:
+                await asyncio.to_thread(self._journal.drop_through, sealed)
             if self._closing and not self._queue and not self._overflow:
                 if self._spool.depth and self._down:
                     await self._replay()  # one last try, backoff or not: the DB may be back
@@ -205,19 +216,39 @@ class BatchWriter:
         count = min(self._batch_rows * BACKLOG_BATCHES, len(self._queue))
         return [self._queue.popleft() for _ in range(count)]
 
-    async def _flush(self, batch: list[tuple[Any, ...]]) -> None:
+    async def _flush(self, batch: list[tuple[Any, ...]]) -> bool:
+        """True when the batch and the overflow are in the table or the spool."""
         spool = batch and (self._down or not await self._try_copy(batch))
         if spool and not await self._to_spool(batch):
             self._queue.extendleft(reversed(batch))  # kept, in order, for the next flush
-            return
+            return False
         if self._overflow:
             overflow, self._overflow = self._overflow, []
             if not await self._to_spool(overflow):
                 self._overflow = overflow + self._overflow
-                return
+                return False
         # Replaying doubles as the probe while the database is down.
         if self._spool.depth and (not self._down or self._backoff.due()):
             await self._replay()
+        return True
+
+    def _recover_journal(self) -> None:
+        rows = self._journal.recover()
+        try:
+            self._spool.append(rows)  # replayed like any spooled row, idempotently
+        except OSError as exc:
+            # The spool's disk is full: they wait in the queue, and in their journal files
+            # until the flush that stores them.
+            self._queue.extend(self._kind.from_json(r) for r in rows)
+            self._spool_refused(exc, len(rows))
+            return
+        self._journal.discard_recovered()
+        if rows:
+            log.info(
+                "%s: %d rows a stopped process had queued are in the spool to replay",
+                self._kind.name,
+                len(rows),
+            )
 
     async def _try_copy(self, rows: Sequence[tuple[Any, ...]]) -> bool:
         try:

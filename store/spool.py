@@ -126,7 +126,7 @@ class Spool:
         """Write `rows` durably (returns after fsync)."""
         if not rows:
             return
-        data = b"".join(self._line(row) for row in rows)
+        data = b"".join(self.encode(row) for row in rows)
         with self._lock:
             if self._lock_file is None:
                 raise RuntimeError("spool is not open")
@@ -144,11 +144,12 @@ class Spool:
             if self._segments[path] >= self.segment_rows:
                 self._close_active()
 
-    def _line(self, row: Row) -> bytes:
+    def encode(self, row: Row) -> bytes:
+        """One row as the spool stores it: a line of JSON, or of its Fernet token."""
         plain = _ENCODER.encode(row).encode()
         return (plain if self._cipher is None else self._cipher.encrypt(plain)) + b"\n"
 
-    def _row(self, line: bytes) -> dict[str, Any]:
+    def decode(self, line: bytes) -> dict[str, Any]:
         if line.startswith(b"{"):  # written without a cipher
             return json.loads(line)
         if self._cipher is None:
@@ -178,7 +179,7 @@ class Spool:
                 try:
                     if not line.endswith(b"\n"):
                         raise ValueError("no line end")
-                    rows.append(self._row(line))
+                    rows.append(self.decode(line))
                 except ValueError:
                     # Only an append cut short by a crash leaves this; its rows were never
                     # acknowledged to the writer, which kept them in memory at the time.

@@ -21,12 +21,13 @@ from typing import Any
 import asyncpg
 import numpy as np
 import pytest
+from cryptography.fernet import Fernet
 from prometheus_client import REGISTRY
 
 from store.db import create_pool
 from store.embedded import EmbeddedPostgres
 from store.settings import DatabaseSettings
-from store.spool import SpoolBusyError
+from store.spool import SpoolBusyError, spool_cipher
 from store.turns import TurnRecord, TurnWriter
 
 
@@ -306,6 +307,63 @@ async def test_spool_of_a_crashed_process_is_replayed_on_start(
         await _eventually(lambda: writer.spool_depth == 0, "the replay of the crashed spool")
     assert await _count(db_pool, "crashed") == 333
     assert not list(spool_dir.glob("turns-*.jsonl"))
+
+
+_KILLED_WITH_A_QUEUE = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys
+    from pathlib import Path
+    from store.spool import spool_cipher
+    from store.turns import TurnRecord, TurnWriter
+
+    async def main() -> None:
+        url, spool, count, key = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+        # The flush is an hour away: every row is still in the queue when the process dies.
+        writer = TurnWriter(url, spool, flush_interval=3600, cipher=spool_cipher([key.encode()]))
+        await writer.start()
+        for seq in range(count):
+            writer.write(TurnRecord(call_id="killed", seq=seq, speaker="bot", text="secret words"))
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_rows_queued_when_the_process_is_killed_are_stored_at_the_next_start(
+    db_pool: asyncpg.Pool, pg_url: str, tmp_path: Path, repo_root: Path
+) -> None:
+    spool_dir, key = tmp_path / "spool", Fernet.generate_key()
+    previous = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", _KILLED_WITH_A_QUEUE, pg_url, str(spool_dir), "25", key.decode()],
+        cwd=repo_root,
+        env={**os.environ, "PYTHONPATH": str(repo_root)},
+        capture_output=True,
+        timeout=120,
+    )
+    assert previous.returncode == -signal.SIGKILL, previous.stderr.decode()
+    journals = list(spool_dir.glob("turns-journal-*.jsonl"))
+    assert journals and all(b"secret" not in j.read_bytes() for j in journals)  # encrypted
+    assert all(j.stat().st_mode & 0o077 == 0 for j in journals)
+    assert await _count(db_pool, "killed") == 0
+    async with TurnWriter(db_pool, spool_dir, cipher=spool_cipher([key])) as writer:
+        await _eventually(lambda: writer.spool_depth == 0, "the replay of the killed queue")
+    assert await _count(db_pool, "killed") == 25
+    assert not list(spool_dir.glob("turns-*.jsonl"))
+
+
+async def test_the_journal_of_stored_rows_is_dropped_while_running(
+    db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    async with TurnWriter(db_pool, tmp_path, flush_interval=0.01) as writer:
+        for seq in range(30):
+            writer.write(_turn("journaled", seq))
+        await _eventually(lambda: writer.stats().rows_written >= 30, "the rows stored")
+        await _eventually(
+            lambda: not list(tmp_path.glob("turns-journal-*.jsonl")), "the journal dropped"
+        )
+    assert await _count(db_pool, "journaled") == 30
 
 
 @contextlib.contextmanager
