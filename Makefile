@@ -21,19 +21,22 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/outdial demo
 
-# The live-call tests marked `realtime` (turn-taking that a second live call on the CPUs would
-# change: test_seven_live_calls failed beside another) run one at a time in a process of their
-# own, beside all the others over the xdist workers, where the other slow tests go out first.
-# (xdist_group would keep the realtime tests on one worker, but with pytest 9.2 it no longer
-# groups anything: pytest-xdist issue 1386.) Their output follows the others'.
+# Three lanes. The live-call tests marked `realtime` (turn-taking that a second live call on
+# the CPUs would change: test_seven_live_calls failed beside another) run one at a time in a
+# process of their own from the start. Beside them the quick tests run over the xdist workers,
+# then the other slow tests over the same number of workers: the realtime tests that come
+# first share the CPUs with quick tests only. (xdist_group would keep the realtime tests on one
+# worker, but with pytest 9.2 it no longer groups anything: pytest-xdist issue 1386.) The
+# realtime tests' output follows the others'.
 test: $(STAMP)
 	@mkdir -p .cache
 	@$(PY) -m pytest -q -m realtime --durations=10 > .cache/test-realtime.log 2>&1 & rt=$$!; \
-	$(PYTEST) -m "not realtime" --durations=10; rest=$$?; \
+	$(PYTEST) -m "not slow"; fast=$$?; \
+	$(PYTEST) -m "slow and not realtime" --durations=10; slow=$$?; \
 	wait $$rt; rt_rc=$$?; \
 	echo "--- realtime tests, one at a time beside the others (.cache/test-realtime.log) ---"; \
 	cat .cache/test-realtime.log; \
-	test $$rest -eq 0 && test $$rt_rc -eq 0
+	test $$fast -eq 0 && test $$slow -eq 0 && test $$rt_rc -eq 0
 
 test-fast: $(STAMP)
 	$(PYTEST) -m "not slow"
