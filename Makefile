@@ -21,18 +21,22 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/outdial demo
 
-# The slow tests (real-time calls through pbxsim, several models at once) run one at a time in
-# a process of their own, beside the rest over the xdist workers: two of them side by side on
-# 2 cores starved a call. (xdist_group would keep them on one worker, but with pytest 9.2 it no
-# longer groups anything: pytest-xdist issue 1386.) Their output follows the others'.
+# Three lanes. The live-call tests marked `realtime` (turn-taking that a second live call on
+# the CPUs would change: test_seven_live_calls failed beside another) run one at a time in a
+# process of their own from the start. Beside them the quick tests run over the xdist workers,
+# then the other slow tests over the same number of workers: the realtime tests that come
+# first share the CPUs with quick tests only. (xdist_group would keep the realtime tests on one
+# worker, but with pytest 9.2 it no longer groups anything: pytest-xdist issue 1386.) The
+# realtime tests' output follows the others'.
 test: $(STAMP)
 	@mkdir -p .cache
-	@$(PY) -m pytest -q -m slow > .cache/test-slow.log 2>&1 & slow=$$!; \
+	@$(PY) -m pytest -q -m realtime --durations=10 > .cache/test-realtime.log 2>&1 & rt=$$!; \
 	$(PYTEST) -m "not slow"; fast=$$?; \
-	wait $$slow; slow_rc=$$?; \
-	echo "--- slow tests, one at a time beside the others (.cache/test-slow.log) ---"; \
-	cat .cache/test-slow.log; \
-	test $$fast -eq 0 && test $$slow_rc -eq 0
+	$(PYTEST) -m "slow and not realtime" --durations=10; slow=$$?; \
+	wait $$rt; rt_rc=$$?; \
+	echo "--- realtime tests, one at a time beside the others (.cache/test-realtime.log) ---"; \
+	cat .cache/test-realtime.log; \
+	test $$fast -eq 0 && test $$slow -eq 0 && test $$rt_rc -eq 0
 
 test-fast: $(STAMP)
 	$(PYTEST) -m "not slow"

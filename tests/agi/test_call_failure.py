@@ -29,7 +29,7 @@ from pbxsim.dialplan import DialplanStep, default_dialplan
 from tests.agi.conftest import YES, YES2, LiveStack, order_campaign_lead
 from tests.dialer.helpers import dialer_settings, running
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.realtime]
 
 ERROR_RETRY_S = 1.0
 GOODBYE_SCRIPT = "order_confirmation_goodbye"

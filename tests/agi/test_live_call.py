@@ -19,7 +19,7 @@ from pbxsim import PbxSim, Scenario, SimConfig
 from pbxsim.dialplan import DialplanStep, default_dialplan
 from tests.agi.conftest import AUDIO, NO, ORDER_FIELDS, YES, YES2, LiveStack, originate
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.realtime]
 
 UNMATCHED = str(AUDIO / "en_not_interested_us.wav")
 

@@ -29,7 +29,7 @@ from voice.asr import AsrEngine
 from voice.settings import AsrSettings, TtsSettings
 from voice.tts import TtsEngine
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.realtime]
 
 SCRIPT = Path(__file__).resolve().parents[1] / "fixtures" / "scripts" / "agitation_survey_en.yaml"
 CAMPAIGN = "agitation-e2e"
