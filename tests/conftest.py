@@ -31,17 +31,9 @@ TEMPLATE_DB = f"outdial_test_template_{os.environ.get('PYTEST_XDIST_WORKER', 'ma
 _db_numbers = itertools.count(1)
 
 
-BENCH_TESTS = Path(__file__).resolve().parent / "bench"
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests of tests/bench are benchmark runs of live calls (the customer mix, the
-    short soak and chaos runs): `realtime`, like the live-call tests marked so in their files.
-    Under xdist, slow tests go out first: spread over the workers from the start, none of
+    """Under xdist, slow tests go out first: spread over the workers from the start, none of
     them is left to run alone at the end while the other workers sit idle."""
-    for item in items:
-        if item.path.is_relative_to(BENCH_TESTS) and item.get_closest_marker("slow"):
-            item.add_marker(pytest.mark.realtime)
     if os.environ.get("PYTEST_XDIST_WORKER"):
         items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 

@@ -10,7 +10,7 @@ import pytest
 
 from bench import calls
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.realtime, pytest.mark.timeout(600)]
 
 KINDS = ["barges_in", "echo_line", "expected", "hesitant", "unexpected", "who_is_this"]
 

@@ -9,7 +9,7 @@ import pytest
 
 from bench.impatience import Lead, run
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.realtime, pytest.mark.timeout(600)]
 
 # Patience for the first long prompt, not for the two after it.
 CUSTOMER = Lead("imp-0", "5550000", impatient=True, budget_s=12.0)
