@@ -53,8 +53,9 @@ class BargeInSettings(BaseModel):
     # A heard frame within this many dB of the loudest frame the bot played in the echo
     # window is taken for the bot's own echo (lines return it 20 dB or more down).
     echo_margin_db: float = Field(default=12.0, ge=0.0, le=60.0)
-    # How far back a played frame can still be echoing (the echo path's delay).
-    echo_window_ms: int = Field(default=200, ge=FRAME_MS, le=2_000)
+    # How far back a played frame can still be echoing: the echo path's delay (tens of ms on
+    # a line) plus however late a loaded daemon handles the heard frames it queued meanwhile.
+    echo_window_ms: int = Field(default=400, ge=FRAME_MS, le=2_000)
     # A heard frame quieter than this (RMS dBFS) is never speech: line noise, or the tail
     # Silero still calls speech for ~100 ms after the caller stops.
     speech_floor_dbfs: float = Field(default=-45.0, le=0.0)
