@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ import vosk
 from voice.audio import FRAME_BYTES, FRAME_MS, FRAME_S, SAMPLE_RATE, SAMPLE_WIDTH
 from voice.settings import AsrSettings
 from voice.threads import urgent_executor
-from voice.turn import Completeness
+from voice.turn import Completeness, intent_completeness
 from voice.vad import Endpointer, FrameVad, SpeechEnded, SpeechStarted
 
 _models: dict[Path, vosk.Model] = {}
@@ -132,6 +132,10 @@ class AsrFinal:
 
 
 AsrEvent = AsrStarted | AsrPartial | AsrFinal
+
+# Free mode's completeness: the confidence of the intent a text carries (None: none), from
+# whoever understands the words (the call's NLU); voice/ only weighs it against the threshold.
+IntentConfidence = Callable[[str], Awaitable[float | None]]
 
 
 @dataclass
@@ -307,6 +311,7 @@ class AsrSession:
         # Grammar mode decodes trailing silence this far (not only the pad): Vosk's partial
         # names the last word ~300 ms after it ends, and that partial may end the turn early.
         self._lookahead_s = vad.turn_policy.incomplete_silence_ms / 1000
+        self._turn_settings = vad.turn_policy
         self._complete_s = vad.turn_policy.complete_silence_ms / 1000
         self._chunk_frames = max(1, engine.settings.decode_chunk_ms // FRAME_MS)
         self._floor = engine.settings.confidence_floor
@@ -316,6 +321,7 @@ class AsrSession:
             maxlen=vad.pad_ms // FRAME_MS + start_frames + 1
         )
         self._utterance: _Utterance | None = None
+        self._intent_confidence: IntentConfidence | None = None
         # Time of the last frame the decoder had (heard, or silence filled in by the clock).
         self._last_frame_at = float("-inf")
         self._lock = asyncio.Lock()
@@ -350,6 +356,11 @@ class AsrSession:
         (an intent on a partial, voice/turn.py `intent_completeness`): sets the end-of-turn
         wait. Grammar mode judges its own partials."""
         self._endpointer.note_completeness(completeness)
+
+    def judge_free_text_by(self, intent_confidence: IntentConfidence) -> None:
+        """Free mode: after the short end-of-turn wait, the words so far end the turn when
+        `intent_confidence` of them reaches the end-of-turn intent threshold."""
+        self._intent_confidence = intent_confidence
 
     def set_grammar(self, grammar: Sequence[str] | None) -> None:
         """Expected phrases for the next utterance (None: free decoding)."""
@@ -420,15 +431,17 @@ class AsrSession:
         return None
 
     async def _judge_on_final(self, now: float, recognizer: _Recognizer) -> SpeechEnded | None:
-        """Grammar mode, once the caller has been quiet for the short end of turn: close the
-        words so far as a final result (Vosk's partial names the last word only ~300 ms after
-        it), and end the turn now if they are a whole grammar phrase at the confidence floor.
-        Otherwise the utterance goes on and its later words decode as a further segment."""
+        """Once the caller has been quiet for the short end of turn, close the words so far as
+        a final result (Vosk's partial names the last word only ~300 ms after it) and end the
+        turn now if they are a complete answer: in grammar mode a whole phrase with every word
+        at the confidence floor, in free mode an intent at the threshold. Otherwise the
+        utterance goes on and its later words decode as a further segment."""
         utterance = self._utterance
         assert utterance is not None
+        free = utterance.grammar is None
         if (
-            utterance.grammar is None
-            or utterance.judged
+            utterance.judged
+            or (free and self._intent_confidence is None)
             or utterance.trailing_quiet_s < self._complete_s - _EPS_S
         ):
             return None
@@ -436,12 +449,17 @@ class AsrSession:
         segment = await self._engine._run(self._close_segment, recognizer, utterance, final=True)
         utterance.segments.append(segment)
         words = _words(utterance.segments, utterance.offset_s)
-        # Every word confident: out-of-grammar speech comes out as grammar words, and what the
-        # floor leaves of it can be a phrase ("아니요 아니요 네 네" -> "네 네", measured).
-        confident = all(w.confidence >= self._floor for w in words)
-        text = " ".join(w.text for w in words)
-        complete = confident and _whole_phrase(text, utterance.grammar) is not None
-        self._endpointer.note_completeness(Completeness(complete, now))
+        kept = " ".join(w.text for w in words if w.confidence >= self._floor)
+        if free:
+            assert self._intent_confidence is not None
+            confidence = await self._intent_confidence(kept) if kept else None
+            completeness = intent_completeness(confidence, self._turn_settings, now)
+        else:
+            # Every word confident: out-of-grammar speech comes out as grammar words, and what
+            # the floor leaves of it can be a phrase ("아니요 아니요 네 네" -> "네 네", measured).
+            whole = len(kept.split()) == len(words) and _whole_phrase(kept, utterance.grammar)
+            completeness = Completeness(bool(whole), now)
+        self._endpointer.note_completeness(completeness)
         return self._endpointer.on_time(now)
 
     def _close_segment(self, recognizer: _Recognizer, utterance: _Utterance) -> dict[str, Any]:

@@ -359,3 +359,33 @@ async def test_an_out_of_grammar_sentence_is_not_cut_at_its_pauses(asr_engine: A
         await session.close()
     [final] = finals(events)
     assert final.phrase is None
+
+
+@pytest.mark.parametrize("confidence", [0.95, 0.5, None])
+async def test_free_mode_ends_the_turn_early_only_on_a_confident_intent(
+    asr_engine: AsrEngine, confidence: float | None
+) -> None:
+    """Free mode asks the caller's NLU (here a stand-in for the confidence it would give)
+    about the words closed after the short wait: at the threshold the turn ends there."""
+    judged: list[str] = []
+
+    async def intent_confidence(words: str) -> float | None:
+        judged.append(words)
+        return confidence
+
+    # Free decoding's word confidences vary with the recognizer's past: keep every word.
+    engine = await AsrEngine.load(AsrSettings(confidence_floor=0.0, prewarm_recognizers=0))
+    session = engine.session(None)
+    session.judge_free_text_by(intent_confidence)
+    try:
+        [final] = finals(await feed_pcm(session, fixture_pcm("ko_yes_1")))
+    finally:
+        await session.close()
+        engine.shutdown()
+    policy = engine.settings.vad.turn_policy
+    waited_ms = (final.endpoint_at - final.speech_end) * 1000
+    assert judged and judged[0] == final.text
+    if confidence is not None and confidence >= policy.intent_threshold:
+        assert waited_ms < policy.incomplete_silence_ms
+    else:
+        assert waited_ms >= policy.incomplete_silence_ms
