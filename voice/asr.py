@@ -322,6 +322,7 @@ class AsrSession:
         )
         self._utterance: _Utterance | None = None
         self._intent_confidence: IntentConfidence | None = None
+        self._frame_voiced = False
         # Time of the last frame the decoder had (heard, or silence filled in by the clock).
         self._last_frame_at = float("-inf")
         self._lock = asyncio.Lock()
@@ -330,6 +331,11 @@ class AsrSession:
     @property
     def grammar(self) -> tuple[str, ...] | None:
         return self._grammar
+
+    @property
+    def frame_voiced(self) -> bool:
+        """The frame last fed was voiced (the endpointer's VAD)."""
+        return self._frame_voiced
 
     @property
     def in_speech(self) -> bool:
@@ -371,7 +377,7 @@ class AsrSession:
         async with self._lock:
             recognizer = self._live_recognizer()
             self._last_frame_at = now
-            voiced = self._vad.is_speech(frame)
+            voiced = self._frame_voiced = self._vad.is_speech(frame)
             event = self._endpointer.on_frame(voiced, now)
             if isinstance(event, SpeechStarted):
                 return self._start(event, frame, recognizer)
