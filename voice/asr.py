@@ -452,7 +452,9 @@ class AsrSession:
         ):
             return None
         utterance.judged = True
-        segment = await self._engine._run(self._close_segment, recognizer, utterance, final=True)
+        # FinalResult, not Result: only it decodes the audio still in the feature pipeline
+        # (with Result that audio spills into the next segment as a word of its own).
+        segment = await self._engine._run(self._decode_final, recognizer, utterance, final=True)
         utterance.segments.append(segment)
         words = _words(utterance.segments, utterance.offset_s)
         kept = " ".join(w.text for w in words if w.confidence >= self._floor)
@@ -467,11 +469,6 @@ class AsrSession:
             completeness = Completeness(bool(whole), now)
         self._endpointer.note_completeness(completeness)
         return self._endpointer.on_time(now)
-
-    def _close_segment(self, recognizer: _Recognizer, utterance: _Utterance) -> dict[str, Any]:
-        # FinalResult, not Result: only it decodes the audio still in the feature pipeline
-        # (with Result that audio spills into the next segment as a word of its own).
-        return self._decode_final(recognizer, utterance)
 
     def _live_recognizer(self) -> _Recognizer:
         if self._recognizer is None:
