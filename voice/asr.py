@@ -396,7 +396,7 @@ class AsrSession:
         the decoder the silence the line did not send."""
         async with self._lock:
             recognizer = self._live_recognizer()
-            if self._utterance is not None:
+            if self._utterance is not None and self._turn_settings.judge_on_final:
                 return await self._fill_silence(now, recognizer)
             event = self._endpointer.on_time(now)
             if event is None or self._utterance is None:
@@ -446,7 +446,8 @@ class AsrSession:
         assert utterance is not None
         free = utterance.grammar is None
         if (
-            utterance.judged
+            not self._turn_settings.judge_on_final
+            or utterance.judged
             or (free and self._intent_confidence is None)
             or utterance.trailing_quiet_s < self._complete_s - _EPS_S
         ):

@@ -34,6 +34,13 @@ class EndOfTurnSettings(BaseModel):
     hesitation_gap_ms: int = Field(default=200, ge=FRAME_MS, le=5_000)
     # An intent recognised at this confidence or above makes the answer complete.
     intent_threshold: float = Field(default=0.85, ge=0.0, le=1.0)
+    # Feed the decoder the silence a line did not send and, after complete_silence_ms of it,
+    # close the words so far as a final result and end the turn if they are complete
+    # (voice/asr.py). Off by default: with the silence decoded, partials and finals at a pause
+    # judge the first half of an utterance; a Korean grammar names a
+    # confident phrase for some mumbles and English first halves, which then end the turn as
+    # that answer (tests/agi/test_live_call.py's mumble was taken for "yes"; docs/benchmarks.md).
+    judge_on_final: bool = False
 
     @model_validator(mode="after")
     def _ordered(self) -> EndOfTurnSettings:

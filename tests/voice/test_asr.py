@@ -10,7 +10,10 @@ import pytest
 from tests.voice.helpers import DEMO_GRAMMAR, feed_pcm, finals, fixture_pcm
 from voice.asr import AsrEngine, AsrFinal, AsrPartial, AsrStarted, GrammarError, Word, _clamp
 from voice.audio import FRAME_BYTES, FRAME_S, AudioFormatError, iter_frames
-from voice.settings import AsrSettings
+from voice.settings import AsrSettings, EndOfTurnSettings, VadSettings
+
+# Completeness judged on a final after the short wait (opt-in: `judge_on_final`).
+JUDGING = VadSettings(end_of_turn=EndOfTurnSettings(judge_on_final=True))
 
 # Fixture -> the grammar phrase it must come out as (see tests/fixtures/audio/README.md).
 EXPECTED = {
@@ -85,7 +88,8 @@ async def test_far_end_sends_no_frames_during_silence(asr_engine: AsrEngine) -> 
     """The clock feeds the decoder the silence the line did not send, so a complete answer
     still gets the short end of turn (simulated clock: the wait is the policy's, not the box's)."""
     pcm = fixture_pcm("ko_no_1")
-    session = asr_engine.session(DEMO_GRAMMAR)
+    engine = await AsrEngine.load(AsrSettings(vad=JUDGING, prewarm_recognizers=0))
+    session = engine.session(DEMO_GRAMMAR)
     frames = list(iter_frames(pcm))
     try:
         now = 0.0
@@ -103,8 +107,9 @@ async def test_far_end_sends_no_frames_during_silence(asr_engine: AsrEngine) -> 
             assert now < last_frame_at + 1.0
     finally:
         await session.close()
+        engine.shutdown()
     assert final.phrase == "아니요"
-    settings = asr_engine.settings.vad.turn_policy
+    settings = engine.settings.vad.turn_policy
     assert final.endpoint_at - final.speech_end < settings.incomplete_silence_ms / 1000
     assert not session.in_speech
 
@@ -334,12 +339,14 @@ async def test_a_complete_answer_on_a_line_that_sends_its_silence_ends_after_the
     """Grammar mode judges the words on a final result once the caller has been quiet for the
     short end of turn: a whole phrase ends the turn there (Vosk's partial would name the last
     word only later), with the pad kept in the decoded audio."""
-    session = asr_engine.session(DEMO_GRAMMAR)
+    engine = await AsrEngine.load(AsrSettings(vad=JUDGING, prewarm_recognizers=0))
+    session = engine.session(DEMO_GRAMMAR)
     try:
         [final] = finals(await feed_pcm(session, fixture_pcm("ko_yes_1")))
     finally:
         await session.close()
-    settings = asr_engine.settings.vad
+        engine.shutdown()
+    settings = engine.settings.vad
     assert final.phrase == "네"
     waited_ms = (final.endpoint_at - final.speech_end) * 1000
     assert waited_ms < settings.turn_policy.incomplete_silence_ms
@@ -353,7 +360,7 @@ async def test_an_out_of_grammar_sentence_is_not_cut_at_its_pauses() -> None:
 
     pcm = piper_say("Hang on, let me check with my wife about that.").astype("<i2").tobytes()
     # A fresh recognizer: what a grammar makes of English depends on what it decoded before.
-    engine = await AsrEngine.load(AsrSettings(prewarm_recognizers=0))
+    engine = await AsrEngine.load(AsrSettings(vad=JUDGING, prewarm_recognizers=0))
     session = engine.session(DEMO_GRAMMAR)
     try:
         events = await feed_pcm(session, pcm + bytes(16_000))
@@ -377,7 +384,9 @@ async def test_free_mode_ends_the_turn_early_only_on_a_confident_intent(
         return confidence
 
     # Free decoding's word confidences vary with the recognizer's past: keep every word.
-    engine = await AsrEngine.load(AsrSettings(confidence_floor=0.0, prewarm_recognizers=0))
+    engine = await AsrEngine.load(
+        AsrSettings(vad=JUDGING, confidence_floor=0.0, prewarm_recognizers=0)
+    )
     session = engine.session(None)
     session.judge_free_text_by(intent_confidence)
     try:
