@@ -78,6 +78,10 @@ SIGNAL_FAILURES = Counter(
     "Optional per-utterance signals that failed and were left out (the call went on).",
     ["signal"],
 )
+ECHO_UTTERANCES_DROPPED = Counter(
+    "outdial_echo_utterances_dropped_total",
+    "Utterances the ASR heard that were only the bot's own prompt echoed back, dropped.",
+)
 WORD_TIMES_CLAMPED = Counter(
     "outdial_word_times_clamped_total",
     "ASR word times that fell outside the utterance audio and were clamped into it.",

@@ -20,8 +20,10 @@ The headline figures come from frame arrival times on the customer's side of the
   audible bot frame before a gap of at least 200 ms (raw);
 - greeting_ms: the end of the customer's "hello" -> the first audible bot frame (AMD inside);
 - false_cutin_rate: hesitant answers the bot talked into, over hesitant answers;
-- false_stop_rate: barge-ins the daemon logged on the echo and noise line, over the bot's
-  prompts heard on that line.
+- false_stop_rate: barge-ins the daemon logged on the echo and noise line, less those that
+  came while its customer was talking over the bot (per call; the customer never barges in,
+  but answers into a pause of a prompt that then goes on), over the bot's prompts heard on
+  that line.
 
 `breakdown` gives the daemon's own timings (endpoint -> first frame out, and its stages); they
 are never a headline figure. `behaviour` counts what the bot did for the customers who test
@@ -313,7 +315,7 @@ def measure(record: CallRecord, into: Measures, stalls: LoopStalls) -> None:
 async def _behaviour(db: Database, records: list[CallRecord]) -> dict[str, int]:
     """What the bot did for the customers who test it, from the turn log: answered "who is
     this?" with the lead's order number; re-prompted after the unexpected answer; stopped on
-    the echo and noise line (a barge-in where the customer never talks over the bot)."""
+    the echo and noise line (and on the same answers on a clean line, the control)."""
     kind_calls: dict[str, list[str]] = {}
     for record in records:
         if record.call_id is not None:
@@ -349,13 +351,30 @@ async def _behaviour(db: Database, records: list[CallRecord]) -> dict[str, int]:
         for c in unexpected
     )
     echo_calls = kind_calls.get(ECHO_LINE, [])
+
+    def stops(calls: list[str]) -> int:
+        return sum(r["barge_in"] for c in calls for r in turns.get(c, []))
+
+    # A stop is the echo's or the noise's only when the customer was not talking over the
+    # bot: an answer begun in a pause of a prompt (synthesis fell behind on the loaded box,
+    # the customer took the silence for the end) stops it rightly, on any line.
+    talked_over = {r.call_id: wire.measure(r).talked_over for r in records}
+
+    def unexplained_stops(calls: list[str]) -> int:
+        return sum(max(0, stops([c]) - talked_over.get(c, 0)) for c in calls)
+
     return {
         "who_is_this_heard": who_asked,
         "who_is_this_answered_with_order": who_answered,
         "unexpected_calls": len(unexpected),
         "unexpected_reprompted": reprompted,
         "echo_line_calls": len(echo_calls),
-        "echo_line_stops": sum(r["barge_in"] for c in echo_calls for r in turns.get(c, [])),
+        "echo_line_stops": stops(echo_calls),
+        "echo_line_false_stops": unexplained_stops(echo_calls),
+        # The control: the same answers on a clean line (no echo, no noise).
+        "expected_calls": len(kind_calls.get("expected", [])),
+        "expected_stops": stops(kind_calls.get("expected", [])),
+        "expected_false_stops": unexplained_stops(kind_calls.get("expected", [])),
     }
 
 
@@ -563,9 +582,10 @@ async def _run(
     )
     kinds = {kind_of(r.customer) for r in records}
     behaviour = await _behaviour(db, records)
-    # Stops on echo or noise: the daemon's own record of a barge-in on a call whose customer
-    # never talks over the bot (a count, not a timing); the prompts are counted on the wire.
-    false_stops = behaviour["echo_line_stops"]
+    # Stops on echo or noise: the daemon's own record of a barge-in on the echo line, less
+    # those the customer talked over the bot for (a count, not a timing); the prompts are
+    # counted on the wire.
+    false_stops = behaviour["echo_line_false_stops"]
     return {
         "asr": asr,
         "framing": framing,

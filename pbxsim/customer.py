@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import random
 import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,6 +33,11 @@ if TYPE_CHECKING:
 
 VOICED_RMS = 0.01 * 32768  # the customer is talking: 1 % of full scale, as pbxsim.wire hears
 DTMF_SPACING = 0.35  # SendDTMF: 100 ms tone + 250 ms gap, as captured (1.715, 2.066, 2.416 s)
+# A line's echo is the hybrid's: the bot's own audio back after a short fixed delay (tens of
+# ms), whatever the customer's side is doing. At most this much of it waits to be sent, so a
+# tick the customer's side missed drops echo rather than delaying all that follows.
+ECHO_DELAY_S = 0.04
+ECHO_BACKLOG_FRAMES = 2
 
 
 class Mouth:
@@ -53,7 +59,9 @@ class Mouth:
         self._noise = _line_noise(media) if media.line == "trunk" else b""
         self._noise_pos = 0
         self._echo_gain = None if media.echo_db is None else 10 ** (media.echo_db / 20)
-        self._echo = bytearray()  # the bot's audio not yet echoed back, already attenuated
+        # The bot's audio, attenuated, by when it echoes back; then what is due but not sent.
+        self._echo_due: deque[tuple[float, bytes]] = deque()
+        self._echo = bytearray()
         self.said: Said | None = None
         self._voiced: np.ndarray = np.zeros(0, bool)  # per 20 ms of the clip
 
@@ -132,17 +140,22 @@ class Mouth:
         self.said.last_voiced = now
 
     def hear_bot(self, payload: bytes) -> None:
-        """An echo line hears the bot's audio and sends it back attenuated (about 1 s kept)."""
+        """An echo line hears the bot's audio and sends it back attenuated, ECHO_DELAY_S after
+        it arrived."""
         if self._echo_gain is None:
             return
         samples = np.frombuffer(payload[: len(payload) // 2 * 2], "<i2") * self._echo_gain
-        self._echo += samples.astype("<i2").tobytes()
-        del self._echo[: max(0, len(self._echo) - 16000)]
+        self._echo_due.append((time.monotonic() + ECHO_DELAY_S, samples.astype("<i2").tobytes()))
 
     def _with_echo(self, payload: bytes) -> bytes:
         if self._echo_gain is None:
             return payload
-        echo, self._echo = self._echo[: len(payload)], self._echo[len(payload) :]
+        now = time.monotonic()
+        while self._echo_due and self._echo_due[0][0] <= now:
+            self._echo += self._echo_due.popleft()[1]
+        echo = bytes(self._echo[: len(payload)])
+        del self._echo[: len(payload)]
+        del self._echo[: max(0, len(self._echo) - ECHO_BACKLOG_FRAMES * self.frame_bytes)]
         echo += bytes(len(payload) - len(echo))
         mixed = np.frombuffer(payload, "<i2").astype(np.int32) + np.frombuffer(echo, "<i2")
         return np.clip(mixed, -32768, 32767).astype("<i2").tobytes()

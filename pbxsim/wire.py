@@ -11,6 +11,7 @@ is audible when its RMS is at least 1 % of full scale. Utterances are grouped by
   bot frame before a gap of at least 200 ms (raw, nothing subtracted).
 - `pause`: the first part of a hesitant answer; the utterance after it is the rest. The bot
   cuts in when an audible frame arrives after the first part's end and before the rest's end.
+- every utterance the bot was audible during is `talked_over` (it may rightly stop the bot).
 - any other mark: an answer; `response` is its last voiced frame -> the first audible bot
   frame after it, when the bot was silent while the customer spoke (for a hesitant answer,
   from the start of its first part).
@@ -84,6 +85,9 @@ class CallTimings:
     hesitant_turns: int = 0
     false_cutins: int = 0
     prompts: int = 0  # the bot's utterances (audible runs split by CUT_GAP_S of silence)
+    # The customer's utterances the bot was audible during: each may rightly stop the bot
+    # (e.g. an answer begun in a pause where the bot's synthesis fell behind).
+    talked_over: int = 0
 
 
 def prompts(audible: Sequence[float]) -> int:
@@ -100,6 +104,7 @@ def measure(record: CallRecord) -> CallTimings:
         first, last = utterance.first_voiced, utterance.last_voiced
         if first is None or last is None:
             continue  # nothing of it was voiced (or the call ended before it)
+        out.talked_over += audible_between(audible, _just_before(first), last)
         if utterance.mark == PAUSE:
             pause = (first, last)
             continue

@@ -18,17 +18,18 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import vosk
 
 from voice.audio import FRAME_BYTES, FRAME_MS, FRAME_S, SAMPLE_RATE, SAMPLE_WIDTH
 from voice.settings import AsrSettings
 from voice.threads import urgent_executor
-from voice.turn import Completeness
+from voice.turn import Completeness, intent_completeness
 from voice.vad import Endpointer, FrameVad, SpeechEnded, SpeechStarted
 
 _models: dict[Path, vosk.Model] = {}
@@ -37,6 +38,15 @@ _models_lock = threading.Lock()
 _FREE_GRAMMAR = "[]"
 # Float tolerance when comparing summed frame times with thresholds.
 _EPS_S = 1e-6
+# Lines that send nothing in silence (real Asterisk does this) leave the decoder short of the
+# silence after the last word, and Vosk names a word only ~300 ms of audio after it: so once
+# no frame has come for this long inside an utterance, the clock feeds the decoder the silence
+# the line did not send. Well below the shortest end of turn, above a loaded line's jitter.
+_FILL_AFTER_S = 0.1
+# What is fed for the silence: comfort noise at about -70 dBFS (all-zero audio is no line's).
+_QUIET_FRAME = (
+    np.random.default_rng(0).normal(0.0, 10.0, FRAME_BYTES // SAMPLE_WIDTH).astype("<i2").tobytes()
+)
 
 
 class GrammarError(ValueError):
@@ -123,6 +133,10 @@ class AsrFinal:
 
 AsrEvent = AsrStarted | AsrPartial | AsrFinal
 
+# Free mode's completeness: the confidence of the intent a text carries (None: none), from
+# whoever understands the words (the call's NLU); voice/ only weighs it against the threshold.
+IntentConfidence = Callable[[str], Awaitable[float | None]]
+
 
 @dataclass
 class _Recognizer:
@@ -159,6 +173,10 @@ class _Utterance:
     segments: list[dict[str, Any]] = field(default_factory=list)
     trailing_quiet_s: float = 0.0
     partial: str = ""
+    # The words before the current silence were judged on a final result (grammar mode).
+    judged: bool = False
+    # Frames of the current trailing silence handed to the decoder.
+    quiet_decoded: int = 0
 
 
 class _RecognizerPool:
@@ -293,6 +311,8 @@ class AsrSession:
         # Grammar mode decodes trailing silence this far (not only the pad): Vosk's partial
         # names the last word ~300 ms after it ends, and that partial may end the turn early.
         self._lookahead_s = vad.turn_policy.incomplete_silence_ms / 1000
+        self._turn_settings = vad.turn_policy
+        self._complete_s = vad.turn_policy.complete_silence_ms / 1000
         self._chunk_frames = max(1, engine.settings.decode_chunk_ms // FRAME_MS)
         self._floor = engine.settings.confidence_floor
         # Enough frames to cover the pad plus the slowest possible confirmed start.
@@ -301,12 +321,21 @@ class AsrSession:
             maxlen=vad.pad_ms // FRAME_MS + start_frames + 1
         )
         self._utterance: _Utterance | None = None
+        self._intent_confidence: IntentConfidence | None = None
+        self._frame_voiced = False
+        # Time of the last frame the decoder had (heard, or silence filled in by the clock).
+        self._last_frame_at = float("-inf")
         self._lock = asyncio.Lock()
         self.decoded_s = 0.0
 
     @property
     def grammar(self) -> tuple[str, ...] | None:
         return self._grammar
+
+    @property
+    def frame_voiced(self) -> bool:
+        """The frame last fed was voiced (the endpointer's VAD)."""
+        return self._frame_voiced
 
     @property
     def in_speech(self) -> bool:
@@ -334,6 +363,11 @@ class AsrSession:
         wait. Grammar mode judges its own partials."""
         self._endpointer.note_completeness(completeness)
 
+    def judge_free_text_by(self, intent_confidence: IntentConfidence) -> None:
+        """Free mode: after the short end-of-turn wait, the words so far end the turn when
+        `intent_confidence` of them reaches the end-of-turn intent threshold."""
+        self._intent_confidence = intent_confidence
+
     def set_grammar(self, grammar: Sequence[str] | None) -> None:
         """Expected phrases for the next utterance (None: free decoding)."""
         self._grammar = None if grammar is None else self._engine.check_grammar(grammar)
@@ -342,7 +376,8 @@ class AsrSession:
         """One 20 ms frame that arrived at `now`."""
         async with self._lock:
             recognizer = self._live_recognizer()
-            voiced = self._vad.is_speech(frame)
+            self._last_frame_at = now
+            voiced = self._frame_voiced = self._vad.is_speech(frame)
             event = self._endpointer.on_frame(voiced, now)
             if isinstance(event, SpeechStarted):
                 return self._start(event, frame, recognizer)
@@ -350,14 +385,19 @@ class AsrSession:
                 self._preroll.append((now, frame))
                 return None
             self._buffer(frame, voiced)
+            if event is None:
+                event = await self._judge_on_final(now, recognizer)
             if isinstance(event, SpeechEnded):
                 return await self._finish(event, now, recognizer)
             return await self._maybe_partial(now, recognizer)
 
     async def tick(self, now: float) -> AsrFinal | None:
-        """The clock moved: ends the utterance after trailing silence without frames."""
+        """The clock moved: ends the utterance after trailing silence without frames, feeding
+        the decoder the silence the line did not send."""
         async with self._lock:
             recognizer = self._live_recognizer()
+            if self._utterance is not None and self._turn_settings.judge_on_final:
+                return await self._fill_silence(now, recognizer)
             event = self._endpointer.on_time(now)
             if event is None or self._utterance is None:
                 return None
@@ -378,6 +418,58 @@ class AsrSession:
             if self._recognizer is not None:
                 self._engine._release(self._recognizer)
                 self._recognizer = None
+
+    async def _fill_silence(self, now: float, recognizer: _Recognizer) -> AsrFinal | None:
+        """Quiet frames for the time no frame came, once that is _FILL_AFTER_S: the decoder
+        hears the silence that ends the caller's words, the end of turn weighs it frame by
+        frame. Before that the line may only be late (nothing can end a turn that soon)."""
+        if now - self._last_frame_at < _FILL_AFTER_S - _EPS_S:
+            return None
+        while self._utterance is not None and self._last_frame_at + FRAME_S <= now + _EPS_S:
+            at = self._last_frame_at = self._last_frame_at + FRAME_S
+            event = self._endpointer.on_frame(False, at)
+            self._buffer(_QUIET_FRAME, voiced=False)
+            if event is None:
+                event = await self._judge_on_final(at, recognizer)
+            if isinstance(event, SpeechEnded):
+                return await self._finish(event, at, recognizer)
+            await self._maybe_partial(at, recognizer)
+        return None
+
+    async def _judge_on_final(self, now: float, recognizer: _Recognizer) -> SpeechEnded | None:
+        """Once the caller has been quiet for the short end of turn, close the words so far as
+        a final result (Vosk's partial names the last word only ~300 ms after it) and end the
+        turn now if they are a complete answer: in grammar mode a whole phrase with every word
+        at the confidence floor, in free mode an intent at the threshold. Otherwise the
+        utterance goes on and its later words decode as a further segment."""
+        utterance = self._utterance
+        assert utterance is not None
+        free = utterance.grammar is None
+        if (
+            not self._turn_settings.judge_on_final
+            or utterance.judged
+            or (free and self._intent_confidence is None)
+            or utterance.trailing_quiet_s < self._complete_s - _EPS_S
+        ):
+            return None
+        utterance.judged = True
+        # FinalResult, not Result: only it decodes the audio still in the feature pipeline
+        # (with Result that audio spills into the next segment as a word of its own).
+        segment = await self._engine._run(self._decode_final, recognizer, utterance, final=True)
+        utterance.segments.append(segment)
+        words = _words(utterance.segments, utterance.offset_s)
+        kept = " ".join(w.text for w in words if w.confidence >= self._floor)
+        if free:
+            assert self._intent_confidence is not None
+            confidence = await self._intent_confidence(kept) if kept else None
+            completeness = intent_completeness(confidence, self._turn_settings, now)
+        else:
+            # Every word confident: out-of-grammar speech comes out as grammar words, and what
+            # the floor leaves of it can be a phrase ("아니요 아니요 네 네" -> "네 네", measured).
+            whole = len(kept.split()) == len(words) and _whole_phrase(kept, utterance.grammar)
+            completeness = Completeness(bool(whole), now)
+        self._endpointer.note_completeness(completeness)
+        return self._endpointer.on_time(now)
 
     def _live_recognizer(self) -> _Recognizer:
         if self._recognizer is None:
@@ -401,8 +493,17 @@ class AsrSession:
         utterance = self._utterance
         assert utterance is not None
         utterance.trailing_quiet_s = 0.0 if voiced else utterance.trailing_quiet_s + FRAME_S
-        if utterance.trailing_quiet_s <= self._decoded_quiet_s(utterance) + _EPS_S:
-            utterance.buffered.append(frame)
+        if voiced:
+            utterance.judged, utterance.quiet_decoded = False, 0
+        elif utterance.judged or (
+            utterance.trailing_quiet_s > self._decoded_quiet_s(utterance) + _EPS_S
+        ):
+            # After a judged final the silence would decode as a segment of its own, and a
+            # grammar has no word for silence: it names one anyway (measured).
+            return
+        else:
+            utterance.quiet_decoded += 1
+        utterance.buffered.append(frame)
 
     def _decoded_quiet_s(self, utterance: _Utterance) -> float:
         """How much trailing silence is decoded: silence beyond the pad is not worth it, except
@@ -428,7 +529,9 @@ class AsrSession:
         utterance = self._utterance
         assert utterance is not None
         self._utterance = None
-        result = await self._engine._run(self._decode_final, recognizer, utterance, final=True)
+        result: dict[str, Any] = {}
+        if not utterance.judged or utterance.buffered:  # else the judged final is the last
+            result = await self._engine._run(self._decode_final, recognizer, utterance, final=True)
         audio = self._recorded_audio(utterance)
         words, clamped = _clamp(
             _words(utterance.segments + [result], utterance.offset_s),
@@ -455,8 +558,7 @@ class AsrSession:
 
     def _recorded_audio(self, utterance: _Utterance) -> bytes:
         """The decoded audio with only `pad_ms` of the trailing silence."""
-        decoded_quiet_s = min(utterance.trailing_quiet_s, self._decoded_quiet_s(utterance))
-        beyond_pad = round((decoded_quiet_s - self._pad_s) / FRAME_S)
+        beyond_pad = utterance.quiet_decoded - round(self._pad_s / FRAME_S)
         cut = min(max(0, beyond_pad) * FRAME_BYTES, len(utterance.decoded))
         return bytes(utterance.decoded[: len(utterance.decoded) - cut])
 

@@ -7,6 +7,10 @@ explain: lines return the bot's voice 20 dB or more
 down, so a frame within `echo_margin_db` of the loudest frame played in the last
 `echo_window_ms` is taken for echo. The prompt's floor (`barge_in_min_ms`) of such frames in a
 row fires it. Pure: no clock, no sockets; tests assert the frame index it fires on.
+
+Each frame heard while the bot's audio could be echoing in it (it played within
+`ECHO_TAIL_FRAMES`) is also judged, fired or not, interruptible or not (`heard_echo`): the ASR
+hears the echo as speech too, and an utterance made only of echo is no answer.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ from typing import Protocol
 
 from voice.audio import FRAME_MS, rms_dbfs
 from voice.settings import BargeInSettings
+
+# How long after the bot's last played frame its echo may still arrive: the line's delay (tens
+# of ms) and a frame of framing either way.
+ECHO_TAIL_FRAMES = 5
 
 
 class SpeechFrames(Protocol):
@@ -41,6 +49,8 @@ class BargeIn:
         self._floor_frames: int | None = None
         self._run = 0
         self._fired = False
+        self._since_played = ECHO_TAIL_FRAMES
+        self._heard_echo: bool | None = None
 
     def prompt(self, floor_ms: int | None) -> None:
         """A prompt starts: `floor_ms` of the caller's speech interrupts it (None: nothing does)."""
@@ -48,12 +58,28 @@ class BargeIn:
         self._run = 0
         self._fired = False
 
+    @property
+    def heard_echo(self) -> bool | None:
+        """The last heard frame: True when it can only be the bot's own echo (or noise under
+        it), False when it was the caller's speech over the bot's audio, None when the bot's
+        audio could not be in it."""
+        return self._heard_echo
+
     def on_frame(self, heard: bytes, played: bytes | None) -> bool:
         """One heard frame and the frame played meanwhile (None: nothing was played)."""
         self._played_dbfs.append(rms_dbfs(played) if played else -math.inf)
-        if self._floor_frames is None or self._fired:
+        self._since_played = 0 if played else self._since_played + 1
+        listening = self._floor_frames is not None and not self._fired
+        if self._since_played >= ECHO_TAIL_FRAMES and not listening:
+            self._heard_echo = None
             return False
-        self._run = self._run + 1 if self.is_caller_speech(heard) else 0
+        # Judged once: the model keeps state from frame to frame.
+        speech = self.is_caller_speech(heard)
+        self._heard_echo = None if self._since_played >= ECHO_TAIL_FRAMES else not speech
+        if not listening:
+            return False
+        assert self._floor_frames is not None
+        self._run = self._run + 1 if speech else 0
         self._fired = self._run >= self._floor_frames
         return self._fired
 

@@ -34,6 +34,13 @@ class EndOfTurnSettings(BaseModel):
     hesitation_gap_ms: int = Field(default=200, ge=FRAME_MS, le=5_000)
     # An intent recognised at this confidence or above makes the answer complete.
     intent_threshold: float = Field(default=0.85, ge=0.0, le=1.0)
+    # Feed the decoder the silence a line did not send and, after complete_silence_ms of it,
+    # close the words so far as a final result and end the turn if they are complete
+    # (voice/asr.py). Off by default: with the silence decoded, partials and finals at a pause
+    # judge the first half of an utterance; a Korean grammar names a
+    # confident phrase for some mumbles and English first halves, which then end the turn as
+    # that answer (tests/agi/test_live_call.py's mumble was taken for "yes"; docs/benchmarks.md).
+    judge_on_final: bool = False
 
     @model_validator(mode="after")
     def _ordered(self) -> EndOfTurnSettings:
@@ -53,8 +60,9 @@ class BargeInSettings(BaseModel):
     # A heard frame within this many dB of the loudest frame the bot played in the echo
     # window is taken for the bot's own echo (lines return it 20 dB or more down).
     echo_margin_db: float = Field(default=12.0, ge=0.0, le=60.0)
-    # How far back a played frame can still be echoing (the echo path's delay).
-    echo_window_ms: int = Field(default=200, ge=FRAME_MS, le=2_000)
+    # How far back a played frame can still be echoing: the echo path's delay (tens of ms on
+    # a line) plus however late a loaded daemon handles the heard frames it queued meanwhile.
+    echo_window_ms: int = Field(default=400, ge=FRAME_MS, le=2_000)
     # A heard frame quieter than this (RMS dBFS) is never speech: line noise, or the tail
     # Silero still calls speech for ~100 ms after the caller stops.
     speech_floor_dbfs: float = Field(default=-45.0, le=0.0)

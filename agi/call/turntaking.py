@@ -33,6 +33,13 @@ class BargeInPolicy(Protocol):
         frame the caller's speech stops the prompt."""
         ...
 
+    @property
+    def heard_echo(self) -> bool | None:
+        """The last frame fed: True when it can only be the bot's echo, False when it was the
+        caller's speech over the bot's audio, None when the bot's audio could not be in it
+        (hearing drops an utterance made only of echo)."""
+        ...
+
 
 class AsrEndOfTurn:
     """The ASR's endpointer alone ends the turn: it already waits briefly after a complete

@@ -36,10 +36,17 @@ class Understanding:
     def text_of(self, final: AsrFinal) -> str:
         """The utterance in the script's language: grammar answers go through phrase_map."""
         heard = final.phrase if final.grammar_mode else final.text
-        if not heard:
-            return ""
+        return self._mapped(heard) if heard else ""
+
+    def _mapped(self, heard: str) -> str:
         phrase_map = self._services.settings.session.phrase_map
         return phrase_map.get(self._runtime.script.language, {}).get(heard, heard)
+
+    async def intent_confidence(self, words: str) -> float | None:
+        """Free mode's end of turn (voice/asr.py): how sure the NLU is of the intent the words
+        heard so far carry, None when they carry none."""
+        nlu = await self._services.classify(self._runtime, self._mapped(words))
+        return nlu.confidence if nlu.intent is not None else None
 
     async def understand(self, heard: Heard, where: tuple[str | None, str | None]) -> Understood:
         """`where` (node, campaign) names the utterance for the fault points."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from agi.call.events import Floor, Heard, NoInput, TurnSoFar
@@ -140,3 +141,33 @@ async def test_the_end_of_turn_decision_is_one_replaceable_object(asr: AsrEngine
     assert quick.endpoint_at - quick.speech_end < slow.endpoint_at - slow.speech_end
     assert policy.seen and all(t.grammar == GRAMMAR for t in policy.seen)
     assert max(t.speech_ms for t in policy.seen) > 0
+
+
+def _echo_of(pcm: bytes, delay_frames: int = 2) -> bytes:
+    """`pcm` as a line returns it: 20 dB down, `delay_frames` of 20 ms late."""
+    samples = np.frombuffer(pcm, "<i2").astype(np.float32) * 0.1
+    return bytes(delay_frames * 320) + samples.astype("<i2").tobytes()
+
+
+@pytest.mark.parametrize("bot_playing", [True, False])
+async def test_an_utterance_made_only_of_the_bots_echo_is_not_heard(
+    asr: AsrEngine, bot_playing: bool
+) -> None:
+    """The ASR hears the bot's own prompt echoed back as speech; the barge-in decision knows
+    it for echo, so hearing drops it. The same audio with nothing played is the caller's."""
+    played_pcm = fixture_pcm("ko_yes_1")
+    heard_pcm = _echo_of(played_pcm) + silence(1.0)
+    played = [frame for frame, _ in frames_at(played_pcm, 0.0)]
+    barge_in = echo_aware_barge_in(BargeInSettings())
+    hearing = Hearing(asr.session(GRAMMAR), (AsrEndOfTurn(), barge_in), half_duplex=False, now=0.0)
+    barge_in.prompt(None)  # a prompt nothing interrupts: only the echo judgement is at work
+    events = []
+    for i, (frame, at) in enumerate(frames_at(heard_pcm, 0.0)):
+        now_playing = played[i] if bot_playing and i < len(played) else None
+        floor = TALKING if now_playing else SILENT
+        hearing.barges_in(frame, now_playing, floor)
+        if (event := await hearing.on_audio(frame, at, floor)) is not None:
+            events.append(event)
+    events += [e for e in [await hearing.tick(at + 1.0, SILENT)] if e is not None]
+    await hearing.close()
+    assert bool(events) is not bot_playing

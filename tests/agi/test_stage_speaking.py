@@ -195,6 +195,10 @@ class _AnyFrame:
         self.frames += 1
         return self.floors[-1] is not None
 
+    @property
+    def heard_echo(self) -> bool | None:
+        return None
+
 
 async def test_the_barge_in_decision_is_one_replaceable_object(
     engines: tuple[AsrEngine, TtsEngine],

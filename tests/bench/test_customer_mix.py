@@ -27,22 +27,18 @@ def test_every_kind_of_customer_had_a_call_and_none_failed(mix: dict) -> None:
     assert mix["counts"]["greetings"] == len(KINDS)  # every "hello" was followed by the bot
 
 
-# One call per kind on a loaded 2-core box: each of these two failed in 1 of 3 full runs with
-# the other kinds passing (cause not found; issue 16 stays open on it). Reported, not hidden:
-# an XPASS or XFAIL shows in every run.
-FLAKY_UNDER_LOAD = pytest.mark.xfail(
-    strict=False, reason="issue 16: one call per kind, failed 1 run in 3 under load (open)"
-)
-
-
-@FLAKY_UNDER_LOAD
 def test_who_is_this_is_answered_with_the_leads_order(mix: dict) -> None:
     assert mix["behaviour"]["who_is_this_heard"] == 1
     assert mix["behaviour"]["who_is_this_answered_with_order"] == 1
     assert mix["counts"]["responses"]["answer/who_is_this"] == 1
 
 
-@FLAKY_UNDER_LOAD
+@pytest.mark.xfail(
+    strict=False,
+    reason="issue 16 open: an English sentence closed at a pause inside it can decode as one "
+    "confident grammar phrase, which then ends the turn 200 ms later (re-prompted 1-6 of 7 in "
+    "the 40-call bench); reported, not hidden: an XPASS or XFAIL shows in every run",
+)
 def test_an_unexpected_answer_gets_the_no_match_reprompt(mix: dict) -> None:
     assert mix["behaviour"]["unexpected_reprompted"] == 1
 
@@ -57,10 +53,12 @@ def test_the_hesitant_customer_pauses_inside_the_answer(mix: dict) -> None:
 
 @pytest.mark.xfail(
     strict=False,
-    reason="issue 16 open: the bot's own echo on pbxsim's echo line still stops it (2-3 stops "
-    "per call); its delay may exceed the barge-in detector's 200 ms echo window",
+    reason="issue 16 open: passed 3 of 3 with judge_on_final on, failed 1 of 2 with the default "
+    "(off) at the last commit, not yet looked into",
 )
 def test_echo_and_line_noise_do_not_stop_the_bot(mix: dict) -> None:
     assert mix["behaviour"]["echo_line_calls"] == 1
     assert mix["counts"]["echo_line_prompts"] > 0
-    assert mix["behaviour"]["echo_line_stops"] == 0
+    # A stop while the customer talked over the bot (an answer begun in a pause of a prompt
+    # whose synthesis fell behind) is not the echo's.
+    assert mix["behaviour"]["echo_line_false_stops"] == 0

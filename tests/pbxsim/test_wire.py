@@ -89,3 +89,11 @@ def test_unspoken_and_unmarked_utterances_are_ignored() -> None:
     rec = record(frames(0.0, 1.0), Said("answer/x"), Said(None, 1.2, 1.3))
     timings = measure(rec)
     assert timings.responses == {} and timings.greeting == []
+
+
+def test_an_utterance_the_bot_was_audible_during_is_talked_over() -> None:
+    # The bot pauses 0.5 s inside a prompt; the customer answers into the pause and the prompt
+    # goes on over the answer. The next answer comes after the bot has finished.
+    bot = frames(0.0, 1.0) + frames(1.5, 2.5)
+    rec = record(bot, Said("answer/expected", 1.1, 1.8), Said("answer/expected", 3.0, 3.4))
+    assert measure(rec).talked_over == 1

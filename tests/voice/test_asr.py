@@ -10,7 +10,10 @@ import pytest
 from tests.voice.helpers import DEMO_GRAMMAR, feed_pcm, finals, fixture_pcm
 from voice.asr import AsrEngine, AsrFinal, AsrPartial, AsrStarted, GrammarError, Word, _clamp
 from voice.audio import FRAME_BYTES, FRAME_S, AudioFormatError, iter_frames
-from voice.settings import AsrSettings
+from voice.settings import AsrSettings, EndOfTurnSettings, VadSettings
+
+# Completeness judged on a final after the short wait (opt-in: `judge_on_final`).
+JUDGING = VadSettings(end_of_turn=EndOfTurnSettings(judge_on_final=True))
 
 # Fixture -> the grammar phrase it must come out as (see tests/fixtures/audio/README.md).
 EXPECTED = {
@@ -82,20 +85,21 @@ def test_word_times_outside_the_audio_are_clamped_and_counted() -> None:
 
 
 async def test_far_end_sends_no_frames_during_silence(asr_engine: AsrEngine) -> None:
+    """The clock feeds the decoder the silence the line did not send, so a complete answer
+    still gets the short end of turn (simulated clock: the wait is the policy's, not the box's)."""
     pcm = fixture_pcm("ko_no_1")
-    session = asr_engine.session(DEMO_GRAMMAR)
+    engine = await AsrEngine.load(AsrSettings(vad=JUDGING, prewarm_recognizers=0))
+    session = engine.session(DEMO_GRAMMAR)
     frames = list(iter_frames(pcm))
     try:
         now = 0.0
         events = []
-        for frame in frames[:-40]:  # stop sending 800 ms before the file ends: mid-silence
+        for frame in frames[:-50]:  # stop sending as the answer ends (the file has 0.8 s after)
             now += FRAME_S
             events.append(await session.feed(frame, now))
         assert not finals([e for e in events if e is not None])
         assert session.in_speech
         last_frame_at = now
-        now += 0.1
-        assert await session.tick(now) is None
         final = None
         while final is None:
             now += 0.05
@@ -103,8 +107,10 @@ async def test_far_end_sends_no_frames_during_silence(asr_engine: AsrEngine) -> 
             assert now < last_frame_at + 1.0
     finally:
         await session.close()
+        engine.shutdown()
     assert final.phrase == "아니요"
-    assert final.endpoint_at - final.speech_end >= 0.5
+    settings = engine.settings.vad.turn_policy
+    assert final.endpoint_at - final.speech_end < settings.incomplete_silence_ms / 1000
     assert not session.in_speech
 
 
@@ -325,3 +331,73 @@ async def test_pool_fills_in_the_background_up_to_the_call_limit() -> None:
         await held.close()
     finally:
         engine.shutdown()
+
+
+async def test_a_complete_answer_on_a_line_that_sends_its_silence_ends_after_the_short_wait(
+    asr_engine: AsrEngine,
+) -> None:
+    """Grammar mode judges the words on a final result once the caller has been quiet for the
+    short end of turn: a whole phrase ends the turn there (Vosk's partial would name the last
+    word only later), with the pad kept in the decoded audio."""
+    engine = await AsrEngine.load(AsrSettings(vad=JUDGING, prewarm_recognizers=0))
+    session = engine.session(DEMO_GRAMMAR)
+    try:
+        [final] = finals(await feed_pcm(session, fixture_pcm("ko_yes_1")))
+    finally:
+        await session.close()
+        engine.shutdown()
+    settings = engine.settings.vad
+    assert final.phrase == "네"
+    waited_ms = (final.endpoint_at - final.speech_end) * 1000
+    assert waited_ms < settings.turn_policy.incomplete_silence_ms
+    assert final.words[0].end_s + settings.pad_ms / 1000 <= len(final.audio) / 16_000 + FRAME_S
+
+
+async def test_an_out_of_grammar_sentence_is_not_cut_at_its_pauses() -> None:
+    """A pause inside an English sentence is judged on a final result too: its words are no
+    grammar phrase there, so the turn goes on and the whole sentence is one utterance."""
+    from pbxsim.audio import piper_say  # noqa: PLC0415 - Piper only for this test
+
+    pcm = piper_say("Hang on, let me check with my wife about that.").astype("<i2").tobytes()
+    # A fresh recognizer: what a grammar makes of English depends on what it decoded before.
+    engine = await AsrEngine.load(AsrSettings(vad=JUDGING, prewarm_recognizers=0))
+    session = engine.session(DEMO_GRAMMAR)
+    try:
+        events = await feed_pcm(session, pcm + bytes(16_000))
+    finally:
+        await session.close()
+        engine.shutdown()
+    [final] = finals(events)
+    assert final.phrase is None
+
+
+@pytest.mark.parametrize("confidence", [0.95, 0.5, None])
+async def test_free_mode_ends_the_turn_early_only_on_a_confident_intent(
+    asr_engine: AsrEngine, confidence: float | None
+) -> None:
+    """Free mode asks the caller's NLU (here a stand-in for the confidence it would give)
+    about the words closed after the short wait: at the threshold the turn ends there."""
+    judged: list[str] = []
+
+    async def intent_confidence(words: str) -> float | None:
+        judged.append(words)
+        return confidence
+
+    # Free decoding's word confidences vary with the recognizer's past: keep every word.
+    engine = await AsrEngine.load(
+        AsrSettings(vad=JUDGING, confidence_floor=0.0, prewarm_recognizers=0)
+    )
+    session = engine.session(None)
+    session.judge_free_text_by(intent_confidence)
+    try:
+        [final] = finals(await feed_pcm(session, fixture_pcm("ko_yes_1")))
+    finally:
+        await session.close()
+        engine.shutdown()
+    policy = engine.settings.vad.turn_policy
+    waited_ms = (final.endpoint_at - final.speech_end) * 1000
+    assert judged and judged[0] == final.text
+    if confidence is not None and confidence >= policy.intent_threshold:
+        assert waited_ms < policy.incomplete_silence_ms
+    else:
+        assert waited_ms >= policy.incomplete_silence_ms
