@@ -29,6 +29,7 @@ from dialer.leasing import (
 )
 from dialer.masking import mask_number
 from dialer.origination import await_end, hang_up, originate, originate_action
+from dialer.outage import DATABASE_ERRORS, OutageLog
 from dialer.pacing import PacingInput, calls_to_start
 from dialer.results import ResultWriter
 from dialer.roster import CampaignRoster, CampaignState
@@ -80,6 +81,7 @@ class Dialer:
         self._results = ResultWriter(
             pool, self.owner, advisor, settings.poll_interval_s, self._count_result
         )
+        self._claim_log = OutageLog(log)
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -194,12 +196,15 @@ class Dialer:
                 self._clock(),
                 self.settings.lease_s,
             )
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("could not record attempts (leads stay leased, retried): %s", exc)
+        except DATABASE_ERRORS as exc:
+            self._claim_log.failed(
+                "could not record attempts (leads stay leased, retried): %s", exc
+            )
             for request in requests:
                 self._trunks[request.trunk].live -= 1
             state.buffer[:0] = [r.lead for r in requests]
             return 0
+        self._claim_log.succeeded()
         claimed_ids = {r.call_id for r in claimed}
         for request in requests:
             if request.call_id not in claimed_ids:

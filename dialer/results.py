@@ -9,7 +9,7 @@ from collections.abc import Callable
 import asyncpg
 
 from dialer.leasing import AttemptResult, OutcomeAdvisor, finish_attempts
-from dialer.outage import OutageLog
+from dialer.outage import DATABASE_ERRORS, OutageLog
 from dialer.tracking import LiveCall
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class ResultWriter:
                     await finish_attempts(conn, self._owner, [r for r, _ in batch], self._advisor)
                 self._log.succeeded()
                 break
-            except (OSError, asyncpg.PostgresError) as exc:
+            except DATABASE_ERRORS as exc:
                 self._log.failed("could not write %d call results (retrying): %s",
                                  len(batch), exc)  # fmt: skip
                 await asyncio.sleep(self._retry_s)

@@ -18,7 +18,7 @@ from dialer import metrics
 from dialer.campaigns import CallingPolicy, Campaign, abandoned_rate_30d, calling_policy
 from dialer.campaigns import list_campaigns as db_list_campaigns
 from dialer.leasing import Lead, lease_eligible, reclaim_expired
-from dialer.outage import OutageLog
+from dialer.outage import DATABASE_ERRORS, OutageLog
 from dialer.pacing import AnswerRate, TokenBucket
 from dialer.settings import DialerSettings
 from store.leads import release_leases, renew_leases
@@ -84,7 +84,7 @@ class CampaignRoster:
                     rate = await abandoned_rate_30d(conn, campaign.id)
                     self._state_of(campaign).abandoned_rate = rate
                     metrics.ABANDONED_RATE.labels(campaign.name).set(rate or 0.0)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except DATABASE_ERRORS as exc:
             self._refresh_log.failed("dialer housekeeping failed (will retry): %s", exc)
             return
         self._refresh_log.succeeded()
@@ -113,8 +113,10 @@ class CampaignRoster:
         """A paused or finished campaign: give its unused leases back."""
         state = self._states.pop(campaign_id)
         if state.buffer:
-            async with self._pool.acquire() as conn:
-                await release_leases(conn, self._owner, [lead.id for lead in state.buffer])
+            # Best effort: a lease not given back expires after lease_s and is reclaimed.
+            with contextlib.suppress(*DATABASE_ERRORS):
+                async with self._pool.acquire() as conn:
+                    await release_leases(conn, self._owner, [lead.id for lead in state.buffer])
             state.buffer.clear()
 
     async def refill(self, state: CampaignState, want: int, now: float) -> None:
@@ -130,7 +132,7 @@ class CampaignRoster:
                 self._clock(),
                 self._settings.lease_s,
             )
-        except (OSError, asyncpg.PostgresError) as exc:
+        except DATABASE_ERRORS as exc:
             self._leasing_log.failed("leasing failed (will retry): %s", exc)
             leads = []
         else:
@@ -145,6 +147,6 @@ class CampaignRoster:
         for state in self._states.values():
             state.buffer.clear()
         if buffered:
-            with contextlib.suppress(OSError, asyncpg.PostgresError):
+            with contextlib.suppress(*DATABASE_ERRORS):
                 async with self._pool.acquire() as conn:
                     await release_leases(conn, self._owner, buffered)

@@ -18,6 +18,7 @@ from dialer.dispositions import (
     parse_session_disposition,
 )
 from dialer.leasing import AttemptResult
+from dialer.outage import DATABASE_ERRORS
 from dialer.settings import DialerSettings
 from dialer.tracking import LiveCall
 from store.calls import session_outcome
@@ -78,7 +79,7 @@ class Settler:
         while True:
             try:
                 outcome = await session_outcome(self._pool, call_id)
-            except (OSError, asyncpg.PostgresError) as exc:
+            except DATABASE_ERRORS as exc:
                 log.warning("call %s: cannot read the session's outcome: %s", call_id, exc)
                 return None
             if outcome is None:
