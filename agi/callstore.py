@@ -40,7 +40,12 @@ class CallStore:
             try:
                 await write()
                 return
-            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+            except (
+                OSError,
+                asyncpg.PostgresConnectionError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,  # a cut session left mid-operation
+            ) as exc:
                 if attempt == _RETRIES:
                     raise
                 log.warning("database write failed (%s), retrying", type(exc).__name__)

@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-import asyncpg
+from store.db import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class PeriodicJob:
         while not self._stopping.is_set():
             try:
                 await self._run_once()
-            except (asyncpg.PostgresError, OSError) as exc:
+            except DATABASE_ERRORS as exc:
                 log.warning("%s pass failed: %s", self.name, exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval_s)

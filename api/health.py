@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-import asyncpg
-
 from api.problems import DATABASE_RETRY_AFTER_S, ApiProblem
 from api.routing import ApiRequest, Operation, Reply
 from api.schemas import HealthOut
-from store.db import ping
+from store.db import DATABASE_ERRORS, ping
 
 READY_TIMEOUT_S = 2.0
 
@@ -22,7 +20,7 @@ async def ready(req: ApiRequest) -> Reply:
     try:
         async with asyncio.timeout(READY_TIMEOUT_S):
             await ping(req.state.pool)
-    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except (TimeoutError, *DATABASE_ERRORS) as exc:
         detail = f"the database does not answer ({type(exc).__name__})"
         headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
         raise ApiProblem(503, "not_ready", detail, headers=headers) from exc

@@ -22,6 +22,7 @@ import asyncpg
 from analytics.metrics import OUTBOX_PENDING, WEBHOOK_DELIVERIES
 from analytics.settings import WebhookSettings
 from store import outbox
+from store.db import DATABASE_ERRORS
 from store.outbox import OutboxEvent
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class WebhookSender:
         while not self._stopping.is_set():
             try:
                 attempted = await self.run_once()
-            except (asyncpg.PostgresError, OSError) as exc:
+            except DATABASE_ERRORS as exc:
                 # The database may be restarting; events wait safely in the outbox.
                 log.warning("webhook sender: %s", exc)
                 attempted = 0

@@ -4,19 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import asyncpg
-
-# What the dialer's database steps raise when the database goes away, all retried: a refused
-# or reset socket, a server error, and asyncpg's own errors on a session the server cut: an
-# InterfaceError from a transaction's exit on the closed connection, and an InternalClientError
-# when the cut leaves the protocol mid-operation ("another operation (2) is in progress").
-DATABASE_ERRORS = (
-    OSError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-)
-
 
 class OutageLog:
     """One WARNING per outage for a step retried on every poll, DEBUG for the retries (the

@@ -9,8 +9,9 @@ from collections.abc import Callable
 import asyncpg
 
 from dialer.leasing import AttemptResult, OutcomeAdvisor, finish_attempts
-from dialer.outage import DATABASE_ERRORS, OutageLog
+from dialer.outage import OutageLog
 from dialer.tracking import LiveCall
+from store.db import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 

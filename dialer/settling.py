@@ -18,10 +18,10 @@ from dialer.dispositions import (
     parse_session_disposition,
 )
 from dialer.leasing import AttemptResult
-from dialer.outage import DATABASE_ERRORS
 from dialer.settings import DialerSettings
 from dialer.tracking import LiveCall
 from store.calls import session_outcome
+from store.db import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 

@@ -41,6 +41,19 @@ _UNREACHABLE = (
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
+    asyncpg.InternalClientError,
+)
+
+# What a database step raises when the database goes away, for loops that retry the step: a
+# refused or reset socket, a server error, and asyncpg's own errors on a session the server cut:
+# an InterfaceError from a transaction's exit on the closed connection, and an
+# InternalClientError when the cut leaves the protocol mid-operation ("another operation (2) is
+# in progress", tests/dialer/test_database_cuts.py).
+DATABASE_ERRORS = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
 )
 
 

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -22,6 +19,7 @@ from dialer.leasing import AttemptResult
 from dialer.results import ResultWriter
 from pbxsim import PbxSim
 from pbxsim.scenario import OutcomeWeights, Scenario
+from tests.dbcuts import end_backend_now
 from tests.dialer.helpers import (
     add_leads,
     dialer_settings,
@@ -144,20 +142,6 @@ async def test_attempts_that_cannot_be_recorded_warn_once_per_outage(
                 await set_attempts_refused(db_pool, False)
                 await until(lambda before=originated: dialer.originated > before)
     assert len(records(caplog, text, logging.WARNING)) == 2  # one per outage
-
-
-def end_backend_now(pid: int) -> None:
-    """The server ends a session on its own (as a shutdown or restart does), while the event
-    loop does not run: its last message and its EOF both wait in the socket for the client."""
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"backend {pid} still there")
 
 
 async def test_a_session_ended_while_idle_in_the_pool_leaves_the_writer_retrying(
