@@ -57,11 +57,14 @@ THINK_S = 0.4  # pbxsim.impatient's default pause before an answer
 # sentences a loaded box streams late, so customers answer questions, not pauses.
 BOT_PAUSE_S = 1.5
 CALL_LIMIT_S = 240.0
-# Each customer answers "네" (yes) to every question: three calm answers that form their
-# baseline, then the rest. `--takes 1` says it with one recording every time; `--takes 2`
-# alternates two recordings (two takes differ in pitch, loudness and length as a person's do,
-# so the baseline has a spread and a rise must stand out of it).
-TAKES = ("ko_yes_1", "ko_yes_2")
+# Each customer answers "아니요" (no; every question takes either answer) in the takes of one
+# calm speaker (tests/fixtures/audio, make_calm_takes.sh): three calm answers form their
+# baseline, then the rest. `--takes 1` says every answer with one recording; `--takes N` cycles
+# N takes, which differ in pitch, level and length as one person's answers do, so the baseline
+# has a spread and a rise must stand out of it. (Takes of two espeak voices, "ko" and "ko+f3",
+# are two people an octave apart: the tracker rightly takes each switch for another speaker
+# and starts a new baseline.)
+TAKES = tuple(f"ko_no_take_{n}" for n in range(1, 6))
 ANSWERS_PER_CALL = 9
 
 
