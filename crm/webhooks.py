@@ -21,6 +21,7 @@ import asyncpg
 
 from analytics.metrics import OUTBOX_PENDING, WEBHOOK_DELIVERIES
 from analytics.settings import WebhookSettings
+from dialer.outage import OutageLog
 from store import outbox
 from store.db import DATABASE_ERRORS
 from store.outbox import OutboxEvent
@@ -64,6 +65,7 @@ class WebhookSender:
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._outage = OutageLog(log)  # one WARNING per outage, not one per poll
 
     async def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -86,6 +88,11 @@ class WebhookSender:
             await self._session.close()
             self._session = None
 
+    @property
+    def database_failing(self) -> bool:
+        """The last poll failed on the database (the events wait in the outbox)."""
+        return self._outage.failures > 0
+
     async def run_once(self) -> int:
         """Attempt every event that is due now; returns how many were attempted."""
         await self._open()
@@ -103,8 +110,10 @@ class WebhookSender:
                 attempted = await self.run_once()
             except DATABASE_ERRORS as exc:
                 # The database may be restarting; events wait safely in the outbox.
-                log.warning("webhook sender: %s", exc)
+                self._outage.failed("webhook sender: %s", exc)
                 attempted = 0
+            else:
+                self._outage.succeeded()
             if attempted < self._settings.batch_size:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self._settings.poll_interval_s)

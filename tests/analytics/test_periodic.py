@@ -1,6 +1,6 @@
-"""The hourly jobs and the webhook sender through a session the server ends under them (issue
-17, chaos): asyncpg's errors on a cut session are retried like an outage, not the end of the
-loop."""
+"""The hourly jobs and the webhook sender through database trouble (issue 17, chaos): asyncpg's
+errors on a session the server cut are retried like an outage, not the end of the loop, and
+the sender warns once per outage, not on every poll."""
 
 from __future__ import annotations
 
@@ -76,3 +76,35 @@ async def test_the_webhook_sender_keeps_polling_after_a_cut_session(
         await sender.stop()
         await pool.close()
     assert len(warnings_of(caplog, "crm.webhooks")) == 1
+
+
+async def set_outbox_gone(pool: asyncpg.Pool, gone: bool) -> None:
+    names = ("outbox", "outbox_away") if gone else ("outbox_away", "outbox")
+    await pool.execute(f"ALTER TABLE {names[0]} RENAME TO {names[1]}")
+
+
+async def test_the_webhook_sender_warns_once_per_outage_not_per_poll(
+    db_pool: asyncpg.Pool, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="crm.webhooks")
+    settings = WebhookSettings(
+        urls=["http://127.0.0.1:9/"], secret=SecretStr("s" * 32), poll_interval_s=0.01
+    )
+    sender = WebhookSender(db_pool, settings)
+    failures = "webhook sender: "
+    try:
+        await sender.start()
+        async with asyncio.timeout(60):
+            for outage in (1, 2):
+                await set_outbox_gone(db_pool, True)
+                await until(
+                    lambda n=outage: (
+                        sum(failures in r.getMessage() for r in caplog.records) >= 5 * n
+                    )
+                )
+                assert sender.database_failing
+                await set_outbox_gone(db_pool, False)
+                await until(lambda: not sender.database_failing)
+    finally:
+        await sender.stop()
+    assert len(warnings_of(caplog, "crm.webhooks")) == 2  # one per outage
