@@ -30,6 +30,9 @@ demo: $(STAMP)
 # realtime tests' output follows the others'.
 test: $(STAMP)
 	@mkdir -p .cache
+	@# The lanes start together: numba's cache must be compiled once before, not by three
+	@# processes at once (a cache written concurrently crashed a worker with a segfault).
+	@$(PY) -m outdial.warmup
 	@$(PY) -m pytest -q -m realtime --durations=10 > .cache/test-realtime.log 2>&1 & rt=$$!; \
 	$(PYTEST) -m "not slow"; fast=$$?; \
 	$(PYTEST) -m "slow and not realtime" --durations=10; slow=$$?; \
