@@ -7,8 +7,11 @@ customer mix, grammar mode), sampled from outside at a fixed interval.
 Each sample: the daemon's RSS, open fds and threads (psutil), its asyncio tasks, turn-spool
 depth and outbox backlog (its /metrics: outdial_asyncio_tasks, outdial_spool_depth_rows,
 outdial_outbox_pending), and the greeting and response p95 heard on pbxsim's side of the wire
-for the calls whose media began in that interval. Growth is measured from the first sample
-after `--warmup-min` to the last; latency compares the first and the last `--warmup-min`.
+for the calls whose media began in that interval. RSS swings by up to 10 % with the calls in
+progress, so growth compares medians: the samples of the first `--warmup-min` after the
+warm-up against those of the last `--warmup-min` (the single first and last samples are
+reported beside it, and a least-squares trend in MB per minute). Latency compares the first and
+the last `--warmup-min`.
 
 Meanwhile a CRM adds one new lead through the API every `--lead-every-s` seconds (PUT
 /v1/campaigns/bench/leads/{id}), and the hourly jobs (retention purge, A/B retirement) run
@@ -22,6 +25,7 @@ import asyncio
 import json
 import os
 import signal
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -55,6 +59,25 @@ def growth(samples: list[dict], key: str, warmup_s: float) -> tuple[float, float
     """The value at the first sample after the warm-up, and the last value."""
     warm = next((s for s in samples if s["t_s"] >= warmup_s), samples[0])
     return float(warm[key]), float(samples[-1][key])
+
+
+def windowed_growth(samples: list[dict], key: str, warmup_s: float) -> tuple[float, float]:
+    """Medians of the first window after the warm-up and of the last window, each
+    `warmup_s` long (they overlap on a run shorter than three warm-ups)."""
+    after = [s for s in samples if s["t_s"] >= warmup_s] or samples
+    end = samples[-1]["t_s"]
+    first = [s[key] for s in after if s["t_s"] < after[0]["t_s"] + warmup_s]
+    last = [s[key] for s in after if s["t_s"] > end - warmup_s]
+    return float(statistics.median(first)), float(statistics.median(last))
+
+
+def trend_per_minute(samples: list[dict], key: str, warmup_s: float) -> float | None:
+    """Least-squares slope of the series after the warm-up, per minute."""
+    after = [s for s in samples if s["t_s"] >= warmup_s]
+    if len(after) < 2:
+        return None
+    slope = statistics.linear_regression([s["t_s"] for s in after], [s[key] for s in after])
+    return round(slope.slope * 60, 2)
 
 
 def plot(samples: list[dict], path: Path) -> None:
@@ -99,17 +122,22 @@ async def run(
         early = wire_latency(setup.records, started, started + warmup_s, setup.stalls)
         late = wire_latency(setup.records, ended - warmup_s, ended, setup.stalls)
     rss = growth(samples, "rss_mb", warmup_s)
+    rss_medians = windowed_growth(samples, "rss_mb", warmup_s)
     fds = growth(samples, "fds", warmup_s)
     tasks = growth(samples, "tasks", warmup_s)
     return {
         "minutes": minutes,
         "concurrency": concurrency,
         "calls": sum(s["calls"] for s in samples),
-        "rss_growth_pct": round(100 * (rss[1] - rss[0]) / rss[0], 2),
+        "rss_growth_pct": round(100 * (rss_medians[1] - rss_medians[0]) / rss_medians[0], 2),
+        "rss_growth_endpoint_pct": round(100 * (rss[1] - rss[0]) / rss[0], 2),
+        "rss_trend_mb_per_min": trend_per_minute(samples, "rss_mb", warmup_s),
         "fd_growth": fds[1] - fds[0],
         "task_growth": tasks[1] - tasks[0],
         "rss_mb_after_warmup": rss[0],
         "rss_mb_last": rss[1],
+        "rss_mb_median_first_window": rss_medians[0],
+        "rss_mb_median_last_window": rss_medians[1],
         "api_leads": {str(k): v for k, v in sorted(api_statuses.items())},
         "first_window": early,
         "last_window": late,
