@@ -4,7 +4,8 @@ Frames are 32 ms long with a 20 ms hop (one AudioSocket frame), which at 8 kHz f
 periods of the lowest pitch searched (65 Hz) and keeps `librosa.yin` around 1 ms per 3 s.
 A frame is *active* (speech) when it is loud enough, and *voiced* when it is active and also
 periodic: the signal correlates with itself one yin period later. Pitch and loudness statistics
-use voiced frames only, so breath, fricatives and line noise do not bend them.
+use voiced frames only, so breath, fricatives and line noise do not bend them. Frames yin reads
+at a harmonic or at twice the period are read back along a continuity path (`follow_pitch`).
 """
 
 from __future__ import annotations
