@@ -4,7 +4,8 @@ Frames are 32 ms long with a 20 ms hop (one AudioSocket frame), which at 8 kHz f
 periods of the lowest pitch searched (65 Hz) and keeps `librosa.yin` around 1 ms per 3 s.
 A frame is *active* (speech) when it is loud enough, and *voiced* when it is active and also
 periodic: the signal correlates with itself one yin period later. Pitch and loudness statistics
-use voiced frames only, so breath, fricatives and line noise do not bend them.
+use voiced frames only, so breath, fricatives and line noise do not bend them. Frames yin reads
+at a harmonic or at twice the period are read back along a continuity path (`follow_pitch`).
 """
 
 from __future__ import annotations
@@ -51,10 +52,26 @@ _HIGH_BAND = (_BIN_HZ >= 1000.0) & (_BIN_HZ <= 3400.0)
 _MIN_NOISE_FRAMES = 3
 _NOISE_FLOOR_PERCENTILE = 10
 _SPECTRAL_FLOOR = 0.05
-# A frame's pitch this far (semitones) from the utterance's median is an octave error of the
-# frame-wise tracker (a lost fundamental, a creaky period) when folding it by an octave brings
-# it back: one utterance's pitch does not jump by an octave and back.
-_OCTAVE_ERROR_ST = 7.0
+# The frame-wise tracker's usual errors on a line with no fundamental below 300 Hz: a frame read
+# at the 2nd, 3rd or 4th harmonic (a 100 Hz voice's 3rd harmonic is the lowest the line
+# passes) or at twice the period. Each voiced frame may be read back by one of these ratios.
+_HARMONIC_RATIOS = np.array([1.0, 0.5, 2.0, 3.0, 4.0])
+_RATIO_OFFSETS_ST = 12.0 * np.log2(_HARMONIC_RATIOS)
+# Path costs, in semitones (chosen on the tune split and a low creaky tune voice, see
+# docs/benchmarks.md, issue 20, third round): reading a frame by a ratio other than 1 costs as
+# much as being this far off the utterance's centre, each semitone off the centre costs
+# _CENTRE_COST and each semitone jumped between neighbouring voiced frames _JUMP_COST.
+_RATIO_COST_ST = 4.0
+_CENTRE_COST = 0.5
+_JUMP_COST = 0.5
+# Neighbouring voiced frames at most this many hops apart are one stretch of voice; across a
+# longer gap the pitch may restart anywhere (only the centre holds it).
+_MAX_JUMP_GAP_FRAMES = 2
+# The utterance's centre: where the most frames' readings agree within this many semitones.
+_CENTRE_WIDTH_ST = 2.0
+_CENTRE_STEP_ST = 0.5
+# Readings by another ratio count half as much as the tracker's own towards the centre.
+_OTHER_RATIO_VOTE = 0.5
 # Spectral envelope (speaker identity): mel bands of the line's voice band, cepstral
 # coefficients 1..ENVELOPE_COEFFICIENTS (c0 is the level, left out: gain is not identity).
 _MEL_BANDS = librosa.filters.mel(sr=RATE, n_fft=FRAME_LENGTH, n_mels=20, fmin=300.0, fmax=3400.0)
@@ -87,8 +104,8 @@ class ProsodyFeatures:
     mel-cepstral coefficients 1-12 of the mean voiced spectrum (noise subtracted), which tell
     one speaker from another (the tracker's speaker-change check).
 
-    Pitch frames an octave off the utterance's median are folded back first (see
-    `fold_octave_errors`).
+    Pitch frames read at a harmonic or at twice the period are read back first (see
+    `follow_pitch`).
 
     Spreads are interquartile ranges: robust to the odd octave error of a frame-wise tracker.
     `speaking_rate` is words per second of speech with ASR timings (`rate_source="asr_words"`),
@@ -156,7 +173,9 @@ def extract_features(
         return ProsodyFeatures(
             duration_s, voiced_s, None, None, None, None, speaking_rate, rate_source, pause_ratio
         )
-    semitones = fold_octave_errors(12.0 * np.log2(f0[voiced] / SEMITONE_REFERENCE_HZ))
+    semitones = follow_pitch(
+        12.0 * np.log2(f0[voiced] / SEMITONE_REFERENCE_HZ), np.flatnonzero(voiced)
+    )
     peaks = _energy_peaks(energy_db, voiced)
     if speaking_rate is None:
         speaking_rate = peaks / voiced_s
@@ -236,18 +255,44 @@ def _hnr_db(periodicity: np.ndarray) -> float:
     return float(np.median(10.0 * np.log10(r / (1.0 - r))))
 
 
-def fold_octave_errors(semitones: np.ndarray) -> np.ndarray:
-    """Move frames that sit about an octave from the median back by that octave.
+def follow_pitch(semitones: np.ndarray, frame_index: np.ndarray) -> np.ndarray:
+    """The voiced frames' pitch with harmonic and period-doubling errors read back.
 
-    A frame-wise tracker on telephone audio (no fundamental below 300 Hz) sometimes locks on the
-    second harmonic or on two periods; such frames would widen the range and bend the median.
-    Folding is repeated once so a frame two octaves off also comes back.
+    Each frame may be read as it is or by one of `_HARMONIC_RATIOS`; the cheapest path
+    (Viterbi) prefers the tracker's own reading, readings near the utterance's centre (where
+    most frames agree) and small steps between neighbouring frames, so a stretch locked on the
+    3rd harmonic comes back as a whole while an ordinary melody of a few semitones is kept.
+    `frame_index` gives each frame's position, to tell neighbours from frames across a pause.
     """
-    folded = semitones.copy()
-    for _ in range(2):
-        offset = folded - np.median(folded)
-        folded = folded - 12.0 * np.where(np.abs(offset) > _OCTAVE_ERROR_ST, np.sign(offset), 0.0)
-    return folded
+    readings = semitones[:, None] - _RATIO_OFFSETS_ST[None, :]
+    others = np.arange(_HARMONIC_RATIOS.size) != 0
+    local = _CENTRE_COST * np.abs(readings - _pitch_centre(readings)) + _RATIO_COST_ST * others
+    cost = local[0]
+    back = np.zeros(readings.shape, dtype=np.intp)
+    neighbours = np.diff(frame_index) <= _MAX_JUMP_GAP_FRAMES
+    for t in range(1, readings.shape[0]):
+        if neighbours[t - 1]:
+            total = cost[:, None] + _JUMP_COST * np.abs(
+                readings[t][None, :] - readings[t - 1][:, None]
+            )
+            back[t] = np.argmin(total, axis=0)
+            cost = np.min(total, axis=0) + local[t]
+        else:
+            back[t] = np.argmin(cost)
+            cost = np.min(cost) + local[t]
+    path = np.empty(readings.shape[0], dtype=np.intp)
+    path[-1] = np.argmin(cost)
+    for t in range(readings.shape[0] - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return readings[np.arange(readings.shape[0]), path]
+
+
+def _pitch_centre(readings: np.ndarray) -> float:
+    """The pitch most frames' readings agree on, within `_CENTRE_WIDTH_ST`."""
+    votes = np.where(np.arange(readings.shape[1]) == 0, 1.0, _OTHER_RATIO_VOTE)
+    grid = np.arange(readings.min(), readings.max() + _CENTRE_STEP_ST, _CENTRE_STEP_ST)
+    near = np.abs(readings[None, :, :] - grid[:, None, None]) <= _CENTRE_WIDTH_ST
+    return float(grid[np.argmax((near * votes).sum(axis=(1, 2)))])
 
 
 def _voiced_spectrum(frames: np.ndarray, voiced: np.ndarray, active: np.ndarray) -> np.ndarray:

@@ -118,6 +118,10 @@ def available(voice: Voice) -> bool:
     return command is None or shutil.which(command) is not None
 
 
+# How a voice says a text at a tempo (`speak`, or a bench's variant of it), int16 at 16 kHz.
+Speaker = Callable[[Voice, str, float], np.ndarray]
+
+
 def speak(voice: Voice, text: str, tempo: float = 1.0) -> np.ndarray:
     """`text` in `voice` at the engine's own `tempo` (>1 faster), as int16 at 16 kHz."""
     if voice.generator == "piper":
@@ -177,10 +181,17 @@ def _trim(pcm: np.ndarray, rate: int = 16000) -> np.ndarray:
 class CallBuilder:
     """Makes the calls of one voice; `rng` fixes every random choice."""
 
-    def __init__(self, voice: Voice, others: tuple[Voice, ...], rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        voice: Voice,
+        others: tuple[Voice, ...],
+        rng: np.random.Generator,
+        speaker: Speaker = speak,
+    ) -> None:
         self.voice = voice
         self.others = others
         self.rng = rng
+        self.speaker = speaker
 
     def call(self, kind: str, strength: str | None = None) -> PhoneCall:
         rng = self.rng
@@ -245,7 +256,7 @@ class CallBuilder:
         gain_db: float = 0.0,
         tempo: float = 1.0,
     ) -> np.ndarray:
-        raw = _trim(speak(voice, text, how.tempo * tempo))
+        raw = _trim(self.speaker(voice, text, how.tempo * tempo))
         return render(raw, 16000, how, line, self.rng, gain_db=gain_db)
 
 
@@ -280,13 +291,14 @@ def build_calls(
     per_strength: int = 2,
     calm: int = 4,
     per_confounder: int = 2,
+    speaker: Speaker = speak,
 ) -> list[PhoneCall]:
     """Every voice's calls: impatient at each strength, calm, and each confounder."""
     calls: list[PhoneCall] = []
     for voice in voices:
         others = tuple(v for v in voices if v != voice) or (voice,)
         rng = np.random.default_rng([seed, zlib.crc32(voice.id.encode())])
-        builder = CallBuilder(voice, others, rng)
+        builder = CallBuilder(voice, others, rng, speaker)
         for strength in STRENGTHS:
             calls += [builder.call("impatient", strength) for _ in range(per_strength)]
         calls += [builder.call("calm") for _ in range(calm)]
