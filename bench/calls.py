@@ -5,10 +5,12 @@ pointed at pbxsim, keeping `--concurrency` calls up for `--duration` seconds; th
 in this process, apart from it. Every run has every kind of customer (lead i is kind i % 6):
 the expected answer; an unexpected one (the no-match re-prompt); "who is this?" (answered with
 the lead's order number, synthesised on the critical path); hesitant answers with a 300-700 ms
-pause inside ("yes ... good"); one who talks over the read-back of the order; and a line with
-background noise (-40 dBFS) and the bot's own audio echoed back at -20 dB. The customers speak
-Korean words (the only ASR model a plain install has) that `session.phrase_map` maps to the
-English script's answers; every customer says "hello" first, while pbxsim's AMD listens.
+pause inside ("yes, ... good": the "yes," ends in espeak-ng's continuation rise, a turn-holding
+cue; after a falling "yes." the same pause is still cut into); one who talks over the
+read-back of the order; and a line with background noise (-40 dBFS) and the bot's own audio
+echoed back at -20 dB. The customers speak Korean words (the only ASR model a plain install
+has) that `session.phrase_map` maps to the English script's answers; every customer says
+"hello" first, while pbxsim's AMD listens.
 Audio arrives as a real PBX sends it: random even lengths (`--framing random`, the default) or
 20 ms frames with a partial last one (`--framing asterisk`).
 
@@ -111,7 +113,8 @@ def _kinds(tmp: Path) -> dict[str, list[dict]]:
     """Each kind of customer's steps. Marks name what pbxsim.wire measures: `hello` (the
     greeting, with AMD in the path), answers (`answer/<kind>`), `barge` (talking over a prompt),
     `pause` (the first part of a hesitant answer)."""
-    clip = {name: _clip(tmp, name) for name in ("ko_hello_1", "ko_yes_1", "ko_yes_2", "ko_ok_1")}
+    names = ("ko_hello_1", "ko_yes_1", "ko_yes_2", "ko_yes_holding_2", "ko_ok_1")
+    clip = {name: _clip(tmp, name) for name in names}
     hello, yes, yes2 = clip["ko_hello_1"], clip["ko_yes_1"], clip["ko_yes_2"]
     talk, tail = {"wait_for_bot": True}, {"silence": 20}
 
@@ -132,7 +135,7 @@ def _kinds(tmp: Path) -> dict[str, list[dict]]:
                             say(yes2, "answer/expected"), tail]  # fmt: skip
     for pause in HESITANT_PAUSE_S:
         kinds[f"hesitant_{pause}"] = [*opening, say(yes, "answer/expected"), talk,
-                                      say(yes2, wire.PAUSE), {"silence": pause},
+                                      say(clip["ko_yes_holding_2"], wire.PAUSE), {"silence": pause},
                                       say(clip["ko_ok_1"], "answer/hesitant"), tail]  # fmt: skip
     # 1 s into the read-back "Thanks. Order A-1 for a lamp is ready to ship to 1 Oak.", whose
     # second sentence the answer interrupts.
