@@ -69,6 +69,7 @@ from pbxsim.records import CallRecord  # noqa: E402
 from pbxsim.scenario import read_wav  # noqa: E402
 from store.db import Database  # noqa: E402
 from store.settings import DatabaseSettings  # noqa: E402
+from voice.settings import VadSettings  # noqa: E402
 
 AUDIO = ROOT / "outdial" / "demo_audio"
 WORDS = ROOT / "tests" / "fixtures" / "audio"  # espeak-ng Korean words (see its README.md)
@@ -212,8 +213,14 @@ def _bench_script(directory: Path, asr: str) -> None:
     )
 
 
-def _config(tmp: Path, db_url: str, ports: dict[str, int], concurrency: int) -> Path:
-    config = {
+def _config(
+    tmp: Path,
+    db_url: str,
+    ports: dict[str, int],
+    concurrency: int,
+    vad: dict[str, object] | None = None,
+) -> Path:
+    config: dict[str, object] = {
         "state_dir": str(tmp / "state"),
         "database": {"url": db_url},
         "metrics": {"port": ports["metrics"]},
@@ -235,6 +242,8 @@ def _config(tmp: Path, db_url: str, ports: dict[str, int], concurrency: int) -> 
         ],
         "dialer": {"max_channels": concurrency},
     }
+    if vad:
+        config["asr"] = {"vad": vad}
     path = tmp / "outdial.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -457,17 +466,23 @@ async def _wait_ready(notify: socket.socket, proc: asyncio.subprocess.Process) -
 
 
 async def run(
-    concurrency: int, duration: float, asr: str, framing: str, calls: int | None = None
+    concurrency: int,
+    duration: float,
+    asr: str,
+    framing: str,
+    calls: int | None = None,
+    vad: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """`calls`: place exactly that many calls (one lead each, the kinds in turn) and stop when
-    they are done, `duration` being then a cap; else keep calling for `duration` seconds."""
+    they are done, `duration` being then a cap; else keep calling for `duration` seconds.
+    `vad`: settings of the daemon's `asr.vad` (the defaults when None)."""
     with tempfile.TemporaryDirectory(prefix="bench-calls-") as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "scripts").mkdir()
         _bench_script(tmp / "scripts", asr)
         db = await Database.open(DatabaseSettings(), tmp / "db")
         try:
-            return await _run(tmp, db, concurrency, duration, asr, framing, calls)
+            return await _run(tmp, db, concurrency, duration, asr, framing, calls, vad)
         finally:
             await db.close()
 
@@ -505,6 +520,7 @@ async def _run(
     asr: str,
     framing: str,
     calls: int | None,
+    vad: dict[str, object] | None,
 ) -> dict:
     agi_port = _free_port()
     dialplan = default_dialplan(f"agi://127.0.0.1:{agi_port}/outdial")
@@ -521,7 +537,7 @@ async def _run(
     async with PbxSim(sim_config) as sim:
         await _seed(db, leads)
         ports = {"ami": sim.ami_port, "agi": agi_port, "metrics": _free_port()}
-        config = _config(tmp, db.url, ports, concurrency)
+        config = _config(tmp, db.url, ports, concurrency, vad)
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.bind(str(tmp / "notify.sock"))
         notify.setblocking(False)
@@ -649,6 +665,18 @@ async def _run(
     }
 
 
+def _vad(args: argparse.Namespace) -> dict[str, object]:
+    """The `asr.vad` settings the options ask for."""
+    end_of_turn: dict[str, object] = {}
+    vad: dict[str, object] = {"end_of_turn": end_of_turn}
+    if args.complete_silence_ms is not None:
+        end_of_turn["complete_silence_ms"] = args.complete_silence_ms
+        vad["pad_ms"] = min(VadSettings().pad_ms, args.complete_silence_ms)
+    if args.no_holding_prosody:
+        end_of_turn["holding_prosody"] = False
+    return vad if end_of_turn else {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=8)
@@ -663,9 +691,22 @@ def main() -> None:
         default="random",
         help="how customers' audio is framed (pbxsim media.framing)",
     )
+    parser.add_argument(
+        "--complete-silence-ms",
+        type=int,
+        help="the daemon's asr.vad.end_of_turn.complete_silence_ms (its default when unset; "
+        "asr.vad.pad_ms, which must not exceed it, is lowered to it when needed)",
+    )
+    parser.add_argument(
+        "--no-holding-prosody",
+        action="store_true",
+        help="asr.vad.end_of_turn.holding_prosody off (the turn-holding pitch check)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     args = parser.parse_args()
-    result = asyncio.run(run(args.concurrency, args.duration, args.asr, args.framing, args.calls))
+    result = asyncio.run(
+        run(args.concurrency, args.duration, args.asr, args.framing, args.calls, _vad(args))
+    )
     for key, value in result.items():
         print(f"{key:>22}: {value}")
     if args.json:
