@@ -130,6 +130,10 @@ class AsrFinal:
     clamped_words: int = 0
     # Mean confidence of every word Vosk returned (0.0 when it returned none).
     raw_confidence: float = 0.0
+    # Grammar mode: every word Vosk returned kept, and the text a run of whole grammar phrases
+    # ("네 좋아요" -> ("네", "좋아요")): a caller heard out through a pause can say two
+    # phrases that mean the same. Empty otherwise.
+    phrases: tuple[str, ...] = ()
 
 
 AsrEvent = AsrStarted | AsrPartial | AsrFinal
@@ -577,6 +581,8 @@ class AsrSession:
             audio=audio,
             clamped_words=clamped,
             raw_confidence=sum(w.confidence for w in words) / len(words) if words else 0.0,
+            # What the floor left of out-of-grammar speech can be a run of phrases (measured).
+            phrases=_phrase_run(text, utterance.grammar) if len(kept) == len(words) else (),
         )
 
     def _recorded_audio(self, utterance: _Utterance) -> bytes:
@@ -649,3 +655,21 @@ def _whole_phrase(text: str, grammar: tuple[str, ...] | None) -> str | None:
         if len(words) % size == 0 and text == " ".join([phrase] * (len(words) // size)):
             return phrase
     return None
+
+
+def _phrase_run(text: str, grammar: tuple[str, ...] | None) -> tuple[str, ...]:
+    """`text` as whole grammar phrases one after another (longest phrase first at each word);
+    empty when it is not one."""
+    if grammar is None or not text:
+        return ()
+    words = text.split()
+    longest_first = sorted((phrase.split() for phrase in grammar), key=len, reverse=True)
+    run: list[str] = []
+    at = 0
+    while at < len(words):
+        match = next((p for p in longest_first if words[at : at + len(p)] == p), None)
+        if match is None:
+            return ()
+        run.append(" ".join(match))
+        at += len(match)
+    return tuple(run)

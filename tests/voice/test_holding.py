@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from tests.voice.helpers import DEMO_GRAMMAR, feed_pcm, finals, fixture_pcm
-from voice.asr import AsrEngine
-from voice.audio import FRAME_MS, iter_frames
+from voice.asr import AsrEngine, _phrase_run
+from voice.audio import FRAME_MS, iter_frames, silence
 from voice.holding import EndProsody, end_prosody, holds_turn
 from voice.settings import AsrSettings, EndOfTurnSettings, VadSettings
 from voice.vad import FrameVad
@@ -87,3 +87,32 @@ async def test_with_holding_prosody_off_the_comma_yes_ends_early() -> None:
         engine.shutdown()
     assert phrase == "네"
     assert waited < off.incomplete_silence_ms
+
+
+def speech_of(name: str) -> bytes:
+    """A fixture without its 300 ms lead-in and 800 ms tail of silence."""
+    pcm = fixture_pcm(name)
+    return pcm[300 * 16 : len(pcm) - 800 * 16]
+
+
+async def test_a_caller_heard_out_through_the_pause_is_one_run_of_phrases(
+    asr_engine: AsrEngine,
+) -> None:
+    """ "네, ... 좋아요" with a 450 ms pause is one utterance: not one phrase, a run of two."""
+    pcm = silence(300) + speech_of("ko_yes_holding_2") + silence(450)
+    pcm += speech_of("ko_ok_1") + silence(1000)
+    session = asr_engine.session(DEMO_GRAMMAR)
+    try:
+        [final] = finals(await feed_pcm(session, pcm))
+    finally:
+        await session.close()
+    assert final.text == "네 좋아요"
+    assert final.phrase is None
+    assert final.phrases == ("네", "좋아요")
+
+
+def test_a_run_of_phrases_takes_the_longest_phrase_at_each_word() -> None:
+    grammar = ("네", "상담원", "상담원 연결", "좋아요")
+    assert _phrase_run("네 상담원 연결 네", grammar) == ("네", "상담원 연결", "네")
+    assert _phrase_run("네 연결", grammar) == ()
+    assert _phrase_run("네", None) == ()
