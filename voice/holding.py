@@ -7,7 +7,8 @@ pitch slope and the last voiced stretch on the last few hundred ms of audio befo
 after a complete grammar phrase. The stretch's length (final lengthening) is measured, not
 weighed: Korean words voiced throughout ("아니요", 500 ms) outlast a drawn-out "네" (350 ms), so
 without syllable timing a length says nothing (docs/benchmarks.md). Pitch comes from Praat's
-autocorrelation tracker (parselmouth), which also decides voicing: 1-8 ms per decision.
+autocorrelation tracker (parselmouth), which also decides voicing: p50 1.4 ms, p95 16 ms per
+decision at load average 11 on 2 cores.
 """
 
 from __future__ import annotations

@@ -47,6 +47,11 @@ def test_the_comma_yes_is_judged_holding() -> None:
     assert abs(prosody.last_voiced_ms - prosody_at_pause("ko_yes_2").last_voiced_ms) <= 30
 
 
+def test_a_slope_span_longer_than_the_window_is_refused() -> None:
+    with pytest.raises(ValueError, match="holding_slope_ms must not exceed holding_window_ms"):
+        EndOfTurnSettings(holding_window_ms=200, holding_slope_ms=300)
+
+
 def test_silence_has_no_slope_and_does_not_hold() -> None:
     prosody = end_prosody(bytes(SETTINGS.holding_window_ms * 16), SETTINGS)
     assert prosody == EndProsody(slope_st_per_s=None, last_voiced_ms=0.0)
