@@ -5,10 +5,12 @@ pointed at pbxsim, keeping `--concurrency` calls up for `--duration` seconds; th
 in this process, apart from it. Every run has every kind of customer (lead i is kind i % 6):
 the expected answer; an unexpected one (the no-match re-prompt); "who is this?" (answered with
 the lead's order number, synthesised on the critical path); hesitant answers with a 300-700 ms
-pause inside ("yes ... good"); one who talks over the read-back of the order; and a line with
-background noise (-40 dBFS) and the bot's own audio echoed back at -20 dB. The customers speak
-Korean words (the only ASR model a plain install has) that `session.phrase_map` maps to the
-English script's answers; every customer says "hello" first, while pbxsim's AMD listens.
+pause inside ("yes, ... good": the "yes," ends in espeak-ng's continuation rise, a turn-holding
+cue; after a falling "yes." the same pause is still cut into); one who talks over the
+read-back of the order; and a line with background noise (-40 dBFS) and the bot's own audio
+echoed back at -20 dB. The customers speak Korean words (the only ASR model a plain install
+has) that `session.phrase_map` maps to the English script's answers; every customer says
+"hello" first, while pbxsim's AMD listens.
 Audio arrives as a real PBX sends it: random even lengths (`--framing random`, the default) or
 20 ms frames with a partial last one (`--framing asterisk`).
 
@@ -67,6 +69,7 @@ from pbxsim.records import CallRecord  # noqa: E402
 from pbxsim.scenario import read_wav  # noqa: E402
 from store.db import Database  # noqa: E402
 from store.settings import DatabaseSettings  # noqa: E402
+from voice.settings import VadSettings  # noqa: E402
 
 AUDIO = ROOT / "outdial" / "demo_audio"
 WORDS = ROOT / "tests" / "fixtures" / "audio"  # espeak-ng Korean words (see its README.md)
@@ -111,7 +114,8 @@ def _kinds(tmp: Path) -> dict[str, list[dict]]:
     """Each kind of customer's steps. Marks name what pbxsim.wire measures: `hello` (the
     greeting, with AMD in the path), answers (`answer/<kind>`), `barge` (talking over a prompt),
     `pause` (the first part of a hesitant answer)."""
-    clip = {name: _clip(tmp, name) for name in ("ko_hello_1", "ko_yes_1", "ko_yes_2", "ko_ok_1")}
+    names = ("ko_hello_1", "ko_yes_1", "ko_yes_2", "ko_yes_holding_2", "ko_ok_1")
+    clip = {name: _clip(tmp, name) for name in names}
     hello, yes, yes2 = clip["ko_hello_1"], clip["ko_yes_1"], clip["ko_yes_2"]
     talk, tail = {"wait_for_bot": True}, {"silence": 20}
 
@@ -132,7 +136,7 @@ def _kinds(tmp: Path) -> dict[str, list[dict]]:
                             say(yes2, "answer/expected"), tail]  # fmt: skip
     for pause in HESITANT_PAUSE_S:
         kinds[f"hesitant_{pause}"] = [*opening, say(yes, "answer/expected"), talk,
-                                      say(yes2, wire.PAUSE), {"silence": pause},
+                                      say(clip["ko_yes_holding_2"], wire.PAUSE), {"silence": pause},
                                       say(clip["ko_ok_1"], "answer/hesitant"), tail]  # fmt: skip
     # 1 s into the read-back "Thanks. Order A-1 for a lamp is ready to ship to 1 Oak.", whose
     # second sentence the answer interrupts.
@@ -209,8 +213,14 @@ def _bench_script(directory: Path, asr: str) -> None:
     )
 
 
-def _config(tmp: Path, db_url: str, ports: dict[str, int], concurrency: int) -> Path:
-    config = {
+def _config(
+    tmp: Path,
+    db_url: str,
+    ports: dict[str, int],
+    concurrency: int,
+    vad: dict[str, object] | None = None,
+) -> Path:
+    config: dict[str, object] = {
         "state_dir": str(tmp / "state"),
         "database": {"url": db_url},
         "metrics": {"port": ports["metrics"]},
@@ -232,6 +242,8 @@ def _config(tmp: Path, db_url: str, ports: dict[str, int], concurrency: int) -> 
         ],
         "dialer": {"max_channels": concurrency},
     }
+    if vad:
+        config["asr"] = {"vad": vad}
     path = tmp / "outdial.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -454,17 +466,23 @@ async def _wait_ready(notify: socket.socket, proc: asyncio.subprocess.Process) -
 
 
 async def run(
-    concurrency: int, duration: float, asr: str, framing: str, calls: int | None = None
+    concurrency: int,
+    duration: float,
+    asr: str,
+    framing: str,
+    calls: int | None = None,
+    vad: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """`calls`: place exactly that many calls (one lead each, the kinds in turn) and stop when
-    they are done, `duration` being then a cap; else keep calling for `duration` seconds."""
+    they are done, `duration` being then a cap; else keep calling for `duration` seconds.
+    `vad`: settings of the daemon's `asr.vad` (the defaults when None)."""
     with tempfile.TemporaryDirectory(prefix="bench-calls-") as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "scripts").mkdir()
         _bench_script(tmp / "scripts", asr)
         db = await Database.open(DatabaseSettings(), tmp / "db")
         try:
-            return await _run(tmp, db, concurrency, duration, asr, framing, calls)
+            return await _run(tmp, db, concurrency, duration, asr, framing, calls, vad)
         finally:
             await db.close()
 
@@ -502,6 +520,7 @@ async def _run(
     asr: str,
     framing: str,
     calls: int | None,
+    vad: dict[str, object] | None,
 ) -> dict:
     agi_port = _free_port()
     dialplan = default_dialplan(f"agi://127.0.0.1:{agi_port}/outdial")
@@ -518,7 +537,7 @@ async def _run(
     async with PbxSim(sim_config) as sim:
         await _seed(db, leads)
         ports = {"ami": sim.ami_port, "agi": agi_port, "metrics": _free_port()}
-        config = _config(tmp, db.url, ports, concurrency)
+        config = _config(tmp, db.url, ports, concurrency, vad)
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.bind(str(tmp / "notify.sock"))
         notify.setblocking(False)
@@ -646,6 +665,20 @@ async def _run(
     }
 
 
+def _vad(args: argparse.Namespace) -> dict[str, object]:
+    """The `asr.vad` settings the options ask for."""
+    end_of_turn: dict[str, object] = {}
+    vad: dict[str, object] = {"end_of_turn": end_of_turn}
+    if args.complete_silence_ms is not None:
+        end_of_turn["complete_silence_ms"] = args.complete_silence_ms
+        vad["pad_ms"] = min(VadSettings().pad_ms, args.complete_silence_ms)
+    if args.no_holding_prosody:
+        end_of_turn["holding_prosody"] = False
+    if args.judge_on_final:
+        end_of_turn["judge_on_final"] = True
+    return vad if end_of_turn else {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=8)
@@ -660,9 +693,27 @@ def main() -> None:
         default="random",
         help="how customers' audio is framed (pbxsim media.framing)",
     )
+    parser.add_argument(
+        "--complete-silence-ms",
+        type=int,
+        help="the daemon's asr.vad.end_of_turn.complete_silence_ms (its default when unset; "
+        "asr.vad.pad_ms, which must not exceed it, is lowered to it when needed)",
+    )
+    parser.add_argument(
+        "--no-holding-prosody",
+        action="store_true",
+        help="asr.vad.end_of_turn.holding_prosody off (the turn-holding pitch check)",
+    )
+    parser.add_argument(
+        "--judge-on-final",
+        action="store_true",
+        help="asr.vad.end_of_turn.judge_on_final on (the opt-in silence fill and final judgement)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     args = parser.parse_args()
-    result = asyncio.run(run(args.concurrency, args.duration, args.asr, args.framing, args.calls))
+    result = asyncio.run(
+        run(args.concurrency, args.duration, args.asr, args.framing, args.calls, _vad(args))
+    )
     for key, value in result.items():
         print(f"{key:>22}: {value}")
     if args.json:

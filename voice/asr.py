@@ -27,9 +27,10 @@ import numpy as np
 import vosk
 
 from voice.audio import FRAME_BYTES, FRAME_MS, FRAME_S, SAMPLE_RATE, SAMPLE_WIDTH
+from voice.holding import end_prosody, holds_turn
 from voice.settings import AsrSettings
 from voice.threads import urgent_executor
-from voice.turn import Completeness, intent_completeness
+from voice.turn import Completeness, Holding, intent_completeness
 from voice.vad import Endpointer, FrameVad, SpeechEnded, SpeechStarted
 
 _models: dict[Path, vosk.Model] = {}
@@ -129,6 +130,10 @@ class AsrFinal:
     clamped_words: int = 0
     # Mean confidence of every word Vosk returned (0.0 when it returned none).
     raw_confidence: float = 0.0
+    # Grammar mode: every word Vosk returned kept, and the text a run of whole grammar phrases
+    # ("네 좋아요" -> ("네", "좋아요")): a caller heard out through a pause can say two
+    # phrases that mean the same. Empty otherwise.
+    phrases: tuple[str, ...] = ()
 
 
 AsrEvent = AsrStarted | AsrPartial | AsrFinal
@@ -321,6 +326,10 @@ class AsrSession:
             maxlen=vad.pad_ms // FRAME_MS + start_frames + 1
         )
         self._utterance: _Utterance | None = None
+        # The last frames heard, for the turn-holding prosody at a pause, and the last voiced
+        # frame it was judged for (once per pause).
+        self._recent: deque[bytes] = deque(maxlen=vad.turn_policy.holding_window_ms // FRAME_MS)
+        self._held_for = float("-inf")
         self._intent_confidence: IntentConfidence | None = None
         self._frame_voiced = False
         # Time of the last frame the decoder had (heard, or silence filled in by the clock).
@@ -377,6 +386,7 @@ class AsrSession:
         async with self._lock:
             recognizer = self._live_recognizer()
             self._last_frame_at = now
+            self._recent.append(frame)
             voiced = self._frame_voiced = self._vad.is_speech(frame)
             event = self._endpointer.on_frame(voiced, now)
             if isinstance(event, SpeechStarted):
@@ -385,6 +395,8 @@ class AsrSession:
                 self._preroll.append((now, frame))
                 return None
             self._buffer(frame, voiced)
+            if not voiced:
+                await self._judge_holding()
             if event is None:
                 event = await self._judge_on_final(now, recognizer)
             if isinstance(event, SpeechEnded):
@@ -396,6 +408,8 @@ class AsrSession:
         the decoder the silence the line did not send."""
         async with self._lock:
             recognizer = self._live_recognizer()
+            if self._utterance is not None:
+                await self._judge_holding()
             if self._utterance is not None and self._turn_settings.judge_on_final:
                 return await self._fill_silence(now, recognizer)
             event = self._endpointer.on_time(now)
@@ -470,6 +484,19 @@ class AsrSession:
             completeness = Completeness(bool(whole), now)
         self._endpointer.note_completeness(completeness)
         return self._endpointer.on_time(now)
+
+    async def _judge_holding(self) -> None:
+        """Once per pause: does the caller's pitch before it hold the turn (voice/holding.py)?
+        Judged on the frames heard up to now, silence included: the tracker ignores it, and a
+        rise can end in frames the VAD already calls quiet."""
+        last_voiced = self._endpointer.last_voiced
+        if not self._turn_settings.holding_prosody or self._held_for == last_voiced:
+            return
+        self._held_for = last_voiced
+        pcm = b"".join(self._recent)
+        prosody = await self._engine._run(end_prosody, pcm, self._turn_settings)
+        holding = holds_turn(prosody, self._turn_settings)
+        self._endpointer.note_holding(Holding(holding, at=last_voiced))
 
     def _live_recognizer(self) -> _Recognizer:
         if self._recognizer is None:
@@ -554,6 +581,8 @@ class AsrSession:
             audio=audio,
             clamped_words=clamped,
             raw_confidence=sum(w.confidence for w in words) / len(words) if words else 0.0,
+            # What the floor left of out-of-grammar speech can be a run of phrases (measured).
+            phrases=_phrase_run(text, utterance.grammar) if len(kept) == len(words) else (),
         )
 
     def _recorded_audio(self, utterance: _Utterance) -> bytes:
@@ -626,3 +655,21 @@ def _whole_phrase(text: str, grammar: tuple[str, ...] | None) -> str | None:
         if len(words) % size == 0 and text == " ".join([phrase] * (len(words) // size)):
             return phrase
     return None
+
+
+def _phrase_run(text: str, grammar: tuple[str, ...] | None) -> tuple[str, ...]:
+    """`text` as whole grammar phrases one after another (longest phrase first at each word);
+    empty when it is not one."""
+    if grammar is None or not text:
+        return ()
+    words = text.split()
+    longest_first = sorted((phrase.split() for phrase in grammar), key=len, reverse=True)
+    run: list[str] = []
+    at = 0
+    while at < len(words):
+        match = next((p for p in longest_first if words[at : at + len(p)] == p), None)
+        if match is None:
+            return ()
+        run.append(" ".join(match))
+        at += len(match)
+    return tuple(run)

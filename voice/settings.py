@@ -41,11 +41,22 @@ class EndOfTurnSettings(BaseModel):
     # confident phrase for some mumbles and English first halves, which then end the turn as
     # that answer (tests/agi/test_live_call.py's mumble was taken for "yes"; docs/benchmarks.md).
     judge_on_final: bool = False
+    # Turn-holding prosody (voice/holding.py): at a pause, the last `holding_window_ms` of audio
+    # is measured; a level or rising pitch at the end (slope over the last `holding_slope_ms` at
+    # or above `holding_min_slope_st_per_s`) means the caller holds the turn: the pause then
+    # waits `max_silence_ms` (like a hesitant caller's), even after a complete answer. The
+    # Korean answer fixtures' final falls measure -4.1 to -41 st/s, their comma versions +6 to +38.
+    holding_prosody: bool = True
+    holding_window_ms: int = Field(default=400, ge=100, le=2_000)
+    holding_slope_ms: int = Field(default=150, ge=50, le=1_000)
+    holding_min_slope_st_per_s: float = Field(default=0.0, ge=-100.0, le=100.0)
 
     @model_validator(mode="after")
     def _ordered(self) -> EndOfTurnSettings:
         if not self.complete_silence_ms <= self.incomplete_silence_ms <= self.max_silence_ms:
             raise ValueError("need complete_silence_ms <= incomplete_silence_ms <= max_silence_ms")
+        if self.holding_slope_ms > self.holding_window_ms:
+            raise ValueError("holding_slope_ms must not exceed holding_window_ms")
         return self
 
 

@@ -4,7 +4,9 @@ A fixed endpoint waits as long after a complete "yes" as after "I'd like... um".
 waits `complete_silence_ms` once what was heard is a complete answer to the current question
 (a grammar phrase, an intent above threshold: `note_completeness`), `incomplete_silence_ms`
 otherwise, and `max_silence_ms` (the cap) for a caller who already paused mid-answer and went
-on. Time is passed in, so the policy is pure and deterministic.
+on. A caller whose pitch before the pause holds the turn (`note_holding`, voice/holding.py)
+gets the cap too, even after a complete answer. Time is passed in, so the policy is
+pure and deterministic.
 """
 
 from __future__ import annotations
@@ -35,6 +37,14 @@ def intent_completeness(
     )
 
 
+@dataclass(frozen=True)
+class Holding:
+    """Whether the speech up to `at` (its last voiced frame) sounds unfinished (voice/holding)."""
+
+    holding: bool
+    at: float
+
+
 class EndOfTurn:
     """Trailing-silence rule of one caller turn.
 
@@ -51,11 +61,13 @@ class EndOfTurn:
         self._last_voiced = 0.0
         self._hesitant = False
         self._completeness: Completeness | None = None
+        self._holding: Holding | None = None
 
     def begin(self, first_voiced: float) -> None:
         self._last_voiced = first_voiced
         self._hesitant = False
         self._completeness = None
+        self._holding = None
 
     @property
     def hesitant(self) -> bool:
@@ -65,12 +77,18 @@ class EndOfTurn:
     @property
     def silence_needed_s(self) -> float:
         """Trailing silence that ends the turn now."""
+        # A caller whose pitch holds the turn is about to go on: as long as a hesitant one.
+        if self._holds():
+            return self._max_s
         if self._complete():
             return self._complete_s
         return self._max_s if self._hesitant else self._incomplete_s
 
     def note_completeness(self, completeness: Completeness) -> None:
         self._completeness = completeness
+
+    def note_holding(self, holding: Holding) -> None:
+        self._holding = holding
 
     def on_frame(self, voiced: bool, now: float) -> bool:
         if voiced:
@@ -88,3 +106,7 @@ class EndOfTurn:
         heard = self._completeness
         # A judgement of words the caller has since added to is stale.
         return heard is not None and heard.complete and heard.at >= self._last_voiced - _EPS_S
+
+    def _holds(self) -> bool:
+        held = self._holding
+        return held is not None and held.holding and held.at >= self._last_voiced - _EPS_S

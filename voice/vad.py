@@ -17,7 +17,7 @@ import webrtcvad
 
 from voice.audio import FRAME_BYTES, FRAME_S, SAMPLE_RATE, AudioFormatError, rms_dbfs
 from voice.settings import VadSettings
-from voice.turn import Completeness, EndOfTurn
+from voice.turn import Completeness, EndOfTurn, Holding
 
 
 class FrameVad:
@@ -107,6 +107,11 @@ class Endpointer:
         """What was heard so far does (not) answer the question: shortens (or keeps) the wait."""
         if self._state is not _State.IDLE:
             self._turn.note_completeness(completeness)
+
+    def note_holding(self, holding: Holding) -> None:
+        """The speech before the pause sounds (un)finished: keeps (or lifts) the longer wait."""
+        if self._state is not _State.IDLE:
+            self._turn.note_holding(holding)
 
     def on_frame(self, voiced: bool, now: float) -> VadEvent | None:
         self._advance_clock(now)

@@ -34,9 +34,14 @@ class Understanding:
         self._tracker = AgitationTracker(services.settings.emotion)
 
     def text_of(self, final: AsrFinal) -> str:
-        """The utterance in the script's language: grammar answers go through phrase_map."""
+        """The utterance in the script's language: grammar answers go through phrase_map. A run
+        of grammar phrases that all mean the same ("네 ... 좋아요", a caller heard out through a
+        pause) is that meaning; a run of mixed meanings is nothing."""
         heard = final.phrase if final.grammar_mode else final.text
-        return self._mapped(heard) if heard else ""
+        if heard:
+            return self._mapped(heard)
+        meanings = {self._mapped(phrase) for phrase in final.phrases}
+        return meanings.pop() if len(meanings) == 1 else ""
 
     def _mapped(self, heard: str) -> str:
         phrase_map = self._services.settings.session.phrase_map

@@ -68,10 +68,29 @@ async def test_speech_nothing_could_be_made_of_still_counts_for_agitation(
 ) -> None:
     stage, _ = understanding
     heard = await _heard_yes(engines[0])
-    unheard = Heard(dataclasses.replace(heard.final, phrase=None), heard.ready_at)
+    unheard = Heard(dataclasses.replace(heard.final, phrase=None, phrases=()), heard.ready_at)
     understood = await stage.understand(unheard, WHERE)
     assert (understood.text, understood.nlu) == ("", None)
     assert understood.reading is not None
+
+
+@pytest.mark.parametrize(
+    ("phrases", "meant"), [(("네", "좋아요"), "yes"), (("네", "아니요"), ""), ((), "")]
+)
+async def test_a_run_of_phrases_is_understood_only_when_they_mean_the_same(
+    understanding: tuple[Understanding, CallServices],
+    engines: tuple[AsrEngine, TtsEngine],
+    phrases: tuple[str, ...],
+    meant: str,
+) -> None:
+    """A caller heard out through a pause ("네 ... 좋아요") said two phrases: one meaning is
+    the answer, two meanings are none."""
+    stage, _ = understanding
+    heard = await _heard_yes(engines[0])
+    said = dataclasses.replace(heard.final, phrase=None, phrases=phrases)
+    understood = await stage.understand(Heard(said, heard.ready_at), WHERE)
+    assert understood.text == meant
+    assert (understood.nlu is not None) == bool(meant)
 
 
 async def test_the_callers_sensitive_words_are_found(
