@@ -2,13 +2,12 @@
 
 A speaker who pauses mid-answer marks it: the pitch at the end of the part before the pause is
 level or rises (continuation intonation) instead of falling. `end_prosody` measures the end's
-pitch slope and the last voiced stretch on the last few hundred ms of audio before the pause;
-`holds_turn` weighs the slope. The end of turn (voice/turn.py) then waits the longer silence even
-after a complete grammar phrase. The stretch's length (final lengthening) is measured, not
-weighed: Korean words voiced throughout ("아니요", 500 ms) outlast a drawn-out "네" (350 ms), so
-without syllable timing a length says nothing (docs/benchmarks.md). Pitch comes from Praat's
-autocorrelation tracker (parselmouth), which also decides voicing: p50 1.4 ms, p95 16 ms per
-decision at load average 11 on 2 cores.
+pitch slope on the last few hundred ms of audio before the pause; `holds_turn` weighs it. The
+end of turn (voice/turn.py) then waits the longer silence even after a complete grammar phrase.
+Final lengthening is not used: Korean words voiced throughout ("아니요", 500 ms) outlast a
+drawn-out "네" (350 ms), so without syllable timing a length says nothing (docs/benchmarks.md).
+Pitch comes from Praat's autocorrelation tracker (parselmouth), which also decides voicing: p50
+1.4 ms, p95 16 ms per decision at load average 11 on 2 cores.
 """
 
 from __future__ import annotations
@@ -39,16 +38,13 @@ class EndProsody:
     # Pitch slope over the last voiced `holding_slope_ms`, semitones per second (None: too few
     # voiced frames to fit one). Semitones make it the same for a low and a high voice.
     slope_st_per_s: float | None
-    # Length of the last uninterrupted voiced stretch (ms): the last syllable's voicing, or
-    # more when the last syllables are voiced throughout.
-    last_voiced_ms: float
 
 
 def end_prosody(pcm: bytes, settings: EndOfTurnSettings) -> EndProsody:
     """Measure `pcm` (8 kHz slin, ending at the last voiced frame before the pause)."""
     samples = bytes_to_int16(pcm).astype(np.float64) / 32768.0
     if len(samples) < int(3 * SAMPLE_RATE / _FLOOR_HZ):  # Praat needs three periods
-        return EndProsody(slope_st_per_s=None, last_voiced_ms=0.0)
+        return EndProsody(slope_st_per_s=None)
     pitch = parselmouth.Sound(samples, sampling_frequency=SAMPLE_RATE).to_pitch_ac(
         time_step=_STEP_S, pitch_floor=_FLOOR_HZ, pitch_ceiling=_CEILING_HZ
     )
@@ -56,10 +52,9 @@ def end_prosody(pcm: bytes, settings: EndOfTurnSettings) -> EndProsody:
     times = pitch.xs()
     voiced = _without_blips(np.flatnonzero(hz > 0))
     if voiced.size == 0:
-        return EndProsody(slope_st_per_s=None, last_voiced_ms=0.0)
+        return EndProsody(slope_st_per_s=None)
     return EndProsody(
-        slope_st_per_s=_end_slope(times[voiced], hz[voiced], settings.holding_slope_ms / 1000),
-        last_voiced_ms=_last_run(voiced) * _STEP_S * 1000,
+        slope_st_per_s=_end_slope(times[voiced], hz[voiced], settings.holding_slope_ms / 1000)
     )
 
 
@@ -88,8 +83,3 @@ def _runs(voiced: np.ndarray) -> list[np.ndarray]:
 def _without_blips(voiced: np.ndarray) -> np.ndarray:
     kept = [run for run in _runs(voiced) if run.size >= _MIN_RUN_FRAMES]
     return np.concatenate(kept) if kept else voiced[:0]
-
-
-def _last_run(voiced: np.ndarray) -> int:
-    """Frames in the last run of consecutive voiced frame indices."""
-    return int(_runs(voiced)[-1].size)
