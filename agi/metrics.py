@@ -78,9 +78,10 @@ SIGNAL_FAILURES = Counter(
     "Optional per-utterance signals that failed and were left out (the call went on).",
     ["signal"],
 )
-ECHO_UTTERANCES_DROPPED = Counter(
-    "outdial_echo_utterances_dropped_total",
-    "Utterances the ASR heard that were only the bot's own prompt echoed back, dropped.",
+ECHO_FRAMES = Counter(
+    "outdial_echo_frames_total",
+    "Caller-side frames judged the bot's own prompt echoed back by the line, not taken for "
+    "the caller's speech.",
 )
 WORD_TIMES_CLAMPED = Counter(
     "outdial_word_times_clamped_total",

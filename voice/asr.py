@@ -381,13 +381,15 @@ class AsrSession:
         """Expected phrases for the next utterance (None: free decoding)."""
         self._grammar = None if grammar is None else self._engine.check_grammar(grammar)
 
-    async def feed(self, frame: bytes, now: float) -> AsrEvent | None:
-        """One 20 ms frame that arrived at `now`."""
+    async def feed(self, frame: bytes, now: float, *, echo: bool = False) -> AsrEvent | None:
+        """One 20 ms frame that arrived at `now`. `echo`: the frame was judged the bot's own
+        audio heard back (voice/bargein.py); the VAD hears it as the speech it is, but it is
+        not the caller's, so it neither starts nor prolongs an utterance."""
         async with self._lock:
             recognizer = self._live_recognizer()
             self._last_frame_at = now
             self._recent.append(frame)
-            voiced = self._frame_voiced = self._vad.is_speech(frame)
+            voiced = self._frame_voiced = not echo and self._vad.is_speech(frame)
             event = self._endpointer.on_frame(voiced, now)
             if isinstance(event, SpeechStarted):
                 return self._start(event, frame, recognizer)

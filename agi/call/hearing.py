@@ -3,9 +3,10 @@
 Every frame goes first to the barge-in decision (with what the bot played meanwhile), then
 to the ASR; what comes out is `Heard` once an utterance is over, and `NoInput` when the caller says
 nothing for the question's timeout. Utterances heard during a legal notice wait until it has
-been played through. An utterance whose voiced frames were all judged the bot's own echo by the
-barge-in decision is dropped (the ASR hears the echo as speech). Every timer runs on the wall
-clock because the far end may send nothing while the caller is silent.
+been played through. A frame the barge-in decision judged the bot's own echo is not speech to
+the ASR's endpointer (a VAD hears the echo as the speech it is): the echo of a prompt neither
+starts an utterance nor runs into the caller's answer. Every timer runs on the wall clock because
+the far end may send nothing while the caller is silent.
 """
 
 from __future__ import annotations
@@ -70,9 +71,6 @@ class Hearing:
         self._deferred: deque[AsrFinal] = deque()
         self._no_input = NoInputClock()
         self._frame_echo: bool | None = None  # the barge-in decision on the frame being heard
-        # Voiced frames of the utterance under way: judged the bot's echo, and any other.
-        self._echo_frames = 0
-        self._own_frames = 0
 
     def barges_in(self, pcm: bytes, played: bytes | None, floor: Floor) -> bool:
         """A heard frame, before the ASR sees it (a barge-in must not wait behind a decode),
@@ -89,8 +87,10 @@ class Hearing:
         if self._half_duplex and floor.prompt is not None:
             return None
         self._now = max(self._now, at)
-        event = await self._asr.feed(pcm, self._now)
-        self._count_voiced(event)
+        echo = self._frame_echo is True
+        if echo:
+            metrics.ECHO_FRAMES.inc()
+        event = await self._asr.feed(pcm, self._now, echo=echo)
         match event:
             case AsrStarted() | AsrPartial():
                 self._partial = event.text if isinstance(event, AsrPartial) else ""
@@ -158,20 +158,8 @@ class Hearing:
         final = await asr.flush(now)
         return self._on_final(final, floor) if final is not None else None
 
-    def _count_voiced(self, event: AsrStarted | AsrPartial | AsrFinal | None) -> None:
-        if isinstance(event, AsrStarted):
-            self._echo_frames = self._own_frames = 0
-        if self._asr.frame_voiced and (self._asr.in_speech or isinstance(event, AsrFinal)):
-            if self._frame_echo:
-                self._echo_frames += 1
-            else:
-                self._own_frames += 1
-
     def _on_final(self, final: AsrFinal, floor: Floor) -> Heard | None:
         self._partial = ""
-        if self._echo_frames and not self._own_frames:
-            metrics.ECHO_UTTERANCES_DROPPED.inc()
-            return None  # the bot's own prompt, heard back: nobody said anything
         metrics.WORD_TIMES_CLAMPED.inc(final.clamped_words)
         if floor.holds_answers:
             self._deferred.append(final)

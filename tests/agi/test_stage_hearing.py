@@ -153,8 +153,8 @@ def _echo_of(pcm: bytes, delay_frames: int = 2) -> bytes:
 async def test_an_utterance_made_only_of_the_bots_echo_is_not_heard(
     asr: AsrEngine, bot_playing: bool
 ) -> None:
-    """The ASR hears the bot's own prompt echoed back as speech; the barge-in decision knows
-    it for echo, so hearing drops it. The same audio with nothing played is the caller's."""
+    """The ASR's VAD hears the bot's own prompt echoed back as speech; the barge-in decision
+    knows it for echo, so it is not the caller's. The same audio with nothing played is."""
     played_pcm = fixture_pcm("ko_yes_1")
     heard_pcm = _echo_of(played_pcm) + silence(1.0)
     played = [frame for frame, _ in frames_at(played_pcm, 0.0)]
@@ -171,3 +171,29 @@ async def test_an_utterance_made_only_of_the_bots_echo_is_not_heard(
     events += [e for e in [await hearing.tick(at + 1.0, SILENT)] if e is not None]
     await hearing.close()
     assert bool(events) is not bot_playing
+
+
+async def test_the_answer_after_a_prompt_is_heard_alone_not_joined_to_the_prompts_echo(
+    asr: AsrEngine,
+) -> None:
+    """A line that echoes the prompt: the caller answers "네" 0.6 s after the bot falls silent.
+    The utterance is the answer alone; before, the VAD started it on the echo, the answer was
+    joined to it after a long pause, and what came out was not the answer (bench/calls.py's
+    echo-line customers: 3-5 s utterances)."""
+    played_pcm = fixture_pcm("ko_agent_1") + fixture_pcm("ko_no_1")
+    answer_at = len(played_pcm) / 16000 + 0.6
+    heard_pcm = _echo_of(played_pcm) + silence(0.6 - 0.04) + fixture_pcm("ko_yes_1") + silence(1.0)
+    played = [frame for frame, _ in frames_at(played_pcm, 0.0)]
+    barge_in = echo_aware_barge_in(BargeInSettings())
+    hearing = Hearing(asr.session(GRAMMAR), (AsrEndOfTurn(), barge_in), half_duplex=False, now=0.0)
+    barge_in.prompt(None)  # a prompt nothing interrupts: only the echo judgement is at work
+    heard: list[Heard] = []
+    for i, (frame, at) in enumerate(frames_at(heard_pcm, 0.0)):
+        now_playing = played[i] if i < len(played) else None
+        floor = TALKING if now_playing else SILENT
+        hearing.barges_in(frame, now_playing, floor)
+        if isinstance(event := await hearing.on_audio(frame, at, floor), Heard):
+            heard.append(event)
+    await hearing.close()
+    assert [h.final.phrase for h in heard] == ["네"]
+    assert heard[0].final.speech_start >= answer_at - 0.1
