@@ -88,6 +88,10 @@ class VadSettings(BaseModel):
     aggressiveness: int = Field(default=2, ge=0, le=3)
     # Frames quieter than this (RMS, dBFS) are silence whatever webrtcvad says: line noise.
     energy_floor_dbfs: float = Field(default=-45.0, le=0.0)
+    # On a line with steady noise the floor rises to the noise (the quietest frame of the last
+    # `noise_window_ms`) plus `noise_margin_db`: webrtcvad takes steady hiss for speech.
+    noise_window_ms: int = Field(default=1_500, ge=200, le=10_000)
+    noise_margin_db: float = Field(default=9.0, ge=0.0, le=40.0)
     # Voiced time needed before an utterance counts as started.
     min_speech_ms: int = Field(default=120, ge=FRAME_MS)
     # A gap this long before min_speech_ms is reached throws the candidate start away.

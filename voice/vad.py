@@ -1,6 +1,7 @@
 """Streaming voice activity detection and endpointing over 20 ms slin frames.
 
-`FrameVad` classifies one frame (webrtcvad, gated by an energy floor). `Endpointer` turns the
+`FrameVad` classifies one frame (webrtcvad, gated by an energy floor that follows the line's
+noise). `Endpointer` turns the
 per-frame decisions into utterance boundaries; how much trailing silence ends one is
 `voice.turn.EndOfTurn`'s call (adaptive). Time is always passed in (seconds, any monotonic
 clock), so both are pure and deterministic. The far end may send no frames at all during
@@ -11,11 +12,12 @@ alone.
 from __future__ import annotations
 
 import enum
+from collections import deque
 from dataclasses import dataclass
 
 import webrtcvad
 
-from voice.audio import FRAME_BYTES, FRAME_S, SAMPLE_RATE, AudioFormatError, rms_dbfs
+from voice.audio import FRAME_BYTES, FRAME_MS, FRAME_S, SAMPLE_RATE, AudioFormatError, rms_dbfs
 from voice.settings import VadSettings
 from voice.turn import Completeness, EndOfTurn, Holding
 
@@ -26,14 +28,26 @@ class FrameVad:
     def __init__(self, settings: VadSettings) -> None:
         self._vad = webrtcvad.Vad(settings.aggressiveness)
         self._floor_dbfs = settings.energy_floor_dbfs
+        self._noise_margin_db = settings.noise_margin_db
+        # Minimum statistics: the quietest frame of the last window is the line's noise (speech
+        # pauses within a window); judged only once the window is full.
+        self._levels: deque[float] = deque(maxlen=settings.noise_window_ms // FRAME_MS)
 
     def is_speech(self, frame: bytes) -> bool:
         if len(frame) != FRAME_BYTES:
             raise AudioFormatError(f"a frame is {FRAME_BYTES} bytes, got {len(frame)}")
-        # The energy gate first: cheap, and webrtcvad calls quiet line noise speech.
-        if rms_dbfs(frame) < self._floor_dbfs:
+        level = rms_dbfs(frame)
+        self._levels.append(level)
+        # The energy gate first: cheap, and webrtcvad calls steady line noise speech (a
+        # trunk's -40 dBFS hiss for seconds after an answer, measured through pbxsim).
+        if level < self._gate_dbfs():
             return False
         return self._vad.is_speech(frame, SAMPLE_RATE)
+
+    def _gate_dbfs(self) -> float:
+        if len(self._levels) < (self._levels.maxlen or 0):
+            return self._floor_dbfs
+        return max(self._floor_dbfs, min(self._levels) + self._noise_margin_db)
 
 
 @dataclass(frozen=True)

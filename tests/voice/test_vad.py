@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from tests.voice.helpers import fixture_pcm
 from voice.audio import (
+    FRAME_BYTES,
     FRAME_S,
     SAMPLE_RATE,
     AudioFormatError,
@@ -151,6 +152,33 @@ def test_energy_floor_silences_quiet_speech() -> None:
     assert not any(vad.is_speech(f) for f in quiet)
     permissive = FrameVad(VadSettings(energy_floor_dbfs=-90.0, aggressiveness=0))
     assert any(permissive.is_speech(f) for f in quiet)
+
+
+def _hiss(seconds: float, dbfs: float) -> bytes:
+    """A trunk's steady white line noise, as pbxsim's trunk lines send it."""
+    rms = 32768 * 10 ** (dbfs / 20)
+    samples = np.random.default_rng(7).normal(0.0, rms, int(seconds * 8000))
+    return int16_to_bytes(np.clip(samples, -32768, 32767).astype(np.int16))
+
+
+def _trimmed(pcm: bytes) -> bytes:
+    samples = bytes_to_int16(pcm)
+    loud = np.flatnonzero(np.abs(samples) > 300)
+    speech = samples[loud[0] : loud[-1]]
+    return int16_to_bytes(speech[: len(speech) // 160 * 160])
+
+
+def test_steady_line_noise_after_an_answer_is_not_speech() -> None:
+    """On a trunk whose hiss sits above the fixed floor (-40 dBFS), webrtcvad alone takes some
+    of the hiss after an answer for speech (it held bench/calls.py's noisy-line answers open
+    for seconds); the floor follows the line's noise, so only the answer is voiced."""
+    vad = FrameVad(VadSettings())
+    answer = _trimmed(fixture_pcm("ko_yes_1"))
+    audio = _hiss(3.0, -40.0) + answer + _hiss(3.0, -40.0)
+    voiced = [vad.is_speech(f) for f in iter_frames(audio)]
+    answer_frames = slice(150, 150 + len(answer) // FRAME_BYTES)
+    assert all(voiced[answer_frames])
+    assert not any(voiced[answer_frames.stop :])
 
 
 def test_frame_vad_rejects_wrong_frame_sizes() -> None:
