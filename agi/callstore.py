@@ -1,7 +1,9 @@
 """The call path's writes besides turns: the `calls` row, DNC entries, compliance events.
 
 Each write is small and retried briefly; the call itself never waits for the database longer
-than that, and a failure is logged with the call id (never the number).
+than that, and a failure is logged with the call id (never the number). A call's end that
+cannot be written because the database is away is kept by a batch writer (store.callends)
+and written when it is back. Retries warn once per outage.
 """
 
 from __future__ import annotations
@@ -9,18 +11,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
 from agi.call.outcome import CallContext, CallOutcome
 from dialog import ComplianceHit
-from store.calls import CallEnd, CallStart, attempt_of_call, end_call, open_call, start_call
+from store.batchwriter import BatchWriter
+from store.callends import CallEndRecord, end_call
+from store.calls import CallEnd, CallStart, attempt_of_call, start_call
 from store.campaigns import script_of_campaign
 from store.compliance_events import CallComplianceEvent, record_call_event
+from store.db import database_unreachable
 from store.dnc import add_opt_out
 from store.leads import block_lead
+from store.outage import OutageLog
 from store.outbox import enqueue_lead_paused
 
 log = logging.getLogger(__name__)
@@ -31,25 +38,31 @@ CALL_DISPOSITIONS = frozenset(
 _RETRIES = 3
 
 
+def _database_away(exc: BaseException) -> bool:
+    # asyncpg's own errors on a session the server cut count too (store.db.DATABASE_ERRORS).
+    return database_unreachable(exc) or isinstance(
+        exc, asyncpg.InterfaceError | asyncpg.InternalClientError
+    )
+
+
 @dataclass
 class CallStore:
     pool: asyncpg.Pool
+    ends: BatchWriter  # started and closed by the owner, like the turn writer
+    _outage: OutageLog = field(default_factory=lambda: OutageLog(log))
 
     async def _retrying(self, write: Callable[[], Awaitable[object]]) -> None:
         for attempt in range(1, _RETRIES + 1):
             try:
                 await write()
-                return
-            except (
-                OSError,
-                asyncpg.PostgresConnectionError,
-                asyncpg.InterfaceError,
-                asyncpg.InternalClientError,  # a cut session left mid-operation
-            ) as exc:
-                if attempt == _RETRIES:
+            except Exception as exc:
+                if attempt == _RETRIES or not _database_away(exc):
                     raise
-                log.warning("database write failed (%s), retrying", type(exc).__name__)
+                self._outage.failed("database write failed (%s), retrying", type(exc).__name__)
                 await asyncio.sleep(0.2 * attempt)
+            else:
+                self._outage.succeeded()
+                return
 
     async def lookup(self, call_id: str) -> CallContext | None:
         attempt = await attempt_of_call(self.pool, call_id)
@@ -120,8 +133,19 @@ class CallStore:
             grade_reason=outcome.grade_reason,
             captured=outcome.captured,
         )
-        await self._retrying(lambda: open_call(self.pool, call))
-        await self._retrying(lambda: end_call(self.pool, context.call_id, end))
+        record = CallEndRecord(call, end, datetime.now(UTC))
+
+        async def write() -> None:
+            async with self.pool.acquire() as conn:
+                await end_call(conn, record)
+
+        try:
+            await self._retrying(write)
+        except Exception as exc:
+            if not _database_away(exc):
+                raise
+            self.ends.put(record.to_row())
+            log.info("call %s: its end is kept until the database is back", context.call_id)
 
     async def add_dnc(self, context: CallContext) -> None:
         phone = context.phone_e164

@@ -38,6 +38,7 @@ from outdial.config import Config
 from outdial.daemon import build_call_services
 from pbxsim import PbxSim, Scenario, SimConfig
 from pbxsim.dialplan import default_dialplan
+from store.callends import call_end_writer
 from store.db import Database
 from store.rehearsals import HeardTurn, RehearsedCall, add_rehearsal_call, rehearsed_call
 from store.settings import DatabaseSettings
@@ -225,14 +226,17 @@ async def _call_stack(
         await catalog.reload()
         turns = TurnWriter(db.pool, work / "spool")
         await turns.start()
+        ends = call_end_writer(db.pool, work / "spool")
+        await ends.start()
         service = await loopback_call_service(
-            services, ScriptSource(catalog.get), CallStore(db.pool), turns
+            services, ScriptSource(catalog.get), CallStore(db.pool, ends), turns
         )
         try:
             yield service, catalog, db.pool, turns
         finally:
             await service.drain(5)
             await turns.close()
+            await ends.close()
             services.shutdown()
     finally:
         await db.close()

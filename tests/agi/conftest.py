@@ -23,6 +23,7 @@ from compliance.words import default_word_filter
 from dialer.campaigns import CampaignSettings, create_campaign
 from emotion.settings import EmotionSettings
 from nlu.settings import NluSettings
+from store.callends import call_end_writer
 from store.db import create_pool
 from store.settings import DatabaseSettings
 from store.turns import TurnWriter
@@ -159,14 +160,17 @@ async def open_live_stack(
     await catalog.reload()
     turns = turns or TurnWriter(pool, work / "spool")
     await turns.start()
+    ends = call_end_writer(pool, work / "spool")
+    await ends.start()
     service = await loopback_call_service(
-        services, ScriptSource(catalog.get), CallStore(pool), turns
+        services, ScriptSource(catalog.get), CallStore(pool, ends), turns
     )
     try:
         yield LiveStack(service, catalog, pool, turns)
     finally:
         await service.drain(5)
         await turns.close()
+        await ends.close()
         await pool.close()
 
 

@@ -1,0 +1,187 @@
+"""A call's outcome when the database goes away under the call (issue 17, chaos finding 1).
+
+bench/chaos.py logged 24 ERROR tracebacks "call ...: could not record its outcome" during the
+database faults, and those outcomes were lost: the `calls` rows stayed open, without
+disposition, outcome, grade or summary. Here a real PostgreSQL stops while two calls are
+live; both outcomes must reach their rows once it is back, with one WARNING for the outage
+and no traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from agi.call.outcome import CallContext, CallOutcome, Transfer
+from agi.callstore import CallStore
+from agi.runtime import CallServices, CallSettings
+from agi.service import CallService, ScriptSource
+from agi.settings import AgiSettings, AudioSocketSettings, SessionSettings
+from compliance.settings import ComplianceSettings
+from compliance.words import default_word_filter
+from emotion.settings import EmotionSettings
+from nlu.settings import NluSettings
+from store.callends import CallEndRecord, call_end_writer
+from store.calls import CallEnd, CallStart
+from store.db import create_pool
+from store.embedded import EmbeddedPostgres
+from store.settings import DatabaseSettings
+from store.turns import TurnWriter
+from tests.dialer.helpers import add_leads, make_campaign, until
+from voice.packs import PackLoader
+from voice.settings import AsrSettings, TtsSettings
+
+
+def _no_packs() -> CallServices:
+    """Call services holding no voice pack: these calls are settled, never talked to."""
+
+    def no_pack(request: object) -> None:
+        raise AssertionError("no call here needs a voice pack")
+
+    packs = PackLoader(no_pack, AsrSettings(), TtsSettings(), lambda _: 1)  # type: ignore[arg-type]
+    settings = CallSettings(
+        session=SessionSettings(),
+        emotion=EmotionSettings(),
+        compliance=ComplianceSettings(),
+        nlu=NluSettings(),
+    )
+    return CallServices(packs=packs, word_filter=default_word_filter(), settings=settings)
+
+
+async def _base_variant(runtime: object) -> None:
+    return None
+
+
+@pytest.fixture
+async def pool(own_server: EmbeddedPostgres) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(own_server.url, DatabaseSettings(pool_min=1, pool_max=2))
+    yield pool
+    await pool.close()
+
+
+async def _calls(pool: asyncpg.Pool, count: int) -> list[CallContext]:
+    """Leads of one campaign, each with the attempt the dialer writes before Originate."""
+    campaign = await make_campaign(pool, "outage")
+    await add_leads(pool, campaign.id, [f"+1555000{n:04d}" for n in range(count)])
+    contexts = []
+    for n, lead_id in enumerate(await pool.fetchval("SELECT array_agg(id ORDER BY id) FROM leads")):
+        call_id = f"outage-call-{n}"
+        await pool.execute(
+            """INSERT INTO call_attempts (call_id, lead_id, campaign_id, trunk, owner)
+               VALUES ($1, $2, $3, 'sim', 'test')""",
+            call_id,
+            lead_id,
+            campaign.id,
+        )
+        contexts.append(
+            CallContext(call_id, "outage", campaign.id, "s", lead_id, None, "UTC", {}, "HUMAN")
+        )
+    return contexts
+
+
+async def _ended(pool: asyncpg.Pool) -> dict[str, asyncpg.Record]:
+    rows = await pool.fetch(
+        """SELECT call_id, disposition, outcome, success, summary, grade, captured, amd_status,
+                  transfer_target, script_name
+           FROM calls WHERE ended_at IS NOT NULL"""
+    )
+    return {r["call_id"]: r for r in rows}
+
+
+async def test_outcomes_of_calls_ending_while_the_database_is_down_arrive_when_it_is_back(
+    own_server: EmbeddedPostgres,
+    pool: asyncpg.Pool,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    talked, declined = await _calls(pool, 2)
+    ends = call_end_writer(pool, tmp_path / "spool", flush_interval=0.02)
+    await ends.start()
+    store = CallStore(pool, ends)
+    service = CallService(
+        AgiSettings(port=0),
+        AudioSocketSettings(port=0),
+        _no_packs(),
+        ScriptSource(lambda name: None),
+        store,
+        TurnWriter(pool, tmp_path / "spool"),
+        _base_variant,
+    )
+    try:
+        # One call is talked to (its session opened the row); the other never got that far.
+        await store.start(talked, "order_confirmation_en", 3, None, "en")
+        await asyncio.to_thread(own_server.stop)  # a fast shutdown: the sessions are cut
+        caplog.set_level(logging.INFO)
+        transfer = Transfer(target="queue:sales", reason="asked", summary="wants a blue kettle")
+        await service.conclude(
+            talked,
+            CallOutcome(
+                disposition="transferred",
+                outcome="interested",
+                success=True,
+                transfer=transfer,
+                grade="A",
+                captured={"date": "Friday"},
+            ),
+        )
+        await service.admit(declined, "HANGUP")  # AMD saw the customer go: settled at once
+        assert ends.stats().queued + ends.spool_depth == 2
+        await asyncio.to_thread(own_server.start_again)
+        async with asyncio.timeout(60):
+            await until(lambda: ends.spool_depth == 0 and ends.stats().queued == 0)
+    finally:
+        await ends.close()
+    rows = await _ended(pool)
+    assert set(rows) == {talked.call_id, declined.call_id}
+    row = rows[talked.call_id]
+    assert (row["disposition"], row["outcome"], row["success"], row["grade"]) == (
+        "transferred",
+        "interested",
+        True,
+        "A",
+    )
+    assert (row["summary"], row["transfer_target"], row["captured"]) == (
+        "wants a blue kettle",
+        "queue:sales",
+        {"date": "Friday"},
+    )
+    assert row["script_name"] == "order_confirmation_en"  # the session's row, ended
+    assert rows[declined.call_id]["disposition"] == "early-hangup"
+    assert rows[declined.call_id]["amd_status"] == "HANGUP"
+    # The daemon's own lines (asyncpg's pool retries go to DEBUG in the daemon: PoolRetryFilter;
+    # the test server's own stop and start are the harness's).
+    ours = [r for r in caplog.records if r.name.split(".")[0] in {"agi", "store"}]
+    assert not [r for r in ours if r.exc_info or r.levelno >= logging.ERROR]
+    warned = [
+        r for r in caplog.records if r.name == "agi.callstore" and r.levelno == logging.WARNING
+    ]
+    assert len(warned) == 1, [r.getMessage() for r in warned]
+
+
+def _end(context: CallContext, disposition: str) -> CallEndRecord:
+    call = CallStart(context.call_id, context.campaign_id, context.lead_id)
+    end = CallEnd(disposition, None, False, None, None, "bot", None, None, None, None, {})
+    return CallEndRecord(call, end, datetime.now(UTC))
+
+
+async def test_a_replayed_end_is_stored_once_and_leaves_an_ended_call_alone(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    [context] = await _calls(pool, 1)
+    async with call_end_writer(pool, tmp_path / "spool", flush_interval=0.02) as ends:
+        first = _end(context, "completed")
+        # One batch holding the row twice: a spooled segment and the journal a kill left.
+        ends.put(first.to_row())
+        ends.put(first.to_row())
+        async with asyncio.timeout(60):
+            await until(lambda: ends.stats().rows_written + ends.stats().rows_duplicate > 0)
+        assert ends.stats().db_errors == 0
+        ends.put(_end(context, "error").to_row())
+    rows = await _ended(pool)
+    assert rows[context.call_id]["disposition"] == "completed"
