@@ -281,7 +281,7 @@ class Dialer:
         _, pending = await asyncio.wait(set(self._tasks), timeout=self.settings.drain_timeout_s)
         if pending:
             log.warning("drain timeout: hanging up %d calls", len(pending))
-            for link in self.links:
-                for call in list(link.tracker.calls.values()):
-                    await hang_up(link, call)
+            await asyncio.gather(
+                *(hang_up(link, list(link.tracker.calls.values())) for link in self.links)
+            )
             await asyncio.wait(set(self._tasks))
