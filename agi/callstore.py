@@ -20,12 +20,12 @@ import asyncpg
 from agi.call.outcome import CallContext, CallOutcome
 from dialog import ComplianceHit
 from store.batchwriter import BatchWriter
-from store.callends import CallEndRecord, end_call
+from store.callends import CallEndRecord, KeptWrites, end_call
 from store.calls import CallEnd, CallStart, attempt_of_call, start_call
 from store.campaigns import script_of_campaign
 from store.compliance_events import CallComplianceEvent, record_call_event
 from store.db import database_unreachable
-from store.dnc import add_opt_out
+from store.dnc import add_opt_out, opt_out_row
 from store.leads import block_lead
 from store.outage import OutageLog
 from store.outbox import enqueue_lead_paused
@@ -48,7 +48,7 @@ def _database_away(exc: BaseException) -> bool:
 @dataclass
 class CallStore:
     pool: asyncpg.Pool
-    ends: BatchWriter  # started and closed by the owner, like the turn writer
+    kept: KeptWrites  # started and closed by the owner, like the turn writer
     _outage: OutageLog = field(default_factory=lambda: OutageLog(log))
 
     async def _retrying(self, write: Callable[[], Awaitable[object]]) -> None:
@@ -139,19 +139,36 @@ class CallStore:
             async with self.pool.acquire() as conn:
                 await end_call(conn, record)
 
+        await self._write_or_keep(write, self.kept.ends, record.to_row(), context.call_id, "end")
+
+    async def _write_or_keep(
+        self,
+        write: Callable[[], Awaitable[object]],
+        keeper: BatchWriter,
+        row: tuple[Any, ...],
+        call_id: str,
+        what: str,
+    ) -> None:
+        """Write now; with the database away, `keeper` writes `row` when it is back."""
         try:
             await self._retrying(write)
         except Exception as exc:
             if not _database_away(exc):
                 raise
-            self.ends.put(record.to_row())
-            log.info("call %s: its end is kept until the database is back", context.call_id)
+            keeper.put(row)
+            log.info("call %s: its %s is kept until the database is back", call_id, what)
 
     async def add_dnc(self, context: CallContext) -> None:
         phone = context.phone_e164
         if phone is None:
             return
-        await self._retrying(lambda: add_opt_out(self.pool, phone, context.call_id))
+
+        async def write() -> None:
+            async with self.pool.acquire() as conn:
+                await add_opt_out(conn, phone, context.call_id)
+
+        row = opt_out_row(phone, context.call_id)
+        await self._write_or_keep(write, self.kept.opt_outs, row, context.call_id, "opt-out")
 
     async def pause_lead(self, context: CallContext, reason: str) -> None:
         """Stop calling the lead in this campaign (blocked, with `reason`) and queue a

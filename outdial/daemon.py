@@ -58,8 +58,7 @@ from outdial.metrics import MetricsServer
 from outdial.retention import RetentionJob
 from outdial.supervision import Backoff, Probe, Readiness, Supervisor
 from outdial.systemd import Notifier, start_watchdog
-from store.batchwriter import BatchWriter
-from store.callends import call_end_writer
+from store.callends import KeptWrites
 from store.db import Database, ping
 from store.spool import spool_cipher, spool_dir
 from store.turns import TurnWriter
@@ -121,7 +120,7 @@ class Daemon:
     services: CallServices | None = None
     catalog: ScriptCatalog | None = None
     turns: TurnWriter | None = None
-    call_ends: BatchWriter | None = None
+    kept: KeptWrites | None = None
     calls: CallService | None = None
     dialer: Dialer | None = None
     notifier: Notifier = field(default_factory=Notifier.from_environ)
@@ -168,9 +167,9 @@ class Daemon:
         cipher = spool_cipher(spool_keys(config.state_dir))  # rows hold personal data
         self.turns = TurnWriter(pool, spooling / "turns", cipher=cipher)
         await self.turns.start()
-        # The ends of calls that finish while the database is away.
-        self.call_ends = call_end_writer(pool, spooling / "calls", cipher=cipher)
-        await self.call_ends.start()
+        # The call path's writes made while the database is away.
+        self.kept = KeptWrites.create(pool, spooling / "calls", cipher=cipher)
+        await self.kept.start()
         allocator = VariantAllocator(pool, config.analytics.ab)
 
         async def choose_variant(runtime: ScriptRuntime) -> str | None:
@@ -183,7 +182,7 @@ class Daemon:
             config.audiosocket,
             self.services,
             ScriptSource(self.catalog.get),
-            CallStore(pool, self.call_ends),
+            CallStore(pool, self.kept),
             self.turns,
             choose_variant,
         )
@@ -386,8 +385,8 @@ class Daemon:
             await closer.stop()  # type: ignore[attr-defined]
         if self.turns is not None:
             await self.turns.close()
-        if self.call_ends is not None:
-            await self.call_ends.close()
+        if self.kept is not None:
+            await self.kept.close()
         if self.services is not None:
             self.services.shutdown()
         if self.db is not None:

@@ -38,7 +38,7 @@ from outdial.config import Config
 from outdial.daemon import build_call_services
 from pbxsim import PbxSim, Scenario, SimConfig
 from pbxsim.dialplan import default_dialplan
-from store.callends import call_end_writer
+from store.callends import KeptWrites
 from store.db import Database
 from store.rehearsals import HeardTurn, RehearsedCall, add_rehearsal_call, rehearsed_call
 from store.settings import DatabaseSettings
@@ -226,17 +226,17 @@ async def _call_stack(
         await catalog.reload()
         turns = TurnWriter(db.pool, work / "spool")
         await turns.start()
-        ends = call_end_writer(db.pool, work / "spool")
-        await ends.start()
+        kept = KeptWrites.create(db.pool, work / "spool")
+        await kept.start()
         service = await loopback_call_service(
-            services, ScriptSource(catalog.get), CallStore(db.pool, ends), turns
+            services, ScriptSource(catalog.get), CallStore(db.pool, kept), turns
         )
         try:
             yield service, catalog, db.pool, turns
         finally:
             await service.drain(5)
             await turns.close()
-            await ends.close()
+            await kept.close()
             services.shutdown()
     finally:
         await db.close()

@@ -1,4 +1,5 @@
-"""How a call the bot answered ended: its `calls` row's end, kept through a database outage.
+"""How a call the bot answered ended: its `calls` row's end, kept through a database outage
+(and the call's opt-out, kept the same way: `KeptWrites`).
 
 The call path writes it at once, before the channel is handed back, so the dialer finds the
 session's verdict when the call hangs up. While PostgreSQL is away the same row goes to a
@@ -22,6 +23,7 @@ from cryptography.fernet import MultiFernet
 from store.batchwriter import BatchWriter, RowKind
 from store.calls import CallEnd, CallStart
 from store.copyinsert import CopyTarget, copy_insert_ignore
+from store.dnc import OPT_OUT_TARGET
 from store.spool import Row
 
 # The row as open_call would have inserted it, for a session that never started it...
@@ -84,23 +86,53 @@ async def end_call(conn: asyncpg.Connection, record: CallEndRecord) -> None:
     await copy_insert_ignore(conn, CALL_ENDS_TARGET, [record.to_row()])
 
 
-def call_end_writer(
-    db: asyncpg.Pool | str,
-    spool_dir: Path,
-    *,
-    flush_interval: float = 0.2,
-    cipher: MultiFernet | None = None,
-) -> BatchWriter:
-    """The writer of the ends the call path could not write: `put(record.to_row())` queues,
-    its flusher retries them. `cipher` encrypts the spool: summaries and captured fields are
-    personal."""
-    return BatchWriter(
-        db,
-        spool_dir,
-        CALL_ENDS,
-        flush_interval=flush_interval,
-        # Shorter than the turn writer's: the dialer writes the attempt's end (and its CRM
-        # event, which carries this verdict) as soon as the database is back.
-        max_backoff=1.0,
-        cipher=cipher,
-    )
+OPT_OUTS = RowKind(
+    name="opt_outs",
+    target=OPT_OUT_TARGET,
+    to_json=lambda row: dict(zip(OPT_OUT_TARGET.columns, row, strict=True)),
+    from_json=lambda data: tuple(data[c] for c in OPT_OUT_TARGET.columns),
+)
+
+
+@dataclass
+class KeptWrites:
+    """The batch writers that keep the call path's writes while the database is away: call
+    ends, and opt-outs (a "stop calling me" must not be lost to an outage either). Rows are
+    written when it is back; `cipher` encrypts the spool (numbers, summaries, captured
+    fields are personal)."""
+
+    ends: BatchWriter
+    opt_outs: BatchWriter
+
+    @classmethod
+    def create(
+        cls,
+        db: asyncpg.Pool | str,
+        spool_dir: Path,
+        *,
+        flush_interval: float = 0.2,
+        cipher: MultiFernet | None = None,
+    ) -> KeptWrites:
+        def writer(kind: RowKind) -> BatchWriter:
+            # A short backoff: the dialer writes the attempt's end (and its CRM event, which
+            # carries the call's verdict) as soon as the database is back.
+            return BatchWriter(
+                db, spool_dir, kind, flush_interval=flush_interval, max_backoff=1.0, cipher=cipher
+            )
+
+        return cls(ends=writer(CALL_ENDS), opt_outs=writer(OPT_OUTS))
+
+    async def start(self) -> None:
+        await self.ends.start()
+        await self.opt_outs.start()
+
+    async def close(self) -> None:
+        await self.ends.close()
+        await self.opt_outs.close()
+
+    async def __aenter__(self) -> KeptWrites:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

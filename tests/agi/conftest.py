@@ -23,7 +23,7 @@ from compliance.words import default_word_filter
 from dialer.campaigns import CampaignSettings, create_campaign
 from emotion.settings import EmotionSettings
 from nlu.settings import NluSettings
-from store.callends import call_end_writer
+from store.callends import KeptWrites
 from store.db import create_pool
 from store.settings import DatabaseSettings
 from store.turns import TurnWriter
@@ -160,17 +160,17 @@ async def open_live_stack(
     await catalog.reload()
     turns = turns or TurnWriter(pool, work / "spool")
     await turns.start()
-    ends = call_end_writer(pool, work / "spool")
-    await ends.start()
+    kept = KeptWrites.create(pool, work / "spool")
+    await kept.start()
     service = await loopback_call_service(
-        services, ScriptSource(catalog.get), CallStore(pool, ends), turns
+        services, ScriptSource(catalog.get), CallStore(pool, kept), turns
     )
     try:
         yield LiveStack(service, catalog, pool, turns)
     finally:
         await service.drain(5)
         await turns.close()
-        await ends.close()
+        await kept.close()
         await pool.close()
 
 

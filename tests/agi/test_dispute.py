@@ -16,15 +16,15 @@ from agi.callstore import CallStore
 from agi.session import CallContext
 from dialer.dispositions import Disposition, NextStep
 from dialer.leasing import AttemptResult, finish_attempts
-from store.callends import call_end_writer
+from store.callends import KeptWrites
 from tests.dialer.helpers import add_leads, make_campaign
 
 OWNER = "dialer-1"
 
 
 def _store(pool: asyncpg.Pool, spool: Path) -> CallStore:
-    # The end writer is never started: these tests end no call.
-    return CallStore(pool, call_end_writer(pool, spool))
+    # The writers are never started: these tests end no call and add no opt-out.
+    return CallStore(pool, KeptWrites.create(pool, spool))
 
 
 async def _leased_lead_on_a_call(pool: asyncpg.Pool, call_id: str) -> CallContext:

@@ -1,10 +1,11 @@
-"""A call's outcome when the database goes away under the call (issue 17, chaos finding 1).
+"""A call's outcome and opt-out when the database goes away under the call (issue 17, chaos
+finding 1).
 
 bench/chaos.py logged 24 ERROR tracebacks "call ...: could not record its outcome" during the
 database faults, and those outcomes were lost: the `calls` rows stayed open, without
 disposition, outcome, grade or summary. Here a real PostgreSQL stops while two calls are
-live; both outcomes must reach their rows once it is back, with one WARNING for the outage
-and no traceback.
+live; both outcomes, and one customer's "stop calling me", must reach their tables once it
+is back, with one WARNING for the outage and no traceback.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from compliance.settings import ComplianceSettings
 from compliance.words import default_word_filter
 from emotion.settings import EmotionSettings
 from nlu.settings import NluSettings
-from store.callends import CallEndRecord, call_end_writer
+from store.callends import CallEndRecord, KeptWrites
 from store.calls import CallEnd, CallStart
 from store.db import create_pool
 from store.embedded import EmbeddedPostgres
@@ -69,6 +70,7 @@ async def _calls(pool: asyncpg.Pool, count: int) -> list[CallContext]:
     """Leads of one campaign, each with the attempt the dialer writes before Originate."""
     campaign = await make_campaign(pool, "outage")
     await add_leads(pool, campaign.id, [f"+1555000{n:04d}" for n in range(count)])
+    # Leads come back in insertion order: the n-th has the n-th number.
     contexts = []
     for n, lead_id in enumerate(await pool.fetchval("SELECT array_agg(id ORDER BY id) FROM leads")):
         call_id = f"outage-call-{n}"
@@ -79,8 +81,9 @@ async def _calls(pool: asyncpg.Pool, count: int) -> list[CallContext]:
             lead_id,
             campaign.id,
         )
+        phone = f"+1555000{n:04d}"
         contexts.append(
-            CallContext(call_id, "outage", campaign.id, "s", lead_id, None, "UTC", {}, "HUMAN")
+            CallContext(call_id, "outage", campaign.id, "s", lead_id, phone, "UTC", {}, "HUMAN")
         )
     return contexts
 
@@ -101,9 +104,9 @@ async def test_outcomes_of_calls_ending_while_the_database_is_down_arrive_when_i
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     talked, declined = await _calls(pool, 2)
-    ends = call_end_writer(pool, tmp_path / "spool", flush_interval=0.02)
-    await ends.start()
-    store = CallStore(pool, ends)
+    kept = KeptWrites.create(pool, tmp_path / "spool", flush_interval=0.02)
+    await kept.start()
+    store = CallStore(pool, kept)
     service = CallService(
         AgiSettings(port=0),
         AudioSocketSettings(port=0),
@@ -118,6 +121,7 @@ async def test_outcomes_of_calls_ending_while_the_database_is_down_arrive_when_i
         await store.start(talked, "order_confirmation_en", 3, None, "en")
         await asyncio.to_thread(own_server.stop)  # a fast shutdown: the sessions are cut
         caplog.set_level(logging.INFO)
+        await store.add_dnc(talked)  # the customer asked not to be called again
         transfer = Transfer(target="queue:sales", reason="asked", summary="wants a blue kettle")
         await service.conclude(
             talked,
@@ -131,12 +135,20 @@ async def test_outcomes_of_calls_ending_while_the_database_is_down_arrive_when_i
             ),
         )
         await service.admit(declined, "HANGUP")  # AMD saw the customer go: settled at once
-        assert ends.stats().queued + ends.spool_depth == 2
+        waiting = [w.stats().queued + w.spool_depth for w in (kept.ends, kept.opt_outs)]
+        assert waiting == [2, 1]
         await asyncio.to_thread(own_server.start_again)
+
+        async def stored() -> bool:
+            opt_outs = await pool.fetchval("SELECT count(*) FROM dnc")
+            return len(await _ended(pool)) == 2 and opt_outs == 1
+
         async with asyncio.timeout(60):
-            await until(lambda: ends.spool_depth == 0 and ends.stats().queued == 0)
+            await until(stored)
     finally:
-        await ends.close()
+        await kept.close()
+    dnc = await pool.fetch("SELECT phone_e164, campaign_id, source FROM dnc")
+    assert [tuple(r) for r in dnc] == [(talked.phone_e164, None, "opt_out")]
     rows = await _ended(pool)
     assert set(rows) == {talked.call_id, declined.call_id}
     row = rows[talked.call_id]
@@ -162,6 +174,7 @@ async def test_outcomes_of_calls_ending_while_the_database_is_down_arrive_when_i
         r for r in caplog.records if r.name == "agi.callstore" and r.levelno == logging.WARNING
     ]
     assert len(warned) == 1, [r.getMessage() for r in warned]
+    assert talked.phone_e164 not in caplog.text
 
 
 def _end(context: CallContext, disposition: str) -> CallEndRecord:
@@ -174,7 +187,8 @@ async def test_a_replayed_end_is_stored_once_and_leaves_an_ended_call_alone(
     pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     [context] = await _calls(pool, 1)
-    async with call_end_writer(pool, tmp_path / "spool", flush_interval=0.02) as ends:
+    async with KeptWrites.create(pool, tmp_path / "spool", flush_interval=0.02) as kept:
+        ends = kept.ends
         first = _end(context, "completed")
         # One batch holding the row twice: a spooled segment and the journal a kill left.
         ends.put(first.to_row())
