@@ -2,7 +2,7 @@
 
 Each write is small and retried briefly; the call itself never waits for the database longer
 than that, and a failure is logged with the call id (never the number). A call's end that
-cannot be written because the database is away is kept by a batch writer (store.callends)
+cannot be written because the database is away is kept by a batch writer (store.kept)
 and written when it is back. Retries warn once per outage.
 """
 
@@ -20,12 +20,12 @@ import asyncpg
 from agi.call.outcome import CallContext, CallOutcome
 from dialog import ComplianceHit
 from store.batchwriter import BatchWriter
-from store.callends import CallEndRecord, KeptWrites, end_call
-from store.calls import CallEnd, CallStart, attempt_of_call, start_call
+from store.calls import CallEnd, CallEndRecord, CallStart, attempt_of_call, end_call, start_call
 from store.campaigns import script_of_campaign
 from store.compliance_events import CallComplianceEvent, record_call_event
 from store.db import database_unreachable
 from store.dnc import add_opt_out, opt_out_row
+from store.kept import KeptWrites
 from store.leads import block_lead
 from store.outage import OutageLog
 from store.outbox import enqueue_lead_paused

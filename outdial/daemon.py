@@ -58,8 +58,8 @@ from outdial.metrics import MetricsServer
 from outdial.retention import RetentionJob
 from outdial.supervision import Backoff, Probe, Readiness, Supervisor
 from outdial.systemd import Notifier, start_watchdog
-from store.callends import KeptWrites
 from store.db import Database, ping
+from store.kept import KeptWrites
 from store.spool import spool_cipher, spool_dir
 from store.turns import TurnWriter
 from voice.packs import PackLoader, VoicePack

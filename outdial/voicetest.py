@@ -38,8 +38,8 @@ from outdial.config import Config
 from outdial.daemon import build_call_services
 from pbxsim import PbxSim, Scenario, SimConfig
 from pbxsim.dialplan import default_dialplan
-from store.callends import KeptWrites
 from store.db import Database
+from store.kept import KeptWrites
 from store.rehearsals import HeardTurn, RehearsedCall, add_rehearsal_call, rehearsed_call
 from store.settings import DatabaseSettings
 from store.turns import TurnWriter

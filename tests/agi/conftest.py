@@ -23,8 +23,8 @@ from compliance.words import default_word_filter
 from dialer.campaigns import CampaignSettings, create_campaign
 from emotion.settings import EmotionSettings
 from nlu.settings import NluSettings
-from store.callends import KeptWrites
 from store.db import create_pool
+from store.kept import KeptWrites
 from store.settings import DatabaseSettings
 from store.turns import TurnWriter
 from tests.dialer.helpers import midday_timezone

@@ -16,7 +16,7 @@ from agi.callstore import CallStore
 from agi.session import CallContext
 from dialer.dispositions import Disposition, NextStep
 from dialer.leasing import AttemptResult, finish_attempts
-from store.callends import KeptWrites
+from store.kept import KeptWrites
 from tests.dialer.helpers import add_leads, make_campaign
 
 OWNER = "dialer-1"

@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from agi.callstore import CallStore
 from agi.service import CallService, ScriptSource
 from agi.settings import AgiSettings, AudioSocketSettings
-from store.callends import KeptWrites
+from store.kept import KeptWrites
 from store.turns import TurnWriter
 from tests.agi.conftest import call_services
 from tests.dialer.helpers import until

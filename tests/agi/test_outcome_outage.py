@@ -28,10 +28,10 @@ from compliance.settings import ComplianceSettings
 from compliance.words import default_word_filter
 from emotion.settings import EmotionSettings
 from nlu.settings import NluSettings
-from store.callends import CallEndRecord, KeptWrites
-from store.calls import CallEnd, CallStart
+from store.calls import CallEnd, CallEndRecord, CallStart
 from store.db import create_pool
 from store.embedded import EmbeddedPostgres
+from store.kept import KeptWrites
 from store.settings import DatabaseSettings
 from store.turns import TurnWriter
 from tests.dialer.helpers import add_leads, make_campaign, until
