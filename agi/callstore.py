@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -36,6 +36,7 @@ CALL_DISPOSITIONS = frozenset(
     {"completed", "transferred", "abandoned", "machine", "failed", "error", "early-hangup"}
 )
 _RETRIES = 3
+T = TypeVar("T")
 
 
 def _database_away(exc: BaseException) -> bool:
@@ -45,27 +46,38 @@ def _database_away(exc: BaseException) -> bool:
     )
 
 
+class DatabaseAway(RuntimeError):
+    """The database cannot be reached now (after the brief retries)."""
+
+
 @dataclass
 class CallStore:
     pool: asyncpg.Pool
     kept: KeptWrites  # started and closed by the owner, like the turn writer
     _outage: OutageLog = field(default_factory=lambda: OutageLog(log))
 
-    async def _retrying(self, write: Callable[[], Awaitable[object]]) -> None:
+    async def _retrying(self, step: Callable[[], Awaitable[T]]) -> T:
         for attempt in range(1, _RETRIES + 1):
             try:
-                await write()
+                result = await step()
             except Exception as exc:
                 if attempt == _RETRIES or not _database_away(exc):
                     raise
-                self._outage.failed("database write failed (%s), retrying", type(exc).__name__)
+                self._outage.failed("database step failed (%s), retrying", type(exc).__name__)
                 await asyncio.sleep(0.2 * attempt)
             else:
                 self._outage.succeeded()
-                return
+                return result
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def lookup(self, call_id: str) -> CallContext | None:
-        attempt = await attempt_of_call(self.pool, call_id)
+        """The dialer's record of the call; DatabaseAway when it cannot be read now."""
+        try:
+            attempt = await self._retrying(lambda: attempt_of_call(self.pool, call_id))
+        except Exception as exc:
+            if not _database_away(exc):
+                raise
+            raise DatabaseAway(str(exc) or type(exc).__name__) from exc
         if attempt is None:
             return None
         return CallContext(

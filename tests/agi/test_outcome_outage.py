@@ -21,6 +21,7 @@ import pytest
 
 from agi.call.outcome import CallContext, CallOutcome, Transfer
 from agi.callstore import CallStore
+from agi.handover import Declined
 from agi.runtime import CallServices, CallSettings
 from agi.service import CallService, ScriptSource
 from agi.settings import AgiSettings, AudioSocketSettings, SessionSettings
@@ -57,6 +58,26 @@ def _no_packs() -> CallServices:
 
 async def _base_variant(runtime: object) -> None:
     return None
+
+
+def _service(store: CallStore, spool: Path) -> CallService:
+    """The call service as the daemon builds it, without its listeners."""
+    return CallService(
+        AgiSettings(port=0),
+        AudioSocketSettings(port=0),
+        _no_packs(),
+        ScriptSource(lambda name: None),
+        store,
+        TurnWriter(store.pool, spool),
+        _base_variant,
+    )
+
+
+def _our_problems(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """The daemon's own ERRORs and tracebacks (asyncpg's pool retries go to DEBUG in the
+    daemon: outdial.logging.PoolRetryFilter; the test server's stop and start are ours)."""
+    ours = [r for r in caplog.records if r.name.split(".")[0] in {"agi", "store"}]
+    return [r for r in ours if r.exc_info or r.levelno >= logging.ERROR]
 
 
 @pytest.fixture
@@ -107,15 +128,7 @@ async def test_outcomes_of_calls_ending_while_the_database_is_down_arrive_when_i
     kept = KeptWrites.create(pool, tmp_path / "spool", flush_interval=0.02)
     await kept.start()
     store = CallStore(pool, kept)
-    service = CallService(
-        AgiSettings(port=0),
-        AudioSocketSettings(port=0),
-        _no_packs(),
-        ScriptSource(lambda name: None),
-        store,
-        TurnWriter(pool, tmp_path / "spool"),
-        _base_variant,
-    )
+    service = _service(store, tmp_path)
     try:
         # One call is talked to (its session opened the row); the other never got that far.
         await store.start(talked, "order_confirmation_en", 3, None, "en")
@@ -166,10 +179,7 @@ async def test_outcomes_of_calls_ending_while_the_database_is_down_arrive_when_i
     assert row["script_name"] == "order_confirmation_en"  # the session's row, ended
     assert rows[declined.call_id]["disposition"] == "early-hangup"
     assert rows[declined.call_id]["amd_status"] == "HANGUP"
-    # The daemon's own lines (asyncpg's pool retries go to DEBUG in the daemon: PoolRetryFilter;
-    # the test server's own stop and start are the harness's).
-    ours = [r for r in caplog.records if r.name.split(".")[0] in {"agi", "store"}]
-    assert not [r for r in ours if r.exc_info or r.levelno >= logging.ERROR]
+    assert not _our_problems(caplog)
     warned = [
         r for r in caplog.records if r.name == "agi.callstore" and r.levelno == logging.WARNING
     ]
@@ -199,3 +209,26 @@ async def test_a_replayed_end_is_stored_once_and_leaves_an_ended_call_alone(
         ends.put(_end(context, "error").to_row())
     rows = await _ended(pool)
     assert rows[context.call_id]["disposition"] == "completed"
+
+
+async def test_a_call_answered_while_the_database_is_down_is_refused_without_a_traceback(
+    own_server: EmbeddedPostgres,
+    pool: asyncpg.Pool,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Its FastAGI handler raised out of the server (asyncio's "Unhandled exception in
+    client_connected_cb" with a traceback, 16 in the 20-call chaos run); now the call is
+    refused, so the dialplan hangs up."""
+    [context] = await _calls(pool, 1)
+    service = _service(CallStore(pool, KeptWrites.create(pool, tmp_path / "spool")), tmp_path)
+    await asyncio.to_thread(own_server.stop)
+    caplog.set_level(logging.INFO)
+    declined = await service.identify(context.call_id)
+    assert isinstance(declined, Declined)
+    assert declined.refusal is not None and declined.refusal.startswith("database unreachable")
+    assert not _our_problems(caplog)
+    await asyncio.to_thread(own_server.start_again)
+    back = await service.identify(context.call_id)  # and once it is back, the call is known
+    assert isinstance(back, CallContext)
+    assert (back.call_id, back.lead_id) == (context.call_id, context.lead_id)
