@@ -1,7 +1,9 @@
 """The call path's writes besides turns: the `calls` row, DNC entries, compliance events.
 
 Each write is small and retried briefly; the call itself never waits for the database longer
-than that, and a failure is logged with the call id (never the number).
+than that, and a failure is logged with the call id (never the number). A call's end that
+cannot be written because the database is away is kept by a batch writer (store.kept)
+and written when it is back. Retries warn once per outage.
 """
 
 from __future__ import annotations
@@ -9,18 +11,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import asyncpg
 
 from agi.call.outcome import CallContext, CallOutcome
 from dialog import ComplianceHit
-from store.calls import CallEnd, CallStart, attempt_of_call, end_call, open_call, start_call
+from store.batchwriter import BatchWriter
+from store.calls import CallEnd, CallEndRecord, CallStart, attempt_of_call, end_call, start_call
 from store.campaigns import script_of_campaign
 from store.compliance_events import CallComplianceEvent, record_call_event
-from store.dnc import add_opt_out
+from store.db import database_unreachable
+from store.dnc import add_opt_out, opt_out_row
+from store.kept import KeptWrites
 from store.leads import block_lead
+from store.outage import OutageLog
 from store.outbox import enqueue_lead_paused
 
 log = logging.getLogger(__name__)
@@ -29,30 +36,48 @@ CALL_DISPOSITIONS = frozenset(
     {"completed", "transferred", "abandoned", "machine", "failed", "error", "early-hangup"}
 )
 _RETRIES = 3
+T = TypeVar("T")
+
+
+def _database_away(exc: BaseException) -> bool:
+    # asyncpg's own errors on a session the server cut count too (store.db.DATABASE_ERRORS).
+    return database_unreachable(exc) or isinstance(
+        exc, asyncpg.InterfaceError | asyncpg.InternalClientError
+    )
+
+
+class DatabaseAway(RuntimeError):
+    """The database cannot be reached now (after the brief retries)."""
 
 
 @dataclass
 class CallStore:
     pool: asyncpg.Pool
+    kept: KeptWrites  # started and closed by the owner, like the turn writer
+    _outage: OutageLog = field(default_factory=lambda: OutageLog(log))
 
-    async def _retrying(self, write: Callable[[], Awaitable[object]]) -> None:
+    async def _retrying(self, step: Callable[[], Awaitable[T]]) -> T:
         for attempt in range(1, _RETRIES + 1):
             try:
-                await write()
-                return
-            except (
-                OSError,
-                asyncpg.PostgresConnectionError,
-                asyncpg.InterfaceError,
-                asyncpg.InternalClientError,  # a cut session left mid-operation
-            ) as exc:
-                if attempt == _RETRIES:
+                result = await step()
+            except Exception as exc:
+                if attempt == _RETRIES or not _database_away(exc):
                     raise
-                log.warning("database write failed (%s), retrying", type(exc).__name__)
+                self._outage.failed("database step failed (%s), retrying", type(exc).__name__)
                 await asyncio.sleep(0.2 * attempt)
+            else:
+                self._outage.succeeded()
+                return result
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def lookup(self, call_id: str) -> CallContext | None:
-        attempt = await attempt_of_call(self.pool, call_id)
+        """The dialer's record of the call; DatabaseAway when it cannot be read now."""
+        try:
+            attempt = await self._retrying(lambda: attempt_of_call(self.pool, call_id))
+        except Exception as exc:
+            if not _database_away(exc):
+                raise
+            raise DatabaseAway(str(exc) or type(exc).__name__) from exc
         if attempt is None:
             return None
         return CallContext(
@@ -120,14 +145,42 @@ class CallStore:
             grade_reason=outcome.grade_reason,
             captured=outcome.captured,
         )
-        await self._retrying(lambda: open_call(self.pool, call))
-        await self._retrying(lambda: end_call(self.pool, context.call_id, end))
+        record = CallEndRecord(call, end, datetime.now(UTC))
+
+        async def write() -> None:
+            async with self.pool.acquire() as conn:
+                await end_call(conn, record)
+
+        await self._write_or_keep(write, self.kept.ends, record.to_row(), context.call_id, "end")
+
+    async def _write_or_keep(
+        self,
+        write: Callable[[], Awaitable[object]],
+        keeper: BatchWriter,
+        row: tuple[Any, ...],
+        call_id: str,
+        what: str,
+    ) -> None:
+        """Write now; with the database away, `keeper` writes `row` when it is back."""
+        try:
+            await self._retrying(write)
+        except Exception as exc:
+            if not _database_away(exc):
+                raise
+            keeper.put(row)
+            log.info("call %s: its %s is kept until the database is back", call_id, what)
 
     async def add_dnc(self, context: CallContext) -> None:
         phone = context.phone_e164
         if phone is None:
             return
-        await self._retrying(lambda: add_opt_out(self.pool, phone, context.call_id))
+
+        async def write() -> None:
+            async with self.pool.acquire() as conn:
+                await add_opt_out(conn, phone, context.call_id)
+
+        row = opt_out_row(phone, context.call_id)
+        await self._write_or_keep(write, self.kept.opt_outs, row, context.call_id, "opt-out")
 
     async def pause_lead(self, context: CallContext, reason: str) -> None:
         """Stop calling the lead in this campaign (blocked, with `reason`) and queue a

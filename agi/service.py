@@ -23,7 +23,7 @@ from agi.call.outcome import (
     CallRecorder,
     failed_outcome,
 )
-from agi.callstore import CallStore
+from agi.callstore import CallStore, DatabaseAway
 from agi.eagi_server import EagiCalls
 from agi.fastagi import AgiChannel, AgiHangup, FastAgiServer
 from agi.handover import Admitted, Declined, outcome_variables, refusal_message
@@ -135,7 +135,12 @@ class CallService:
         """The dialer's record of this call; unknown calls are refused."""
         if not call_id:
             return Declined(CallOutcome(disposition="failed"), "no OUTDIAL_CALL_ID on this channel")
-        context = await self.store.lookup(call_id)
+        try:
+            context = await self.store.lookup(call_id)
+        except DatabaseAway as exc:
+            # The call cannot be told from a stranger's: refused, and the dialplan hangs up
+            # (a traceback per answered call before, bench/chaos.py).
+            return Declined(CallOutcome(disposition="failed"), f"database unreachable: {exc}")
         if context is None:
             return Declined(CallOutcome(disposition="failed"), f"unknown call {call_id}")
         return context

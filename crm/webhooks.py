@@ -21,9 +21,9 @@ import asyncpg
 
 from analytics.metrics import OUTBOX_PENDING, WEBHOOK_DELIVERIES
 from analytics.settings import WebhookSettings
-from dialer.outage import OutageLog
 from store import outbox
 from store.db import DATABASE_ERRORS
+from store.outage import OutageLog
 from store.outbox import OutboxEvent
 
 log = logging.getLogger(__name__)

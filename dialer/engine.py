@@ -29,7 +29,6 @@ from dialer.leasing import (
 )
 from dialer.masking import mask_number
 from dialer.origination import await_end, hang_up, originate, originate_action
-from dialer.outage import OutageLog
 from dialer.pacing import PacingInput, calls_to_start
 from dialer.results import ResultWriter
 from dialer.roster import CampaignRoster, CampaignState
@@ -38,6 +37,7 @@ from dialer.settling import Settler
 from dialer.tracking import LiveCall
 from dialer.trunks import PbxLink, Trunk, Trunks, assign_trunks
 from store.db import DATABASE_ERRORS
+from store.outage import OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +281,7 @@ class Dialer:
         _, pending = await asyncio.wait(set(self._tasks), timeout=self.settings.drain_timeout_s)
         if pending:
             log.warning("drain timeout: hanging up %d calls", len(pending))
-            for link in self.links:
-                for call in list(link.tracker.calls.values()):
-                    await hang_up(link, call)
+            await asyncio.gather(
+                *(hang_up(link, list(link.tracker.calls.values())) for link in self.links)
+            )
             await asyncio.wait(set(self._tasks))

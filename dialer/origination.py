@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from dialer.ami import AmiDisconnected
@@ -69,17 +70,23 @@ async def await_end(link: PbxLink, call: LiveCall, max_call_s: float) -> None:
     except TimeoutError:
         # No end seen in time: ask the PBX, hang up whatever is left, settle.
         log.warning("call %s: no end after %.0fs, checking the PBX", call.call_id, max_call_s)
-        await hang_up(link, call)
+        await hang_up(link, [call])
 
 
-async def hang_up(link: PbxLink, call: LiveCall) -> None:
+async def hang_up(link: PbxLink, calls: Collection[LiveCall]) -> None:
+    """Hang up the calls' channels, then give them one grace together to report their ends;
+    a call still not ended is lost (nothing more will tell). One grace for all: with the PBX
+    gone, a grace per call held a SIGTERM'd daemon for 5 s a live call (bench/chaos.py)."""
+    wanted = {uid for call in calls for uid in call.uniqueids}
     with contextlib.suppress(AmiDisconnected, TimeoutError):
-        channels = await link.conn.core_show_channels()
-        for ev in channels:
-            if ev.get("Uniqueid") in call.uniqueids:
+        for ev in await link.conn.core_show_channels():
+            if ev.get("Uniqueid") in wanted:
                 await link.conn.hangup(ev.get("Channel", ""))
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(call.ended.wait(), _HANGUP_GRACE_S)
-    if not call.ended.is_set():
-        call.lost = True
-        call.ended.set()
+        async with asyncio.timeout(_HANGUP_GRACE_S):
+            for call in calls:
+                await call.ended.wait()
+    for call in calls:
+        if not call.ended.is_set():
+            call.lost = True
+            call.ended.set()

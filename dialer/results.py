@@ -9,9 +9,9 @@ from collections.abc import Callable
 import asyncpg
 
 from dialer.leasing import AttemptResult, OutcomeAdvisor, finish_attempts
-from dialer.outage import OutageLog
 from dialer.tracking import LiveCall
 from store.db import DATABASE_ERRORS
+from store.outage import OutageLog
 
 log = logging.getLogger(__name__)
 

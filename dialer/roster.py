@@ -18,11 +18,11 @@ from dialer import metrics
 from dialer.campaigns import CallingPolicy, Campaign, abandoned_rate_30d, calling_policy
 from dialer.campaigns import list_campaigns as db_list_campaigns
 from dialer.leasing import Lead, lease_eligible, reclaim_expired
-from dialer.outage import OutageLog
 from dialer.pacing import AnswerRate, TokenBucket
 from dialer.settings import DialerSettings
 from store.db import DATABASE_ERRORS
 from store.leads import release_leases, renew_leases
+from store.outage import OutageLog
 
 log = logging.getLogger(__name__)
 

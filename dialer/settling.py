@@ -22,6 +22,7 @@ from dialer.settings import DialerSettings
 from dialer.tracking import LiveCall
 from store.calls import session_outcome
 from store.db import DATABASE_ERRORS
+from store.outage import OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class Settler:
         self._pool = pool
         self._settings = settings
         self._clock = clock
+        # Every call ending in a database outage: one WARNING for the outage.
+        self._outage = OutageLog(log)
 
     async def settle(self, call: LiveCall) -> AttemptResult:
         ended_at = self._clock()
@@ -80,8 +83,9 @@ class Settler:
             try:
                 outcome = await session_outcome(self._pool, call_id)
             except DATABASE_ERRORS as exc:
-                log.warning("call %s: cannot read the session's outcome: %s", call_id, exc)
+                self._outage.failed("call %s: cannot read the session's outcome: %s", call_id, exc)
                 return None
+            self._outage.succeeded()
             if outcome is None:
                 return None  # no session ever started for this call
             if outcome.ended or loop.time() >= deadline:

@@ -59,6 +59,7 @@ from outdial.retention import RetentionJob
 from outdial.supervision import Backoff, Probe, Readiness, Supervisor
 from outdial.systemd import Notifier, start_watchdog
 from store.db import Database, ping
+from store.kept import KeptWrites
 from store.spool import spool_cipher, spool_dir
 from store.turns import TurnWriter
 from voice.packs import PackLoader, VoicePack
@@ -119,6 +120,7 @@ class Daemon:
     services: CallServices | None = None
     catalog: ScriptCatalog | None = None
     turns: TurnWriter | None = None
+    kept: KeptWrites | None = None
     calls: CallService | None = None
     dialer: Dialer | None = None
     notifier: Notifier = field(default_factory=Notifier.from_environ)
@@ -161,12 +163,13 @@ class Daemon:
         self.manages_campaigns = with_dialer
         if self.manages_campaigns:
             await self._pause_unservable_campaigns()
-        self.turns = TurnWriter(
-            pool,
-            spool_dir(config.database, config.state_dir) / "turns",
-            cipher=spool_cipher(spool_keys(config.state_dir)),  # rows hold personal data
-        )
+        spooling = spool_dir(config.database, config.state_dir)
+        cipher = spool_cipher(spool_keys(config.state_dir))  # rows hold personal data
+        self.turns = TurnWriter(pool, spooling / "turns", cipher=cipher)
         await self.turns.start()
+        # The call path's writes made while the database is away.
+        self.kept = KeptWrites.create(pool, spooling / "calls", cipher=cipher)
+        await self.kept.start()
         allocator = VariantAllocator(pool, config.analytics.ab)
 
         async def choose_variant(runtime: ScriptRuntime) -> str | None:
@@ -179,7 +182,7 @@ class Daemon:
             config.audiosocket,
             self.services,
             ScriptSource(self.catalog.get),
-            CallStore(pool),
+            CallStore(pool, self.kept),
             self.turns,
             choose_variant,
         )
@@ -382,6 +385,8 @@ class Daemon:
             await closer.stop()  # type: ignore[attr-defined]
         if self.turns is not None:
             await self.turns.close()
+        if self.kept is not None:
+            await self.kept.close()
         if self.services is not None:
             self.services.shutdown()
         if self.db is not None:

@@ -39,6 +39,7 @@ from outdial.daemon import build_call_services
 from pbxsim import PbxSim, Scenario, SimConfig
 from pbxsim.dialplan import default_dialplan
 from store.db import Database
+from store.kept import KeptWrites
 from store.rehearsals import HeardTurn, RehearsedCall, add_rehearsal_call, rehearsed_call
 from store.settings import DatabaseSettings
 from store.turns import TurnWriter
@@ -225,14 +226,17 @@ async def _call_stack(
         await catalog.reload()
         turns = TurnWriter(db.pool, work / "spool")
         await turns.start()
+        kept = KeptWrites.create(db.pool, work / "spool")
+        await kept.start()
         service = await loopback_call_service(
-            services, ScriptSource(catalog.get), CallStore(db.pool), turns
+            services, ScriptSource(catalog.get), CallStore(db.pool, kept), turns
         )
         try:
             yield service, catalog, db.pool, turns
         finally:
             await service.drain(5)
             await turns.close()
+            await kept.close()
             services.shutdown()
     finally:
         await db.close()

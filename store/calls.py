@@ -7,6 +7,7 @@ resource, `outdial calls` and the call plot all read through here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -14,8 +15,11 @@ from typing import Any
 
 import asyncpg
 
+from store.batchwriter import RowKind
+from store.copyinsert import CopyTarget, copy_insert_ignore
 from store.db import execute_count
 from store.recordings import queue_recordings
+from store.spool import Row
 
 # One row per call: the attempt and the bot session side by side.
 _CALL = """
@@ -301,39 +305,75 @@ async def start_call(conn: asyncpg.Connection | asyncpg.Pool, call: CallStart) -
     )
 
 
-async def open_call(conn: asyncpg.Connection | asyncpg.Pool, call: CallStart) -> None:
-    """The call's row when the session never started it (it ended before its script ran)."""
-    await conn.execute(
-        """INSERT INTO calls (call_id, campaign_id, lead_id, amd_status, recording_path)
-           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (call_id) DO NOTHING""",
-        call.call_id,
-        call.campaign_id,
-        call.lead_id,
-        call.amd_status,
-        call.recording_path,
+# A call's end: one upsert of its row, made (as the session would have) if the session never
+# opened it, ended only while still open, so a replayed end changes nothing. The call path
+# writes it at once (the dialer reads the session's verdict as the call hangs up); while the
+# database is away a batch writer keeps it (store/kept.py): bench/chaos.py lost 24 outcomes
+# with a traceback each before (issue 17).
+# The row of a call whose session never opened it...
+_OPEN_COLUMNS = ("call_id", "campaign_id", "lead_id", "amd_status", "recording_path", "started_at")
+# ...and its end, the columns an open row takes.
+_END_COLUMNS = ("ended_at", *(f.name for f in fields(CallEnd)))
+_CALL_END_COLUMNS = (*_OPEN_COLUMNS, *_END_COLUMNS)
+_CALL_END_TIMES = frozenset({"started_at", "ended_at"})
+
+CALL_ENDS_TARGET = CopyTarget(
+    table="calls",
+    columns=_CALL_END_COLUMNS,
+    json_columns=frozenset({"captured"}),
+    upsert_key="call_id",
+    upsert_columns=_END_COLUMNS,
+    upsert_where="calls.ended_at IS NULL",
+)
+
+
+@dataclass(frozen=True)
+class CallEndRecord:
+    """One call's end; `call` makes the row when the session ended before opening it."""
+
+    call: CallStart
+    end: CallEnd
+    ended_at: datetime
+
+    def to_row(self) -> tuple[Any, ...]:
+        """The COPY tuple in `CALL_ENDS_TARGET.columns` order; `captured` as JSON text."""
+        call, end = self.call, self.end
+        ends = [
+            json.dumps(end.captured, ensure_ascii=False) if f.name == "captured"
+            else getattr(end, f.name)
+            for f in fields(CallEnd)
+        ]  # fmt: skip
+        return (
+            call.call_id, call.campaign_id, call.lead_id, call.amd_status, call.recording_path,
+            self.ended_at, self.ended_at, *ends,
+        )  # fmt: skip
+
+
+def _call_end_to_json(row: tuple[Any, ...]) -> Row:
+    data = dict(zip(_CALL_END_COLUMNS, row, strict=True))
+    for name in _CALL_END_TIMES:
+        data[name] = data[name].isoformat()
+    return data
+
+
+def _call_end_from_json(data: Row) -> tuple[Any, ...]:
+    return tuple(
+        datetime.fromisoformat(data[c]) if c in _CALL_END_TIMES else data[c]
+        for c in _CALL_END_COLUMNS
     )
 
 
-async def end_call(conn: asyncpg.Connection | asyncpg.Pool, call_id: str, end: CallEnd) -> None:
-    await conn.execute(
-        """UPDATE calls SET ended_at = now(), disposition = $2, outcome = $3, success = $4,
-                  transfer_target = $5, transfer_reason = $6, hangup_side = $7,
-                  greeting_latency_ms = $8, summary = $9, grade = $10, grade_reason = $11,
-                  captured = $12
-            WHERE call_id = $1""",
-        call_id,
-        end.disposition,
-        end.outcome,
-        end.success,
-        end.transfer_target,
-        end.transfer_reason,
-        end.hangup_side,
-        end.greeting_latency_ms,
-        end.summary,
-        end.grade,
-        end.grade_reason,
-        end.captured,
-    )
+CALL_ENDS = RowKind(
+    name="call_ends",
+    target=CALL_ENDS_TARGET,
+    to_json=_call_end_to_json,
+    from_json=_call_end_from_json,
+)
+
+
+async def end_call(conn: asyncpg.Connection, record: CallEndRecord) -> None:
+    """End the call's row now (making it if the session never did)."""
+    await copy_insert_ignore(conn, CALL_ENDS_TARGET, [record.to_row()])
 
 
 async def settled_attempts(conn: asyncpg.Connection | asyncpg.Pool, campaign_id: int) -> int:

@@ -24,6 +24,12 @@ class CopyTarget:
     constants: tuple[str, ...] = ()
     # A column the INSERT returns for each new row, to tell which rows already existed.
     key: str | None = None
+    # An upsert instead of DO NOTHING: on a conflict on `upsert_key`, these columns take the
+    # new values where `upsert_where` holds. Rows repeated in one batch count once (an upsert
+    # may not touch a row twice in one statement).
+    upsert_key: str | None = None
+    upsert_columns: tuple[str, ...] = ()
+    upsert_where: str | None = None
 
     @property
     def staging(self) -> str:
@@ -46,9 +52,20 @@ class CopyTarget:
         values = [f"{c}::jsonb" if c in self.json_columns else c for c in self.columns]
         returning = f" RETURNING {self.key}" if self.key else ""
         return (
-            f"INSERT INTO {self.table} ({targets}) SELECT {', '.join((*params, *values))} "
-            f"FROM {self.staging} ON CONFLICT DO NOTHING{returning}"
+            f"INSERT INTO {self.table} ({targets}) SELECT {self._distinct()}"
+            f"{', '.join((*params, *values))} FROM {self.staging} "
+            f"ON CONFLICT {self._on_conflict()}{returning}"
         )
+
+    def _distinct(self) -> str:
+        return f"DISTINCT ON ({self.upsert_key}) " if self.upsert_key else ""
+
+    def _on_conflict(self) -> str:
+        if self.upsert_key is None:
+            return "DO NOTHING"
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in self.upsert_columns)
+        where = f" WHERE {self.upsert_where}" if self.upsert_where else ""
+        return f"({self.upsert_key}) DO UPDATE SET {updates}{where}"
 
 
 def _inserted(status: str) -> int:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from store.batchwriter import RowKind
+from store.copyinsert import CopyTarget, copy_insert_ignore
 from store.db import execute_count
 
 
@@ -68,17 +70,26 @@ async def listing(
     return DncListing(row["on_global"], row["on_campaign"])
 
 
-async def add_opt_out(
-    conn: asyncpg.Connection | asyncpg.Pool, phone_e164: str, call_id: str
-) -> None:
-    """A customer's refusal on a call: the company-wide list (it covers every campaign)."""
-    await conn.execute(
-        """INSERT INTO dnc (phone_e164, campaign_id, source, reason)
-           VALUES ($1, NULL, 'opt_out', 'customer asked on call ' || $2)
-           ON CONFLICT DO NOTHING""",
-        phone_e164,
-        call_id,
-    )
+# A customer's refusal on a call, as a row of `dnc`: written at once, or kept by a batch
+# writer while the database is away (store/kept.py).
+OPT_OUT_TARGET = CopyTarget(table="dnc", columns=("phone_e164", "campaign_id", "source", "reason"))
+
+
+def opt_out_row(phone_e164: str, call_id: str) -> tuple[str, None, str, str]:
+    """The company-wide entry (no campaign: it covers every campaign)."""
+    return (phone_e164, None, "opt_out", f"customer asked on call {call_id}")
+
+
+async def add_opt_out(conn: asyncpg.Connection, phone_e164: str, call_id: str) -> None:
+    await copy_insert_ignore(conn, OPT_OUT_TARGET, [opt_out_row(phone_e164, call_id)])
+
+
+OPT_OUTS = RowKind(
+    name="opt_outs",
+    target=OPT_OUT_TARGET,
+    to_json=lambda row: dict(zip(OPT_OUT_TARGET.columns, row, strict=True)),
+    from_json=lambda data: tuple(data[c] for c in OPT_OUT_TARGET.columns),
+)
 
 
 async def add_opt_out_of_lead(conn: asyncpg.Connection, lead_id: int, call_id: str) -> None:

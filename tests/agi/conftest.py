@@ -24,6 +24,7 @@ from dialer.campaigns import CampaignSettings, create_campaign
 from emotion.settings import EmotionSettings
 from nlu.settings import NluSettings
 from store.db import create_pool
+from store.kept import KeptWrites
 from store.settings import DatabaseSettings
 from store.turns import TurnWriter
 from tests.dialer.helpers import midday_timezone
@@ -159,14 +160,17 @@ async def open_live_stack(
     await catalog.reload()
     turns = turns or TurnWriter(pool, work / "spool")
     await turns.start()
+    kept = KeptWrites.create(pool, work / "spool")
+    await kept.start()
     service = await loopback_call_service(
-        services, ScriptSource(catalog.get), CallStore(pool), turns
+        services, ScriptSource(catalog.get), CallStore(pool, kept), turns
     )
     try:
         yield LiveStack(service, catalog, pool, turns)
     finally:
         await service.drain(5)
         await turns.close()
+        await kept.close()
         await pool.close()
 
 

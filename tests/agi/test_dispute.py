@@ -8,6 +8,7 @@ end of the attempt must not put the lead back in line.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 
@@ -15,9 +16,15 @@ from agi.callstore import CallStore
 from agi.session import CallContext
 from dialer.dispositions import Disposition, NextStep
 from dialer.leasing import AttemptResult, finish_attempts
+from store.kept import KeptWrites
 from tests.dialer.helpers import add_leads, make_campaign
 
 OWNER = "dialer-1"
+
+
+def _store(pool: asyncpg.Pool, spool: Path) -> CallStore:
+    # The writers are never started: these tests end no call and add no opt-out.
+    return CallStore(pool, KeptWrites.create(pool, spool))
 
 
 async def _leased_lead_on_a_call(pool: asyncpg.Pool, call_id: str) -> CallContext:
@@ -37,9 +44,11 @@ async def _leased_lead_on_a_call(pool: asyncpg.Pool, call_id: str) -> CallContex
     return CallContext(call_id, "collections", campaign.id, "s", lead_id, None, "UTC", {})
 
 
-async def test_a_dispute_blocks_the_lead_and_queues_a_crm_event(db_pool: asyncpg.Pool) -> None:
+async def test_a_dispute_blocks_the_lead_and_queues_a_crm_event(
+    db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
     context = await _leased_lead_on_a_call(db_pool, "call-dispute")
-    await CallStore(db_pool).pause_lead(context, "dispute")
+    await _store(db_pool, tmp_path).pause_lead(context, "dispute")
     # The call goes on (a hand-over to people), then the dialer ends the attempt as it would
     # any answered call that is to be tried again.
     retry = NextStep(done=False, retry_at=datetime.now(UTC))
@@ -60,10 +69,10 @@ async def test_a_dispute_blocks_the_lead_and_queues_a_crm_event(db_pool: asyncpg
 
 
 async def test_a_second_dispute_on_the_same_call_queues_no_second_event(
-    db_pool: asyncpg.Pool,
+    db_pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     context = await _leased_lead_on_a_call(db_pool, "call-twice")
-    store = CallStore(db_pool)
+    store = _store(db_pool, tmp_path)
     await store.pause_lead(context, "dispute")
     await store.pause_lead(context, "dispute")
     assert await db_pool.fetchval("SELECT count(*) FROM outbox") == 1

@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY
 from agi.callstore import CallStore
 from agi.service import CallService, ScriptSource
 from agi.settings import AgiSettings, AudioSocketSettings
+from store.kept import KeptWrites
 from store.turns import TurnWriter
 from tests.agi.conftest import call_services
 from tests.dialer.helpers import until
@@ -43,7 +44,7 @@ async def service(
         AudioSocketSettings(port=0),
         call_services(engines, max_calls=2),
         ScriptSource(lambda name: None),
-        CallStore(db_pool),
+        CallStore(db_pool, KeptWrites.create(db_pool, tmp_path / "spool")),
         turns,
         no_variant,
     )

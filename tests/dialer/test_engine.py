@@ -134,6 +134,33 @@ async def test_stop_while_the_pbx_is_unreachable_does_not_wait_out_the_backoff(
     assert dialer.links[0].conn.connects == 0
 
 
+async def test_stop_with_live_calls_and_the_pbx_gone_ends_after_one_hangup_grace(
+    db_pool: asyncpg.Pool,
+) -> None:
+    """The PBX went away under 8 live calls (no AMI, so no call's end is ever heard), then
+    SIGTERM: the drain's hang-ups found no link and each waited out its grace for an end,
+    one call after another (8 x 5 s here; a SIGTERM'd daemon of the chaos run hung so)."""
+    live = 8
+    campaign = await make_campaign(db_pool, settings=CampaignSettings(max_channels=live))
+    await add_leads(db_pool, campaign.id, numbers(live))
+    settings = dialer_settings("gone", drain_timeout_s=0.3, reconnect_max_s=600)
+    async with PbxSim(long_call_config(wait_s=600, speed=1)) as sim:
+        dialer = Dialer(db_pool, settings, [trunk_for(sim)])
+        task = asyncio.create_task(dialer.run())
+        async with asyncio.timeout(30):
+            await until(lambda: sum(r.reason == 4 for r in sim.calls) == live)
+    async with asyncio.timeout(30):  # the PBX is gone, and its AMI with it
+        await until(lambda: not dialer.links[0].conn.connected)
+    dialer.stop()
+    # Bound: the drain timeout, one hang-up grace (5 s) and room for a loaded box; the
+    # calls one after another took 40 s.
+    await asyncio.wait_for(task, 25)
+    attempts = await db_pool.fetch("SELECT disposition, ended_at FROM call_attempts")
+    assert len(attempts) == live
+    assert all(a["ended_at"] is not None for a in attempts)
+    assert await db_pool.fetchval("SELECT count(*) FROM leads WHERE lease_owner IS NOT NULL") == 0
+
+
 async def test_a_paused_campaign_is_not_dialled_until_resumed(db_pool: asyncpg.Pool) -> None:
     paused = await make_campaign(db_pool, "paused")
     active = await make_campaign(db_pool, "active")

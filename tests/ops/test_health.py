@@ -17,13 +17,13 @@ import pytest
 from prometheus_client import REGISTRY
 
 from dialer.engine import Dialer
-from dialer.outage import OutageLog
 from outdial.daemon import Daemon
 from outdial.health import HealthMonitor
 from outdial.supervision import Readiness
 from outdial.systemd import Notifier
 from pbxsim import PbxSim
 from pbxsim.scenario import OutcomeWeights, Scenario
+from store.outage import OutageLog
 from tests.dialer.helpers import dialer_settings, sim_config, trunk_for, until
 from tests.ops.daemons import daemon_config
 

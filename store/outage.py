@@ -1,4 +1,5 @@
-"""One WARNING per outage for a step the dialer retries on every poll."""
+"""One WARNING per database outage for a step retried on every poll or every call (the
+dialer, the webhook sender, the call path's writes)."""
 
 from __future__ import annotations
 
