@@ -199,8 +199,8 @@ async def test_an_answer_is_heard_whole_while_the_session_falls_behind(
     live_stack: LiveStack, engines: tuple[AsrEngine, TtsEngine]
 ) -> None:
     """Frames that arrived while the session waited on a slow decode are the caller's words
-    of that time: the clock must not judge the silence before they are heard (a 1 s wait
-    cut the English answer in two, each piece a no-match, and the call went on without it)."""
+    of that time: the clock must not judge the silence before they are heard (with 1 s waits
+    the English answer was cut into pieces, the first of them taken for "yes")."""
     steps = [*CUSTOMERS["mumble"][:4], {"wait_for_bot": True}, {"hangup": True}]
     scenario = Scenario.model_validate(
         {
