@@ -129,7 +129,10 @@ class CallSession:
                 break
             if event is not None:
                 await self._on_media(event, hearing)
-            await self._on_clock(time.monotonic(), hearing)
+            # Frames still queued are the caller's audio of the time that passed while the
+            # session was busy (a slow decode): no silence can be judged on the clock before
+            # they are heard, or one answer is cut in two.
+            await self._on_clock(time.monotonic(), hearing, self.media.events.empty())
 
     @contextlib.contextmanager
     def _in_stage(self, stage: str) -> Iterator[None]:
@@ -157,13 +160,16 @@ class CallSession:
                 with self._in_stage("media"):
                     raise MediaProtocolError(f"the PBX broke the AudioSocket protocol: {reason}")
 
-    async def _on_clock(self, now: float, hearing: Hearing) -> None:
+    async def _on_clock(self, now: float, hearing: Hearing, heard_all: bool) -> None:
+        """The wall-clock timers; the silence ones only once every frame that came is heard."""
         speaking = self._speaking
         with self._in_stage("speaking"):
             speaking.on_clock(now)
         with self._in_stage("hearing"):
             while (heard := hearing.release(speaking.floor(), now)) is not None:
                 await self._understand(heard)
+            if not heard_all:
+                return
             if (heard := await hearing.tick(now, speaking.floor())) is not None:
                 await self._understand(heard)
             if (silent := hearing.no_input(now, speaking.floor())) is not None:

@@ -12,12 +12,19 @@ line noise between utterances.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
 import pytest
 from prometheus_client import REGISTRY
 
 from pbxsim import PbxSim, Scenario, SimConfig
 from pbxsim.dialplan import DialplanStep, default_dialplan
 from tests.agi.conftest import AUDIO, NO, ORDER_FIELDS, YES, YES2, LiveStack, originate
+from voice.asr import AsrEngine
+from voice.tts import TtsEngine
 
 pytestmark = [pytest.mark.slow, pytest.mark.realtime]
 
@@ -102,8 +109,11 @@ def _replies_ahead(disposition: str) -> float:
 
 @pytest.mark.xfail(
     strict=False,
-    reason="failed 1 fresh run in 4 this stop (a customer turn missing: [None, None] for "
-    "[None, 'affirm', 'affirm']), as under CPU starvation before; not yet explained",
+    reason="the cause of [None, None] for [None, 'affirm', 'affirm'] is fixed (agi/session.py: "
+    "no clock silence while frames are queued) and passed 8 runs in a row; the 9th failed "
+    "otherwise, ['affirm', None, 'affirm']: the English answer cut, its first part taken for "
+    "yes. Stalling the whole event loop 0.3 s every 0.37 s gives the same turns (1 run of 1): "
+    "loop stalls are judged as silence; not fixed",
 )
 async def test_seven_live_calls(live_stack: LiveStack) -> None:
     used_before = _replies_ahead("used")
@@ -171,3 +181,53 @@ async def test_seven_live_calls(live_stack: LiveStack) -> None:
     assert record.variables["OUTDIAL_TRANSFER_REASON"] == "customer needs an agent"
     assert record.variables["OUTDIAL_LAST_INTENT"] == "deny"
     assert record.variables["OUTDIAL_SUMMARY"]
+
+
+@contextlib.asynccontextmanager
+async def _decodes_falling_behind(asr: AsrEngine, seconds: float) -> AsyncIterator[None]:
+    """Every partial-decode thread of the real engine busy for `seconds` at a time, as on a
+    starved CPU: the session waits that long on each partial while the caller's frames queue."""
+    loop = asyncio.get_running_loop()
+    lane = asr._executor  # the engine's own pool, occupied, not replaced
+
+    async def hog() -> None:
+        while True:
+            await loop.run_in_executor(lane, time.sleep, seconds)
+
+    hogs = [asyncio.ensure_future(hog()) for _ in range(lane._max_workers)]
+    try:
+        yield
+    finally:
+        for task in hogs:
+            task.cancel()
+        await asyncio.gather(*hogs, return_exceptions=True)
+
+
+async def test_an_answer_is_heard_whole_while_the_session_falls_behind(
+    live_stack: LiveStack, engines: tuple[AsrEngine, TtsEngine]
+) -> None:
+    """Frames that arrived while the session waited on a slow decode are the caller's words
+    of that time: the clock must not judge the silence before they are heard (with 1 s waits
+    the English answer was cut into pieces, the first of them taken for "yes")."""
+    steps = [*CUSTOMERS["mumble"][:4], {"wait_for_bot": True}, {"hangup": True}]
+    scenario = Scenario.model_validate(
+        {
+            "seed": 1,
+            "outcomes": {"answer": 1.0},
+            "numbers": {"5550100": {"customer": "steady", "outcome": "answer"}},
+            "customers": {"steady": {"steps": steps}},
+        }
+    )
+    await live_stack.add_call("call-behind", "+12025550100", ORDER_FIELDS)
+    dialplan = default_dialplan(
+        f"agi://127.0.0.1:{live_stack.service.agi_port}/outdial?campaign=e2e"
+    )
+    config = SimConfig(scenario=scenario, dialplan=dialplan, bot_silence_gap=1.0)
+    async with PbxSim(config) as sim, _decodes_falling_behind(engines[0], 1.0):
+        await originate(sim.ami_port, [("5550100", "call-behind")])
+        await sim.wait_calls_done(1, timeout=120)
+    await live_stack.turns.close()
+    turns = await _turns(live_stack, "call-behind")
+    heard = [t for t in turns if t["speaker"] == "customer"]
+    assert [t["intent"] for t in heard] == [None, "affirm"]
+    assert heard[0]["text"] == "" and heard[0]["timings"]["speech_ms"] > 2000
