@@ -38,6 +38,8 @@ DTMF_SPACING = 0.35  # SendDTMF: 100 ms tone + 250 ms gap, as captured (1.715, 2
 # tick the customer's side missed drops echo rather than delaying all that follows.
 ECHO_DELAY_S = 0.04
 ECHO_BACKLOG_FRAMES = 2
+# A bot frame heard this recently means the bot is talking now (two frames, for jitter).
+AUDIBLE_NOW_S = 0.04
 
 
 class Mouth:
@@ -210,6 +212,12 @@ class Ears:
             await self.call.until_bot_unheard(self.spoke.wait())
         return self.utterance_start
 
+    async def until_bot_audible(self) -> None:
+        """Until the bot's voice is heard now (at once when it is)."""
+        if time.monotonic() - self.last_speech >= AUDIBLE_NOW_S / self.call.sim.config.speed:
+            self.spoke.clear()
+            await self.call.until_bot_unheard(self.spoke.wait())
+
     async def until_bot_stops(self) -> None:
         await self.until_bot_starts()
         while self.call.media is not None:
@@ -257,6 +265,8 @@ class CustomerLeg:
                 started = await self.ears.until_bot_starts()
                 delay = started + step.barge_in_after / call.sim.config.speed - time.monotonic()
                 await asyncio.sleep(max(0.0, delay))
+                # Talking over the bot means over its voice, not into a pause between sentences.
+                await self.ears.until_bot_audible()
             elif isinstance(step, HangupStep):
                 self._app("Hangup", "")
                 call.customer_hangs_up()

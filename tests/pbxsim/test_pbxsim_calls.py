@@ -150,6 +150,45 @@ async def test_wait_for_bot_and_barge_in(fixtures: Path) -> None:
     assert 80 <= len(polite.audio_sent_times) <= 86
 
 
+async def _bot_speaks_pauses_speaks(run, writer: asyncio.StreamWriter) -> None:  # noqa: ANN001
+    """Two sentences with a pause between (a silent stretch: frames of zeros), as a prompt
+    of two sentences sounds: 0.5 s tone, 0.5 s pause, 1 s tone (at 5x speed)."""
+    audio = _tone(0.5) + bytes(8000) + _tone(1.0)
+    for i in range(0, len(audio), 320):
+        writer.write(b"\x10\x01\x40" + audio[i : i + 320])
+        await asyncio.sleep(0.02 / SPEED)
+
+
+async def test_a_customer_who_talks_over_the_bot_waits_out_its_pause(fixtures: Path) -> None:
+    """`barge_in_after` that falls in a pause between two sentences: the customer starts when
+    the bot's voice comes back, so they talk over it (not into the pause)."""
+    media = AudioSocketPeer(reply=_bot_speaks_pauses_speaks)
+    media_port = await media.start()
+    agi = ScriptedAgi([f"EXEC AudioSocket {uuid.uuid4()},127.0.0.1:{media_port}"], trailing=0)
+    # 0.7 s after the bot started: inside the pause (0.5-1.0 s), at simulated time.
+    customers = {"rude": {"steps": [{"barge_in_after": 0.7}, {"say": "customer-yes-stereo.wav"}]}}
+    sim = PbxSim(
+        SimConfig(
+            scenario=Scenario.model_validate(
+                {"ring_seconds": 0, "customers": customers, "numbers": {"0": {"customer": "rude"}},
+                 "base_dir": fixtures}
+            ),
+            dialplan=default_dialplan(f"agi://127.0.0.1:{await agi.start()}/x"),
+            speed=SPEED,
+        )
+    )  # fmt: skip
+    await sim.start()
+    ami = await originate(sim.ami_port, n=1)
+    try:
+        (rude,) = await asyncio.wait_for(_spoke(sim, 1), 20)
+    finally:
+        await ami.close()
+        await sim.stop()
+    voiced = [f.t for f in rude.bot_frames if f.payload.strip(b"\x00")]
+    second_sentence = voiced[len(voiced) // 3 :]  # 25 frames, then 50
+    assert second_sentence[0] <= rude.audio_sent_times[0] < second_sentence[-1]
+
+
 async def test_wait_for_bot_waits_through_amd_for_the_media(fixtures: Path) -> None:
     """AMD() runs before the AudioSocket connects: a customer waiting for the bot keeps
     waiting through it, instead of talking into a channel nobody listens to yet."""
