@@ -503,18 +503,14 @@ class AsrSession:
         return self._endpointer.on_time(now)
 
     def _answers(self, text: str, grammar: tuple[str, ...] | None) -> bool:
-        """`text` is a whole grammar phrase that could have been all the speech heard so far."""
-        utterance = self._utterance
-        assert utterance is not None
-        return _whole_phrase(text, grammar) is not None and self._fits(text, utterance)
-
-    def _fits(self, text: str, utterance: _Utterance) -> bool:
-        """The utterance's voiced speech is no longer than `text` can take: a one-syllable "네"
-        does not take a second of it (English decoded against a Korean grammar comes out as
-        its words, often confident ones)."""
+        """`text` is a whole grammar phrase that could have been all the speech heard so far:
+        a one-syllable "네" does not take a second of voiced speech (English decoded against a
+        Korean grammar comes out as its words, often confident ones)."""
+        if _whole_phrase(text, grammar) is None:
+            return False
         policy = self._turn_settings
         budget_ms = policy.phrase_base_ms + policy.phrase_syllable_ms * _syllables(text)
-        return len(utterance.voiced_ends) * FRAME_MS <= budget_ms
+        return self._endpointer.voiced_s * 1000 <= budget_ms + _EPS_S
 
     def _words_cover(self, words: list[Word], utterance: _Utterance) -> bool:
         """The phrase's words, where Vosk placed them, leave at most `phrase_uncovered_ms` of
@@ -617,17 +613,13 @@ class AsrSession:
         )
         kept = tuple(w for w in words if w.confidence >= self._floor)
         text = " ".join(w.text for w in kept)
-        # Speech far longer than the words can take was not them said (a sentence in another
-        # language heard as grammar words): no phrase, so the caller is asked again.
-        fits = self._fits(text, utterance)
-        whole = len(kept) == len(words)
         return AsrFinal(
             text=text,
             raw_text=" ".join(w.text for w in words),
             confidence=sum(w.confidence for w in kept) / len(kept) if kept else 0.0,
             words=kept,
             grammar_mode=utterance.grammar is not None,
-            phrase=_whole_phrase(text, utterance.grammar) if fits else None,
+            phrase=_whole_phrase(text, utterance.grammar),
             speech_start=event.started_at,
             speech_end=event.at,
             endpoint_at=now,
@@ -637,7 +629,7 @@ class AsrSession:
             clamped_words=clamped,
             raw_confidence=sum(w.confidence for w in words) / len(words) if words else 0.0,
             # What the floor left of out-of-grammar speech can be a run of phrases (measured).
-            phrases=_phrase_run(text, utterance.grammar) if fits and whole else (),
+            phrases=_phrase_run(text, utterance.grammar) if len(kept) == len(words) else (),
         )
 
     def _recorded_audio(self, utterance: _Utterance) -> bytes:

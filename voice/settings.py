@@ -41,10 +41,9 @@ class EndOfTurnSettings(BaseModel):
     # half of some English sentences, which then ended the turn as that answer.
     judge_on_final: bool = True
     # A grammar phrase explains at most phrase_base_ms plus phrase_syllable_ms per syllable of
-    # voiced speech; an utterance with more is not that answer said: at a pause it waits the
-    # longer incomplete_silence_ms, and when it ends it has no phrase (a no-match). The Korean
-    # answer fixtures voice 160-420 ms per syllable (네 320-420 ms, 상담원 연결 1,300); English
-    # first halves taken for 네 voice 640-1,100 ms.
+    # voiced speech; an utterance with more is not that answer said, so it waits the longer
+    # incomplete_silence_ms. The Korean answer fixtures voice 160-420 ms per syllable
+    # (네 320-420 ms, 상담원 연결 1,300); English first halves taken for 네 voice 640-1,100 ms.
     phrase_base_ms: int = Field(default=400, ge=0, le=5_000)
     phrase_syllable_ms: int = Field(default=220, ge=0, le=2_000)
     # With judge_on_final, the phrase's words (Vosk's times) must span the voiced speech but
