@@ -674,8 +674,8 @@ def _vad(args: argparse.Namespace) -> dict[str, object]:
         vad["pad_ms"] = min(VadSettings().pad_ms, args.complete_silence_ms)
     if args.no_holding_prosody:
         end_of_turn["holding_prosody"] = False
-    if args.judge_on_final:
-        end_of_turn["judge_on_final"] = True
+    if args.no_judge_on_final:
+        end_of_turn["judge_on_final"] = False
     return vad if end_of_turn else {}
 
 
@@ -705,9 +705,9 @@ def main() -> None:
         help="asr.vad.end_of_turn.holding_prosody off (the turn-holding pitch check)",
     )
     parser.add_argument(
-        "--judge-on-final",
+        "--no-judge-on-final",
         action="store_true",
-        help="asr.vad.end_of_turn.judge_on_final on (the opt-in silence fill and final judgement)",
+        help="asr.vad.end_of_turn.judge_on_final off (the silence fill and final judgement)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     args = parser.parse_args()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -37,6 +38,10 @@ _models: dict[Path, vosk.Model] = {}
 _models_lock = threading.Lock()
 # Vosk's grammar JSON for "no grammar": back to free decoding.
 _FREE_GRAMMAR = "[]"
+# One syllable of a grammar phrase: a Hangul block, a Han character, or a Latin vowel group.
+_SYLLABLE = re.compile(r"[\uac00-\ud7a3\u4e00-\u9fff]|[aeiouy]+", re.IGNORECASE)
+# No spoken syllable is shorter (the answer fixtures' words last 240 ms or more).
+_SHORTEST_WORD_S = 0.1
 # Float tolerance when comparing summed frame times with thresholds.
 _EPS_S = 1e-6
 # Lines that send nothing in silence (real Asterisk does this) leave the decoder short of the
@@ -182,6 +187,14 @@ class _Utterance:
     judged: bool = False
     # Frames of the current trailing silence handed to the decoder.
     quiet_decoded: int = 0
+    # Where each voiced frame ends on the decoded audio's clock (seconds): what the words of a
+    # judged phrase must account for.
+    voiced_ends: list[float] = field(default_factory=list)
+
+    def audio_s(self) -> float:
+        """Length of the audio decoded or waiting to be, in seconds."""
+        pending = sum(len(frame) for frame in self.buffered)
+        return (len(self.decoded) + pending) / (SAMPLE_RATE * SAMPLE_WIDTH)
 
 
 class _RecognizerPool:
@@ -482,10 +495,36 @@ class AsrSession:
         else:
             # Every word confident: out-of-grammar speech comes out as grammar words, and what
             # the floor leaves of it can be a phrase ("아니요 아니요 네 네" -> "네 네", measured).
-            whole = len(kept.split()) == len(words) and _whole_phrase(kept, utterance.grammar)
-            completeness = Completeness(bool(whole), now)
+            whole = (
+                len(kept.split()) == len(words)
+                and self._answers(kept, utterance.grammar)
+                and self._words_cover(words, utterance)
+            )
+            completeness = Completeness(whole, now)
         self._endpointer.note_completeness(completeness)
         return self._endpointer.on_time(now)
+
+    def _answers(self, text: str, grammar: tuple[str, ...] | None) -> bool:
+        """`text` is a whole grammar phrase that could have been all the speech heard so far:
+        a one-syllable "네" does not take a second of voiced speech (English decoded against a
+        Korean grammar comes out as its words, often confident ones)."""
+        if _whole_phrase(text, grammar) is None:
+            return False
+        policy = self._turn_settings
+        budget_ms = policy.phrase_base_ms + policy.phrase_syllable_ms * _syllables(text)
+        return self._endpointer.voiced_s * 1000 <= budget_ms + _EPS_S
+
+    def _words_cover(self, words: list[Word], utterance: _Utterance) -> bool:
+        """The phrase's words, where Vosk placed them, leave at most `phrase_uncovered_ms` of
+        the voiced speech outside them: English taken for "여보세요" leaves its first or last
+        half uncovered (340-660 ms, measured), a Korean answer fixture 0-180 ms. A word shorter
+        than any syllable covers nothing (Vosk put a 60 ms "네" where audio began mid-word)."""
+        spoken = [w for w in words if w.end_s - w.start_s >= _SHORTEST_WORD_S - _EPS_S]
+        if not spoken:
+            return False
+        first, last = spoken[0].start_s, spoken[-1].end_s
+        outside = sum(1 for end in utterance.voiced_ends if end <= first or end - FRAME_S >= last)
+        return outside * FRAME_MS <= self._turn_settings.phrase_uncovered_ms
 
     async def _judge_holding(self) -> None:
         """Once per pause: does the caller's pitch before it hold the turn (voice/holding.py)?
@@ -508,12 +547,18 @@ class AsrSession:
     def _start(self, event: SpeechStarted, frame: bytes, recognizer: _Recognizer) -> AsrStarted:
         # The frame at time t covers (t - 20 ms, t]: keep the pad before the first voiced one.
         first_kept = event.at - self._pad_s - _EPS_S
+        kept = [(t, f) for t, f in self._preroll if t >= first_kept] + [(event.at, frame)]
         utterance = _Utterance(
             started=event,
             grammar=self._grammar,
             offset_s=recognizer.samples_fed / SAMPLE_RATE,
-            buffered=[f for t, f in self._preroll if t >= first_kept] + [frame],
+            buffered=[f for _, f in kept],
         )
+        # From the first voiced frame on, the frames that confirmed the start count as voiced.
+        ends = np.cumsum([len(f) for _, f in kept]) / (SAMPLE_RATE * SAMPLE_WIDTH)
+        utterance.voiced_ends = [
+            float(e) for (t, _), e in zip(kept, ends, strict=True) if t >= event.at - _EPS_S
+        ]
         self._preroll.clear()
         self._utterance = utterance
         return AsrStarted(at=event.at)
@@ -524,6 +569,7 @@ class AsrSession:
         utterance.trailing_quiet_s = 0.0 if voiced else utterance.trailing_quiet_s + FRAME_S
         if voiced:
             utterance.judged, utterance.quiet_decoded = False, 0
+            utterance.voiced_ends.append(utterance.audio_s() + FRAME_S)
         elif utterance.judged or (
             utterance.trailing_quiet_s > self._decoded_quiet_s(utterance) + _EPS_S
         ):
@@ -545,9 +591,10 @@ class AsrSession:
         if len(utterance.buffered) < self._chunk_frames:
             return None
         text = await self._engine._run(self._decode_partial, recognizer, utterance)
-        if utterance.grammar is not None:
+        if utterance.grammar is not None and not self._turn_settings.judge_on_final:
             # A whole grammar phrase heard so far is a complete answer: a short end of turn.
-            complete = _whole_phrase(text, utterance.grammar) is not None
+            # (With judge_on_final the final result judges it, word times and all.)
+            complete = self._answers(text, utterance.grammar)
             self._endpointer.note_completeness(Completeness(complete, now))
         if not text or text == utterance.partial:
             return None
@@ -657,6 +704,11 @@ def _whole_phrase(text: str, grammar: tuple[str, ...] | None) -> str | None:
         if len(words) % size == 0 and text == " ".join([phrase] * (len(words) // size)):
             return phrase
     return None
+
+
+def _syllables(text: str) -> int:
+    """Syllables in `text`: a Hangul block or a Han character is one, as is a Latin vowel group."""
+    return len(_SYLLABLE.findall(text))
 
 
 def _phrase_run(text: str, grammar: tuple[str, ...] | None) -> tuple[str, ...]:

@@ -36,11 +36,20 @@ class EndOfTurnSettings(BaseModel):
     intent_threshold: float = Field(default=0.85, ge=0.0, le=1.0)
     # Feed the decoder the silence a line did not send and, after complete_silence_ms of it,
     # close the words so far as a final result and end the turn if they are complete
-    # (voice/asr.py). Off by default: with the silence decoded, partials and finals at a pause
-    # judge the first half of an utterance; a Korean grammar names a
-    # confident phrase for some mumbles and English first halves, which then end the turn as
-    # that answer (tests/agi/test_live_call.py's mumble was taken for "yes"; docs/benchmarks.md).
-    judge_on_final: bool = False
+    # (voice/asr.py). A grammar phrase counts as complete only when it can explain the speech
+    # heard (the phrase_* keys below): a Korean grammar names a confident phrase for the first
+    # half of some English sentences, which then ended the turn as that answer.
+    judge_on_final: bool = True
+    # A grammar phrase explains at most phrase_base_ms plus phrase_syllable_ms per syllable of
+    # voiced speech; an utterance with more is not that answer said, so it waits the longer
+    # incomplete_silence_ms. The Korean answer fixtures voice 160-420 ms per syllable
+    # (네 320-420 ms, 상담원 연결 1,300); English first halves taken for 네 voice 640-1,100 ms.
+    phrase_base_ms: int = Field(default=400, ge=0, le=5_000)
+    phrase_syllable_ms: int = Field(default=220, ge=0, le=2_000)
+    # With judge_on_final, the phrase's words (Vosk's times) must span the voiced speech but
+    # for this much: the Korean answer fixtures leave 0-180 ms outside their words; English
+    # first halves taken for 여보세요 (within the length above) left 340 and 660 ms.
+    phrase_uncovered_ms: int = Field(default=260, ge=0, le=5_000)
     # Turn-holding prosody (voice/holding.py): at a pause, the last `holding_window_ms` of audio
     # is measured; a level or rising pitch at the end (slope over the last `holding_slope_ms` at
     # or above `holding_min_slope_st_per_s`) means the caller holds the turn: the pause then

@@ -108,6 +108,11 @@ class Endpointer:
         return self._last_voiced
 
     @property
+    def voiced_s(self) -> float:
+        """Voiced time in the utterance being formed or under way (0.0 outside one)."""
+        return 0.0 if self._state is _State.IDLE else self._voiced_s
+
+    @property
     def candidate_start(self) -> float | None:
         """First voiced frame of the utterance being formed or under way, if any."""
         return None if self._state is _State.IDLE else self._first_voiced

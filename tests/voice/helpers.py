@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from voice.asr import AsrEvent, AsrFinal, AsrSession
-from voice.audio import FRAME_S, iter_frames, read_wav
+from voice.audio import FRAME_S, iter_frames, read_wav, rms_dbfs
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audio"
 
@@ -27,6 +27,30 @@ async def feed_pcm(session: AsrSession, pcm: bytes, start: float = 0.0) -> list[
         if event is not None:
             events.append(event)
     return events
+
+
+# A line that sends nothing in silence (Asterisk on a Local channel, pbxsim's default line):
+# nothing before the first frame at 1 % of full scale or after the last; the clock still ticks.
+AUDIBLE_DBFS = -40.0
+
+
+async def feed_pcm_sending_no_silence(
+    session: AsrSession, pcm: bytes, tail_s: float = 1.2
+) -> list[AsrEvent]:
+    """Feed `pcm` from its first audible frame to its last (its pauses included, as a caller's
+    clip plays them) at real-time spacing; only tick the clock before, after and for `tail_s`
+    more. The events that came out."""
+    frames = list(iter_frames(pcm))
+    audible = [i for i, frame in enumerate(frames) if rms_dbfs(frame) >= AUDIBLE_DBFS]
+    events: list[AsrEvent | None] = []
+    now = 0.0
+    for i in range(len(frames) + round(tail_s / FRAME_S)):
+        now += FRAME_S
+        if audible and audible[0] <= i <= audible[-1]:
+            events.append(await session.feed(frames[i], now))
+        else:
+            events.append(await session.tick(now))
+    return [e for e in events if e is not None]
 
 
 def finals(events: list[AsrEvent]) -> list[AsrFinal]:
