@@ -344,7 +344,6 @@ class AsrSession:
         self._recent: deque[bytes] = deque(maxlen=vad.turn_policy.holding_window_ms // FRAME_MS)
         self._held_for = float("-inf")
         self._intent_confidence: IntentConfidence | None = None
-        self._frame_voiced = False
         # Time of the last frame the decoder had (heard, or silence filled in by the clock).
         self._last_frame_at = float("-inf")
         self._lock = asyncio.Lock()
@@ -353,11 +352,6 @@ class AsrSession:
     @property
     def grammar(self) -> tuple[str, ...] | None:
         return self._grammar
-
-    @property
-    def frame_voiced(self) -> bool:
-        """The frame last fed was voiced (the endpointer's VAD)."""
-        return self._frame_voiced
 
     @property
     def in_speech(self) -> bool:
@@ -402,7 +396,7 @@ class AsrSession:
             recognizer = self._live_recognizer()
             self._last_frame_at = now
             self._recent.append(frame)
-            voiced = self._frame_voiced = not echo and self._vad.is_speech(frame)
+            voiced = not echo and self._vad.is_speech(frame)
             event = self._endpointer.on_frame(voiced, now)
             if isinstance(event, SpeechStarted):
                 return self._start(event, frame, recognizer)

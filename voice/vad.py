@@ -1,12 +1,11 @@
 """Streaming voice activity detection and endpointing over 20 ms slin frames.
 
 `FrameVad` classifies one frame (webrtcvad, gated by an energy floor that follows the line's
-noise). `Endpointer` turns the
-per-frame decisions into utterance boundaries; how much trailing silence ends one is
-`voice.turn.EndOfTurn`'s call (adaptive). Time is always passed in (seconds, any monotonic
-clock), so both are pure and deterministic. The far end may send no frames at all during
-silence (Asterisk Local channels), so `Endpointer.on_time` ends an utterance from the wall clock
-alone.
+noise). `Endpointer` turns the per-frame decisions into utterance boundaries; how much trailing
+silence ends one is `voice.turn.EndOfTurn`'s call (adaptive). Time is always passed in
+(seconds, any monotonic clock), so both are pure and deterministic. The far end may send no
+frames at all during silence (Asterisk Local channels), so `Endpointer.on_time` ends an
+utterance from the wall clock alone.
 """
 
 from __future__ import annotations
