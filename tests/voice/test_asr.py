@@ -348,18 +348,33 @@ async def test_a_complete_answer_on_a_line_that_sends_its_silence_ends_after_the
     """Grammar mode judges the words on a final result once the caller has been quiet for the
     short end of turn: a whole phrase ends the turn there (Vosk's partial would name the last
     word only later), with the pad kept in the decoded audio."""
-    engine = await AsrEngine.load(AsrSettings(vad=JUDGING, prewarm_recognizers=0))
-    session = engine.session(DEMO_GRAMMAR)
+    session = asr_engine.session(DEMO_GRAMMAR)
     try:
         [final] = finals(await feed_pcm(session, fixture_pcm("ko_yes_1")))
     finally:
         await session.close()
-        engine.shutdown()
-    settings = engine.settings.vad
+    settings = asr_engine.settings.vad
     assert final.phrase == "네"
     waited_ms = (final.endpoint_at - final.speech_end) * 1000
     assert waited_ms < settings.turn_policy.incomplete_silence_ms
     assert final.words[0].end_s + settings.pad_ms / 1000 <= len(final.audio) / 16_000 + FRAME_S
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+async def test_the_garbage_model_hears_no_filler_in_any_answer(
+    asr_engine: AsrEngine, name: str
+) -> None:
+    """The garbage model's second opinion (on by default) lets every answer end after the short
+    wait with its silence sent: the pad and a breath before it are no filler."""
+    assert asr_engine.fillers
+    session = asr_engine.session(DEMO_GRAMMAR)
+    try:
+        [final] = finals(await feed_pcm(session, fixture_pcm(name)))
+    finally:
+        await session.close()
+    assert final.phrase == EXPECTED[name]
+    waited_ms = (final.endpoint_at - final.speech_end) * 1000
+    assert waited_ms < asr_engine.settings.vad.turn_policy.incomplete_silence_ms
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -424,6 +439,51 @@ async def test_an_out_of_grammar_sentence_is_not_cut_at_its_pauses() -> None:
         engine.shutdown()
     [final] = finals(events)
     assert final.phrase is None
+
+
+# bench/calls.py's confirm-order node and what its phrases mean.
+CONFIRM_MEANING = {"네": "yes", "좋아요": "yes", "아니요": "no", "여보세요": "who is this"}
+# Piper saying "Hang on, let me check with my wife about that.", renderings the grammar alone
+# gets wrong: `cut` ends the turn at the comma as a phrase, `whole` decodes as phrases of one
+# meaning (make_hang_on_fixtures.py).
+HANG_ON = ["en_hang_on_cut_1", "en_hang_on_cut_2", "en_hang_on_whole_1", "en_hang_on_whole_2"]
+
+
+@pytest.mark.parametrize("fillers", [True, False], ids=["garbage_model", "grammar_alone"])
+@pytest.mark.parametrize("name", HANG_ON)
+async def test_the_garbage_model_keeps_english_from_passing_for_an_answer(
+    name: str, fillers: bool
+) -> None:
+    """With the filler words beside the grammar, the English sentence is heard whole and is
+    no phrase (the node's no-match); the grammar alone takes it, or its first words, for an
+    answer."""
+    settings = AsrSettings(prewarm_recognizers=0)
+    if not fillers:
+        settings = settings.model_copy(update={"filler_words": ()})
+    # A fresh recognizer: what a grammar makes of English depends on what it decoded before.
+    engine = await AsrEngine.load(settings)
+    session = engine.session(list(CONFIRM_MEANING))
+    try:
+        heard = finals(await feed_pcm_sending_no_silence(session, fixture_pcm(name)))
+    finally:
+        await session.close()
+        engine.shutdown()
+    # Cut at the comma, or heard whole as phrases of one meaning (agi/call/understanding.py).
+    meanings = {CONFIRM_MEANING[p] for p in heard[0].phrases}
+    taken = len(heard) > 1 or heard[0].phrase is not None or len(meanings) == 1
+    assert taken is not fillers, [(f.text, f.phrase) for f in heard]
+
+
+async def test_filler_words_the_model_lacks_are_left_out() -> None:
+    """A pack whose model lacks the default Korean fillers gets no second opinion, not an
+    error: the setting is shared by every pack."""
+    engine = await AsrEngine.load(
+        AsrSettings(prewarm_recognizers=0, filler_words=("그", "notakoreanword"))
+    )
+    try:
+        assert engine.fillers == {"그"}
+    finally:
+        engine.shutdown()
 
 
 @pytest.mark.parametrize("confidence", [0.95, 0.5, None])
