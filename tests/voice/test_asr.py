@@ -455,22 +455,8 @@ async def test_an_out_of_grammar_sentence_is_not_cut_at_its_pauses() -> None:
     assert final.phrase is None
 
 
-@pytest.mark.parametrize(
-    ("name", "fillers"),
-    [
-        pytest.param(
-            name, fillers, marks=[MISSED] if fillers and name == MISSED_AT_THE_COMMA else []
-        )
-        for name in HANG_ON
-        for fillers in (True, False)
-    ],
-)
-async def test_the_garbage_model_keeps_english_from_passing_for_an_answer(
-    name: str, fillers: bool
-) -> None:
-    """With the filler words beside the grammar, the English sentence is heard whole and is
-    no phrase (the node's no-match); the grammar alone takes it, or its first words, for an
-    answer."""
+async def _taken_for_an_answer(name: str, fillers: bool) -> bool:
+    """Cut at the comma, or heard whole as phrases of one meaning (agi/call/understanding.py)."""
     settings = AsrSettings(prewarm_recognizers=0)
     if not fillers:
         settings = settings.model_copy(update={"filler_words": ()})
@@ -482,10 +468,25 @@ async def test_the_garbage_model_keeps_english_from_passing_for_an_answer(
     finally:
         await session.close()
         engine.shutdown()
-    # Cut at the comma, or heard whole as phrases of one meaning (agi/call/understanding.py).
     meanings = {CONFIRM_MEANING[p] for p in heard[0].phrases}
-    taken = len(heard) > 1 or heard[0].phrase is not None or len(meanings) == 1
-    assert taken is not fillers, [(f.text, f.phrase) for f in heard]
+    return len(heard) > 1 or heard[0].phrase is not None or len(meanings) == 1
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=[MISSED] if n == MISSED_AT_THE_COMMA else []) for n in HANG_ON]
+)
+async def test_the_garbage_model_keeps_english_from_passing_for_an_answer(name: str) -> None:
+    """With the filler words beside the grammar, the English sentence is heard whole and is
+    no phrase (the node's no-match)."""
+    assert not await _taken_for_an_answer(name, fillers=True)
+
+
+async def test_the_grammar_alone_takes_english_for_an_answer() -> None:
+    """The fault the garbage model is for: without it, the grammar takes the renderings, or
+    their first words, for an answer (most of them: Vosk's word confidences, and so the
+    phrase, vary a little from run to run)."""
+    taken = [await _taken_for_an_answer(name, fillers=False) for name in HANG_ON]
+    assert sum(taken) >= len(HANG_ON) - 1, taken
 
 
 async def test_filler_words_the_model_lacks_are_left_out() -> None:
