@@ -312,9 +312,10 @@ class AsrEngine:
         try:
             recognizer.use_grammar(grammar + fillers)
             offset_s = recognizer.samples_fed / SAMPLE_RATE
-            recognizer.rec.AcceptWaveform(pcm)
-            recognizer.samples_fed += len(pcm) // SAMPLE_WIDTH
-            return _words([json.loads(recognizer.rec.FinalResult())], offset_s)
+            # A segment Vosk closes on its own inside `pcm` holds words too.
+            closed = recognizer.accept(pcm)
+            final = json.loads(recognizer.rec.FinalResult())
+            return _words([final] if closed is None else [closed, final], offset_s)
         finally:
             self._judges.release(recognizer)
 
