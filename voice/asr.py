@@ -540,10 +540,12 @@ class AsrSession:
         return self._endpointer.on_time(now)
 
     def _answers(self, text: str, grammar: tuple[str, ...] | None) -> bool:
-        """`text` is a whole grammar phrase that could have been all the speech heard so far:
-        a one-syllable "네" does not take a second of voiced speech (English decoded against a
-        Korean grammar comes out as its words, often confident ones)."""
-        if _whole_phrase(text, grammar) is None:
+        """`text` is a whole grammar phrase, or a run of them ("네 ... 좋아요" from a caller
+        who hesitated), that could have been all the speech heard so far: a one-syllable "네"
+        does not take a second of voiced speech (English decoded against a Korean grammar
+        comes out as its words, often confident ones). Which meaning a run has is the
+        dialog's to say; that the caller is done is what ends the turn."""
+        if _whole_phrase(text, grammar) is None and not _phrase_run(text, grammar):
             return False
         policy = self._turn_settings
         budget_ms = policy.phrase_base_ms + policy.phrase_syllable_ms * _syllables(text)

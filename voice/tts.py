@@ -29,6 +29,12 @@ from voice.settings import TtsSettings
 from voice.threads import background_executor, urgent_executor
 
 _voices: dict[tuple[Path, Path], PiperVoice] = {}
+
+# Piper starts each sentence with 20-80 ms of near silence, which the caller waits through
+# before the first audible frame of every reply. It is cut to this much before the first
+# sample at the onset level (about -50 dBFS: under the softest consonant, over Piper's floor).
+_LEAD_IN_KEPT_S = 0.005
+_ONSET_LEVEL = 0.003
 _voices_lock = threading.Lock()
 
 
@@ -122,6 +128,8 @@ class TtsEngine:
             "volume": self.settings.volume,
             "sentence_silence_ms": self.settings.sentence_silence_ms,
             "rate": SAMPLE_RATE,
+            # Audio cached before the lead-in was cut is other audio.
+            "lead_in_kept_s": _LEAD_IN_KEPT_S,
         }
         return json.dumps(options, sort_keys=True)
 
@@ -234,11 +242,21 @@ class TtsEngine:
         samples = resample(
             np.asarray(chunk.audio_float_array, dtype=np.float32), chunk.sample_rate, SAMPLE_RATE
         )
-        return int16_to_bytes(float32_to_int16(samples)) + self._pause
+        return int16_to_bytes(float32_to_int16(without_lead_in(samples))) + self._pause
 
 
 _BOUNDARY = re.compile(r"[.!?,;:。！？，；：、]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])")
+
+
+def without_lead_in(samples: np.ndarray) -> np.ndarray:
+    """`samples` (8 kHz float) from just before their onset: the silence Piper puts before
+    a sentence is time the caller waits with nothing to hear."""
+    loud = np.flatnonzero(np.abs(samples) >= _ONSET_LEVEL)
+    if loud.size == 0:
+        return samples
+    start = max(0, int(loud[0]) - int(_LEAD_IN_KEPT_S * SAMPLE_RATE))
+    return samples[start:]
 
 
 def split_sentences(text: str) -> list[str]:

@@ -8,9 +8,16 @@ falls; Piper's "Yes." (turn_yes) falls. Piper's "Yes," in turn_hesitant falls as
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from tests.voice.helpers import DEMO_GRAMMAR, feed_pcm, finals, fixture_pcm
+from tests.voice.helpers import (
+    DEMO_GRAMMAR,
+    feed_pcm,
+    feed_pcm_sending_no_silence,
+    finals,
+    fixture_pcm,
+)
 from voice.asr import AsrEngine, _phrase_run
 from voice.audio import FRAME_MS, iter_frames, silence
 from voice.holding import EndProsody, end_prosody, holds_turn
@@ -112,6 +119,32 @@ async def test_a_caller_heard_out_through_the_pause_is_one_run_of_phrases(
     assert final.text == "네 좋아요"
     assert final.phrase is None
     assert final.phrases == ("네", "좋아요")
+
+
+def audible_part(name: str) -> bytes:
+    """A fixture from its first to its last sample at 1 % of full scale, as the bench's
+    customers say it: the pause the test sets is the pause on the wire."""
+    samples = np.frombuffer(fixture_pcm(name), dtype="<i2")
+    loud = np.flatnonzero(np.abs(samples) >= 0.01 * 32768)
+    return samples[loud[0] : loud[-1] + 1].tobytes()
+
+
+@pytest.mark.parametrize("pause_ms", [300, 700])
+async def test_a_hesitant_answer_ends_after_the_short_wait_once_it_is_a_run_of_phrases(
+    asr_engine: AsrEngine, pause_ms: int
+) -> None:
+    """The bench's hesitant customer ("네, ... 좋아요", nothing sent in the pause or after)
+    waited the 800 ms cap after "좋아요" (issue 16: the p95's top): the run of phrases is a
+    complete answer, so the turn ends on the short wait."""
+    turn = asr_engine.settings.vad.turn_policy
+    pcm = audible_part("ko_yes_holding_2") + silence(pause_ms) + audible_part("ko_ok_1")
+    session = asr_engine.session(DEMO_GRAMMAR)
+    try:
+        [final] = finals(await feed_pcm_sending_no_silence(session, pcm))
+    finally:
+        await session.close()
+    assert final.phrases == ("네", "좋아요")
+    assert (final.endpoint_at - final.speech_end) * 1000 < turn.incomplete_silence_ms
 
 
 def test_a_run_of_phrases_takes_the_longest_phrase_at_each_word() -> None:

@@ -29,6 +29,17 @@ async def test_render_gives_8_khz_slin_speech(tts: TtsEngine) -> None:
     assert tts.sentences_synthesized == 1
 
 
+async def test_each_sentence_is_audible_in_its_first_frames(tts: TtsEngine) -> None:
+    """Piper put 20-80 ms of near silence before each sentence, which the caller waited
+    through before every reply was heard (issue 16): the audio starts at its onset now."""
+    chunks = [chunk async for chunk in tts.stream(THREE_SENTENCES)]
+    assert len(chunks) == 3
+    for chunk in chunks:
+        frames = [chunk[at : at + 320] for at in range(0, 320 * 3, 320)]
+        # Audible as the caller's side of the wire counts it: RMS >= 1 % of full scale.
+        assert max(rms_dbfs(frame) for frame in frames[:2]) >= -40.0, chunk[:16]
+
+
 async def test_synthesis_gives_its_memory_back_rather_than_growing_an_arena(
     tts: TtsEngine,
 ) -> None:
