@@ -1,9 +1,11 @@
-"""The call path's writes besides turns: the `calls` row, DNC entries, compliance events.
+"""The call path's writes besides turns: the `calls` row, DNC entries, compliance events, a
+paused lead.
 
 Each write is small and retried briefly; the call itself never waits for the database longer
-than that, and a failure is logged with the call id (never the number). A call's end that
-cannot be written because the database is away is kept by a batch writer (store.kept)
-and written when it is back. Retries warn once per outage.
+than that, and a failure is logged with the call id (never the number). A call's end, an
+opt-out, a compliance event or a lead's pause that cannot be written because the database is
+away is kept by a batch writer (store.kept) and written when it is back. Retries warn once per
+outage.
 """
 
 from __future__ import annotations
@@ -26,9 +28,8 @@ from store.compliance_events import CallComplianceEvent, record_call_event
 from store.db import database_unreachable
 from store.dnc import add_opt_out, opt_out_row
 from store.kept import KeptWrites
-from store.leads import block_lead
 from store.outage import OutageLog
-from store.outbox import enqueue_lead_paused
+from store.pauses import LeadPause, pause_lead
 
 log = logging.getLogger(__name__)
 
@@ -186,19 +187,19 @@ class CallStore:
         """Stop calling the lead in this campaign (blocked, with `reason`) and queue a
         `lead.paused` event for the CRM, in one transaction. The dialer's end of the attempt
         moves only a lead still leased, so the block stays."""
+        pause = LeadPause(context.call_id, context.lead_id, reason, datetime.now(UTC))
 
         async def write() -> None:
-            async with self.pool.acquire() as conn, conn.transaction():
-                await block_lead(conn, context.lead_id, reason)
-                await enqueue_lead_paused(
-                    conn, call_id=context.call_id, lead_id=context.lead_id, reason=reason
-                )
+            async with self.pool.acquire() as conn:
+                await pause_lead(conn, pause)
 
-        await self._retrying(write)
+        row = pause.to_row()
+        await self._write_or_keep(write, self.kept.pauses, row, context.call_id, "lead's pause")
 
     async def compliance_event(
-        self, context: CallContext, hit: ComplianceHit | dict[str, Any]
+        self, context: CallContext, seq: int, hit: ComplianceHit | dict[str, Any]
     ) -> None:
+        """Record the call's `seq`-th compliance event (numbered by the call, from 1: its key)."""
         if isinstance(hit, ComplianceHit):
             direction, category, action = hit.source, hit.category, hit.action
             detail = {"node": hit.node, "term": hit.term, "blocked": hit.blocked}
@@ -206,12 +207,21 @@ class CallStore:
             direction, category, action = hit["direction"], hit["category"], hit["action"]
             detail = {}
         event = CallComplianceEvent(
-            context.call_id,
-            context.lead_id,
-            context.campaign_id,
-            direction,
-            category,
-            action,
-            detail,
+            call_id=context.call_id,
+            seq=seq,
+            lead_id=context.lead_id,
+            campaign_id=context.campaign_id,
+            direction=direction,
+            category=category,
+            action=action,
+            at=datetime.now(UTC),
+            detail=detail,
         )
-        await self._retrying(lambda: record_call_event(self.pool, event))
+
+        async def write() -> None:
+            async with self.pool.acquire() as conn:
+                await record_call_event(conn, event)
+
+        row = event.to_row()
+        what = "compliance event"
+        await self._write_or_keep(write, self.kept.compliance, row, context.call_id, what)

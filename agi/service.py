@@ -272,7 +272,9 @@ class CallService:
     def _recorder(self) -> CallRecorder:
         return CallRecorder(
             write_turn=self.turns.write,
-            record_compliance=lambda ctx, hit: self._spawn(self.store.compliance_event(ctx, hit)),
+            record_compliance=lambda ctx, seq, hit: self._spawn(
+                self.store.compliance_event(ctx, seq, hit)
+            ),
             opt_out=lambda ctx: self._spawn(self.store.add_dnc(ctx)),
             pause_lead=lambda ctx, reason: self._spawn(self.store.pause_lead(ctx, reason)),
         )

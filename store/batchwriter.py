@@ -1,13 +1,13 @@
 """Batched, idempotent writes that survive a database outage by spooling to disk.
 
 `BatchWriter.put()` never blocks and never drops: rows go to a bounded in-memory queue, and
-past its bound to the spool. One background task COPYs batches every `flush_interval` or
-`batch_rows` rows; until then each queued row is also in the journal (store/journal.py), so
-a killed process loses none of them. When PostgreSQL fails, batches go to the spool until a
-replay, tried with exponential backoff, succeeds; segments replay oldest first. Writes use
-`ON CONFLICT DO NOTHING` on the table's key, so a replayed row is never stored twice. Rows
-are identified by that key, not by insertion order: after an outage, fresh rows may land
-before spooled ones.
+past its bound to the spool. One background task writes batches (a COPY for most kinds) every
+`flush_interval` or `batch_rows` rows; until then each queued row is also in the journal
+(store/journal.py), so a killed process loses none of them. When PostgreSQL fails, batches go
+to the spool until a replay, tried with exponential backoff, succeeds; segments replay oldest
+first. Writes are idempotent (`ON CONFLICT DO NOTHING` on the table's key), so a replayed row
+is never stored twice. Rows are identified by that key, not by insertion order: after an
+outage, fresh rows may land before spooled ones.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,16 +33,32 @@ from store.spool import Row, Spool
 
 log = logging.getLogger(__name__)
 
-# At most this many batches' worth of queued rows per COPY transaction.
+# At most this many batches' worth of queued rows per write (one transaction).
 BACKLOG_BATCHES = 10
+
+
+# Writes one batch in one transaction, idempotently: (connection, rows, timeout in seconds)
+# -> how many rows were new.
+BatchWrite = Callable[[asyncpg.Connection, Sequence[tuple[Any, ...]], float], Awaitable[int]]
+
+
+def copy_into(target: CopyTarget) -> BatchWrite:
+    """The usual batch write: COPY, then INSERT ... ON CONFLICT (store/copyinsert.py)."""
+
+    async def write(
+        conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]], timeout_s: float
+    ) -> int:
+        return await copy_insert_ignore(conn, target, rows, timeout_s=timeout_s)
+
+    return write
 
 
 @dataclass(frozen=True)
 class RowKind:
-    """How one kind of row is stored: its table and its spool (JSON object) form."""
+    """How one kind of row is stored: its batch write and its spool (JSON object) form."""
 
     name: str
-    target: CopyTarget
+    write: BatchWrite
     to_json: Callable[[tuple[Any, ...]], Row]
     from_json: Callable[[Row], tuple[Any, ...]]
 
@@ -82,7 +98,7 @@ class _Backoff:
 
 
 class BatchWriter:
-    """Queue -> COPY batches -> PostgreSQL, with the spool as the fallback."""
+    """Queue -> batches -> PostgreSQL, with the spool as the fallback."""
 
     def __init__(
         self,
@@ -218,7 +234,7 @@ class BatchWriter:
 
     async def _flush(self, batch: list[tuple[Any, ...]]) -> bool:
         """True when the batch and the overflow are in the table or the spool."""
-        spool = batch and (self._down or not await self._try_copy(batch))
+        spool = batch and (self._down or not await self._try_write(batch))
         if spool and not await self._to_spool(batch):
             self._queue.extendleft(reversed(batch))  # kept, in order, for the next flush
             return False
@@ -250,17 +266,15 @@ class BatchWriter:
                 len(rows),
             )
 
-    async def _try_copy(self, rows: Sequence[tuple[Any, ...]]) -> bool:
+    async def _try_write(self, rows: Sequence[tuple[Any, ...]]) -> bool:
         try:
             pool = await self._get_pool()
             async with pool.acquire(timeout=self._timeout) as conn:
-                new = await copy_insert_ignore(
-                    conn, self._kind.target, rows, timeout_s=self._timeout
-                )
+                new = await self._kind.write(conn, rows, self._timeout)
         except Exception as exc:
             # Anything on the way to PostgreSQL: sockets, timeouts, a closed pool, server errors
             # (shutdown, disk full, no table before `outdial db migrate`), and asyncpg's own
-            # protocol errors when the server vanishes mid-COPY. Rows are validated in put()'s
+            # protocol errors when the server vanishes mid-write. Rows are validated in put()'s
             # callers, so the batch itself is sound: it waits in the spool and is retried.
             self._mark_down(exc)
             return False
@@ -278,7 +292,7 @@ class BatchWriter:
         await asyncio.to_thread(self._spool.seal)
         for segment in await asyncio.to_thread(self._spool.sealed_segments):
             rows = await asyncio.to_thread(self._spool.read, segment)
-            if rows and not await self._try_copy([self._kind.from_json(r) for r in rows]):
+            if rows and not await self._try_write([self._kind.from_json(r) for r in rows]):
                 return
             await asyncio.to_thread(self._spool.remove, segment)
             self._replayed += len(rows)

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from store.batchwriter import RowKind
+from store.batchwriter import RowKind, copy_into
 from store.copyinsert import CopyTarget, copy_insert_ignore
 from store.db import execute_count
 from store.recordings import queue_recordings
@@ -365,7 +365,7 @@ def _call_end_from_json(data: Row) -> tuple[Any, ...]:
 
 CALL_ENDS = RowKind(
     name="call_ends",
-    target=CALL_ENDS_TARGET,
+    write=copy_into(CALL_ENDS_TARGET),
     to_json=_call_end_to_json,
     from_json=_call_end_from_json,
 )

@@ -1,8 +1,13 @@
 """`compliance_events`: what the compliance checks found and did, on a call or for a lead, kept
-as proof (the one writer of the table)."""
+as proof (the one writer of the table).
+
+A call's events are keyed `<call_id>:<n>` (migration 150): written at once, or kept by a batch
+writer while the database is away (store/kept.py), they are stored once however often a write
+is retried or replayed."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,7 +15,10 @@ from typing import Any
 
 import asyncpg
 
+from store.batchwriter import RowKind, copy_into
+from store.copyinsert import CopyTarget, copy_insert_ignore
 from store.db import execute_count
+from store.spool import Row
 
 
 @dataclass(frozen=True)
@@ -18,29 +26,61 @@ class CallComplianceEvent:
     """A finding during a call: a sensitive word heard or about to be said, an opt-out..."""
 
     call_id: str
+    seq: int  # the call's n-th event, from 1: with the call id, the event's key
     lead_id: int | None
     campaign_id: int | None
     direction: str
     category: str
     action: str
+    at: datetime
     detail: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def key(self) -> str:
+        return f"{self.call_id}:{self.seq}"
 
-async def record_call_event(
-    conn: asyncpg.Connection | asyncpg.Pool, event: CallComplianceEvent
-) -> None:
-    await conn.execute(
-        """INSERT INTO compliance_events (call_id, lead_id, campaign_id, direction, category,
-                                          action, detail)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-        event.call_id,
-        event.lead_id,
-        event.campaign_id,
-        event.direction,
-        event.category,
-        event.action,
-        event.detail,
-    )
+    def to_row(self) -> tuple[Any, ...]:
+        """The COPY tuple in `CALL_EVENTS_TARGET.columns` order; `detail` as JSON text."""
+        return (
+            self.key, self.call_id, self.lead_id, self.campaign_id, self.direction,
+            self.category, self.action, json.dumps(self.detail, ensure_ascii=False), self.at,
+        )  # fmt: skip
+
+
+CALL_EVENTS_TARGET = CopyTarget(
+    table="compliance_events",
+    columns=(
+        "event_key", "call_id", "lead_id", "campaign_id", "direction", "category", "action",
+        "detail", "created_at",
+    ),
+    json_columns=frozenset({"detail"}),
+)  # fmt: skip
+_CREATED_AT = CALL_EVENTS_TARGET.columns.index("created_at")
+
+
+def _event_to_json(row: tuple[Any, ...]) -> Row:
+    data = dict(zip(CALL_EVENTS_TARGET.columns, row, strict=True))
+    data["created_at"] = row[_CREATED_AT].isoformat()
+    return data
+
+
+def _event_from_json(data: Row) -> tuple[Any, ...]:
+    row = [data[c] for c in CALL_EVENTS_TARGET.columns]
+    row[_CREATED_AT] = datetime.fromisoformat(row[_CREATED_AT])
+    return tuple(row)
+
+
+CALL_EVENTS = RowKind(
+    name="compliance_events",
+    write=copy_into(CALL_EVENTS_TARGET),
+    to_json=_event_to_json,
+    from_json=_event_from_json,
+)
+
+
+async def record_call_event(conn: asyncpg.Connection, event: CallComplianceEvent) -> None:
+    """Store the event unless it is stored already (its key)."""
+    await copy_insert_ignore(conn, CALL_EVENTS_TARGET, [event.to_row()])
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from store.batchwriter import RowKind
+from store.batchwriter import RowKind, copy_into
 from store.copyinsert import CopyTarget, copy_insert_ignore
 from store.db import execute_count
 
@@ -86,7 +86,7 @@ async def add_opt_out(conn: asyncpg.Connection, phone_e164: str, call_id: str) -
 
 OPT_OUTS = RowKind(
     name="opt_outs",
-    target=OPT_OUT_TARGET,
+    write=copy_into(OPT_OUT_TARGET),
     to_json=lambda row: dict(zip(OPT_OUT_TARGET.columns, row, strict=True)),
     from_json=lambda data: tuple(data[c] for c in OPT_OUT_TARGET.columns),
 )

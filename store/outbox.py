@@ -68,10 +68,16 @@ async def enqueue_outcome(
 
 
 async def enqueue_lead_paused(
-    conn: asyncpg.Connection, *, call_id: str, lead_id: int | None, reason: str
+    conn: asyncpg.Connection,
+    *,
+    call_id: str,
+    lead_id: int | None,
+    reason: str,
+    occurred_at: datetime,
 ) -> int | None:
     """Queue a `lead.paused` event: the call stopped the lead's calls in its campaign (a
-    dispute, for one); the CRM decides what people do next. Once per call and reason."""
+    dispute, for one); the CRM decides what people do next. Once per call and reason: returns
+    its outbox id, or None if it was already queued."""
     key = f"{PAUSED_EVENT}:{reason}:{call_id}"
     payload = {
         "event": PAUSED_EVENT,
@@ -79,7 +85,7 @@ async def enqueue_lead_paused(
         "call_id": call_id,
         "lead_id": lead_id,
         "reason": reason,
-        "occurred_at": datetime.now(UTC).isoformat(),
+        "occurred_at": occurred_at.isoformat(),  # when the call asked, even if written later
     }
     return await _insert(conn, key, lead_id, call_id, PAUSED_EVENT, payload)
 

@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args
 import asyncpg
 from cryptography.fernet import MultiFernet
 
-from store.batchwriter import BatchWriter, RowKind
+from store.batchwriter import BatchWriter, RowKind, copy_into
 from store.copyinsert import CopyTarget
 from store.db import execute_count
 from store.metrics import SPOOL_DEPTH_ROWS, TURNS_WRITTEN
@@ -141,7 +141,7 @@ def _row_from_json(data: Row) -> tuple[Any, ...]:
 
 TURNS = RowKind(
     name="turns",
-    target=CopyTarget(table="turns", columns=COLUMNS, json_columns=JSON_COLUMNS),
+    write=copy_into(CopyTarget(table="turns", columns=COLUMNS, json_columns=JSON_COLUMNS)),
     to_json=_row_to_json,
     from_json=_row_from_json,
 )

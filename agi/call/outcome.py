@@ -62,7 +62,8 @@ class CallRecorder:
     """Writes the call's side effects: turns, compliance events, DNC entries."""
 
     write_turn: Callable[[TurnRecord], None]
-    record_compliance: Callable[[CallContext, ComplianceHit | dict[str, Any]], None]
+    # The call's n-th compliance event (from 1), and what it is.
+    record_compliance: Callable[[CallContext, int, ComplianceHit | dict[str, Any]], None]
     opt_out: Callable[[CallContext], None]
     # A dispute in a collections script: stop calling the lead in this campaign, tell the CRM.
     pause_lead: Callable[[CallContext, str], None]

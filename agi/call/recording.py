@@ -57,6 +57,7 @@ class Recording:
         self._campaign = context.campaign or "none"
         self._outcome = CallOutcome()
         self._seq = 0
+        self._compliance_seq = 0  # the call's compliance events, numbered like its turns
         self._pending_reply: _PendingReply | None = None
         self._barged_in = False
         self._customer_heard = False  # a customer turn (speech or DTMF) was logged
@@ -78,9 +79,8 @@ class Recording:
     def customer_turn(self, understood: Understood, node: str | None) -> None:
         nlu, reading = understood.nlu, understood.reading
         for hit in understood.word_hits:
-            self._recorder.record_compliance(
-                self._context,
-                {"direction": "customer", "category": hit.category, "action": hit.action},
+            self._compliance(
+                {"direction": "customer", "category": hit.category, "action": hit.action}
             )
             metrics.COMPLIANCE_HITS.labels(hit.category, "customer").inc()
         outcome = self._outcome
@@ -152,7 +152,7 @@ class Recording:
                 self._recorder.opt_out(self._context)
                 metrics.COMPLIANCE_HITS.labels("opt_out", "customer").inc()
             case ComplianceHit():
-                self._recorder.record_compliance(self._context, action)
+                self._compliance(action)
                 metrics.COMPLIANCE_HITS.labels(action.category, action.source).inc()
             case PauseLead():
                 self._recorder.pause_lead(self._context, action.reason)
@@ -209,6 +209,11 @@ class Recording:
         return outcome
 
     # --- rows -------------------------------------------------------------------------------
+
+    def _compliance(self, hit: ComplianceHit | dict[str, Any]) -> None:
+        # The number makes the event's key: a write retried or replayed stores it once.
+        self._compliance_seq += 1
+        self._recorder.record_compliance(self._context, self._compliance_seq, hit)
 
     def _log_turn(self, speaker: str, *, text: str = "", node: str | None, **extra: Any) -> None:
         self._seq += 1

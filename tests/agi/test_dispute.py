@@ -23,7 +23,7 @@ OWNER = "dialer-1"
 
 
 def _store(pool: asyncpg.Pool, spool: Path) -> CallStore:
-    # The writers are never started: these tests end no call and add no opt-out.
+    # The writers are never started: the database stays up, so nothing is kept.
     return CallStore(pool, KeptWrites.create(pool, spool))
 
 

@@ -1,11 +1,14 @@
-"""A call's outcome and opt-out when the database goes away under the call (issue 17, chaos
-finding 1).
+"""A call's outcome, opt-out, compliance events and paused lead when the database goes away
+under the call (issue 17, chaos finding 1).
 
 bench/chaos.py logged 24 ERROR tracebacks "call ...: could not record its outcome" during the
 database faults, and those outcomes were lost: the `calls` rows stayed open, without
 disposition, outcome, grade or summary. Here a real PostgreSQL stops while two calls are
 live; both outcomes, and one customer's "stop calling me", must reach their tables once it
-is back, with one WARNING for the outage and no traceback.
+is back, with one WARNING for the outage and no traceback. So must a call's compliance events
+and a lead the call paused (a dispute), which were lost with a traceback each
+("call-side database write failed"); each of them is stored once however often it is
+replayed.
 """
 
 from __future__ import annotations
@@ -27,12 +30,15 @@ from agi.service import CallService, ScriptSource
 from agi.settings import AgiSettings, AudioSocketSettings, SessionSettings
 from compliance.settings import ComplianceSettings
 from compliance.words import default_word_filter
+from dialog import ComplianceHit
 from emotion.settings import EmotionSettings
 from nlu.settings import NluSettings
 from store.calls import CallEnd, CallEndRecord, CallStart
+from store.compliance_events import CallComplianceEvent, DialerBlock, record_dialer_blocks
 from store.db import create_pool
 from store.embedded import EmbeddedPostgres
 from store.kept import KeptWrites
+from store.pauses import LeadPause
 from store.settings import DatabaseSettings
 from store.turns import TurnWriter
 from tests.dialer.helpers import add_leads, make_campaign, until
@@ -232,3 +238,124 @@ async def test_a_call_answered_while_the_database_is_down_is_refused_without_a_t
     back = await service.identify(context.call_id)  # and once it is back, the call is known
     assert isinstance(back, CallContext)
     assert (back.call_id, back.lead_id) == (context.call_id, context.lead_id)
+
+
+# A dispute in a collections script: the bot's own words, and what the customer said.
+DISPUTE = ComplianceHit("customer", "confirm_debt", "dispute", "not my debt", "pause")
+INSULT = {"direction": "customer", "category": "insults", "action": "flag"}
+
+
+async def _events(pool: asyncpg.Pool) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        """SELECT event_key, call_id, lead_id, direction, category, action, detail, created_at
+           FROM compliance_events ORDER BY event_key"""
+    )
+
+
+async def _paused(pool: asyncpg.Pool) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        """SELECT o.call_id, o.payload, l.status, l.block_reason
+           FROM outbox o JOIN leads l ON l.id = o.lead_id
+           WHERE o.event_type = 'lead.paused'"""
+    )
+
+
+async def test_compliance_events_and_a_paused_lead_while_the_database_is_down_arrive_later(
+    own_server: EmbeddedPostgres,
+    pool: asyncpg.Pool,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    disputed, _ = await _calls(pool, 2)
+    kept = KeptWrites.create(pool, tmp_path / "spool", flush_interval=0.02)
+    await kept.start()
+    store = CallStore(pool, kept)
+    try:
+        await asyncio.to_thread(own_server.stop)
+        caplog.set_level(logging.INFO)
+        await store.compliance_event(disputed, 1, INSULT)
+        await store.compliance_event(disputed, 2, DISPUTE)
+        await store.pause_lead(disputed, "dispute")
+        waiting = [w.stats().queued + w.spool_depth for w in (kept.compliance, kept.pauses)]
+        assert waiting == [2, 1]
+        down_until = datetime.now(UTC)
+        await asyncio.to_thread(own_server.start_again)
+
+        async def stored() -> bool:
+            return len(await _events(pool)) == 2 and len(await _paused(pool)) == 1
+
+        async with asyncio.timeout(60):
+            await until(stored)
+    finally:
+        await kept.close()
+    insult, dispute = await _events(pool)
+    assert (insult["event_key"], insult["category"], insult["detail"]) == (
+        f"{disputed.call_id}:1",
+        "insults",
+        {},
+    )
+    assert (dispute["event_key"], dispute["call_id"], dispute["lead_id"]) == (
+        f"{disputed.call_id}:2",
+        disputed.call_id,
+        disputed.lead_id,
+    )
+    assert dispute["detail"] == {"node": "confirm_debt", "term": "not my debt", "blocked": False}
+    # When the call found them, not when the database took them.
+    assert insult["created_at"] <= dispute["created_at"] < down_until
+    [paused] = await _paused(pool)
+    assert (paused["status"], paused["block_reason"]) == ("blocked", "dispute")
+    assert paused["call_id"] == disputed.call_id
+    assert paused["payload"]["campaign"] == "outage"
+    assert datetime.fromisoformat(paused["payload"]["occurred_at"]) < down_until
+    others = await pool.fetchval("SELECT count(*) FROM leads WHERE status = 'blocked'")
+    assert others == 1  # the other lead of the campaign is untouched
+    assert not _our_problems(caplog)
+    warned = [
+        r for r in caplog.records if r.name == "agi.callstore" and r.levelno == logging.WARNING
+    ]
+    assert len(warned) == 1, [r.getMessage() for r in warned]
+    assert disputed.phone_e164 not in caplog.text
+
+
+async def test_replayed_compliance_events_and_pauses_are_stored_once(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """Written at once, then replayed (a spooled segment and the journal a kill left): one row
+    each; a pause replayed after people unblocked the lead leaves it unblocked."""
+    [context] = await _calls(pool, 1)
+    now = datetime.now(UTC)
+    event = CallComplianceEvent(
+        context.call_id, 1, context.lead_id, context.campaign_id, "customer", "insults", "flag", now
+    )
+    pause = LeadPause(context.call_id, context.lead_id, "dispute", now)
+    async with KeptWrites.create(pool, tmp_path / "spool", flush_interval=0.02) as kept:
+        store = CallStore(pool, kept)
+        await store.compliance_event(context, 1, INSULT)
+        await store.pause_lead(context, "dispute")
+        await pool.execute("UPDATE leads SET status = 'pending', block_reason = NULL")
+        for writer, row in ((kept.compliance, event.to_row()), (kept.pauses, pause.to_row())):
+            writer.put(row)
+            writer.put(row)
+        async with asyncio.timeout(60):
+            await until(
+                lambda: all(
+                    w.stats().rows_duplicate == 2 and w.stats().queued == 0
+                    for w in (kept.compliance, kept.pauses)
+                )
+            )
+        assert [w.stats().rows_written for w in (kept.compliance, kept.pauses)] == [0, 0]
+    assert [r["event_key"] for r in await _events(pool)] == [f"{context.call_id}:1"]
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 1
+    lead = await pool.fetchrow("SELECT status, block_reason FROM leads")
+    assert (lead["status"], lead["block_reason"]) == ("pending", None)
+
+
+async def test_the_dialers_own_compliance_events_need_no_key(pool: asyncpg.Pool) -> None:
+    """Two alike blocks of one lead at one time are two rows: NULL keys never conflict."""
+    [context] = await _calls(pool, 1)
+    assert context.lead_id is not None and context.campaign_id is not None
+    block = DialerBlock(context.lead_id, context.campaign_id, "dnc", "blocked", {})
+    async with pool.acquire() as conn:
+        await record_dialer_blocks(conn, [block, block], datetime.now(UTC))
+    keys = await pool.fetch("SELECT event_key FROM compliance_events")
+    assert [r["event_key"] for r in keys] == [None, None]

@@ -37,7 +37,7 @@ class Ledger:
     def recorder(self) -> CallRecorder:
         return CallRecorder(
             write_turn=self.turns.append,
-            record_compliance=lambda _, hit: self.compliance.append(hit),
+            record_compliance=lambda _, seq, hit: self.compliance.append((seq, hit)),
             opt_out=self.opt_outs.append,
             pause_lead=lambda _, reason: self.paused.append(reason),
         )
@@ -103,7 +103,28 @@ def test_the_customers_sensitive_words_become_compliance_events() -> None:
     understood = _understood("you idiot")
     understood = Understood(understood.heard, understood.text, understood.nlu, None, (hit,))
     _recording(ledger).customer_turn(understood, "confirm_identity")
-    assert ledger.compliance == [{"direction": "customer", "category": "insults", "action": "flag"}]
+    event = {"direction": "customer", "category": "insults", "action": "flag"}
+    assert ledger.compliance == [(1, event)]
+
+
+def test_the_calls_compliance_events_are_numbered_in_order_whatever_found_them() -> None:
+    """The number is the event's key (`<call_id>:<n>`): a write retried or replayed after a
+    database outage stores the event once."""
+    ledger = Ledger()
+    recording = _recording(ledger)
+    said = ComplianceHit("bot", "read_order", "pii", "card number", "mask")
+    heard = Understood(
+        _understood("you idiot").heard,
+        "you idiot",
+        None,
+        None,
+        (WordHit("insults", "idiot", "flag", 4, 9),),
+    )
+    recording.side_effect(said)
+    recording.customer_turn(heard, "read_order")
+    recording.side_effect(said)
+    assert [seq for seq, _ in ledger.compliance] == [1, 2, 3]
+    assert [hit for _, hit in ledger.compliance][1]["category"] == "insults"
 
 
 def test_greeting_and_reply_latency_are_timed_from_the_line() -> None:
@@ -148,7 +169,7 @@ def test_what_the_script_asks_for_reaches_the_recorder() -> None:
         recording.side_effect(action)
     recording.finishing(End("completed", "opt_out", False))
     outcome = recording.close(SCRIPT, 30.0)
-    assert ledger.opt_outs == [CONTEXT] and ledger.compliance == [hit]
+    assert ledger.opt_outs == [CONTEXT] and ledger.compliance == [(1, hit)]
     assert ledger.paused == ["dispute"]
     assert outcome.captured == {"promised_date": "Friday"} and outcome.opted_out
     assert (outcome.outcome, outcome.grade) == ("opt_out", "F")  # the script's grading rules
