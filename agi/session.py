@@ -121,7 +121,8 @@ class CallSession:
             if self._finishing is not None and self._speaking.floor().bot_silent:
                 break
             try:
-                event = await asyncio.wait_for(self.media.events.get(), timeout=TICK_S)
+                wait_s = hearing.wait_s(time.monotonic(), TICK_S)
+                event = await asyncio.wait_for(self.media.events.get(), timeout=wait_s)
             except TimeoutError:
                 event = None
             if isinstance(event, HangupIn) and not event.protocol_error:

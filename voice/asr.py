@@ -45,6 +45,10 @@ _SHORTEST_WORD_S = 0.1
 # The garbage model's filler words must cover this much voiced speech to count (a breath or
 # a fricative onset of a Korean answer can come out as one short filler).
 _FILLER_SPEECH_S = 0.2
+# The garbage model's decode of a pause starts this long before the judged final: it takes
+# 25-40 ms on an idle core (90 ms at p95 under load), so at the short wait only the final's
+# own decode (~16 ms) is left to do while the caller waits.
+_OPINION_LEAD_S = 0.1
 # Float tolerance when comparing summed frame times with thresholds.
 _EPS_S = 1e-6
 # Lines that send nothing in silence (real Asterisk does this) leave the decoder short of the
@@ -196,6 +200,9 @@ class _Utterance:
     # The garbage model heard a filler word over the speech so far (None: not asked since the
     # last voiced frame).
     filler_heard: bool | None = None
+    # The garbage model's decode of the speech before the current pause, under way or done
+    # (None: not started since the last voiced frame).
+    opinion: asyncio.Future[list[Word]] | None = None
 
     def audio_s(self) -> float:
         """Length of the audio decoded or waiting to be, in seconds."""
@@ -404,6 +411,23 @@ class AsrSession:
             return 0.0
         return max(0.0, now - self._endpointer.last_voiced)
 
+    def next_due(self) -> float | None:
+        """When the clock next has something to do in the utterance under way (start the
+        pause's garbage-model decode, judge the final, end the turn), on the times `feed` and
+        `tick` take; None outside an utterance. A caller that ticks at this time rather than on
+        a coarse timer ends a turn on the frame its silence is complete."""
+        utterance = self._utterance
+        if utterance is None:
+            return None
+        last_voiced = self._endpointer.last_voiced
+        due = [last_voiced + self._endpointer.silence_needed_s]
+        if self._turn_settings.judge_on_final and not utterance.judged:
+            due.append(last_voiced + self._complete_s)
+            if utterance.opinion is None and utterance.grammar is not None:
+                due.append(last_voiced + self._complete_s - _OPINION_LEAD_S)
+        ahead = [at for at in due if at > self._last_frame_at + _EPS_S]
+        return min(ahead, default=None)
+
     def note_completeness(self, completeness: Completeness) -> None:
         """What was heard so far is (not) a complete answer, judged outside the recogniser
         (an intent on a partial, voice/turn.py `intent_completeness`): sets the end-of-turn
@@ -503,16 +527,18 @@ class AsrSession:
             not self._turn_settings.judge_on_final
             or utterance.judged
             or (free and self._intent_confidence is None)
-            or utterance.trailing_quiet_s < self._complete_s - _EPS_S
         ):
             return None
+        # On the clock, not by frames heard: a line that skips frames in a pause must not
+        # stretch it (frames 40 ms apart counted as 20 ended turns 40-80 ms late, measured).
+        quiet_s = now - self._endpointer.last_voiced
+        if quiet_s < self._complete_s - _EPS_S:
+            if quiet_s >= self._complete_s - _OPINION_LEAD_S - _EPS_S:
+                self._opinion_of(utterance)
+            return None
         utterance.judged = True
-        # The garbage model's opinion of the same audio, decoded meanwhile on another thread.
-        opinion = None
-        if not free and self._engine.fillers:
-            assert utterance.grammar is not None
-            pcm = bytes(utterance.decoded) + b"".join(utterance.buffered)
-            opinion = self._engine._run(self._engine.second_opinion, pcm, utterance.grammar)
+        # The garbage model's opinion of the same audio, decoded on another thread.
+        opinion = self._opinion_of(utterance)
         # FinalResult, not Result: only it decodes the audio still in the feature pipeline
         # (with Result that audio spills into the next segment as a word of its own).
         final = self._engine._run(self._decode_final, recognizer, utterance, final=True)
@@ -538,6 +564,17 @@ class AsrSession:
             completeness = Completeness(whole, now)
         self._endpointer.note_completeness(completeness)
         return self._endpointer.on_time(now)
+
+    def _opinion_of(self, utterance: _Utterance) -> asyncio.Future[list[Word]] | None:
+        """The garbage model's decode of the utterance so far (grammar mode with fillers),
+        started now unless it already was in this pause: the audio since is silence."""
+        if utterance.grammar is None or not self._engine.fillers:
+            return None
+        if utterance.opinion is None:
+            pcm = bytes(utterance.decoded) + b"".join(utterance.buffered)
+            decode = self._engine._run(self._engine.second_opinion, pcm, utterance.grammar)
+            utterance.opinion = asyncio.ensure_future(decode)
+        return utterance.opinion
 
     def _answers(self, text: str, grammar: tuple[str, ...] | None) -> bool:
         """`text` is a whole grammar phrase, or a run of them ("네 ... 좋아요" from a caller
@@ -616,6 +653,9 @@ class AsrSession:
         utterance.trailing_quiet_s = 0.0 if voiced else utterance.trailing_quiet_s + FRAME_S
         if voiced:
             utterance.judged, utterance.quiet_decoded, utterance.filler_heard = False, 0, None
+            # The opinion's audio ends before these words.
+            _let_go(utterance.opinion)
+            utterance.opinion = None
             utterance.voiced_ends.append(utterance.audio_s() + FRAME_S)
         elif utterance.judged or (
             utterance.trailing_quiet_s > self._decoded_quiet_s(utterance) + _EPS_S
@@ -667,6 +707,7 @@ class AsrSession:
         phrases = _phrase_run(text, utterance.grammar) if len(kept) == len(words) else ()
         if (phrase or phrases) and await self._filler_heard_in(audio, utterance):
             phrase, phrases = None, ()
+        _let_go(utterance.opinion)
         return AsrFinal(
             text=text,
             raw_text=" ".join(w.text for w in words),
@@ -692,9 +733,12 @@ class AsrSession:
         if utterance.grammar is None or not self._engine.fillers:
             return False
         if utterance.filler_heard is None:
-            second = await self._engine._run(
-                self._engine.second_opinion, audio, utterance.grammar, final=True
-            )
+            if utterance.opinion is not None:  # started in this pause: only silence since
+                second = await utterance.opinion
+            else:
+                second = await self._engine._run(
+                    self._engine.second_opinion, audio, utterance.grammar, final=True
+                )
             utterance.filler_heard = self._filler_heard(second, utterance)
         return utterance.filler_heard
 
@@ -732,6 +776,17 @@ def _voiced_within(voiced_ends: list[float], word: Word) -> float:
         1 for end in voiced_ends if end - FRAME_S >= word.start_s - _EPS_S and end <= word.end_s
     )
     return inside * FRAME_S
+
+
+def _let_go(opinion: asyncio.Future[list[Word]] | None) -> None:
+    """An opinion no longer wanted: cancelled while it runs (its thread finishes unheard),
+    its error, if it had one, taken so that nothing reports it as lost."""
+    if opinion is None:
+        return
+    if not opinion.done():
+        opinion.cancel()
+    elif not opinion.cancelled():
+        opinion.exception()
 
 
 async def _no_words() -> list[Word]:

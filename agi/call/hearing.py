@@ -19,6 +19,9 @@ from agi.call.turntaking import BargeInPolicy, EndOfTurnPolicy
 from dialog import Listen
 from voice.asr import AsrFinal, AsrPartial, AsrSession, AsrStarted
 
+# Waking this much after a decision is due keeps float rounding from waking just before it.
+_DUE_SLACK_S = 0.001
+
 
 class NoInputClock:
     """Runs from when the bot falls silent after a question; stops when the caller talks."""
@@ -118,6 +121,15 @@ class Hearing:
         if final is not None:
             return self._on_final(final, floor)
         return await self._maybe_end_turn(floor)
+
+    def wait_s(self, now: float, tick_s: float) -> float:
+        """How long the call may wait for the next frame: `tick_s`, or less when the end of
+        turn has a decision due sooner (a 50 ms tick would end a turn up to 50 ms late on a
+        line that sends nothing in silence)."""
+        due = self._asr.next_due()
+        if due is None or due <= now:
+            return tick_s
+        return min(tick_s, due - now + _DUE_SLACK_S)
 
     def no_input(self, now: float, floor: Floor) -> NoInput | None:
         return self._no_input.expired(now, floor, self._asr.in_speech)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.voice.helpers import (
+    AUDIBLE_DBFS,
     DEMO_GRAMMAR,
     FIXTURES,
     feed_pcm,
@@ -15,8 +16,17 @@ from tests.voice.helpers import (
     finals,
     fixture_pcm,
 )
-from voice.asr import AsrEngine, AsrFinal, AsrPartial, AsrStarted, GrammarError, Word, _clamp
-from voice.audio import FRAME_BYTES, FRAME_MS, FRAME_S, AudioFormatError, iter_frames
+from voice.asr import (
+    AsrEngine,
+    AsrFinal,
+    AsrPartial,
+    AsrSession,
+    AsrStarted,
+    GrammarError,
+    Word,
+    _clamp,
+)
+from voice.audio import FRAME_BYTES, FRAME_MS, FRAME_S, AudioFormatError, iter_frames, rms_dbfs
 from voice.settings import AsrSettings, EndOfTurnSettings, VadSettings
 
 # Completeness judged on a final after the short wait (`judge_on_final`, the default).
@@ -407,6 +417,76 @@ async def test_an_answer_on_a_line_that_sends_no_silence_ends_after_the_short_wa
     assert final.phrase == EXPECTED[name]
     waited_ms = (final.endpoint_at - final.speech_end) * 1000
     assert policy.complete_silence_ms - 1e-3 <= waited_ms <= policy.complete_silence_ms + FRAME_MS
+
+
+def next_wake(session: AsrSession, now: float) -> float:
+    """When a call would wake next: 50 ms on, or sooner when a decision is due (a due time
+    already passed waits the 50 ms, as agi.call.hearing's does)."""
+    due = session.next_due()
+    if due is None or due <= now:
+        return now + 0.05
+    return min(now + 0.05, due)
+
+
+async def test_a_clock_that_wakes_when_a_decision_is_due_ends_the_turn_on_the_frame(
+    asr_engine: AsrEngine,
+) -> None:
+    """A call wakes at `next_due` (and at most every 50 ms), not on a 20 ms clock: the
+    garbage model's decode starts 100 ms into the pause, the turn ends on the frame the
+    short wait is complete (a 50 ms tick alone ended it up to 50 ms late)."""
+    pcm = fixture_pcm("ko_yes_2")
+    frames = list(iter_frames(pcm))
+    audible = [i for i, frame in enumerate(frames) if rms_dbfs(frame) >= AUDIBLE_DBFS]
+    session = asr_engine.session(DEMO_GRAMMAR)
+    now = 0.0
+    try:
+        for frame in frames[audible[0] : audible[-1] + 1]:
+            now += FRAME_S
+            await session.feed(frame, now)
+        last_frame = now
+        # The call's clock runs out of step with the frames: its first wake is 30 ms after.
+        now, final = last_frame + 0.03, await session.tick(last_frame + 0.03)
+        woken = [30]
+        while final is None and now < last_frame + 1.0:
+            now = next_wake(session, now)
+            woken.append(round((now - last_frame) * 1000))
+            final = await session.tick(now)
+    finally:
+        await session.close()
+    policy = asr_engine.settings.vad.turn_policy
+    assert final is not None and final.phrase == "네"
+    # The last frame sent was the last voiced one: the garbage model is due 100 ms after it,
+    # the judged final at the short wait, where the turn ends (50 ms ticks: at 230 ms).
+    assert 100 in woken, woken
+    assert woken[-1] == policy.complete_silence_ms, woken
+    assert session.next_due() is None
+
+
+async def test_a_pause_is_timed_on_the_clock_when_the_line_skips_frames(
+    asr_engine: AsrEngine,
+) -> None:
+    """After the answer one quiet frame comes 60 ms late (a partial frame the AudioSocket
+    reader held) and then nothing: the pause is 200 ms of the clock, not ten frames heard
+    (counted by frames it ran 40 ms longer)."""
+    pcm = fixture_pcm("ko_yes_2")
+    frames = list(iter_frames(pcm))
+    audible = [i for i, frame in enumerate(frames) if rms_dbfs(frame) >= AUDIBLE_DBFS]
+    session = asr_engine.session(DEMO_GRAMMAR)
+    now = 0.0
+    try:
+        for frame in frames[audible[0] : audible[-1] + 1]:
+            now += FRAME_S
+            await session.feed(frame, now)
+        await session.feed(bytes(FRAME_BYTES), now + 0.06)
+        final = None
+        while final is None and now < 2.0:
+            now = next_wake(session, now)
+            final = await session.tick(now)
+    finally:
+        await session.close()
+    policy = asr_engine.settings.vad.turn_policy
+    assert final is not None and final.phrase == "네"
+    assert (now - final.speech_end) * 1000 == pytest.approx(policy.complete_silence_ms, abs=1)
 
 
 @pytest.mark.parametrize("send_silence", [True, False])
