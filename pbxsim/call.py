@@ -119,9 +119,11 @@ class Call:
         ]
         media = self.media
         ended = [media.ended] if media is not None else []
-        await asyncio.wait([*ours, *ended], return_when=asyncio.FIRST_COMPLETED)
-        for task in ours:  # never the stream's own future, which others await
-            task.cancel()
+        try:
+            await asyncio.wait([*ours, *ended], return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when the call is cancelled (the PBX stops): no waiter outlives it
+            for task in ours:  # never the stream's own future, which others await
+                task.cancel()
 
     def send_frame(self, payload: bytes, kind: int = audiosocket.KIND_AUDIO) -> None:
         # The bot leg reads the customer's audio whether or not anything listens to it yet.

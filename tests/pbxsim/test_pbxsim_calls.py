@@ -211,6 +211,29 @@ async def test_wait_for_bot_waits_through_amd_for_the_media(fixtures: Path) -> N
     assert 80 <= len(polite.audio_sent_times) <= 86  # the whole answer reached the bot
 
 
+async def test_a_pbx_stopped_while_a_customer_waits_for_the_bot_leaves_no_waiter(
+    fixtures: Path,
+) -> None:
+    """The chaos run's PBX restart cancels every call: a customer waiting for a bot that never
+    speaks left its waits pending ("Task was destroyed but it is pending!", 9 in one run)."""
+    media = AudioSocketPeer()  # connects, never speaks
+    media_port = await media.start()
+    agi = ScriptedAgi([f"EXEC AudioSocket {uuid.uuid4()},127.0.0.1:{media_port}"], trailing=0)
+    customers = {"waiting": {"steps": [{"wait_for_bot": True}, {"say": "customer-yes-stereo.wav"}]}}
+    sim = await start_sim(fixtures, await agi.start(), customers)
+    ami = await originate(sim.ami_port)
+    try:
+        async with asyncio.timeout(30):
+            while not media.runs:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+    finally:
+        await ami.close()
+        await sim.stop()
+    waits = [t for t in asyncio.all_tasks() if "Event.wait" in repr(t.get_coro())]
+    assert not [t for t in waits if not t.done()]
+
+
 async def _spoke(sim: PbxSim, calls: int) -> list:
     while len(sim.calls) < calls or not all(len(r.audio_sent_times) >= 80 for r in sim.calls):  # noqa: ASYNC110
         await asyncio.sleep(0.05)
