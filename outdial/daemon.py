@@ -53,7 +53,7 @@ from outdial.config import Config
 from outdial.credentials import spool_keys
 from outdial.errors import UserError
 from outdial.health import HealthMonitor
-from outdial.health_memory import trim_heap_every
+from outdial.health_memory import collect_garbage_every, trim_heap_every
 from outdial.metrics import MetricsServer
 from outdial.retention import RetentionJob
 from outdial.supervision import Backoff, Probe, Readiness, Supervisor
@@ -208,6 +208,7 @@ class Daemon:
         if (task := start_watchdog(self.notifier)) is not None:
             self._tasks.append(task)
         self._tasks.append(asyncio.create_task(trim_heap_every(), name="heap-trim"))
+        self._tasks.append(asyncio.create_task(collect_garbage_every(), name="gc"))
 
     async def _ask_database(self) -> None:
         assert self.db is not None

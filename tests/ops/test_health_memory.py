@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 import os
+import weakref
 from pathlib import Path
 
 import pytest
 
 from bench._rig import MALLOC_AS_SHIPPED
 from outdial import health_memory
-from outdial.health_memory import trim_heap, trim_heap_every
+from outdial.health_memory import collect_garbage_every, trim_heap, trim_heap_every
 
 libc = ctypes.CDLL(ctypes.util.find_library("c"))
 libc.malloc.restype = ctypes.c_void_p
@@ -80,3 +82,32 @@ def test_the_bench_rig_runs_the_daemon_with_the_units_malloc_settings() -> None:
         if line.startswith("Environment=MALLOC_")
     )
     assert environment == MALLOC_AS_SHIPPED
+
+
+class _CallLike:
+    """An object graph in a reference cycle holding audio, as an ended call's session is."""
+
+    def __init__(self) -> None:
+        self.audio = bytearray(4 * 2**20)
+        self.stage = {"session": self}
+
+
+async def test_an_ended_calls_cyclic_objects_are_freed_on_the_collectors_schedule() -> None:
+    """With the interpreter's own collections out of the way (they come minutes apart under
+    load), the daemon's collector frees a cycle within its interval."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    collector = asyncio.create_task(collect_garbage_every(0.05))
+    try:
+        call = _CallLike()
+        gone = weakref.ref(call)
+        del call
+        await asyncio.sleep(0.02)
+        assert gone() is not None  # a cycle outlives its last reference
+        async with asyncio.timeout(2):
+            while gone() is not None:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+    finally:
+        collector.cancel()
+        if was_enabled:
+            gc.enable()
