@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,30 @@ class RowKind:
     write: BatchWrite
     to_json: Callable[[tuple[Any, ...]], Row]
     from_json: Callable[[Row], tuple[Any, ...]]
+
+    @classmethod
+    def of_columns(
+        cls,
+        name: str,
+        write: BatchWrite,
+        columns: Sequence[str],
+        times: frozenset[str] = frozenset(),
+    ) -> RowKind:
+        """Rows that are tuples in `columns` order, spooled as an object by column name; the
+        `times` columns (datetimes) as ISO text."""
+
+        def to_json(row: tuple[Any, ...]) -> Row:
+            data = dict(zip(columns, row, strict=True))
+            for column in times:
+                data[column] = data[column].isoformat()
+            return data
+
+        def from_json(data: Row) -> tuple[Any, ...]:
+            return tuple(
+                datetime.fromisoformat(data[c]) if c in times else data[c] for c in columns
+            )
+
+        return cls(name, write, to_json, from_json)
 
 
 @dataclass(frozen=True)

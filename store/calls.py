@@ -19,7 +19,6 @@ from store.batchwriter import RowKind, copy_into
 from store.copyinsert import CopyTarget, copy_insert_ignore
 from store.db import execute_count
 from store.recordings import queue_recordings
-from store.spool import Row
 
 # One row per call: the attempt and the bot session side by side.
 _CALL = """
@@ -349,25 +348,8 @@ class CallEndRecord:
         )  # fmt: skip
 
 
-def _call_end_to_json(row: tuple[Any, ...]) -> Row:
-    data = dict(zip(_CALL_END_COLUMNS, row, strict=True))
-    for name in _CALL_END_TIMES:
-        data[name] = data[name].isoformat()
-    return data
-
-
-def _call_end_from_json(data: Row) -> tuple[Any, ...]:
-    return tuple(
-        datetime.fromisoformat(data[c]) if c in _CALL_END_TIMES else data[c]
-        for c in _CALL_END_COLUMNS
-    )
-
-
-CALL_ENDS = RowKind(
-    name="call_ends",
-    write=copy_into(CALL_ENDS_TARGET),
-    to_json=_call_end_to_json,
-    from_json=_call_end_from_json,
+CALL_ENDS = RowKind.of_columns(
+    "call_ends", copy_into(CALL_ENDS_TARGET), _CALL_END_COLUMNS, times=_CALL_END_TIMES
 )
 
 

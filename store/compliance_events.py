@@ -18,7 +18,6 @@ import asyncpg
 from store.batchwriter import RowKind, copy_into
 from store.copyinsert import CopyTarget, copy_insert_ignore
 from store.db import execute_count
-from store.spool import Row
 
 
 @dataclass(frozen=True)
@@ -55,26 +54,13 @@ CALL_EVENTS_TARGET = CopyTarget(
     ),
     json_columns=frozenset({"detail"}),
 )  # fmt: skip
-_CREATED_AT = CALL_EVENTS_TARGET.columns.index("created_at")
 
 
-def _event_to_json(row: tuple[Any, ...]) -> Row:
-    data = dict(zip(CALL_EVENTS_TARGET.columns, row, strict=True))
-    data["created_at"] = row[_CREATED_AT].isoformat()
-    return data
-
-
-def _event_from_json(data: Row) -> tuple[Any, ...]:
-    row = [data[c] for c in CALL_EVENTS_TARGET.columns]
-    row[_CREATED_AT] = datetime.fromisoformat(row[_CREATED_AT])
-    return tuple(row)
-
-
-CALL_EVENTS = RowKind(
-    name="compliance_events",
-    write=copy_into(CALL_EVENTS_TARGET),
-    to_json=_event_to_json,
-    from_json=_event_from_json,
+CALL_EVENTS = RowKind.of_columns(
+    "compliance_events",
+    copy_into(CALL_EVENTS_TARGET),
+    CALL_EVENTS_TARGET.columns,
+    times=frozenset({"created_at"}),
 )
 
 

@@ -84,12 +84,7 @@ async def add_opt_out(conn: asyncpg.Connection, phone_e164: str, call_id: str) -
     await copy_insert_ignore(conn, OPT_OUT_TARGET, [opt_out_row(phone_e164, call_id)])
 
 
-OPT_OUTS = RowKind(
-    name="opt_outs",
-    write=copy_into(OPT_OUT_TARGET),
-    to_json=lambda row: dict(zip(OPT_OUT_TARGET.columns, row, strict=True)),
-    from_json=lambda data: tuple(data[c] for c in OPT_OUT_TARGET.columns),
-)
+OPT_OUTS = RowKind.of_columns("opt_outs", copy_into(OPT_OUT_TARGET), OPT_OUT_TARGET.columns)
 
 
 async def add_opt_out_of_lead(conn: asyncpg.Connection, lead_id: int, call_id: str) -> None:

@@ -20,9 +20,6 @@ import asyncpg
 from store.batchwriter import RowKind
 from store.leads import block_lead
 from store.outbox import enqueue_lead_paused
-from store.spool import Row
-
-_COLUMNS = ("call_id", "lead_id", "reason", "at")
 
 
 @dataclass(frozen=True)
@@ -62,16 +59,6 @@ async def pause_lead(conn: asyncpg.Connection, pause: LeadPause) -> None:
     await pause_leads(conn, [pause.to_row()])
 
 
-def _to_json(row: tuple[Any, ...]) -> Row:
-    data = dict(zip(_COLUMNS, row, strict=True))
-    data["at"] = data["at"].isoformat()
-    return data
-
-
-def _from_json(data: Row) -> tuple[Any, ...]:
-    return LeadPause(
-        data["call_id"], data["lead_id"], data["reason"], datetime.fromisoformat(data["at"])
-    ).to_row()
-
-
-LEAD_PAUSES = RowKind(name="lead_pauses", write=pause_leads, to_json=_to_json, from_json=_from_json)
+LEAD_PAUSES = RowKind.of_columns(
+    "lead_pauses", pause_leads, ("call_id", "lead_id", "reason", "at"), times=frozenset({"at"})
+)

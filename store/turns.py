@@ -21,7 +21,6 @@ from store.batchwriter import BatchWriter, RowKind, copy_into
 from store.copyinsert import CopyTarget
 from store.db import execute_count
 from store.metrics import SPOOL_DEPTH_ROWS, TURNS_WRITTEN
-from store.spool import Row
 
 Speaker = Literal["bot", "customer", "system"]
 SPEAKERS = frozenset(get_args(Speaker))
@@ -33,7 +32,6 @@ COLUMNS = (
     "created_at",
 )  # fmt: skip
 JSON_COLUMNS = frozenset({"entities", "emotion", "timings"})
-_CREATED_AT = COLUMNS.index("created_at")
 
 
 # One encoder for every turn: json.dumps() with options builds a new one per call.
@@ -127,23 +125,11 @@ def _real(name: str, value: float | None) -> float | None:
         raise ValueError(f"turn {name} is not a number: {value!r}") from exc
 
 
-def _row_to_json(row: tuple[Any, ...]) -> Row:
-    data = dict(zip(COLUMNS, row, strict=True))
-    data["created_at"] = row[_CREATED_AT].isoformat()
-    return data
-
-
-def _row_from_json(data: Row) -> tuple[Any, ...]:
-    row = [data[c] for c in COLUMNS]
-    row[_CREATED_AT] = datetime.fromisoformat(row[_CREATED_AT])
-    return tuple(row)
-
-
-TURNS = RowKind(
-    name="turns",
-    write=copy_into(CopyTarget(table="turns", columns=COLUMNS, json_columns=JSON_COLUMNS)),
-    to_json=_row_to_json,
-    from_json=_row_from_json,
+TURNS = RowKind.of_columns(
+    "turns",
+    copy_into(CopyTarget(table="turns", columns=COLUMNS, json_columns=JSON_COLUMNS)),
+    COLUMNS,
+    times=frozenset({"created_at"}),
 )
 
 
