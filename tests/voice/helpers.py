@@ -41,7 +41,7 @@ async def feed_pcm_sending_no_silence(
     clip plays them) at real-time spacing; only tick the clock before, after and for `tail_s`
     more. The events that came out."""
     frames = list(iter_frames(pcm))
-    audible = [i for i, frame in enumerate(frames) if rms_dbfs(frame) >= AUDIBLE_DBFS]
+    audible = _audible(frames)
     events: list[AsrEvent | None] = []
     now = 0.0
     for i in range(len(frames) + round(tail_s / FRAME_S)):
@@ -51,6 +51,22 @@ async def feed_pcm_sending_no_silence(
         else:
             events.append(await session.tick(now))
     return [e for e in events if e is not None]
+
+
+async def feed_audible_part(session: AsrSession, pcm: bytes) -> float:
+    """Feed `pcm` from its first audible frame to its last at real-time spacing, from 0.0,
+    and nothing after: the time of the last frame fed (the clock is the caller's to tick)."""
+    frames = list(iter_frames(pcm))
+    audible = _audible(frames)
+    now = 0.0
+    for frame in frames[audible[0] : audible[-1] + 1]:
+        now += FRAME_S
+        await session.feed(frame, now)
+    return now
+
+
+def _audible(frames: list[bytes]) -> list[int]:
+    return [i for i, frame in enumerate(frames) if rms_dbfs(frame) >= AUDIBLE_DBFS]
 
 
 def finals(events: list[AsrEvent]) -> list[AsrFinal]:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.voice.helpers import (
-    AUDIBLE_DBFS,
     DEMO_GRAMMAR,
     FIXTURES,
+    feed_audible_part,
     feed_pcm,
     feed_pcm_sending_no_silence,
     finals,
@@ -26,7 +26,7 @@ from voice.asr import (
     Word,
     _clamp,
 )
-from voice.audio import FRAME_BYTES, FRAME_MS, FRAME_S, AudioFormatError, iter_frames, rms_dbfs
+from voice.audio import FRAME_BYTES, FRAME_MS, FRAME_S, AudioFormatError, iter_frames
 from voice.settings import AsrSettings, EndOfTurnSettings, VadSettings
 
 # Completeness judged on a final after the short wait (`judge_on_final`, the default).
@@ -434,16 +434,9 @@ async def test_a_clock_that_wakes_when_a_decision_is_due_ends_the_turn_on_the_fr
     """A call wakes at `next_due` (and at most every 50 ms), not on a 20 ms clock: the
     garbage model's decode starts 100 ms into the pause, the turn ends on the frame the
     short wait is complete (a 50 ms tick alone ended it up to 50 ms late)."""
-    pcm = fixture_pcm("ko_yes_2")
-    frames = list(iter_frames(pcm))
-    audible = [i for i, frame in enumerate(frames) if rms_dbfs(frame) >= AUDIBLE_DBFS]
     session = asr_engine.session(DEMO_GRAMMAR)
-    now = 0.0
     try:
-        for frame in frames[audible[0] : audible[-1] + 1]:
-            now += FRAME_S
-            await session.feed(frame, now)
-        last_frame = now
+        last_frame = await feed_audible_part(session, fixture_pcm("ko_yes_2"))
         # The call's clock runs out of step with the frames: its first wake is 30 ms after.
         now, final = last_frame + 0.03, await session.tick(last_frame + 0.03)
         woken = [30]
@@ -468,15 +461,9 @@ async def test_a_pause_is_timed_on_the_clock_when_the_line_skips_frames(
     """After the answer one quiet frame comes 60 ms late (a partial frame the AudioSocket
     reader held) and then nothing: the pause is 200 ms of the clock, not ten frames heard
     (counted by frames it ran 40 ms longer)."""
-    pcm = fixture_pcm("ko_yes_2")
-    frames = list(iter_frames(pcm))
-    audible = [i for i, frame in enumerate(frames) if rms_dbfs(frame) >= AUDIBLE_DBFS]
     session = asr_engine.session(DEMO_GRAMMAR)
-    now = 0.0
     try:
-        for frame in frames[audible[0] : audible[-1] + 1]:
-            now += FRAME_S
-            await session.feed(frame, now)
+        now = await feed_audible_part(session, fixture_pcm("ko_yes_2"))
         await session.feed(bytes(FRAME_BYTES), now + 0.06)
         final = None
         while final is None and now < 2.0:
