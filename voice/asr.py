@@ -423,7 +423,7 @@ class AsrSession:
         due = [last_voiced + self._endpointer.silence_needed_s]
         if self._turn_settings.judge_on_final and not utterance.judged:
             due.append(last_voiced + self._complete_s)
-            if utterance.opinion is None and utterance.grammar is not None:
+            if utterance.opinion is None and self._asks_garbage_model(utterance):
                 due.append(last_voiced + self._complete_s - _OPINION_LEAD_S)
         ahead = [at for at in due if at > self._last_frame_at + _EPS_S]
         return min(ahead, default=None)
@@ -565,10 +565,14 @@ class AsrSession:
         self._endpointer.note_completeness(completeness)
         return self._endpointer.on_time(now)
 
+    def _asks_garbage_model(self, utterance: _Utterance) -> bool:
+        """Grammar mode, with filler words the model knows."""
+        return utterance.grammar is not None and bool(self._engine.fillers)
+
     def _opinion_of(self, utterance: _Utterance) -> asyncio.Future[list[Word]] | None:
-        """The garbage model's decode of the utterance so far (grammar mode with fillers),
-        started now unless it already was in this pause: the audio since is silence."""
-        if utterance.grammar is None or not self._engine.fillers:
+        """The garbage model's decode of the utterance so far, started now unless it already
+        was in this pause: the audio since is silence."""
+        if not self._asks_garbage_model(utterance):
             return None
         if utterance.opinion is None:
             pcm = bytes(utterance.decoded) + b"".join(utterance.buffered)
@@ -730,7 +734,7 @@ class AsrSession:
         """The garbage model's opinion of the whole utterance: the last pause's when no speech
         came after it, else decoded now (~26 ms a second of audio). English decoded against
         a Korean grammar can come out as a run of one meaning ("좋아요 좋아요 네")."""
-        if utterance.grammar is None or not self._engine.fillers:
+        if not self._asks_garbage_model(utterance):
             return False
         if utterance.filler_heard is None:
             if utterance.opinion is not None:  # started in this pause: only silence since

@@ -29,13 +29,13 @@ from voice.settings import TtsSettings
 from voice.threads import background_executor, urgent_executor
 
 _voices: dict[tuple[Path, Path], PiperVoice] = {}
+_voices_lock = threading.Lock()
 
 # Piper starts each sentence with 20-80 ms of near silence, which the caller waits through
 # before the first audible frame of every reply. It is cut to this much before the first
 # sample at the onset level (about -50 dBFS: under the softest consonant, over Piper's floor).
 _LEAD_IN_KEPT_S = 0.005
 _ONSET_LEVEL = 0.003
-_voices_lock = threading.Lock()
 
 
 class TtsError(ValueError):
