@@ -22,6 +22,7 @@ import enum
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
@@ -41,6 +42,10 @@ SILENCE_FRAME = bytes(FRAME_BYTES)
 MAX_AUDIO_MS = 200
 # A partial frame is padded and handed on when no more audio follows within this time.
 PARTIAL_FRAME_WAIT_S = 0.06
+# A media tick this late (2.5 frames) means the event loop stood still, not that it was
+# merely busy; the latest stalls are kept for the calls' silence timers.
+STALL_S = 0.05
+_STALLS_KEPT = 64
 
 
 class Kind(enum.IntEnum):
@@ -405,7 +410,8 @@ class MediaClock:
     """One 20 ms ticker for every call: each tick sends the next frame of each live prompt.
 
     Deadlines are `start + n * 20 ms` (no drift). When the loop stalls, the missed ticks are
-    skipped and counted as late rather than sent in a burst.
+    skipped and counted as late rather than sent in a burst. The stalls are kept a while: the
+    calls' silence timers leave them out (`stalled_s`), since the PBX went on sending meanwhile.
     """
 
     def __init__(self, on_late: Callable[[int], None] | None = None) -> None:
@@ -413,6 +419,8 @@ class MediaClock:
         self._task: asyncio.Task[None] | None = None
         self._on_late = on_late or (lambda n: None)
         self.late_ticks = 0
+        self._stalls: deque[tuple[float, float]] = deque(maxlen=_STALLS_KEPT)
+        self._last_tick_at: float | None = None  # None while the clock is not running
 
     def add(self, connection: MediaConnection) -> None:
         self._connections.add(connection)
@@ -422,24 +430,41 @@ class MediaClock:
     def discard(self, connection: MediaConnection) -> None:
         self._connections.discard(connection)
 
+    def stalled_s(self, since: float, now: float) -> float:
+        """How long, between `since` and `now`, the event loop stood still (ran nothing for
+        `STALL_S` or more past a tick), counting a stall that is not over for the clock yet."""
+        last = self._last_tick_at
+        ongoing = last is not None and now - last >= FRAME_SECONDS + STALL_S
+        if not ongoing and (not self._stalls or self._stalls[-1][1] <= since):
+            return 0.0  # every call asks on every frame: the usual answer costs nothing
+        spans = list(self._stalls)
+        if last is not None and ongoing:
+            spans.append((last + FRAME_SECONDS, now))
+        return sum(max(0.0, min(end, now) - max(begin, since)) for begin, end in spans)
+
     async def _run(self) -> None:
-        start = time.monotonic()
+        start = self._last_tick_at = time.monotonic()
         n = 0
-        while self._connections:
-            n += 1
-            deadline = start + n * FRAME_SECONDS
-            delay = deadline - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            now = time.monotonic()
-            behind = int((now - deadline) / FRAME_SECONDS)
-            if behind >= 2:
-                self.late_ticks += behind
-                self._on_late(behind)
-                n += behind
-            for connection in list(self._connections):
-                if not connection.tick(now):
-                    self._connections.discard(connection)
+        try:
+            while self._connections:
+                n += 1
+                deadline = start + n * FRAME_SECONDS
+                delay = deadline - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                now = self._last_tick_at = time.monotonic()
+                if now - deadline >= STALL_S:
+                    self._stalls.append((deadline, now))
+                behind = int((now - deadline) / FRAME_SECONDS)
+                if behind >= 2:
+                    self.late_ticks += behind
+                    self._on_late(behind)
+                    n += behind
+                for connection in list(self._connections):
+                    if not connection.tick(now):
+                        self._connections.discard(connection)
+        finally:
+            self._last_tick_at = None
 
     async def stop(self) -> None:
         if self._task is not None:

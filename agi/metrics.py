@@ -58,6 +58,10 @@ FASTAGI_CONNECTIONS = Gauge("outdial_fastagi_connections", "Open FastAGI connect
 LATE_FRAMES = Counter(
     "outdial_late_frames_total", "Media clock ticks skipped because the loop was late."
 )
+STALLS_FORGIVEN = Counter(
+    "outdial_stall_forgiven_seconds_total",
+    "Event-loop stalls left out of callers' silence timers (summed over calls).",
+)
 STARVED_FRAMES = Counter(
     "outdial_starved_frames_total",
     "Silence frames sent inside a prompt because its synthesis fell behind the clock.",

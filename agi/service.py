@@ -194,6 +194,7 @@ class CallService:
             self._recorder(),
             variant=variant,
             half_duplex=half_duplex,
+            clock=self.clock,
         )
 
     async def conclude(self, context: CallContext, outcome: CallOutcome) -> None:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 
 from agi import metrics
-from agi.audiosocket import AudioIn, DtmfIn, HangupIn, MediaConnection
+from agi.audiosocket import AudioIn, DtmfIn, HangupIn, MediaClock, MediaConnection
 from agi.call.deciding import Deciding
 from agi.call.events import BargedIn, Heard, PromptEnded, PromptOnWire, SpeakingEvent
 from agi.call.fallback import Fallback
@@ -53,11 +53,15 @@ class CallSession:
         variant: str | None = None,
         half_duplex: bool = False,
         turn_taking: TurnTaking | None = None,
+        clock: MediaClock | None = None,
     ) -> None:
         self.media, self.services, self.runtime, self.context = media, services, runtime, context
         self._half_duplex = half_duplex
         self._turn_taking = turn_taking or TurnTaking()
         self._connected_at = time.monotonic()
+        # The media clock knows when the event loop stood still; its stalls are no silence.
+        self._clock = clock
+        self._stalls_seen_to = self._connected_at
         self._unusable: ValueError | None = None
         try:
             self._deciding = Deciding(
@@ -125,6 +129,7 @@ class CallSession:
                 event = await asyncio.wait_for(self.media.events.get(), timeout=wait_s)
             except TimeoutError:
                 event = None
+            self._forgive_stalls(hearing)
             if isinstance(event, HangupIn) and not event.protocol_error:
                 await self._customer_hung_up(hearing)
                 break
@@ -133,7 +138,21 @@ class CallSession:
             # Frames still queued are the caller's audio of the time that passed while the
             # session was busy (a slow decode): no silence can be judged on the clock before
             # they are heard, or one answer is cut in two.
+            self._forgive_stalls(hearing)
             await self._on_clock(time.monotonic(), hearing, self.media.events.empty())
+
+    def _forgive_stalls(self, hearing: Hearing) -> None:
+        """Time the whole process stood still since the last look is no silence of the
+        caller's: their frames of that time are still in the socket (read late, in a burst),
+        and a pause timed across the stall would end their turn mid-answer."""
+        if self._clock is None:
+            return
+        now = time.monotonic()
+        stalled = self._clock.stalled_s(self._stalls_seen_to, now)
+        self._stalls_seen_to = now
+        if stalled > 0:
+            metrics.STALLS_FORGIVEN.inc(stalled)
+            hearing.forgive_stall(stalled)
 
     @contextlib.contextmanager
     def _in_stage(self, stage: str) -> Iterator[None]:

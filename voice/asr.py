@@ -409,7 +409,7 @@ class AsrSession:
         what an end-of-turn decision weighs."""
         if self._utterance is None:
             return 0.0
-        return max(0.0, now - self._endpointer.last_voiced)
+        return max(0.0, now - self._endpointer.quiet_since)
 
     def next_due(self) -> float | None:
         """When the clock next has something to do in the utterance under way (start the
@@ -419,14 +419,24 @@ class AsrSession:
         utterance = self._utterance
         if utterance is None:
             return None
-        last_voiced = self._endpointer.last_voiced
-        due = [last_voiced + self._endpointer.silence_needed_s]
+        quiet_since = self._endpointer.quiet_since
+        due = [quiet_since + self._endpointer.silence_needed_s]
         if self._turn_settings.judge_on_final and not utterance.judged:
-            due.append(last_voiced + self._complete_s)
+            due.append(quiet_since + self._complete_s)
             if utterance.opinion is None and self._asks_garbage_model(utterance):
-                due.append(last_voiced + self._complete_s - _OPINION_LEAD_S)
+                due.append(quiet_since + self._complete_s - _OPINION_LEAD_S)
         ahead = [at for at in due if at > self._last_frame_at + _EPS_S]
         return min(ahead, default=None)
+
+    def forgive_stall(self, seconds: float) -> None:
+        """The process stood still for `seconds` (an event-loop stall) in the utterance's
+        trailing silence. A line sends on while we stand still and its frames of that time are
+        read late, in a burst: their absence is no pause to end the turn on, nor silence to feed
+        the decoder."""
+        if self._utterance is None:
+            return
+        self._endpointer.forgive(seconds)
+        self._last_frame_at += seconds
 
     def note_completeness(self, completeness: Completeness) -> None:
         """What was heard so far is (not) a complete answer, judged outside the recogniser
@@ -531,7 +541,7 @@ class AsrSession:
             return None
         # On the clock, not by frames heard: a line that skips frames in a pause must not
         # stretch it (frames 40 ms apart counted as 20 ended turns 40-80 ms late, measured).
-        quiet_s = now - self._endpointer.last_voiced
+        quiet_s = now - self._endpointer.quiet_since
         if quiet_s < self._complete_s - _EPS_S:
             if quiet_s >= self._complete_s - _OPINION_LEAD_S - _EPS_S:
                 self._opinion_of(utterance)

@@ -5,8 +5,9 @@ waits `complete_silence_ms` once what was heard is a complete answer to the curr
 (a grammar phrase, an intent above threshold: `note_completeness`), `incomplete_silence_ms`
 otherwise, and `max_silence_ms` (the cap) for a caller who already paused mid-answer and went
 on. A caller whose pitch before the pause holds the turn (`note_holding`, voice/holding.py)
-gets the cap too, even after a complete answer. Time is passed in, so the policy is
-pure and deterministic.
+gets the cap too, even after a complete answer. Time the process stood still (`forgive`) is no
+silence: the caller's frames of that time are still on their way. Time is passed in, so the
+policy is pure and deterministic.
 """
 
 from __future__ import annotations
@@ -59,15 +60,28 @@ class EndOfTurn:
         self._max_s = settings.max_silence_ms / 1000
         self._hesitation_s = settings.hesitation_gap_ms / 1000
         self._last_voiced = 0.0
+        self._forgiven_s = 0.0
         self._hesitant = False
         self._completeness: Completeness | None = None
         self._holding: Holding | None = None
 
     def begin(self, first_voiced: float) -> None:
         self._last_voiced = first_voiced
+        self._forgiven_s = 0.0
         self._hesitant = False
         self._completeness = None
         self._holding = None
+
+    @property
+    def quiet_since(self) -> float:
+        """Where the trailing silence starts counting: the last voiced frame, moved on by the
+        time forgiven since."""
+        return self._last_voiced + self._forgiven_s
+
+    def forgive(self, seconds: float) -> None:
+        """The process stood still for `seconds` of this silence (an event-loop stall): the
+        frames of that time are read late, in a burst, so their absence so far is no pause."""
+        self._forgiven_s += seconds
 
     @property
     def hesitant(self) -> bool:
@@ -93,14 +107,15 @@ class EndOfTurn:
     def on_frame(self, voiced: bool, now: float) -> bool:
         if voiced:
             # The frame at `now` covers (now - 20 ms, now]: the gap is what lies between.
-            if now - FRAME_S - self._last_voiced >= self._hesitation_s - _EPS_S:
+            if now - FRAME_S - self.quiet_since >= self._hesitation_s - _EPS_S:
                 self._hesitant = True
             self._last_voiced = now
+            self._forgiven_s = 0.0
             return False
         return self.on_time(now)
 
     def on_time(self, now: float) -> bool:
-        return now - self._last_voiced >= self.silence_needed_s - _EPS_S
+        return now - self.quiet_since >= self.silence_needed_s - _EPS_S
 
     def _complete(self) -> bool:
         heard = self._completeness

@@ -107,6 +107,18 @@ class Endpointer:
         return self._last_voiced
 
     @property
+    def quiet_since(self) -> float:
+        """Where the trailing silence of the utterance under way starts counting (its last
+        voiced frame, moved on by time forgiven: `forgive`)."""
+        return self._turn.quiet_since
+
+    def forgive(self, seconds: float) -> None:
+        """The process stood still for `seconds` during the utterance's trailing silence: no
+        silence to end it on (its frames come late, in a burst)."""
+        if self._state is _State.SPEAKING:
+            self._turn.forgive(seconds)
+
+    @property
     def voiced_s(self) -> float:
         """Voiced time in the utterance being formed or under way (0.0 outside one)."""
         return 0.0 if self._state is _State.IDLE else self._voiced_s

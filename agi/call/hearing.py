@@ -6,7 +6,8 @@ nothing for the question's timeout. Utterances heard during a legal notice wait 
 been played through. A frame the barge-in decision judged the bot's own echo is not speech to
 the ASR's endpointer (a VAD hears the echo as the speech it is): the echo of a prompt neither
 starts an utterance nor runs into the caller's answer. Every timer runs on the wall clock because
-the far end may send nothing while the caller is silent.
+the far end may send nothing while the caller is silent, less the time the process stood still
+(`forgive_stall`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ class NoInputClock:
 
     def stop(self) -> None:
         self._since = None
+
+    def forgive(self, seconds: float) -> None:
+        if self._since is not None:
+            self._since += seconds
 
     def disarm(self) -> None:
         self._listen = None
@@ -121,6 +126,13 @@ class Hearing:
         if final is not None:
             return self._on_final(final, floor)
         return await self._maybe_end_turn(floor)
+
+    def forgive_stall(self, seconds: float) -> None:
+        """The process stood still for `seconds`: the caller's frames of that time are still on
+        their way (read late, in a burst), so it is neither the pause that ends their turn nor
+        time they kept quiet after a question."""
+        self._asr.forgive_stall(seconds)
+        self._no_input.forgive(seconds)
 
     def wait_s(self, now: float, tick_s: float) -> float:
         """How long the call may wait for the next frame: `tick_s`, or less when the end of

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import time
 import uuid
 
 import numpy as np
@@ -319,3 +320,29 @@ async def test_a_protocol_error_is_logged_with_the_call_id_and_sending_goes_on(
     await connection.close()
     assert await asyncio.wait_for(reader.read(), timeout=5) == b""
     writer.close()
+
+
+async def test_the_media_clock_tells_how_long_the_event_loop_stood_still(
+    server: AudioSocketServer,
+) -> None:
+    """A call is live, so the clock ticks; the loop then runs nothing for 0.3 s (a stall). The
+    clock reports it while it is not over for the clock yet (just after the stall, before it
+    ticked again) and once it ticked; a second of the loop running freely is no stall."""
+    call_uuid, waiting = server.registry.register()
+    _, writer = await _connect(server, call_uuid)
+    await asyncio.wait_for(waiting, timeout=5)
+    clock = server.clock
+    before = time.monotonic()
+    await asyncio.sleep(1.0)
+    free = clock.stalled_s(before, time.monotonic())
+    stall_start = time.monotonic()
+    time.sleep(0.3)  # noqa: ASYNC251 - the point: the whole event loop stands still
+    right_after = clock.stalled_s(stall_start, time.monotonic())
+    await asyncio.sleep(0.1)
+    ticked_since = clock.stalled_s(stall_start, time.monotonic())
+    writer.close()
+    assert free == 0.0
+    assert 0.3 - 0.05 <= right_after <= 0.3
+    assert 0.3 - 0.05 <= ticked_since <= 0.3 + 0.05
+    # Only the part of a stall after `since` counts.
+    assert clock.stalled_s(stall_start + 0.2, time.monotonic()) < ticked_since - 0.15

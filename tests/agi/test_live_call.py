@@ -112,8 +112,10 @@ def _replies_ahead(disposition: str) -> float:
     reason="the cause of [None, None] for [None, 'affirm', 'affirm'] is fixed (agi/session.py: "
     "no clock silence while frames are queued) and passed 8 runs in a row; the 9th failed "
     "otherwise, ['affirm', None, 'affirm']: the English answer cut, its first part taken for "
-    "yes. Stalling the whole event loop 0.3 s every 0.37 s gives the same turns (1 run of 1): "
-    "loop stalls are judged as silence; not fixed",
+    "yes. Stalling the whole event loop 0.3 s every 0.37 s gave the same turns: loop stalls were "
+    "judged as silence, since left out of the silence timers (see "
+    "test_an_answer_is_heard_whole_while_the_process_stalls). With that, 2 of 3 runs passed "
+    "on a quiet box (2026-12-08); the failing run's cause was not looked into",
 )
 async def test_seven_live_calls(live_stack: LiveStack) -> None:
     used_before = _replies_ahead("used")
@@ -203,12 +205,32 @@ async def _decodes_falling_behind(asr: AsrEngine, seconds: float) -> AsyncIterat
         await asyncio.gather(*hogs, return_exceptions=True)
 
 
-async def test_an_answer_is_heard_whole_while_the_session_falls_behind(
-    live_stack: LiveStack, engines: tuple[AsrEngine, TtsEngine]
-) -> None:
-    """Frames that arrived while the session waited on a slow decode are the caller's words
-    of that time: the clock must not judge the silence before they are heard (with 1 s waits
-    the English answer was cut into pieces, the first of them taken for "yes")."""
+@contextlib.asynccontextmanager
+async def _process_stalling(stall_s: float, every_s: float) -> AsyncIterator[None]:
+    """The whole event loop (daemon and pbxsim alike) stands still for `stall_s` every
+    `every_s`, as a process does when another thread holds the GIL or the box swaps."""
+    loop = asyncio.get_running_loop()
+    handle: list[asyncio.TimerHandle] = []
+
+    def stall() -> None:
+        time.sleep(stall_s)
+        handle[:] = [loop.call_later(every_s - stall_s, stall)]
+
+    handle.append(loop.call_later(every_s, stall))
+    try:
+        yield
+    finally:
+        handle[0].cancel()
+
+
+async def _mumble_then_yes(
+    live_stack: LiveStack,
+    trouble: contextlib.AbstractAsyncContextManager[None],
+    bot_silence_gap: float = 1.0,
+) -> list[dict[str, object]]:
+    """One call of the mumbling customer (English the grammar cannot match, then "네") while
+    `trouble` goes on; the customer turns the daemon logged. The customer answers once the bot
+    has been silent `bot_silence_gap` seconds."""
     steps = [*CUSTOMERS["mumble"][:4], {"wait_for_bot": True}, {"hangup": True}]
     scenario = Scenario.model_validate(
         {
@@ -222,12 +244,33 @@ async def test_an_answer_is_heard_whole_while_the_session_falls_behind(
     dialplan = default_dialplan(
         f"agi://127.0.0.1:{live_stack.service.agi_port}/outdial?campaign=e2e"
     )
-    config = SimConfig(scenario=scenario, dialplan=dialplan, bot_silence_gap=1.0)
-    async with PbxSim(config) as sim, _decodes_falling_behind(engines[0], 1.0):
+    config = SimConfig(scenario=scenario, dialplan=dialplan, bot_silence_gap=bot_silence_gap)
+    async with PbxSim(config) as sim, trouble:
         await originate(sim.ami_port, [("5550100", "call-behind")])
         await sim.wait_calls_done(1, timeout=120)
     await live_stack.turns.close()
     turns = await _turns(live_stack, "call-behind")
-    heard = [t for t in turns if t["speaker"] == "customer"]
+    return [t for t in turns if t["speaker"] == "customer"]
+
+
+async def test_an_answer_is_heard_whole_while_the_session_falls_behind(
+    live_stack: LiveStack, engines: tuple[AsrEngine, TtsEngine]
+) -> None:
+    """Frames that arrived while the session waited on a slow decode are the caller's words
+    of that time: the clock must not judge the silence before they are heard (with 1 s waits
+    the English answer was cut into pieces, the first of them taken for "yes")."""
+    heard = await _mumble_then_yes(live_stack, _decodes_falling_behind(engines[0], 1.0))
+    assert [t["intent"] for t in heard] == [None, "affirm"]
+    assert heard[0]["text"] == "" and heard[0]["timings"]["speech_ms"] > 2000
+
+
+async def test_an_answer_is_heard_whole_while_the_process_stalls(live_stack: LiveStack) -> None:
+    """The whole process stands still for 0.7 s every 1.7 s, longer than the 600 ms an
+    unfinished answer waits. The caller's frames of each stall come in a burst after it; the
+    media clock tells the session how long it stood still, and that time is no pause in the
+    answer (without it the English answer was cut at a stall: 1,960 ms of its speech heard).
+    pbxsim stands still too, so its customer waits for 2 s of bot silence, not 1: a stall
+    inside a prompt is no end of it."""
+    heard = await _mumble_then_yes(live_stack, _process_stalling(0.7, 1.7), bot_silence_gap=2.0)
     assert [t["intent"] for t in heard] == [None, "affirm"]
     assert heard[0]["text"] == "" and heard[0]["timings"]["speech_ms"] > 2000

@@ -197,3 +197,38 @@ async def test_the_answer_after_a_prompt_is_heard_alone_not_joined_to_the_prompt
     await hearing.close()
     assert [h.final.phrase for h in heard] == ["네"]
     assert heard[0].final.speech_start >= answer_at - 0.1
+
+
+def _voiced_part(name: str) -> bytes:
+    """A fixture's speech without the silence it carries before and after."""
+    pcm = np.frombuffer(fixture_pcm(name), dtype="<i2")
+    loud = np.flatnonzero(np.abs(pcm) >= 0.01 * 32768)
+    start, end = loud[0] // 160 * 160, (loud[-1] // 160 + 1) * 160
+    return pcm[start:end].tobytes()
+
+
+async def test_a_stall_of_the_process_is_no_pause_in_the_callers_answer(asr: AsrEngine) -> None:
+    """The caller says "네", pauses 80 ms and goes on with "아니요". Right after "네" the whole
+    process stands still for 0.3 s: the line sends on, and the frames of that time are read
+    when it is over, in a burst, all at the same moment. The session tells hearing of the
+    stall (CallSession asks the media clock) before its clock or those frames. One answer is
+    heard, not "네" cut off on the clock at the end of the stall and "아니요" after it."""
+    hearing = await _hearing(asr)
+    yes = frames_at(_voiced_part("ko_yes_1"), 0.0)
+    rest = [frame for frame, _ in frames_at(silence(0.08) + _voiced_part("ko_no_1"), 0.0)]
+    heard: list[Heard] = []
+    for frame, at in yes:
+        assert await hearing.on_audio(frame, at, SILENT) is None
+    stall_start = yes[-1][1]
+    stall_end = stall_start + 0.3
+    hearing.forgive_stall(0.3 - 0.02)  # the clock's stall runs from its missed tick on
+    events = [await hearing.tick(stall_end, SILENT)]
+    in_stall = round(0.3 / 0.02)
+    events += [await hearing.on_audio(frame, stall_end, SILENT) for frame in rest[:in_stall]]
+    later = frames_at(b"".join(rest[in_stall:]) + silence(1.0), stall_end)
+    events += [await hearing.on_audio(frame, at, SILENT) for frame, at in later]
+    heard = [e for e in events if isinstance(e, Heard)]
+    await hearing.close()
+    assert len(heard) == 1
+    assert heard[0].final.phrase != "네"
+    assert heard[0].final.speech_end > stall_end

@@ -123,6 +123,22 @@ def test_the_wall_clock_ends_a_turn_when_no_frames_arrive() -> None:
     assert turn.on_time(1.30)
 
 
+def test_time_the_process_stood_still_is_no_silence() -> None:
+    """A 0.3 s stall after the last word: a complete answer still needs its 200 ms of real
+    silence after it, and words read after the stall make no hesitant caller of it."""
+    turn = EndOfTurn(EndOfTurnSettings())
+    turn.begin(1.0)
+    turn.on_frame(True, 1.1)
+    turn.note_completeness(Completeness(True, 1.1))
+    turn.forgive(0.3)
+    assert not turn.on_time(1.55)
+    assert turn.on_time(1.6)
+    assert not turn.on_frame(True, 1.5)  # the caller went on: the frames came late
+    assert not turn.hesitant
+    # The stall is over with that word: the next silence counts from it, in full.
+    assert turn.on_frame(False, 1.5 + 0.6)
+
+
 def test_intent_completeness_uses_the_threshold() -> None:
     settings = EndOfTurnSettings(intent_threshold=0.8)
     assert intent_completeness(0.8, settings, at=1.0) == Completeness(True, 1.0)
