@@ -113,8 +113,8 @@ class CallSession:
         with self._in_stage("setup"):
             if self._unusable is not None:
                 raise self._unusable
-            # A new recognizer takes ~80 ms to build when the pool is empty: not on the loop.
-            asr = await asyncio.to_thread(self.runtime.pack.asr.session)
+            # Its recognizers are fetched off the loop when its first question is asked.
+            asr = self.runtime.pack.asr.session()
             asr.judge_free_text_by(self._understanding.intent_confidence)
             turns = (self._turn_taking.end_of_turn, self._barge_in)
             hearing = Hearing(asr, turns, half_duplex=self._half_duplex, now=self._connected_at)

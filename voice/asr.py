@@ -38,6 +38,8 @@ _models: dict[Path, vosk.Model] = {}
 _models_lock = threading.Lock()
 # Vosk's grammar JSON for "no grammar": back to free decoding.
 _FREE_GRAMMAR = "[]"
+# What a new free recognizer decodes once: a second of quiet noise (about -40 dBFS).
+_WARM_UP = np.random.default_rng(0).normal(0.0, 300.0, SAMPLE_RATE).astype("<i2").tobytes()
 # One syllable of a grammar phrase: a Hangul block, a Han character, or a Latin vowel group.
 _SYLLABLE = re.compile(r"[\uac00-\ud7a3\u4e00-\u9fff]|[aeiouy]+", re.IGNORECASE)
 # No spoken syllable is shorter (the answer fixtures' words last 240 ms or more).
@@ -157,9 +159,11 @@ IntentConfidence = Callable[[str], Awaitable[float | None]]
 
 @dataclass
 class _Recognizer:
-    """A pooled recognizer plus what Vosk does not reset: its running audio clock."""
+    """A pooled recognizer plus what Vosk does not reset: its running audio clock. A `free` one
+    decodes without a grammar all its life (see `_RecognizerPool`)."""
 
     rec: vosk.KaldiRecognizer
+    free: bool = False
     samples_fed: int = 0
     grammar: tuple[str, ...] | None = None
 
@@ -182,9 +186,9 @@ class _Utterance:
     started: SpeechStarted
     # Fixed for the whole utterance; set_grammar applies from the next one.
     grammar: tuple[str, ...] | None
-    # Recognizer clock (seconds) where this utterance's audio begins.
-    offset_s: float
     buffered: list[bytes] = field(default_factory=list)
+    # Recognizer clock (seconds) where this utterance's audio begins: set when it is first fed.
+    offset_s: float = 0.0
     # Everything decoded so far: the utterance's audio on the recognizer's clock.
     decoded: bytearray = field(default_factory=bytearray)
     segments: list[dict[str, Any]] = field(default_factory=list)
@@ -211,8 +215,15 @@ class _Utterance:
 
 
 class _RecognizerPool:
-    def __init__(self, model: vosk.Model) -> None:
+    """Idle recognizers of one kind. Free decoding expands the model's graph lazily and keeps
+    what it expanded in the recognizer: a new one's first free decode costs about 0.5 s of CPU
+    more, and a grammar set on it throws the expansion away (its next free decode pays again,
+    measured: 660 ms against 40-50 ms for a final of "네"). So free recognizers never take a
+    grammar, and each decodes a second of quiet noise once when it is built."""
+
+    def __init__(self, model: vosk.Model, *, free: bool = False) -> None:
         self._model = model
+        self._free = free
         self._idle: list[_Recognizer] = []
         self.created = 0
 
@@ -231,7 +242,11 @@ class _RecognizerPool:
         rec = vosk.KaldiRecognizer(self._model, SAMPLE_RATE)
         rec.SetWords(True)
         self.created += 1
-        return _Recognizer(rec)
+        recognizer = _Recognizer(rec, free=self._free)
+        if self._free:
+            recognizer.accept(_WARM_UP)
+            rec.FinalResult()
+        return recognizer
 
     @property
     def idle(self) -> int:
@@ -251,6 +266,7 @@ class AsrEngine:
         self._model = model
         self._clock = clock
         self._pool = _RecognizerPool(model)
+        self._free_pool = _RecognizerPool(model, free=True)
         # The garbage model's words this model knows, and recognizers for its second opinion
         # (one per decode running at once, never one per call: each grows to ~28 MB).
         self._fillers = frozenset(
@@ -287,11 +303,11 @@ class AsrEngine:
 
     @property
     def recognizers_created(self) -> int:
-        return self._pool.created
+        return self._pool.created + self._free_pool.created
 
     @property
     def recognizers_idle(self) -> int:
-        return self._pool.idle
+        return self._pool.idle + self._free_pool.idle
 
     def check_grammar(self, phrases: Sequence[str]) -> tuple[str, ...]:
         """Validated, whitespace-normalised phrases; GrammarError names what is wrong."""
@@ -327,9 +343,10 @@ class AsrEngine:
             self._judges.release(recognizer)
 
     def session(self, grammar: Sequence[str] | None = None) -> AsrSession:
-        """A streaming session for one call, holding one pooled recognizer until close()."""
+        """A streaming session for one call; it holds a pooled recognizer of each kind it
+        decodes with (grammar, free) from the first utterance of that kind until close()."""
         checked = None if grammar is None else self.check_grammar(grammar)
-        return AsrSession(self, self._pool.acquire(), checked)
+        return AsrSession(self, checked)
 
     async def _run(self, fn: Callable[..., Any], *args: Any, final: bool = False) -> Any:
         lane = self._finals if final else self._executor
@@ -338,8 +355,12 @@ class AsrEngine:
     def _now(self) -> float:
         return self._clock()
 
+    async def _acquire(self, free: bool) -> _Recognizer:
+        """A recognizer of that kind; building one (and warming a free one) is CPU work."""
+        return await self._run((self._free_pool if free else self._pool).acquire)
+
     def _release(self, recognizer: _Recognizer) -> None:
-        self._pool.release(recognizer)
+        (self._free_pool if recognizer.free else self._pool).release(recognizer)
 
     def shutdown(self) -> None:
         """Stop the decoding threads (the model stays loaded for the process)."""
@@ -354,12 +375,14 @@ class AsrSession:
     regularly (e.g. every 20-100 ms) because the far end may send no frames in silence.
     """
 
-    def __init__(
-        self, engine: AsrEngine, recognizer: _Recognizer, grammar: tuple[str, ...] | None
-    ) -> None:
+    def __init__(self, engine: AsrEngine, grammar: tuple[str, ...] | None) -> None:
         vad = engine.settings.vad
         self._engine = engine
-        self._recognizer: _Recognizer | None = recognizer
+        # Recognizers held, and being fetched, by kind (free or not): got when a question of
+        # that kind is asked (while it plays) or its first utterance starts.
+        self._held: dict[bool, _Recognizer] = {}
+        self._coming: dict[bool, asyncio.Future[_Recognizer]] = {}
+        self._closed = False
         self._grammar = grammar
         self._vad = FrameVad(vad)
         self._endpointer = Endpointer(vad)
@@ -450,24 +473,27 @@ class AsrSession:
         self._intent_confidence = intent_confidence
 
     def set_grammar(self, grammar: Sequence[str] | None) -> None:
-        """Expected phrases for the next utterance (None: free decoding)."""
+        """Expected phrases for the next utterance (None: free decoding). Its kind of
+        recognizer is fetched now, while the question is still being asked."""
         self._grammar = None if grammar is None else self._engine.check_grammar(grammar)
+        self._expect(self._grammar is None)
 
     async def feed(self, frame: bytes, now: float, *, echo: bool = False) -> AsrEvent | None:
         """One 20 ms frame that arrived at `now`. `echo`: the frame was judged the bot's own
         audio heard back (voice/bargein.py); the VAD hears it as the speech it is, but it is
         not the caller's, so it neither starts nor prolongs an utterance."""
         async with self._lock:
-            recognizer = self._live_recognizer()
+            self._check_open()
             self._last_frame_at = now
             self._recent.append(frame)
             voiced = not echo and self._vad.is_speech(frame)
             event = self._endpointer.on_frame(voiced, now)
             if isinstance(event, SpeechStarted):
-                return self._start(event, frame, recognizer)
+                return self._start(event, frame)
             if self._utterance is None:
                 self._preroll.append((now, frame))
                 return None
+            recognizer = await self._recognizer_for(self._utterance)
             self._buffer(frame, voiced)
             if not voiced:
                 await self._judge_holding()
@@ -481,9 +507,12 @@ class AsrSession:
         """The clock moved: ends the utterance after trailing silence without frames, feeding
         the decoder the silence the line did not send."""
         async with self._lock:
-            recognizer = self._live_recognizer()
-            if self._utterance is not None:
-                await self._judge_holding()
+            self._check_open()
+            if self._utterance is None:
+                self._endpointer.on_time(now)
+                return None
+            recognizer = await self._recognizer_for(self._utterance)
+            await self._judge_holding()
             if self._utterance is not None and self._turn_settings.judge_on_final:
                 return await self._fill_silence(now, recognizer)
             event = self._endpointer.on_time(now)
@@ -494,18 +523,45 @@ class AsrSession:
     async def flush(self, now: float) -> AsrFinal | None:
         """End of stream (hang-up): finish the utterance under way, if any."""
         async with self._lock:
-            recognizer = self._live_recognizer()
+            self._check_open()
             event = self._endpointer.flush()
             if event is None or self._utterance is None:
                 return None
+            recognizer = await self._recognizer_for(self._utterance)
             return await self._finish(event, now, recognizer)
 
     async def close(self) -> None:
-        """Return the recognizer to the pool (waits for a decode in flight)."""
+        """Return the recognizers to their pools (waits for a decode in flight, and for one
+        being fetched)."""
         async with self._lock:
-            if self._recognizer is not None:
-                self._engine._release(self._recognizer)
-                self._recognizer = None
+            self._closed = True
+            for coming in self._coming.values():
+                self._engine._release(await coming)
+            for recognizer in self._held.values():
+                self._engine._release(recognizer)
+            self._coming.clear()
+            self._held.clear()
+
+    def _expect(self, free: bool) -> asyncio.Future[_Recognizer] | None:
+        """Start fetching a recognizer of that kind unless one is held or on its way."""
+        if self._closed or free in self._held:
+            return None
+        if free not in self._coming:
+            self._coming[free] = asyncio.ensure_future(self._engine._acquire(free))
+        return self._coming[free]
+
+    async def _recognizer_for(self, utterance: _Utterance) -> _Recognizer:
+        """The recognizer of the utterance's kind, fetched if it has not come yet."""
+        free = utterance.grammar is None
+        coming = self._expect(free)
+        if coming is not None:
+            self._held[free] = await coming
+            del self._coming[free]
+        return self._held[free]
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("ASR session is closed")
 
     async def _fill_silence(self, now: float, recognizer: _Recognizer) -> AsrFinal | None:
         """Quiet frames for the time no frame came, once that is _FILL_AFTER_S: the decoder
@@ -637,21 +693,12 @@ class AsrSession:
         holding = holds_turn(prosody, self._turn_settings)
         self._endpointer.note_holding(Holding(holding, at=last_voiced))
 
-    def _live_recognizer(self) -> _Recognizer:
-        if self._recognizer is None:
-            raise RuntimeError("ASR session is closed")
-        return self._recognizer
-
-    def _start(self, event: SpeechStarted, frame: bytes, recognizer: _Recognizer) -> AsrStarted:
+    def _start(self, event: SpeechStarted, frame: bytes) -> AsrStarted:
         # The frame at time t covers (t - 20 ms, t]: keep the pad before the first voiced one.
         first_kept = event.at - self._pad_s - _EPS_S
         kept = [(t, f) for t, f in self._preroll if t >= first_kept] + [(event.at, frame)]
-        utterance = _Utterance(
-            started=event,
-            grammar=self._grammar,
-            offset_s=recognizer.samples_fed / SAMPLE_RATE,
-            buffered=[f for _, f in kept],
-        )
+        utterance = _Utterance(started=event, grammar=self._grammar, buffered=[f for _, f in kept])
+        self._expect(utterance.grammar is None)
         # From the first voiced frame on, the frames that confirmed the start count as voiced.
         ends = np.cumsum([len(f) for _, f in kept]) / (SAMPLE_RATE * SAMPLE_WIDTH)
         utterance.voiced_ends = [
@@ -765,6 +812,8 @@ class AsrSession:
     def _take_audio(self, recognizer: _Recognizer, utterance: _Utterance) -> None:
         """Executor side: decode what is buffered (grammar applied first)."""
         recognizer.use_grammar(utterance.grammar)
+        if not utterance.decoded:
+            utterance.offset_s = recognizer.samples_fed / SAMPLE_RATE
         pcm = b"".join(utterance.buffered)
         utterance.buffered.clear()
         utterance.decoded += pcm
