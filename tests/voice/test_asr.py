@@ -383,8 +383,10 @@ async def test_free_decoding_keeps_a_recognizer_of_its_own() -> None:
         session.set_grammar(DEMO_GRAMMAR)
         heard += finals(await feed_pcm(session, yes, start=2 * seconds))
         await session.close()
+        # (What the free decode makes of the fixture's "네" varies with the recognizer's history:
+        # its confidence is 0.5-0.8, around the floor. Which recognizer decodes is the point.)
         assert [f.phrase for f in heard] == ["네", None, "네"]
-        assert heard[1].text == "네" and not heard[1].grammar_mode
+        assert [f.grammar_mode for f in heard] == [True, False, True]
         assert (engine.recognizers_created, engine.recognizers_idle) == (2, 2)
         assert [r.grammar for r in engine._free_pool._idle] == [None]
     finally:
