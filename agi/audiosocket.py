@@ -434,12 +434,12 @@ class MediaClock:
         """How long, between `since` and `now`, the event loop stood still (ran nothing for
         `STALL_S` or more past a tick), counting a stall that is not over for the clock yet."""
         last = self._last_tick_at
-        ongoing = last is not None and now - last >= FRAME_SECONDS + STALL_S
-        if not ongoing and (not self._stalls or self._stalls[-1][1] <= since):
+        if last is not None and now - last >= FRAME_SECONDS + STALL_S:
+            spans = [*self._stalls, (last + FRAME_SECONDS, now)]
+        elif self._stalls and self._stalls[-1][1] > since:
+            spans = list(self._stalls)
+        else:
             return 0.0  # every call asks on every frame: the usual answer costs nothing
-        spans = list(self._stalls)
-        if last is not None and ongoing:
-            spans.append((last + FRAME_SECONDS, now))
         return sum(max(0.0, min(end, now) - max(begin, since)) for begin, end in spans)
 
     async def _run(self) -> None:

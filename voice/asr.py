@@ -513,10 +513,10 @@ class AsrSession:
                 return None
             recognizer = await self._recognizer_for(self._utterance)
             await self._judge_holding()
-            if self._utterance is not None and self._turn_settings.judge_on_final:
+            if self._turn_settings.judge_on_final:
                 return await self._fill_silence(now, recognizer)
             event = self._endpointer.on_time(now)
-            if event is None or self._utterance is None:
+            if event is None:
                 return None
             return await self._finish(event, now, recognizer)
 
